@@ -1,0 +1,1 @@
+"""Command-line entry points: thin layers over the library."""
