@@ -15,6 +15,10 @@ class Clock(Protocol):
         """The current instant, timezone-aware (UTC)."""
         ...
 
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (to tell a clock step from elapsed time)."""
+        ...
+
     def sleep_until(self, instant: datetime, wake: threading.Event | None = None) -> None:
         """Block until `instant` (or until `wake` is set, if given)."""
         ...
@@ -25,6 +29,9 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     def sleep_until(self, instant: datetime, wake: threading.Event | None = None) -> None:
         delay = (instant - self.now()).total_seconds()
@@ -43,16 +50,23 @@ class FakeClock:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime")
         self._now = start.astimezone(UTC)
+        self._mono = 1000.0
 
     def now(self) -> datetime:
         return self._now
 
+    def monotonic(self) -> float:
+        return self._mono
+
     def set(self, instant: datetime) -> None:
+        """Step the wall clock (like `date -s`): monotonic time does not move."""
         self._now = instant.astimezone(UTC)
 
     def advance(self, delta: timedelta) -> None:
+        """Let time pass."""
         self._now += delta
+        self._mono += delta.total_seconds()
 
     def sleep_until(self, instant: datetime, wake: threading.Event | None = None) -> None:
         if instant > self._now:
-            self._now = instant.astimezone(UTC)
+            self.advance(instant - self._now)

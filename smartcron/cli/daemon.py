@@ -1,0 +1,83 @@
+"""smartcron: the daemon's command line (like cron(8))."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from smartcron.cli.common import CONTEXT, fail
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("-f", "--foreground", is_flag=True, help="Stay in the foreground; log to stderr.")
+@click.option("--user", "user_mode", is_flag=True, help="User mode: run your own crontab, no root.")
+@click.option("--system", "system_mode", is_flag=True, help="System mode (the default as root).")
+@click.option("--config", "config_file", metavar="FILE", help="Configuration file (TOML).")
+@click.option(
+    "--mode",
+    type=click.Choice(["smart", "legacy", "cron"]),
+    help="Override the configured mode (cron: ignore annotations).",
+)
+@click.option("--debug", is_flag=True, help="Log more.")
+@click.version_option(package_name="smartcron", message="%(prog)s %(version)s")
+def main(
+    foreground: bool,
+    user_mode: bool,
+    system_mode: bool,
+    config_file: str | None,
+    mode: str | None,
+    debug: bool,
+) -> None:
+    """Run the SmartCron daemon: every crontab as cron runs it, plus annotated smart jobs.
+
+    \b
+    As root it reads /etc/crontab, /etc/cron.d and /var/spool/cron/crontabs; as any
+    other user (or with --user) it runs that user's own crontab.
+    \b
+    Examples:
+      smartcron --foreground                       # system mode, as root
+      smartcron --user --foreground                # your own crontab, no root
+      smartcron --user -f --config demo.toml       # a demo configuration
+    """
+    from smartcron import config as configuration
+    from smartcron.errors import SmartcronError
+    from smartcron.service import serve, setup_logging
+
+    if user_mode and system_mode:
+        raise click.UsageError("--user and --system exclude each other")
+    if system_mode and os.geteuid() != 0:
+        fail("smartcron: system mode needs root (use --user to run your own crontab)")
+    try:
+        config = configuration.load(
+            config_file,
+            user_mode=True if user_mode else (False if system_mode else None),
+            mode=mode,
+        )
+    except SmartcronError as err:
+        fail(str(err))
+    setup_logging(foreground, debug)
+    if not foreground:
+        _daemonize()
+    try:
+        sys.exit(serve(config, foreground=foreground))
+    except SmartcronError as err:
+        fail(f"smartcron: {err}")
+
+
+def _daemonize() -> None:
+    """cron(8)'s default: fork, new session, stdio on /dev/null."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

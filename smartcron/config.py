@@ -1,0 +1,212 @@
+"""Configuration: paths and settings for system mode (root) and user mode (SPEC section 8).
+
+Every path can be overridden in a TOML file; relative paths in that file are taken
+relative to the file's own directory, so a demo or test config can sit beside its
+crontabs. Unknown keys are an error naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from smartcron.errors import ConfigError
+
+APP = "smartcron"
+MODES = ("smart", "legacy", "cron")
+SANDBOXES = ("none", "systemd-run", "firejail")
+DEFAULT_MAIL_COMMAND = "/usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem"
+SYSTEM_CONFIG = Path("/etc/smartcron/smartcron.toml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    user_mode: bool
+    config_file: Path | None
+    user_crontab: Path | None  # user mode: the user's own crontab (user format)
+    crontab: Path | None  # system mode: /etc/crontab (None: disabled)
+    cron_d: Path | None
+    spool_dir: Path | None
+    jobs_dir: Path
+    state_dir: Path
+    run_dir: Path
+    allow_file: Path
+    deny_file: Path
+    mail_command: str = DEFAULT_MAIL_COMMAND
+    max_concurrent: int = 8
+    mode: str = "smart"
+    sandbox: str = "none"
+    job_log_dir: Path | None = None  # per-job log files (e.g. /var/log/smartcron)
+    history_days: int = 90  # retention of runs and decisions
+    output_cap: int = 1024 * 1024  # bytes of a run's output kept and mailed
+    kill_grace: float = 10.0  # seconds between SIGTERM and SIGKILL on timeout
+    fqdn_in_subject: bool = False
+    reboot_file: Path = Path("/run/smartcron.reboot")
+    mtime_check: float = 60.0  # seconds between crontab rescans when inotify is missing
+
+    @property
+    def history_db(self) -> Path:
+        return self.state_dir / "history.db"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "smartcron.pid"
+
+    @property
+    def socket_path(self) -> Path:
+        return self.run_dir / "smartcron.sock"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "smartcron.lock"
+
+    @property
+    def mail_argv(self) -> list[str]:
+        return shlex.split(self.mail_command)
+
+
+_PATH_KEYS = {
+    "user_crontab",
+    "crontab",
+    "cron_d",
+    "spool_dir",
+    "jobs_dir",
+    "state_dir",
+    "run_dir",
+    "allow_file",
+    "deny_file",
+    "job_log_dir",
+    "reboot_file",
+}
+_OPTIONAL_PATHS = {"user_crontab", "crontab", "cron_d", "spool_dir", "job_log_dir"}
+_NOT_SETTABLE = {"user_mode", "config_file"}
+
+
+def defaults(user_mode: bool) -> dict[str, Any]:
+    """The built-in paths of SPEC section 8 for each mode."""
+    if not user_mode:
+        return {
+            "user_crontab": None,
+            "crontab": Path("/etc/crontab"),
+            "cron_d": Path("/etc/cron.d"),
+            "spool_dir": Path("/var/spool/cron/crontabs"),
+            "jobs_dir": Path("/etc/smartcron/jobs"),
+            "state_dir": Path("/var/lib/smartcron"),
+            "run_dir": Path("/run"),
+            "allow_file": Path("/etc/cron.allow"),
+            "deny_file": Path("/etc/cron.deny"),
+            "reboot_file": Path("/run/smartcron.reboot"),
+        }
+    conf = Path(platformdirs.user_config_dir(APP))
+    state = Path(platformdirs.user_data_dir(APP))
+    # $XDG_RUNTIME_DIR is the user's private tmpfs; without one (no login session),
+    # keep the pid file and socket in the private state directory, not in /tmp.
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    run = Path(runtime) / APP if runtime else state
+    return {
+        "user_crontab": conf / "crontab",
+        "crontab": None,
+        "cron_d": None,
+        "spool_dir": None,
+        "jobs_dir": conf / "jobs",
+        "state_dir": state,
+        "run_dir": run,
+        "allow_file": Path("/etc/cron.allow"),
+        "deny_file": Path("/etc/cron.deny"),
+        # /run/user/UID is a tmpfs emptied at logout and boot: "once per boot" enough.
+        "reboot_file": run / "smartcron.reboot",
+    }
+
+
+def default_config_file(user_mode: bool) -> Path:
+    if user_mode:
+        return Path(platformdirs.user_config_dir(APP)) / "smartcron.toml"
+    return SYSTEM_CONFIG
+
+
+def load(
+    path: Path | str | None = None, *, user_mode: bool | None = None, mode: str | None = None
+) -> Config:
+    """Build the configuration: built-in defaults, then the TOML file, then overrides.
+
+    `path` None means $SMARTCRON_CONFIG, else the mode's default file if it exists.
+    `user_mode` None means "user mode unless running as root".
+    """
+    if user_mode is None:
+        user_mode = os.geteuid() != 0
+    explicit = path is not None or "SMARTCRON_CONFIG" in os.environ
+    if path is None:
+        path = os.environ.get("SMARTCRON_CONFIG") or default_config_file(user_mode)
+    file = Path(path)
+    values = defaults(user_mode)
+    if file.exists() or explicit:
+        values.update(_read_toml(file))
+    if mode is not None:
+        values["mode"] = mode
+    config = Config(user_mode=user_mode, config_file=file if file.exists() else None, **values)
+    _validate(config, file)
+    return config
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        raw = file.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{file}: cannot read config: {err.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{file}: {err}") from None
+    known = {f.name for f in fields(Config)} - _NOT_SETTABLE
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{file}: unknown key {key!r}")
+        if key in _PATH_KEYS:
+            if not isinstance(value, str):
+                raise ConfigError(f"{file}: {key} must be a string path")
+            if value == "" and key in _OPTIONAL_PATHS:
+                out[key] = None  # SPEC: "" disables
+                continue
+            p = Path(os.path.expanduser(value))
+            out[key] = p if p.is_absolute() else (file.parent / p).resolve()
+        else:
+            out[key] = value
+    return out
+
+
+def _validate(config: Config, file: Path) -> None:
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{file}: {key}: {why}")
+
+    if config.mode not in MODES:
+        raise bad("mode", f"must be one of {', '.join(MODES)}, not {config.mode!r}")
+    if config.sandbox not in SANDBOXES:
+        raise bad("sandbox", f"must be one of {', '.join(SANDBOXES)}, not {config.sandbox!r}")
+    for key in ("max_concurrent", "history_days", "output_cap"):
+        value = getattr(config, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad(key, f"must be a positive integer, not {value!r}")
+    for key in ("kill_grace", "mtime_check"):
+        value = getattr(config, key)
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise bad(key, f"must be a positive number of seconds, not {value!r}")
+    if not isinstance(config.mail_command, str):
+        raise bad("mail_command", "must be a string")
+    if not isinstance(config.fqdn_in_subject, bool):
+        raise bad("fqdn_in_subject", "must be true or false")
+    try:
+        shlex.split(config.mail_command)
+    except ValueError as err:
+        raise bad("mail_command", str(err)) from None
+
+
+def with_overrides(config: Config, **changes: Any) -> Config:
+    """A copy with some fields changed (tests and the CLI's --mode)."""
+    return replace(config, **changes)

@@ -1,0 +1,196 @@
+"""The daemon: a thin loop over pure parts (loader, ticker, due) and the I/O interfaces.
+
+One wake-up does: reload changed crontabs, turn the minutes since the last wake-up
+into cron's ticks, start what is due, collect what finished, then sleep until the
+next due instant (or a clock step, a file change, a signal, a finished job).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from smartcron import schedule
+from smartcron.clock import Clock
+from smartcron.config import Config
+from smartcron.executor import Runner, RunResult
+from smartcron.history import HistoryStore
+from smartcron.jobs import Job
+from smartcron.lifecycle import RunningJob, finish_job, start_job
+from smartcron.loader import Database
+from smartcron.mail import Mailer
+from smartcron.ticker import Ticker, due, local_minute, observed_minutes, wall_of
+from smartcron.wakeup import Waker
+
+log = logging.getLogger("smartcron")
+
+MAX_SLEEP = timedelta(hours=1)  # a safety net: wake at least hourly even if nothing is due
+STEP_THRESHOLD = 30.0  # seconds of wall-vs-monotonic disagreement that count as a clock step
+
+Launcher = Callable[["Daemon", Job, datetime | None, str], None]
+
+
+class Daemon:
+    """The scheduler. `step()` is one wake-up; `run()` loops over it until stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock,
+        runner: Runner,
+        mailer: Mailer,
+        history: HistoryStore,
+        zone: tzinfo,
+        launcher: Launcher | None = None,
+        waker: Waker | None = None,
+        hostname: str = "localhost",
+        mail_charset: str = "US-ASCII",
+        pam_env: tuple[tuple[str, str], ...] = (),
+        sandbox: tuple[str, ...] = (),
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.runner = runner
+        self.mailer = mailer
+        self.history = history
+        self.zone = zone
+        self.waker = waker
+        self.hostname = hostname
+        self.mail_charset = mail_charset
+        self.pam_env = pam_env
+        self.sandbox = sandbox
+        self.db = Database(config, zone_of=lambda env: schedule.entry_zone(env, zone))
+        self.finished: queue.SimpleQueue[tuple[RunningJob, RunResult]] = queue.SimpleQueue()
+        self.running: dict[int, RunningJob] = {}
+        self.stopping = False
+        self.reload_requested = False
+        self._launch = launcher or start_job
+        now = clock.now()
+        self._last_wall = now.timestamp()
+        self._last_mono = clock.monotonic()
+        self._last_utc_minute = math.floor(self._last_wall / 60)
+        self.ticker = Ticker(local_minute(self._last_utc_minute, zone))
+        self._next_rescan = now
+        self._next: dict[str, datetime] = {}
+        self.on_reload: Callable[[], None] | None = None
+        self.mode, self.mode_reason = initial_mode(config)
+
+    # ------------------------------------------------------------------ the loop
+
+    def reload(self, force: bool = False) -> list[str]:
+        changed = self.db.refresh(force=force)
+        if changed or force:
+            self._next.clear()
+            if self.on_reload is not None:
+                self.on_reload()
+        return changed
+
+    def observations(self, now: datetime) -> list[tuple[int, int]]:
+        """The (utc, local) minutes cron would have woken in since the last step.
+
+        A wall clock that moved differently from the monotonic clock was stepped: the
+        minutes up to where it *should* be are replayed, then the new reading is seen,
+        which is exactly the sequence cron.c observes when someone runs `date -s`.
+        """
+        wall = now.timestamp()
+        mono = self.clock.monotonic()
+        expected = self._last_wall + (mono - self._last_mono)
+        utc_minute = math.floor(wall / 60)
+        if abs(wall - expected) >= STEP_THRESHOLD:
+            log.info("clock step of %+.0f s detected", wall - expected)
+            seen = list(
+                observed_minutes(self._last_utc_minute, math.floor(expected / 60), self.zone)
+            )
+            seen.append((utc_minute, local_minute(utc_minute, self.zone)))
+        else:
+            seen = list(observed_minutes(self._last_utc_minute, utc_minute, self.zone))
+        self._last_wall, self._last_mono = wall, mono
+        self._last_utc_minute = utc_minute
+        return seen
+
+    def step(self) -> list[tuple[Job, datetime]]:
+        """One wake-up at clock.now(). Returns the (job, scheduled instant) pairs started."""
+        now = self.clock.now()
+        self.collect()
+        if self.reload_requested or now >= self._next_rescan:
+            self.reload(force=self.reload_requested)
+            self.reload_requested = False
+            self._next_rescan = now + timedelta(seconds=self.config.mtime_check)
+        started: list[tuple[Job, datetime]] = []
+        jobs = self.db.jobs
+        for utc_minute, minute in self.observations(now):
+            for tick in self.ticker.observe(minute, utc_minute):
+                scheduled = _instant_of(tick.minute, tick.utc_minute, self.zone)
+                for job in due(jobs, tick, self.zone):
+                    started.append((job, scheduled))
+        for job, scheduled in started:
+            try:
+                self._launch(self, job, scheduled, "cron")
+            except Exception:  # a bug in one launch must not stop the others
+                log.exception("%s: could not start job", job.label)
+        return started
+
+    def next_wake(self) -> datetime:
+        """The next instant anything is due (at most MAX_SLEEP away)."""
+        now = self.clock.now()
+        horizon = now + MAX_SLEEP
+        best = horizon
+        for job in self.db.jobs:
+            when = self._next.get(job.id)
+            if when is None or when <= now:
+                zone = job.zone or self.zone
+                when = next(schedule.next_fires(job.entry.spec, now, zone), horizon)
+                self._next[job.id] = when
+            best = min(best, when)
+        if not self.config.mtime_check or self.waker is None:
+            return best
+        if not self.waker.watches_files:
+            best = min(best, self._next_rescan)
+        return best
+
+    def collect(self) -> None:
+        """Record the jobs that finished since the last wake-up (main thread only)."""
+        while True:
+            try:
+                running, result = self.finished.get_nowait()
+            except queue.Empty:
+                return
+            finish_job(self, running, result)
+
+    def run(self) -> None:
+        """Loop until SIGTERM/SIGINT: sleep, wake, step."""
+        assert self.waker is not None
+        while not self.stopping:
+            self.waker.wait(self.next_wake())
+            if self.stopping:
+                break
+            try:
+                self.step()
+            except Exception:
+                log.exception("unexpected error in the scheduling loop; carrying on")
+
+    def request_stop(self, *_: object) -> None:
+        self.stopping = True
+
+    def request_reload(self, *_: object) -> None:
+        self.reload_requested = True
+
+
+def _instant_of(minute: int, utc_minute: int | None, zone: tzinfo) -> datetime:
+    """The real instant of a tick (for history): its observed minute, else its wall time."""
+    if utc_minute is not None:
+        return datetime.fromtimestamp(utc_minute * 60, UTC)
+    return wall_of(minute).replace(tzinfo=zone).astimezone(UTC)
+
+
+def initial_mode(config: Config) -> tuple[str, str]:
+    """The mode the daemon runs in and why (SPEC section 5)."""
+    if config.mode == "cron":
+        return "cron", "configured: annotations are ignored, every job runs at its cron time"
+    if config.mode == "legacy":
+        return "legacy", "configured: rules only"
+    return "legacy", "no model yet: rules only"

@@ -1,0 +1,177 @@
+"""A job's life in the daemon: start it, mail its output, record it, log it.
+
+Starting happens on the main thread. The runner calls back on a worker thread when
+the job is done; that thread sends the mail (sendmail may be slow) and hands the
+result to the main thread, which alone writes the history database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from smartcron.executor import RunResult, request_for_entry
+from smartcron.history import HistoryError, RunEnd, RunStart, RunStatus
+from smartcron.jobenv import resolve_user
+from smartcron.jobs import Job
+from smartcron.mail import RunAs, build_message, decide_mail
+
+if TYPE_CHECKING:
+    from smartcron.daemon import Daemon
+
+log = logging.getLogger("smartcron")
+
+
+@dataclass
+class RunningJob:
+    job: Job
+    scheduled: datetime | None
+    trigger: str
+    env: dict[str, str]
+    run_id: int | None = None
+    mail_sent: bool | None = None
+    mail_reason: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def start_job(daemon: Daemon, job: Job, scheduled: datetime | None, trigger: str) -> None:
+    """Start one job now, as cron's do_command would."""
+    pw = resolve_user(job.owner)
+    if pw is None:
+        log.error("(%s) ORPHAN (no passwd entry): %s skipped", job.owner, job.label)
+        return
+    request = request_for_entry(
+        job.entry,
+        pw,
+        job_id=job.id,
+        pam_env=daemon.pam_env,
+        output_cap=daemon.config.output_cap,
+        sandbox=daemon.sandbox,
+    )
+    running = RunningJob(job, scheduled, trigger, dict(request.env))
+    try:
+        running.run_id = daemon.history.record_start(
+            RunStart(
+                job_id=job.id,
+                job_name=job.name,
+                source=job.source,
+                line=job.line,
+                user=job.owner,
+                command=job.entry.command,
+                started=daemon.clock.now(),
+                scheduled=scheduled,
+                trigger=trigger,
+            )
+        )
+    except HistoryError as err:
+        log.error("history: %s (the job still runs)", err)
+    log.info("(%s) CMD (%s)", job.owner, job.entry.command)
+
+    def on_done(result: RunResult) -> None:  # worker thread
+        try:
+            _mail(daemon, running, result)
+        except Exception:  # the mail must never lose the run's record
+            log.exception("%s: mailing the output failed", job.label)
+        daemon.finished.put((running, result))
+        if daemon.waker is not None:
+            daemon.waker.notify()
+
+    handle = daemon.runner.start(request, on_done)
+    daemon.running[id(running)] = running
+    running.extra["handle"] = handle
+
+
+def _mail(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
+    env = running.env
+    decision = decide_mail(
+        env, running.job.owner, result.output_size, mta_available=daemon.mailer.available()
+    )
+    for value in decision.unsafe:
+        log.warning("(%s) UNSAFE MAIL (%s)", running.job.owner, value)
+    if not decision.send:
+        running.mail_sent, running.mail_reason = False, decision.reason
+        if decision.reason == "no MTA":
+            log.info("No MTA installed, discarding output (kept in the history)")
+        return
+    assert decision.recipient is not None
+    message = build_message(
+        sender=decision.sender,
+        recipient=decision.recipient,
+        user=running.job.owner,
+        hostname=daemon.hostname,
+        command=running.job.entry.shell_command,
+        env=running.env,
+        output=result.output,
+        charset=daemon.mail_charset,
+        fqdn=daemon.config.fqdn_in_subject,
+    )
+    run_as = None
+    if os.geteuid() == 0:
+        run_as = RunAs.for_user(running.job.owner, env.get("HOME"))
+    sent = daemon.mailer.send(decision.recipient, message, run_as=run_as)
+    running.mail_sent = sent.sent
+    running.mail_reason = None if sent.sent else (sent.error or "mail command failed")
+
+
+def status_of(result: RunResult) -> RunStatus:
+    if result.spawn_error:
+        return RunStatus.SPAWN_ERROR
+    if result.timed_out:
+        return RunStatus.TIMEOUT
+    if result.interrupted:
+        return RunStatus.INTERRUPTED
+    return RunStatus.OK if result.exit_code == 0 else RunStatus.FAILED
+
+
+def finish_job(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
+    """Record a finished run (main thread)."""
+    daemon.running.pop(id(running), None)
+    job = running.job
+    status = status_of(result)
+    how = f"exit {result.exit_code}" if result.signal is None else f"signal {result.signal}"
+    log.info("(%s) END (%s) %s, %.1f s", job.owner, job.entry.command, how, result.wall_s)
+    if running.run_id is not None:
+        end = RunEnd(
+            status=status,
+            ended=result.ended,
+            exit_code=result.exit_code,
+            signal=result.signal,
+            timed_out=result.timed_out,
+            runtime_s=result.wall_s,
+            cpu_s=result.cpu_s,
+            max_rss_kb=result.max_rss_kb,
+            output_size=result.output_size,
+            output=result.output,
+            mail_sent=running.mail_sent,
+            mail_reason=running.mail_reason,
+            note=result.spawn_error,
+        )
+        try:
+            daemon.history.record_end(running.run_id, end)
+        except HistoryError as err:
+            log.error("history: %s (will retry)", err)
+    if daemon.config.job_log_dir is not None:
+        _append_job_log(daemon.config.job_log_dir, job, running, result)
+
+
+def _append_job_log(directory: Path, job: Job, running: RunningJob, result: RunResult) -> None:
+    """Per-job log file: a header line per run, then its output (SPEC 7)."""
+    name = (job.name or job.id).replace("/", "_")
+    when = result.started.astimezone(UTC).isoformat(timespec="seconds")
+    header = f"=== {when} {job.owner} {job.label} exit={result.exit_code} signal={result.signal}\n"
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        fd = os.open(directory / f"{name}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        with os.fdopen(fd, "ab") as out:
+            out.write(header.encode() + result.output)
+    except OSError as err:
+        log.error("%s: cannot write the job log: %s", directory, err.strerror)
+
+
+def hostname() -> str:
+    return socket.gethostname()

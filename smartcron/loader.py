@@ -1,0 +1,201 @@
+"""Finding and loading crontab files: the daemon's view of /etc/crontab, cron.d and the spool.
+
+Everything here reports instead of raising: a refused or broken file becomes a
+`Loaded` with a reason, so one bad file never stops the others (database.c does the
+same, file by file). Files are re-read only when their (mtime, size, inode) changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from smartcron.config import Config
+from smartcron.crontab import Crontab, Kind, cron_d_name_ok, parse
+from smartcron.errors import CrontabSyntaxError, LineProblem, SmartcronError
+from smartcron.jobs import Job, assign_ids, derived_id
+from smartcron.permissions import RefusedFile, open_checked
+
+log = logging.getLogger("smartcron")
+
+Stamp = tuple[int, int, int, int]  # mtime, ctime, size, inode
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    path: Path
+    kind: Kind
+    rule: str  # "system", "user" (spool) or "own" (user mode)
+    owner: str | None = None  # the user a user-format crontab belongs to
+
+
+@dataclass(frozen=True)
+class Loaded:
+    source: Source
+    jobs: tuple[Job, ...] = ()
+    crontab: Crontab | None = None
+    refused: str | None = None  # why the whole file is not used
+    warnings: tuple[str, ...] = ()
+    stamp: Stamp | None = None
+
+    @property
+    def path(self) -> str:
+        return str(self.source.path)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def discover(config: Config) -> list[Source]:
+    """The crontab files this daemon should read, in cron's order."""
+    sources: list[Source] = []
+    if config.user_mode:
+        if config.user_crontab is not None:
+            me = pwd.getpwuid(os.geteuid()).pw_name
+            sources.append(Source(config.user_crontab, Kind.USER, "own", me))
+        return sources
+    if config.crontab is not None:
+        sources.append(Source(config.crontab, Kind.SYSTEM, "system"))
+    if config.cron_d is not None:
+        for name in _listdir(config.cron_d):
+            # Debian reads only run-parts style names: foo.dpkg-old, foo.smart.yaml skipped.
+            if cron_d_name_ok(name):
+                sources.append(Source(config.cron_d / name, Kind.SYSTEM, "system"))
+    if config.spool_dir is not None:
+        for name in _listdir(config.spool_dir):
+            if name.startswith((".", "tmp.")):  # crontab(1)'s temporary files
+                continue
+            sources.append(Source(config.spool_dir / name, Kind.USER, "user", name))
+    return sources
+
+
+def _listdir(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        log.error("cannot list %s: %s", directory, err.strerror)
+        return []
+
+
+def load_source(
+    source: Source,
+    zone_of: Callable[[tuple[tuple[str, str], ...]], object] | None = None,
+    user_exists: Callable[[str], bool] = _user_exists,
+) -> Loaded:
+    """Read, check and parse one file. Never raises."""
+    path = str(source.path)
+    owner_uid = 0
+    if source.owner is not None:
+        try:
+            owner_uid = pwd.getpwnam(source.owner).pw_uid
+        except KeyError:
+            return Loaded(source, refused="ORPHAN (no passwd entry)")
+    try:
+        data = open_checked(source.path, source.rule, owner_uid)
+    except RefusedFile as err:
+        return Loaded(source, refused=err.reason)
+    stamp = (data.mtime_ns, data.ctime_ns, data.size, data.inode)
+    try:
+        tab = parse(data.text, source.kind, path)
+    except CrontabSyntaxError as err:
+        return Loaded(source, refused=str(err), stamp=stamp)
+    warnings = [str(w) for w in tab.warnings]
+    candidates = []
+    for entry in tab.entries:
+        owner = entry.user if source.kind is Kind.SYSTEM else source.owner
+        assert owner is not None
+        if source.kind is Kind.SYSTEM and not user_exists(owner):
+            # Debian refuses the whole file here; we skip the line only, so that a
+            # package's cron.d file for a user not yet created cannot stop its others.
+            warnings.append(str(LineProblem(path, entry.line, f"bad username {owner!r}: skipped")))
+            continue
+        zone = None
+        if zone_of is not None:
+            try:
+                zone = zone_of(entry.env)
+            except SmartcronError as err:
+                warnings.append(str(LineProblem(path, entry.line, f"{err}; using the system zone")))
+        job = Job(
+            id="",
+            source=path,
+            line=entry.line,
+            owner=owner,
+            entry=entry,
+            zone=zone,  # type: ignore[arg-type]
+        )
+        candidates.append((derived_id(path, owner, entry.spec.text, entry.command), job))
+    jobs = assign_ids(candidates)
+    return Loaded(source, tuple(jobs), tab, None, tuple(warnings), stamp)
+
+
+def _stamp_of(path: Path) -> Stamp | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+@dataclass
+class Database:
+    """All loaded files, refreshed in place; `changed` says whether anything moved."""
+
+    config: Config
+    zone_of: Callable[[tuple[tuple[str, str], ...]], object] | None = None
+    files: dict[str, Loaded] = field(default_factory=dict)
+
+    def refresh(self, force: bool = False) -> list[str]:
+        """Rescan; reload new and changed files; drop removed ones. Returns what changed."""
+        changes: list[str] = []
+        current: dict[str, Loaded] = {}
+        for source in discover(self.config):
+            key = str(source.path)
+            old = self.files.get(key)
+            stamp = _stamp_of(source.path)
+            if stamp is None and source.rule == "own":
+                continue  # user mode without a crontab yet: nothing to run
+            # A refused file is re-read every time (database.c's force_rescan_user), so
+            # fixing its mode or owner is noticed even though the mtime did not move.
+            if not force and old is not None and old.refused is None and old.stamp == stamp:
+                current[key] = old
+                continue
+            loaded = load_source(source, self.zone_of)
+            if old is not None and old.refused == loaded.refused and old.stamp == loaded.stamp:
+                current[key] = loaded  # still refused for the same reason: say it once
+                continue
+            current[key] = loaded
+            changes.append(key)
+            _log_loaded(loaded, reloaded=old is not None)
+        for key in self.files.keys() - current.keys():
+            changes.append(key)
+            log.info("%s: removed, its jobs stop", key)
+        self.files = current
+        return changes
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [job for loaded in self.files.values() for job in loaded.jobs]
+
+
+def _log_loaded(loaded: Loaded, reloaded: bool) -> None:
+    verb = "reloaded" if reloaded else "loaded"
+    if loaded.refused is not None:
+        first, *rest = loaded.refused.splitlines() or [""]
+        log.error("%s: refused: %s%s", loaded.path, first, f" (+{len(rest)} more)" if rest else "")
+        for line in rest:
+            log.error("%s", line)
+        return
+    log.info("%s: %s, %d job(s)", loaded.path, verb, len(loaded.jobs))
+    for warning in loaded.warnings:
+        log.warning("%s", warning)

@@ -1,0 +1,300 @@
+"""Running the real daemon: lock, logging, signals, @reboot, status file, systemd notify.
+
+`serve()` wires the real implementations (system clock, process runner, sendmail,
+SQLite) into a `Daemon` and loops until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import logging.handlers
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from smartcron.clock import SystemClock
+from smartcron.config import Config
+from smartcron.daemon import Daemon
+from smartcron.errors import SmartcronError
+from smartcron.executor import ProcessRunner
+from smartcron.history import HistoryError, HistoryStore
+from smartcron.jobenv import parse_pam_env_file
+from smartcron.lifecycle import hostname, start_job
+from smartcron.mail import SendmailMailer, default_mail_charset
+from smartcron.schedule import local_zone
+from smartcron.wakeup import Waker
+
+log = logging.getLogger("smartcron")
+
+STOP_GRACE = 10.0  # seconds to let running jobs finish on SIGTERM before recording them
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+# What Debian's /etc/pam.d/cron gives every job through pam_env (envfile defaults).
+PAM_ENV_FILES = (Path("/etc/environment"), Path("/etc/default/locale"))
+SANDBOX_PREFIX = {
+    "none": (),
+    "systemd-run": ("systemd-run", "--scope", "--quiet", "--collect", "--"),
+    "firejail": ("firejail", "--quiet", "--"),
+}
+
+
+class AlreadyRunning(SmartcronError):
+    pass
+
+
+def acquire_lock(path: Path) -> int:
+    """One daemon per state directory: an flock held for the daemon's life, pid inside."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise AlreadyRunning(f"smartcron is already running (pid {holder}, lock {path})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the running daemon for this lock file, or None if none holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    else:
+        return None
+    finally:
+        os.close(fd)
+
+
+def setup_logging(foreground: bool, debug: bool = False) -> None:
+    """stderr in the foreground; syslog (facility cron, as cron logs) otherwise."""
+    root = logging.getLogger("smartcron")
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    root.handlers.clear()
+    handler: logging.Handler
+    if foreground or not Path("/dev/log").exists():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s smartcron[%(process)d]: %(message)s"))
+    else:
+        handler = logging.handlers.SysLogHandler(
+            "/dev/log", facility=logging.handlers.SysLogHandler.LOG_CRON
+        )
+        handler.setFormatter(logging.Formatter("smartcron[%(process)d]: %(message)s"))
+    root.addHandler(handler)
+
+
+def sd_notify(message: str) -> None:
+    """systemd's notify protocol (Type=notify), without a dependency."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
+    ):
+        sock.sendto(message.encode(), address)
+
+
+def first_start_this_boot(state_dir: Path) -> bool:
+    """@reboot runs once per boot, not on a daemon restart: remember the boot id."""
+    try:
+        boot = BOOT_ID.read_text().strip()
+    except OSError:
+        boot = str(int(time.time() - time.monotonic()) // 60)  # boot time, to the minute
+    marker = state_dir / "boot_id"
+    try:
+        if marker.read_text().strip() == boot:
+            return False
+    except OSError:
+        pass
+    write_atomic(marker, boot + "\n")
+    return True
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
+    """What `smartcronctl status` shows, as the daemon sees it."""
+    files = []
+    for loaded in daemon.db.files.values():
+        files.append(
+            {
+                "path": loaded.path,
+                "refused": loaded.refused,
+                "warnings": list(loaded.warnings),
+                "jobs": len(loaded.jobs),
+            }
+        )
+    jobs = [
+        {
+            "id": job.id,
+            "name": job.name,
+            "source": job.source,
+            "line": job.line,
+            "owner": job.owner,
+            "schedule": job.entry.spec.text,
+            "command": job.entry.command,
+            "zone": str(job.zone) if job.zone is not None else None,
+        }
+        for job in daemon.db.jobs
+    ]
+    return {
+        "pid": os.getpid(),
+        "started": started.isoformat(),
+        "updated": daemon.clock.now().isoformat(),
+        "user_mode": daemon.config.user_mode,
+        "mode": daemon.mode,
+        "mode_reason": daemon.mode_reason,
+        "zone": str(daemon.zone),
+        "mail": {
+            "command": daemon.config.mail_command,
+            "available": daemon.mailer.available(),
+        },
+        "files": files,
+        "jobs": jobs,
+        "running": len(daemon.running),
+    }
+
+
+def pam_environment() -> tuple[tuple[str, str], ...]:
+    env: dict[str, str] = {}
+    for path in PAM_ENV_FILES:
+        with contextlib.suppress(OSError):
+            env.update(parse_pam_env_file(path.read_text(errors="surrogateescape")))
+    return tuple(env.items())
+
+
+def sandbox_prefix(config: Config) -> tuple[str, ...]:
+    prefix = SANDBOX_PREFIX[config.sandbox]
+    if prefix and shutil.which(prefix[0]) is None:
+        raise SmartcronError(f"sandbox = {config.sandbox!r}, but {prefix[0]} is not installed")
+    return prefix
+
+
+def serve(config: Config, *, foreground: bool) -> int:
+    """Run the daemon until stopped. Returns the exit status."""
+    for directory in (config.state_dir, config.run_dir):
+        directory.mkdir(
+            parents=True, exist_ok=True, mode=0o755 if directory == config.run_dir else 0o700
+        )
+    lock_fd = acquire_lock(config.lock_file)
+    started = datetime.now(UTC)
+    # cron.c computes the charset from the locale it was started in (before Python's
+    # own C-locale coercion, which only ever adds C.UTF-8).
+    charset = default_mail_charset()
+    try:
+        history = HistoryStore.open(config.history_db)
+    except HistoryError as err:
+        log.error("%s", err)
+        return 1
+    waker = Waker()
+    daemon = Daemon(
+        config,
+        clock=SystemClock(),
+        runner=ProcessRunner(grace_s=config.kill_grace),
+        mailer=SendmailMailer(config.mail_command),
+        history=history,
+        zone=local_zone(),
+        waker=waker,
+        hostname=hostname(),
+        mail_charset=charset,
+        pam_env=pam_environment(),
+        sandbox=sandbox_prefix(config),
+    )
+    marked = history.mark_interrupted_runs("the daemon stopped while the job ran")
+    if marked:
+        log.warning("%d run(s) of a previous daemon marked interrupted", marked)
+    status_path = config.state_dir / "status.json"
+
+    def publish() -> None:
+        try:
+            write_atomic(status_path, json.dumps(status_document(daemon, started), indent=1))
+        except OSError as err:
+            log.error("cannot write %s: %s", status_path, err.strerror)
+
+    daemon.on_reload = publish
+    signal.signal(signal.SIGHUP, daemon.request_reload)
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    waker.install_signal_wakeup()
+    log.info(
+        "started (pid %d, %s mode, zone %s)",
+        os.getpid(),
+        "user" if config.user_mode else "system",
+        daemon.zone,
+    )
+    daemon.reload(force=True)
+    waker.watch(watch_dirs(config))
+    publish()
+    if first_start_this_boot(config.state_dir):
+        log.info("Running @reboot jobs")
+        for job in daemon.db.jobs:
+            if job.entry.spec.reboot:
+                start_job(daemon, job, None, "reboot")
+    else:
+        log.info("Skipping @reboot jobs -- not system startup")
+    sd_notify("READY=1")
+    try:
+        daemon.run()
+    finally:
+        sd_notify("STOPPING=1")
+        shutdown(daemon)
+        publish()
+        history.close()
+        os.close(lock_fd)
+    log.info("stopped")
+    return 0
+
+
+def watch_dirs(config: Config) -> list[Path]:
+    paths = [config.crontab, config.cron_d, config.spool_dir, config.user_crontab, config.jobs_dir]
+    dirs = []
+    for path in paths:
+        if path is None:
+            continue
+        dirs.append(path if path.is_dir() else path.parent)
+    return dirs
+
+
+def shutdown(daemon: Daemon) -> None:
+    """Let running jobs finish for a while; record the rest as interrupted (not killed)."""
+    deadline = time.monotonic() + STOP_GRACE
+    while daemon.running and time.monotonic() < deadline:
+        daemon.collect()
+        time.sleep(0.05)
+    daemon.collect()
+    if daemon.running:
+        log.warning("%d job(s) still running at stop: recorded as interrupted", len(daemon.running))
+        with contextlib.suppress(HistoryError):
+            daemon.history.mark_interrupted_runs("the daemon stopped while the job ran")

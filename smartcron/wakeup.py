@@ -1,0 +1,160 @@
+"""Sleeping until something matters: a due instant, a clock step, a file change or a signal.
+
+The daemon never polls. It sleeps on a realtime timerfd armed for the next due
+instant with TFD_TIMER_CANCEL_ON_SET, so the kernel also wakes it the moment the
+wall clock is stepped (cron(8)'s clock-change rules need to know); on inotify
+watches of the crontab directories; and on a self-pipe that signal handlers and
+finished jobs write to. Without timerfd (not Linux, old kernel) it falls back to a
+bounded monotonic sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import logging
+import os
+import select
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger("smartcron")
+
+_CLOCK_REALTIME = 0
+_TFD_CLOEXEC = 0o2000000
+_TFD_NONBLOCK = 0o4000
+_TFD_TIMER_ABSTIME = 1
+_TFD_TIMER_CANCEL_ON_SET = 2
+FALLBACK_MAX_SLEEP = 60.0  # seconds, when the kernel cannot tell us about clock steps
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = (("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long))
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = (("it_interval", _Timespec), ("it_value", _Timespec))
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.timerfd_create  # noqa: B018 (probe)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+class Waker:
+    """One object to sleep on. `wait(deadline)` returns the set of reasons it woke."""
+
+    def __init__(self) -> None:
+        self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._libc = _libc()
+        self._timer_fd = -1
+        if self._libc is not None:
+            fd = self._libc.timerfd_create(_CLOCK_REALTIME, _TFD_CLOEXEC | _TFD_NONBLOCK)
+            if fd >= 0:
+                self._timer_fd = fd
+        self._inotify = None
+        self._watched: set[str] = set()
+        try:
+            import inotify_simple
+
+            self._inotify = inotify_simple.INotify()
+        except (ImportError, OSError) as err:
+            log.info("inotify unavailable (%s); crontabs are rescanned periodically", err)
+
+    @property
+    def watches_files(self) -> bool:
+        return self._inotify is not None
+
+    @property
+    def sees_clock_steps(self) -> bool:
+        return self._timer_fd >= 0
+
+    def install_signal_wakeup(self) -> None:
+        """Route signals to the self-pipe so a handler never does real work."""
+        signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+
+    def notify(self) -> None:
+        """Wake the sleeper (thread-safe; async-signal-safe)."""
+        with contextlib.suppress(BlockingIOError):  # full pipe: a wake-up is pending anyway
+            os.write(self._write_fd, b"!")
+
+    def watch(self, directories: list[Path]) -> None:
+        """Watch these directories (and files' parents) for changes."""
+        if self._inotify is None:
+            return
+        import inotify_simple
+
+        f = inotify_simple.flags
+        mask = f.CREATE | f.DELETE | f.MOVED_TO | f.MOVED_FROM | f.CLOSE_WRITE | f.ATTRIB | f.MODIFY
+        for directory in directories:
+            key = str(directory)
+            if key in self._watched or not directory.is_dir():
+                continue
+            try:
+                self._inotify.add_watch(key, mask)
+                self._watched.add(key)
+            except OSError as err:
+                log.warning("cannot watch %s: %s", directory, err.strerror)
+
+    def _arm(self, deadline: datetime) -> None:
+        assert self._libc is not None
+        ts = deadline.timestamp()
+        sec = int(ts)
+        spec = _Itimerspec(_Timespec(0, 0), _Timespec(sec, int((ts - sec) * 1e9)))
+        flags = _TFD_TIMER_ABSTIME | _TFD_TIMER_CANCEL_ON_SET
+        if self._libc.timerfd_settime(self._timer_fd, flags, ctypes.byref(spec), None) != 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime")
+
+    def wait(self, deadline: datetime) -> set[str]:
+        """Sleep until `deadline` (aware) or an event. Reasons: timer, clock, notify, files."""
+        fds = [self._read_fd]
+        timeout: float | None
+        if self._timer_fd >= 0:
+            self._arm(deadline)
+            fds.append(self._timer_fd)
+            timeout = None
+        else:
+            delay = (deadline - datetime.now(UTC)).total_seconds()
+            timeout = max(0.0, min(delay, FALLBACK_MAX_SLEEP))
+        if self._inotify is not None:
+            fds.append(self._inotify.fileno())
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:
+            ready = []
+        reasons: set[str] = set()
+        if not ready:
+            reasons.add("timer")
+        if self._read_fd in ready:
+            try:
+                while os.read(self._read_fd, 4096):
+                    pass
+            except BlockingIOError:
+                pass
+            reasons.add("notify")
+        if self._timer_fd >= 0 and self._timer_fd in ready:
+            try:
+                os.read(self._timer_fd, 8)
+                reasons.add("timer")
+            except OSError as err:
+                if err.errno == errno.ECANCELED:
+                    reasons.add("clock")  # the wall clock was set: cron's clock-change rules
+                elif err.errno != errno.EAGAIN:
+                    raise
+        if self._inotify is not None and self._inotify.fileno() in ready:
+            self._inotify.read(timeout=0)
+            reasons.add("files")
+        return reasons
+
+    def close(self) -> None:
+        for fd in (self._read_fd, self._write_fd, self._timer_fd):
+            if fd >= 0:
+                os.close(fd)
+        if self._inotify is not None:
+            self._inotify.close()

@@ -1,0 +1,389 @@
+"""The simulator's world (SPEC §9): per-job laws of runtime and failure, ground truth.
+
+Only the simulator and the oracle policy read a world. Loading is defensive, as for
+any YAML SmartCron reads: size capped before parsing, anchors/aliases counted and
+their expansion bounded (no "billion laughs"), then a JSON Schema, with every error
+naming ``file:line: key.path: reason``.
+
+Condition values (``when:``): a number is equality (booleans count as 1/0), and a
+string is ``<x``, ``<=x``, ``>x``, ``>=x``, ``=x`` or an inclusive range ``a-b``. For
+``hour`` (0-23) and ``weekday`` (0 = Monday) a range may wrap (``22-5``: the night).
+A condition on a value the snapshot lacks (no battery) does not hold. ``hour`` and
+``weekday`` are read in the world's ``timezone`` (default UTC).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+import yaml
+
+from smartcron.errors import SmartcronError
+from smartcron.monitor import Snapshot
+from smartcron.trace import COLUMNS as TRACE_COLUMNS
+
+MAX_BYTES = 2 * 1024 * 1024
+MAX_ALIASES = 200
+MAX_NODES = 100_000  # nodes of the document once every alias is expanded
+NAME = r"^[A-Za-z0-9_.-]+$"
+DURATION = r"^\s*(\d+(\.\d+)?\s*[smhd]\s*)+$"
+_NUM = r"\d+(\.\d+)?"
+CONDITION = rf"^\s*((<=|>=|<|>|=)?\s*{_NUM}|{_NUM}\s*-\s*{_NUM})\s*$"
+# what a condition can test: the trace columns, load15, and the local hour and weekday
+COLUMNS = (*TRACE_COLUMNS[1:], "load15", "hour", "weekday")
+_CYCLIC = {"hour": 24, "weekday": 7}
+
+_PROB = {"type": "number", "minimum": 0, "maximum": 1}
+_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["when", "p"],
+    "properties": {
+        "when": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"enum": list(COLUMNS)},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "number", "minimum": 0},
+                    {"type": "boolean"},
+                    {"type": "string", "pattern": CONDITION},
+                ]
+            },
+        },
+        "p": _PROB,
+    },
+}
+_JOB = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "runtime": {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": DURATION},
+            ]
+        },
+        "cpu": {"type": "number", "minimum": 0},
+        "slowdown_per_load": {"type": "number", "minimum": 0},
+        "base_fail": _PROB,
+        "fail": {"type": "array", "items": _RULE},
+    },
+}
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["jobs"],
+    "properties": {
+        "seed": {"type": "integer"},
+        "active_idle_below": {"type": "number", "minimum": 0},
+        "timezone": {"type": "string"},
+        "jobs": {
+            "type": "object",
+            "propertyNames": {"type": "string", "pattern": NAME},
+            "additionalProperties": _JOB,
+        },
+    },
+}
+
+
+class WorldError(SmartcronError):
+    """A bad world file; the message names the file, line and key path."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Condition:
+    column: str
+    op: str  # "==", "<", "<=", ">", ">=", "range"
+    low: float
+    high: float = math.nan  # the range's upper bound
+
+    def holds(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        if self.op == "range":
+            if self.low <= self.high:
+                return self.low <= value <= self.high
+            return value >= self.low or value <= self.high  # wraps (hour, weekday)
+        return {
+            "==": value == self.low,
+            "<": value < self.low,
+            "<=": value <= self.low,
+            ">": value > self.low,
+            ">=": value >= self.low,
+        }[self.op]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FailRule:
+    when: tuple[Condition, ...]
+    p: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobLaw:
+    """How one job behaves. The default law: one minute, no CPU, never fails."""
+
+    name: str
+    runtime_s: float = 60.0  # at zero load
+    cpu: float = 0.0  # cores used while running
+    slowdown_per_load: float = 0.0
+    base_fail: float = 0.0
+    fail: tuple[FailRule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class World:
+    seed: int = 0
+    active_idle_below: float = 60.0
+    timezone: str = "UTC"
+    jobs: Mapping[str, JobLaw] = field(default_factory=dict)
+    path: str = "<world>"
+
+    def law_for(self, job: str) -> JobLaw:
+        """The job's law, or the default law for a job the world does not name."""
+        return self.jobs.get(job) or JobLaw(name=job)
+
+    def values(self, snap: Snapshot) -> dict[str, float | None]:
+        """What conditions can test: the snapshot's columns plus hour and weekday."""
+        local = snap.at.astimezone(ZoneInfo(self.timezone))
+        out: dict[str, float | None] = {}
+        for column in COLUMNS[:-2]:
+            value = getattr(snap, column)
+            out[column] = None if value is None else float(value)
+        out["hour"], out["weekday"] = float(local.hour), float(local.weekday())
+        return out
+
+    def p_fail(self, job: str, snap: Snapshot) -> float:
+        """1 - (1 - base_fail) * prod(1 - p) over the rules whose conditions all hold."""
+        law = self.law_for(job)
+        values = self.values(snap)
+        survive = 1.0 - law.base_fail
+        for rule in law.fail:
+            if all(c.holds(values[c.column]) for c in rule.when):
+                survive *= 1.0 - rule.p
+        return 1.0 - survive
+
+    def runtime_s(self, job: str, snap: Snapshot) -> float:
+        """runtime * (1 + slowdown_per_load * load5), in seconds."""
+        law = self.law_for(job)
+        return law.runtime_s * (1.0 + law.slowdown_per_load * snap.load5)
+
+    def draw(self, job: str, nominal: datetime, seed: int | None = None) -> float:
+        """This firing's uniform draw; `seed` overrides the world's (``--seed``)."""
+        return draw(self.seed if seed is None else seed, job, nominal)
+
+    def fails(self, job: str, nominal: datetime, start: Snapshot, seed: int | None = None) -> bool:
+        """Whether the firing `nominal` of `job`, started in state `start`, fails."""
+        return self.draw(job, nominal, seed) < self.p_fail(job, start)
+
+    def is_active(self, snap: Snapshot) -> bool:
+        """A user-active minute: idle time known and below active_idle_below."""
+        return snap.idle_seconds is not None and snap.idle_seconds < self.active_idle_below
+
+    def check_jobs(self, crontab_jobs: Iterable[str]) -> list[str]:
+        """Raise if the world names a job the crontab lacks; return the unnamed ones."""
+        known = set(crontab_jobs)
+        extra = sorted(set(self.jobs) - known)
+        if extra:
+            raise WorldError(f"{self.path}: jobs not in the crontab: {', '.join(extra)}")
+        return sorted(known - set(self.jobs))
+
+
+def draw(seed: int, job: str, nominal: datetime) -> float:
+    """Uniform in [0, 1) from (seed, job, nominal): the same dice for every policy."""
+    if nominal.tzinfo is None:
+        raise ValueError("nominal must be timezone-aware")
+    key = f"{seed}\0{job}\0{nominal.astimezone(UTC).isoformat()}".encode()
+    digest = hashlib.blake2b(key, digest_size=8, person=b"smartcron-world").digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+# ----------------------------------------------------------------------- loading
+
+
+class _GuardedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses alias-heavy documents before anything expands them."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise WorldError(f"more than {MAX_ALIASES} YAML aliases")
+        return super().compose_node(parent, index)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Node count with aliases expanded (memoised, so a bomb is measured, not built)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            sizes[id(node)] = min(MAX_NODES + 1, 1 + sum(sizes[id(c)] for c in children))
+            continue
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = MAX_NODES + 1  # in progress: a cycle counts as too big
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _locate(root: yaml.Node | None, keys: Iterable[Any]) -> int | None:
+    """The 1-based line of the node at a key path, as far as the path can be followed."""
+    node = root
+    for key in keys:
+        nxt = None
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if str(k.value) == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            nxt = node.value[key]
+        if nxt is None:
+            break
+        node = nxt
+    return None if node is None else node.start_mark.line + 1
+
+
+def _keypath(keys: Iterable[Any]) -> str:
+    out = ""
+    for key in keys:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out or "(top level)"
+
+
+def _where(path: str, root: yaml.Node | None, keys: list[Any]) -> str:
+    line = _locate(root, keys)
+    return f"{path}:{line}" if line is not None else path
+
+
+def load_world(text: str, path: str = "<world>") -> World:
+    """Parse and validate world YAML text. Raises WorldError naming file:line and key."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise WorldError(f"{path}: world file larger than {MAX_BYTES // 1024 // 1024} MB")
+    loader = _GuardedLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is not None and _expanded_size(root) > MAX_NODES:
+            raise WorldError(f"{path}: YAML aliases expand to more than {MAX_NODES} nodes")
+        data = loader.construct_document(root) if root is not None else None
+    except WorldError as err:
+        msg = str(err)
+        raise WorldError(msg if msg.startswith(path) else f"{path}: {msg}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        problem = getattr(err, "problem", None) or str(err)
+        raise WorldError(f"{where}: YAML error: {problem}") from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise WorldError(f"{path}: empty world file")
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(k) for k in e.path])
+    if errors:
+        lines = [
+            f"{_where(path, root, list(e.absolute_path))}: {_keypath(e.absolute_path)}: {e.message}"
+            for e in errors
+        ]
+        raise WorldError("\n".join(lines))
+    return _build(data, path, root)
+
+
+def read_world(path: str | Path) -> World:
+    """Load a world file, refusing oversized files before reading them."""
+    name = str(path)
+    try:
+        size = Path(name).stat().st_size
+        if size > MAX_BYTES:
+            raise WorldError(f"{name}: world file larger than {MAX_BYTES // 1024 // 1024} MB")
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise WorldError(f"{name}: cannot read world: {err}") from None
+    return load_world(text, name)
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in ``30s``, ``20m``, ``2h``, ``1d`` or ``1h30m``; a number is seconds."""
+    if isinstance(text, int | float):
+        return float(text)
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not re.fullmatch(DURATION, text):
+        raise ValueError(f"bad duration {text!r}")
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)\s*([smhd])", text))
+
+
+def _condition(column: str, value: Any) -> Condition:
+    if isinstance(value, bool | int | float):
+        return Condition(column=column, op="==", low=float(value))
+    text = value.strip().replace(" ", "")
+    for op in ("<=", ">=", "<", ">", "="):
+        if text.startswith(op):
+            number = float(text[len(op) :])
+            return Condition(column=column, op="==" if op == "=" else op, low=number)
+    low, high = (float(part) for part in text.split("-"))
+    if low > high and column not in _CYCLIC:
+        raise ValueError(f"range {value!r} is empty ({low:g} > {high:g})")
+    if column in _CYCLIC and max(low, high) >= _CYCLIC[column]:
+        raise ValueError(f"{column} goes from 0 to {_CYCLIC[column] - 1}")
+    return Condition(column=column, op="range", low=low, high=high)
+
+
+def _build(data: Mapping[str, Any], path: str, root: yaml.Node | None) -> World:
+    zone = data.get("timezone", "UTC")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise WorldError(
+            f"{_where(path, root, ['timezone'])}: unknown time zone {zone!r}"
+        ) from None
+    jobs: dict[str, JobLaw] = {}
+    for name, spec in (data.get("jobs") or {}).items():
+        rules = []
+        for i, rule in enumerate(spec.get("fail", [])):
+            conditions = []
+            for column, value in rule["when"].items():
+                try:
+                    conditions.append(_condition(column, value))
+                except ValueError as err:
+                    keys = ["jobs", name, "fail", i, "when", column]
+                    raise WorldError(
+                        f"{_where(path, root, keys)}: {_keypath(keys)}: {err}"
+                    ) from None
+            rules.append(FailRule(when=tuple(conditions), p=float(rule["p"])))
+        runtime = parse_duration(spec.get("runtime", 60))
+        if runtime <= 0:
+            keys = ["jobs", name, "runtime"]
+            raise WorldError(f"{_where(path, root, keys)}: {_keypath(keys)}: must be > 0")
+        jobs[name] = JobLaw(
+            name=name,
+            runtime_s=runtime,
+            cpu=float(spec.get("cpu", 0.0)),
+            slowdown_per_load=float(spec.get("slowdown_per_load", 0.0)),
+            base_fail=float(spec.get("base_fail", 0.0)),
+            fail=tuple(rules),
+        )
+    return World(
+        seed=int(data.get("seed", 0)),
+        active_idle_below=float(data.get("active_idle_below", 60.0)),
+        timezone=zone,
+        jobs=jobs,
+        path=path,
+    )
