@@ -102,6 +102,7 @@ class Daemon:
         utc_minute = math.floor(wall / 60)
         if abs(wall - expected) >= STEP_THRESHOLD:
             log.info("clock step of %+.0f s detected", wall - expected)
+            self._next.clear()  # next firings were computed on the old time line
             seen = list(
                 observed_minutes(self._last_utc_minute, math.floor(expected / 60), self.zone)
             )

@@ -26,7 +26,7 @@ from smartcron.config import Config
 from smartcron.daemon import Daemon
 from smartcron.errors import SmartcronError
 from smartcron.executor import ProcessRunner
-from smartcron.history import HistoryError, HistoryStore
+from smartcron.history import HistoryError, HistoryStore, RunEnd, RunStatus
 from smartcron.jobenv import parse_pam_env_file
 from smartcron.lifecycle import hostname, start_job
 from smartcron.mail import SendmailMailer, default_mail_charset
@@ -294,7 +294,13 @@ def shutdown(daemon: Daemon) -> None:
         daemon.collect()
         time.sleep(0.05)
     daemon.collect()
-    if daemon.running:
-        log.warning("%d job(s) still running at stop: recorded as interrupted", len(daemon.running))
+    if not daemon.running:
+        return
+    log.warning("%d job(s) still running at stop: recorded as interrupted", len(daemon.running))
+    now = daemon.clock.now()
+    for running in list(daemon.running.values()):
+        if running.run_id is None:
+            continue
+        end = RunEnd(status=RunStatus.INTERRUPTED, ended=now, note="the daemon stopped first")
         with contextlib.suppress(HistoryError):
-            daemon.history.mark_interrupted_runs("the daemon stopped while the job ran")
+            daemon.history.record_end(running.run_id, end)
