@@ -36,6 +36,7 @@ from smartcron.errors import CrontabSyntaxError, LineProblem
 MAX_COMMAND = 1000
 MAX_ENVSTR = 1000
 MAX_TAB_LINES = 10000
+NHEADER_LINES = 3  # the "DO NOT EDIT" header crontab(1) writes on top of a spool file
 
 MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 # Debian's DowNames has "Sun" twice (0 and 7); the first match wins, so "sun" is 0.
@@ -607,13 +608,18 @@ def parse(
     kind: Kind = Kind.USER,
     path: str = "-",
     user_exists: Callable[[str], bool] | None = None,
+    *,
+    install: bool = False,
 ) -> Crontab:
     """Parse a whole crontab. Collects every bad line, then raises CrontabSyntaxError.
 
     `text` is the file decoded as UTF-8 with errors="surrogateescape" (or its bytes).
     `user_exists` checks a system line's user (cron's getpwnam); None accepts any name,
     which keeps this function pure for tests and for checking files meant for another
-    machine.
+    machine. The line limit differs: `install=True` applies crontab(1)'s check (no more
+    than MAX_TAB_LINES lines, comments included); the default is the daemon's (user.c:
+    refused only if a job or assignment starts after line MAX_TAB_LINES + 3, as the
+    spool copy has a 3-line header; trailing comments never count).
     """
     data = _bytes(text)
     problems: list[LineProblem] = []
@@ -640,10 +646,14 @@ def parse(
     s = _Stream(data)
     odd_lines: set[int] = set()  # lines already warned about (CR, NUL)
     envbuf = bytearray(MAX_ENVSTR)  # load_env's envstr; what it holds after the NUL matters
-    # crontab.c: "while (... LineNumber < MAX_TAB_LINES + 2)", lines counted from 1.
-    while s.line < MAX_TAB_LINES + 2:
+    # crontab.c: "while (... LineNumber < MAX_TAB_LINES + 2)"; user.c adds NHEADER_LINES
+    # but leaves at end of file before it checks (so a long comment tail is fine).
+    limit = MAX_TAB_LINES + 2 + (0 if install else NHEADER_LINES)
+    at_eof = False
+    while s.line < limit:
         s.skip_comments()
         if s.pos >= len(data):
+            at_eof = True
             break
         number, start = s.line, s.pos
         raw = _line_text(data, start)
@@ -683,11 +693,9 @@ def parse(
         entries.append(
             Entry(number, spec, command, user, tuple(env.items()), annotations=tuple(pending))
         )
-    if s.line >= MAX_TAB_LINES + 2:
+    if s.line >= limit and (install or not at_eof):
         problems.append(
-            LineProblem(
-                path, MAX_TAB_LINES + 1, f"crontab must not be longer than {MAX_TAB_LINES} lines"
-            )
+            LineProblem(path, limit - 1, f"crontab must not be longer than {MAX_TAB_LINES} lines")
         )
     for annotation in s.annotations:
         warnings.append(

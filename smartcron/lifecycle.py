@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from smartcron.executor import RunResult, request_for_entry
 from smartcron.history import HistoryError, RunEnd, RunStart, RunStatus
-from smartcron.jobenv import resolve_user
+from smartcron.jobenv import job_environment, resolve_user
 from smartcron.jobs import Job
 from smartcron.mail import RunAs, build_message, decide_mail
 
@@ -53,7 +53,9 @@ def start_job(daemon: Daemon, job: Job, scheduled: datetime | None, trigger: str
         output_cap=daemon.config.output_cap,
         sandbox=daemon.sandbox,
     )
-    running = RunningJob(job, scheduled, trigger, dict(request.env))
+    # Mail shows cron's own list (e->envp), not PAM's additions; the run gets both.
+    running = RunningJob(job, scheduled, trigger, job_environment(job.entry.env, pw))
+    running.extra["job_env"] = request.env
     try:
         running.run_id = daemon.history.record_start(
             RunStart(
@@ -109,6 +111,7 @@ def _mail(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
         output=result.output,
         charset=daemon.mail_charset,
         fqdn=daemon.config.fqdn_in_subject,
+        job_env=running.extra["job_env"],  # type: ignore[arg-type]
     )
     run_as = None
     if os.geteuid() == 0:

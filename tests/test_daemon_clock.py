@@ -223,9 +223,7 @@ def test_a_backward_step_of_four_hours_is_a_correction_and_fixed_jobs_run_again(
 
 
 def test_the_daemon_sleeps_until_the_next_due_instant_not_every_minute(tmp_path):
-    daemon, _, _ = make_daemon(
-        tmp_path, "0 */6 * * * six-hourly\n", utc("2026-02-10T00:30:00")
-    )
+    daemon, _, _ = make_daemon(tmp_path, "0 */6 * * * six-hourly\n", utc("2026-02-10T00:30:00"))
     assert daemon.next_wake() == utc("2026-02-10T01:30:00")  # MAX_SLEEP: at most an hour
     daemon2, _, _ = make_daemon(tmp_path / "b", "45 1 * * * soon\n", utc("2026-02-10T00:30:00"))
     assert daemon2.next_wake() == utc("2026-02-10T00:45:00")  # 01:45 CET

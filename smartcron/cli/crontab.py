@@ -23,7 +23,7 @@ def check_text(text: str, path: str, system: bool) -> list[str]:
 
     kind = Kind.SYSTEM if system else Kind.USER
     try:
-        tab = parse(text, kind, path, user_exists if system else None)
+        tab = parse(text, kind, path, user_exists if system else None, install=True)
     except CrontabSyntaxError as err:
         return [str(p) for p in err.problems]
     for warning in tab.warnings:

@@ -102,5 +102,14 @@ def next_cmd(
             click.echo(f"  {line}")
 
 
+def _register() -> None:
+    from smartcron.cli.inspect import history_cmd, status_cmd
+
+    main.add_command(status_cmd)
+    main.add_command(history_cmd)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

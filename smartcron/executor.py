@@ -1,0 +1,556 @@
+"""Running one job: the `Runner` interface, the real `ProcessRunner` and a `FakeRunner`.
+
+ProcessRunner follows Debian's do_command.c child_process():
+* `setsid()` (own session and process group, no controlling tty), then, as root,
+  setgid + initgroups + setuid to the owner; `execle(SHELL, SHELL, "-c", cmd, env)`.
+* chdir($HOME) happens *after* setuid and its failure is ignored, so a HOME the user
+  cannot enter leaves the job in cron's own working directory (`fallback_cwd`; Debian's
+  is /var/spool/cron, as its daemon showed for a job with HOME=/root).
+* stdin is always a pipe: the `%` text, or nothing (closed at once, the job reads EOF).
+* stdout and stderr share one stream. Debian writes it to a tmpfile and reads it once
+  the shell has exited, so a background child that keeps the stream open neither holds
+  up the mail nor dies of SIGPIPE. We use a pipe, keep at most `output_cap` bytes, and
+  after the shell's exit wait at most `linger_s` for EOF; the pipe is then still
+  drained (discarding) until EOF, so such a child never sees EPIPE either.
+* Spawn failures become a result, never an exception: exit code 1 (cron's ERROR_EXIT)
+  and the reason as output, as Debian's "SHELL: execle: ..." line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from smartcron.clock import Clock, SystemClock
+from smartcron.jobenv import PasswdEntry, build_env, job_environment
+
+if TYPE_CHECKING:
+    from smartcron.crontab import Entry
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+ERROR_EXIT = 1  # cron.h: what cron's child exits with when it cannot exec the job
+DEFAULT_GRACE_S = 10.0  # SIGTERM to SIGKILL
+# Wait for EOF after the shell exits. Debian waits 0 (it reads its tmpfile right away);
+# 1 s catches the last words of a just-backgrounded child, and a job that leaves a
+# daemon holding its output (the classic "cron job never finishes") is reported anyway.
+DEFAULT_LINGER_S = 1.0
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRequest:
+    """Everything needed to run one job. `home` is the job environment's HOME."""
+
+    job_id: str
+    command: str  # what `SHELL -c` receives (the part before the first `%`)
+    stdin: str | None
+    env: Mapping[str, str]
+    user: str
+    uid: int
+    gid: int
+    home: str
+    shell: str
+    timeout: float | None = None
+    output_cap: int = MIB
+    sandbox: tuple[str, ...] = ()  # argv prefix, e.g. ("systemd-run", "--scope", "--")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    job_id: str
+    pid: int | None  # None when nothing was spawned
+    started: datetime
+    ended: datetime  # when the job's own process exited (not when its output closed)
+    exit_code: int | None  # None when killed by a signal or unknown
+    signal: int | None
+    timed_out: bool = False
+    interrupted: bool = False  # stopped by RunHandle.terminate()
+    wall_s: float
+    cpu_s: float = 0.0  # ru_utime + ru_stime of the job and the children it waited for
+    max_rss_kb: int = 0
+    output: bytes  # at most output_cap bytes, plus a note when cut
+    output_size: int  # every byte seen
+    spawn_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.spawn_error is None
+
+
+OnDone = Callable[[RunResult], None]
+
+
+class RunHandle(Protocol):
+    @property
+    def pid(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        """The result once on_done has returned, or None if `timeout` passes first."""
+        ...
+
+    def terminate(self) -> None:
+        """SIGTERM the job's process group, SIGKILL after the grace period."""
+        ...
+
+
+class Runner(Protocol):
+    def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
+        """Start without blocking; `on_done` runs once, on a worker thread, never in here."""
+        ...
+
+
+def request_for_entry(
+    entry: Entry,
+    pw: PasswdEntry,
+    *,
+    job_id: str,
+    pam_env: Iterable[tuple[str, str]] = (),
+    timeout: float | None = None,
+    output_cap: int = MIB,
+    sandbox: tuple[str, ...] = (),
+) -> RunRequest:
+    """The request Debian's cron would run for a crontab line owned by `pw`."""
+    cron_env = job_environment(entry.env, pw)
+    env = build_env(cron_env.items(), pam_env)
+    return RunRequest(
+        job_id=job_id, command=entry.shell_command, stdin=entry.stdin, env=env,
+        user=pw.name, uid=pw.uid, gid=pw.gid, home=cron_env["HOME"], shell=env["SHELL"],
+        timeout=timeout, output_cap=output_cap, sandbox=sandbox,
+    )  # fmt: skip
+
+
+def cap_output(data: bytes, size: int, cap: int) -> bytes:
+    """At most `cap` bytes of output, with a note saying how much there was."""
+    if size <= cap:
+        return data
+    return data[:cap] + f"\n[smartcron: output cut at {cap} of {size} bytes]\n".encode()
+
+
+class _Handle:
+    def __init__(self, pid: int | None, stop: Callable[[], None]) -> None:
+        self._pid = pid
+        self._stop = stop
+        self._done = threading.Event()
+        self._result: RunResult | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        self._done.wait(timeout)
+        return self._result
+
+    def terminate(self) -> None:
+        if not self._done.is_set():
+            self._stop()
+
+    def finish(self, result: RunResult, on_done: OnDone) -> None:
+        try:
+            on_done(result)
+        except Exception:
+            log.exception("on_done failed for job %s", result.job_id)
+        self._result = result
+        self._done.set()
+
+
+def _in_thread(name: str, target: Callable[[], None]) -> None:
+    threading.Thread(target=target, name=name, daemon=True).start()
+
+
+class _SpawnError(Exception):
+    pass
+
+
+def _can_enter(path: str, uid: int, gids: Iterable[int]) -> bool:
+    """Whether `uid` could chdir(path) (mode bits; ACLs are not consulted)."""
+    try:
+        real = os.path.realpath(path, strict=True)
+    except OSError:
+        return False
+    if not os.path.isdir(real):
+        return False
+    if uid == os.geteuid():
+        return os.access(real, os.X_OK)
+    if uid == 0:
+        return True
+    groups, parts = set(gids), real.split("/")
+    for depth in range(1, len(parts) + 1):
+        st = os.stat("/".join(parts[:depth]) or "/")
+        owner, group = st.st_uid == uid, st.st_gid in groups  # the kernel's order
+        bit = stat.S_IXUSR if owner else stat.S_IXGRP if group else stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+class ProcessRunner:
+    """Runs jobs as real processes, one collector thread per job."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+        linger_s: float | None = DEFAULT_LINGER_S,  # None: wait for EOF forever
+        fallback_cwd: str | None = None,  # None: the daemon's own cwd, as in Debian
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.grace_s = grace_s
+        self.linger_s = linger_s
+        self.fallback_cwd = fallback_cwd
+
+    def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
+        started, t0 = self.clock.now(), time.monotonic()
+        try:
+            proc, out_r, in_w = self._spawn(request)
+        except Exception as exc:  # nothing may raise into the daemon
+            return _failed(request, started, _spawn_reason(request, exc), on_done)
+        try:
+            job = _Job(self, request, proc, out_r, in_w, started, t0, on_done)
+            _in_thread(f"job-{request.job_id}-{proc.pid}", job.run)
+        except Exception as exc:  # out of fds or threads: do not leave an orphan behind
+            _killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return _failed(request, started, f"cannot watch job: {exc}", on_done)
+        return job.handle
+
+    def _spawn(self, req: RunRequest) -> tuple[subprocess.Popen[bytes], int, int]:
+        euid = os.geteuid()
+        if euid != 0 and req.uid != euid:
+            raise _SpawnError(f"refused: not root, cannot run a job as uid {req.uid}")
+        groups = os.getgrouplist(req.user, req.gid) if euid == 0 else os.getgroups()
+        # As root, always the owner's credentials, even for root's own jobs (Debian too).
+        creds = {"user": req.uid, "group": req.gid, "extra_groups": groups} if euid == 0 else {}
+        if req.sandbox:
+            found = shutil.which(req.sandbox[0])  # the daemon's PATH, not the job's
+            if found is None:
+                raise _SpawnError(f"{req.sandbox[0]}: sandbox command not found")
+            executable = found
+        else:
+            # execle() does not search PATH: a SHELL without a slash is relative to cwd.
+            executable = req.shell if "/" in req.shell else os.path.join(".", req.shell)
+        cwd = req.home if _can_enter(req.home, req.uid, groups) else self.fallback_cwd
+        out_r, out_w = os.pipe()  # both close-on-exec; Popen dup2s them onto 0, 1, 2
+        in_r, in_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [*req.sandbox, req.shell, "-c", req.command], executable=executable,
+                stdin=in_r, stdout=out_w, stderr=out_w, env=dict(req.env), cwd=cwd,
+                start_new_session=True, **creds,  # type: ignore[arg-type]
+            )  # fmt: skip
+        except BaseException:
+            os.close(out_r)
+            os.close(in_w)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(in_r)
+        return proc, out_r, in_w
+
+
+def _failed(req: RunRequest, started: datetime, reason: str, on_done: OnDone) -> RunHandle:
+    """A job that could not be started: exit 1 and the reason as its output."""
+    output = f"{reason}\n".encode()
+    result = RunResult(
+        job_id=req.job_id, pid=None, started=started, ended=started, exit_code=ERROR_EXIT,
+        signal=None, wall_s=0.0, output=output, output_size=len(output), spawn_error=reason,
+    )  # fmt: skip
+    handle = _Handle(None, lambda: None)
+    try:
+        _in_thread(f"job-{req.job_id}", lambda: handle.finish(result, on_done))
+    except RuntimeError:  # no thread to be had: better here than an exception
+        handle.finish(result, on_done)
+    return handle
+
+
+def _spawn_reason(req: RunRequest, exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename in (req.shell, os.path.join(".", req.shell)):
+        return f"{req.shell}: execle: {os.strerror(exc.errno or 0)}"  # do_command.c's words
+    if isinstance(exc, _SpawnError):
+        return str(exc)
+    return f"cannot start job: {exc}"
+
+
+def _decode(status: int | None) -> tuple[int | None, int | None]:
+    if status is None:  # reaped by someone else: unknown
+        return None, None
+    if os.WIFSIGNALED(status):
+        return None, os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status), None
+    return None, None
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(OSError):  # ESRCH: nobody left; EPERM: a setuid member
+        os.killpg(pgid, sig)
+
+
+class _Job:
+    """One running job: the collector loop, its timeout and termination."""
+
+    def __init__(self, runner: ProcessRunner, req: RunRequest, proc: subprocess.Popen[bytes],
+                 out_r: int, in_w: int, started: datetime, t0: float,
+                 on_done: OnDone) -> None:  # fmt: skip
+        self.runner, self.req, self.proc, self.pid = runner, req, proc, proc.pid
+        self.out_r, self.started, self.t0, self.on_done = out_r, started, t0, on_done
+        self.handle = _Handle(self.pid, self._request_stop)
+        self.buf, self.size, self.out_eof = bytearray(), 0, False
+        self.stop_requested = threading.Event()
+        self.wake_r, self.wake_w = os.pipe()
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(out_r, selectors.EVENT_READ, "out")
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.in_w: int | None = in_w
+        self.stdin = memoryview((req.stdin or "").encode())
+        if self.stdin:
+            os.set_blocking(in_w, False)
+            self.sel.register(in_w, selectors.EVENT_WRITE, "in")
+        else:
+            self._close_stdin()  # Debian: an empty pipe, EOF at the first read
+        self.exited_at: float | None = None  # monotonic time the shell exited
+        self.ended = started
+        self.kill_at: float | None = None  # SIGKILL due, once SIGTERM was sent
+        self.killed = self.timed_out = self.interrupted = False
+        self.wstatus: int | None = None
+        self.rusage: resource.struct_rusage | None = None
+
+    def _request_stop(self) -> None:
+        self.stop_requested.set()
+        with contextlib.suppress(OSError):  # already finished and closed
+            os.write(self.wake_w, b"x")
+
+    def run(self) -> None:
+        try:
+            result = self._collect()
+        except Exception as exc:  # a bug here must not lose the job or kill the daemon
+            log.exception("collecting job %s (pid %d) failed", self.req.job_id, self.pid)
+            _killpg(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                self._reap()
+            note = f"\n[smartcron: internal error: {exc}]\n".encode()
+            result = self._result(note)
+        self.handle.finish(result, self.on_done)
+        try:
+            while not self.out_eof:  # keep background children from seeing EPIPE
+                self._pump(None, keep=False)
+        except Exception:
+            log.exception("draining job %s (pid %d) failed", self.req.job_id, self.pid)
+        finally:
+            self._close_stdin()
+            self.sel.close()
+            for fd in (self.out_r, self.wake_r, self.wake_w):
+                os.close(fd)
+
+    def _collect(self) -> RunResult:
+        linger = self.runner.linger_s
+        deadline = None if self.req.timeout is None else self.t0 + self.req.timeout
+        try:
+            pidfd: int | None = os.pidfd_open(self.pid)
+            self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        except OSError:
+            pidfd = None  # before Linux 5.3: poll
+        while True:
+            now = time.monotonic()
+            if self.exited_at is None:
+                if self.kill_at is None and (
+                    self.stop_requested.is_set() or (deadline is not None and now >= deadline)
+                ):
+                    self.interrupted = self.stop_requested.is_set()
+                    self.timed_out = not self.interrupted
+                    _killpg(self.pid, signal.SIGTERM)  # the leader is unreaped: pgid is ours
+                    self.kill_at = now + self.runner.grace_s
+                # WNOWAIT: see the exit but leave a zombie, so the group id stays ours.
+                if os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    self.exited_at, self.ended = now, self.runner.clock.now()
+                    if pidfd is not None:
+                        self.sel.unregister(pidfd)
+                        os.close(pidfd)
+            # After SIGTERM, the group gets SIGKILL when the grace is over, or as soon as
+            # the shell is gone and nothing holds the output any more.
+            if (self.kill_at is not None and not self.killed) and (
+                now >= self.kill_at or (self.exited_at is not None and self.out_eof)
+            ):
+                _killpg(self.pid, signal.SIGKILL)
+                self.killed = True
+            signalling = self.kill_at is not None and not self.killed
+            if self.exited_at is not None and self.rusage is None and not signalling:
+                self._reap()
+            if self.rusage is not None and self.exited_at is not None:
+                lingered = linger is not None and now >= self.exited_at + linger
+                if self.out_eof or lingered or self.stop_requested.is_set():
+                    for _ in range(16):  # what is in the pipe (<= 1 MiB), as in Debian's tmpfile
+                        if self.out_eof or not self._pump(0.0, keep=True):
+                            break
+                    return self._result(b"")
+            timers: list[float] = []
+            if deadline is not None and self.kill_at is None and self.exited_at is None:
+                timers.append(deadline)
+            if self.kill_at is not None and not self.killed:
+                timers.append(self.kill_at)
+            if self.exited_at is not None and linger is not None:
+                timers.append(self.exited_at + linger)
+            if pidfd is None and self.exited_at is None:
+                timers.append(now + 0.05)
+            self._pump(max(0.0, min(timers) - now) if timers else None, keep=True)
+
+    def _reap(self) -> None:
+        _, self.wstatus, self.rusage = os.wait4(self.pid, 0)
+        self.proc.returncode = os.waitstatus_to_exitcode(self.wstatus)  # Popen: do not reap
+
+    def _result(self, note: bytes) -> RunResult:
+        exit_code, sig = _decode(self.wstatus)
+        ru = self.rusage
+        return RunResult(
+            job_id=self.req.job_id, pid=self.pid, started=self.started, ended=self.ended,
+            exit_code=exit_code, signal=sig, timed_out=self.timed_out,
+            interrupted=self.interrupted, wall_s=(self.exited_at or time.monotonic()) - self.t0,
+            cpu_s=ru.ru_utime + ru.ru_stime if ru else 0.0, max_rss_kb=ru.ru_maxrss if ru else 0,
+            output=cap_output(bytes(self.buf), self.size, self.req.output_cap) + note,
+            output_size=self.size,
+        )  # fmt: skip
+
+    def _pump(self, timeout: float | None, *, keep: bool) -> bool:
+        """Wait for I/O: read output (kept up to the cap if `keep`), feed stdin; True if read."""
+        got = False
+        for key, _ in self.sel.select(timeout):
+            if key.data == "out":
+                data = os.read(self.out_r, _CHUNK)
+                got = True
+                if not data:
+                    self.out_eof = True
+                    self.sel.unregister(self.out_r)
+                elif keep:
+                    self.size += len(data)
+                    room = self.req.output_cap - len(self.buf)
+                    if room > 0:
+                        self.buf += data[:room]
+            elif key.data == "in" and self.in_w is not None:
+                try:
+                    self.stdin = self.stdin[os.write(self.in_w, self.stdin[:_CHUNK]) :]
+                except BlockingIOError:
+                    continue
+                except OSError:  # EPIPE: the job closed its stdin; like Debian, stop
+                    self.stdin = memoryview(b"")
+                if not self.stdin:
+                    self._close_stdin()
+            elif key.data == "wake":
+                os.read(self.wake_r, 64)
+        return got
+
+    def _close_stdin(self) -> None:
+        if self.in_w is not None:
+            registered = self.sel.get_map()
+            if registered is not None and self.in_w in registered:
+                self.sel.unregister(self.in_w)
+            os.close(self.in_w)
+            self.in_w = None
+
+
+# ---------------------------------------------------------------------------- the fake
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FakeOutcome:
+    """What a FakeRunner job does. A duration beyond the request's timeout times out."""
+
+    exit_code: int | None = 0
+    signal: int | None = None
+    output: bytes = b""
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    max_rss_kb: int = 0
+    spawn_error: str | None = None
+
+
+Responder = Callable[[RunRequest], FakeOutcome]
+
+
+class FakeRunner:
+    """Records requests and finishes them with scripted outcomes, no processes.
+
+    `responder` maps a request (or, given a mapping, its job id) to an outcome. With
+    `auto`, each job finishes at once, on a thread as the contract says; without, it
+    runs until `finish(job_id)` (on_done then runs in the caller's thread) or
+    `terminate()`. Timestamps come from `clock`; nothing sleeps.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | Mapping[str, FakeOutcome] | None = None,
+        *,
+        auto: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        if isinstance(responder, Mapping):
+            script = responder
+            self.responder: Responder = lambda req: script.get(req.job_id, FakeOutcome())
+        else:
+            self.responder = responder or (lambda req: FakeOutcome())
+        self.auto, self.clock = auto, clock or SystemClock()
+        self.requests: list[RunRequest] = []
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[RunRequest, datetime, _Handle, OnDone]] = {}
+
+    def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
+        stopped = FakeOutcome(exit_code=None, signal=signal.SIGTERM)
+        with self._lock:
+            self.requests.append(request)
+            pid = 10_000 + len(self.requests)
+
+            def stop() -> None:
+                _in_thread("fake-stop", lambda: self._finish(pid, stopped, True))
+
+            handle = _Handle(pid, stop)
+            self._running[pid] = (request, self.clock.now(), handle, on_done)
+        if self.auto:
+            _in_thread(f"fake-{request.job_id}", lambda: self._finish(pid, None, False))
+        return handle
+
+    @property
+    def running(self) -> list[str]:
+        """The job ids of the jobs not finished yet, oldest first."""
+        return [entry[0].job_id for entry in list(self._running.values())]
+
+    def finish(self, job_id: str, outcome: FakeOutcome | None = None) -> RunResult:
+        """Finish the oldest running `job_id` with `outcome` (default: the responder's)."""
+        pid = next(p for p, entry in list(self._running.items()) if entry[0].job_id == job_id)
+        result = self._finish(pid, outcome, False)
+        assert result is not None
+        return result
+
+    def _finish(self, pid: int, out: FakeOutcome | None, interrupted: bool) -> RunResult | None:
+        with self._lock:
+            if pid not in self._running:
+                return None  # finished meanwhile
+            req, started, handle, on_done = self._running.pop(pid)
+        out = out or self.responder(req)
+        duration, exit_code, sig, timed_out = out.duration_s, out.exit_code, out.signal, False
+        if req.timeout is not None and duration > req.timeout:
+            duration, exit_code, sig, timed_out = req.timeout, None, signal.SIGTERM, True
+        result = RunResult(
+            job_id=req.job_id, pid=None if out.spawn_error else pid, started=started,
+            ended=started + timedelta(seconds=duration), exit_code=exit_code, signal=sig,
+            timed_out=timed_out, interrupted=interrupted, wall_s=duration, cpu_s=out.cpu_s,
+            max_rss_kb=out.max_rss_kb, output_size=len(out.output),
+            output=cap_output(out.output, len(out.output), req.output_cap),
+            spawn_error=out.spawn_error,
+        )  # fmt: skip
+        handle.finish(result, on_done)
+        return result
