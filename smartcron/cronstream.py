@@ -1,0 +1,139 @@
+"""misc.c's character stream, as entry.c and env.c read a crontab: bytes, one look-ahead.
+
+Shared by the field parser (cronfields) and the environment parser (cronenv).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+SMART_PREFIX = "#@smart"
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A raw ``#@smart`` line; its grammar belongs to the smart layer."""
+
+    line: int
+    text: str
+
+
+# Limits from Debian's cron.h, in bytes: MAX_COMMAND, MAX_ENVSTR (= MAX_TEMPSTR), MAX_TAB_LINES.
+MAX_COMMAND = 1000
+MAX_ENVSTR = 1000
+MAX_TAB_LINES = 10000
+NHEADER_LINES = 3  # the "DO NOT EDIT" header crontab(1) writes on top of a spool file
+
+MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# Debian's DowNames has "Sun" twice (0 and 7); the first match wins, so "sun" is 0.
+DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_EOF = -1
+_NL, _SP, _TAB, _NUL = 10, 32, 9, 0
+_BLANKS = (_SP, _TAB)
+_QUOTES = (ord("'"), ord('"'))
+_C_SPACE = b" \t\n\v\f\r"  # isspace() in the C (and C.UTF-8) locale
+_ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NONBLANK_END = re.compile(b"[ \t\n]")
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _bytes(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+
+
+class _Reason(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------- the stream
+
+
+@functools.cache
+def _terminators(terms: bytes) -> re.Pattern[bytes]:
+    return re.compile(b"[\\x00" + re.escape(terms) + b"]")
+
+
+class _Stream:
+    """misc.c's get_char/unget_char/get_string/skip_comments over bytes, with LineNumber."""
+
+    __slots__ = ("annotations", "data", "found", "line", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+        self.line = 1
+        self.annotations: list[Annotation] = []
+        self.found: dict[bytes, tuple[int, int, int]] = {}
+
+    def get(self) -> int:
+        if self.pos >= len(self.data):
+            return _EOF
+        ch = self.data[self.pos]
+        self.pos += 1
+        if ch == _NL:
+            self.line += 1
+        return ch
+
+    def unget(self, ch: int) -> None:
+        if ch != _EOF:
+            self.pos -= 1
+            if ch == _NL:
+                self.line -= 1
+
+    def get_string(self, size: int, terms: bytes) -> tuple[bytes, int]:
+        """Read up to a byte of `terms` (or NUL: strchr finds the terminator); keep size-1."""
+        # Memo: a user name's search may run over many lines (see _load_entry) and the
+        # next line's search then ends at the same place: do not scan (or count) again.
+        start, end, newlines = self.found.get(terms, (-1, -1, 0))
+        if start <= self.pos <= end:
+            newlines -= self.data.count(b"\n", start, self.pos)
+        else:
+            match = _terminators(terms).search(self.data, self.pos)
+            end = match.start() if match else len(self.data)
+            newlines = self.data.count(b"\n", self.pos, end)
+        self.found[terms] = (self.pos, end, newlines)
+        text = self.data[self.pos : min(end, self.pos + size - 1)]
+        self.line += newlines
+        self.pos = end
+        return text, self.get()
+
+    def skip_blanks(self, ch: int) -> int:
+        while ch in _BLANKS:
+            ch = self.get()
+        return ch
+
+    def skip_nonblanks(self, ch: int) -> int:
+        if ch in (_SP, _TAB, _NL, _EOF):
+            return ch
+        match = _NONBLANK_END.search(self.data, self.pos)
+        self.pos = match.start() if match else len(self.data)
+        return self.get()
+
+    def skip_comments(self) -> None:
+        """Skip blank lines, leading blanks and `#` lines, noting `#@smart` ones."""
+        ch = self.get()
+        while ch != _EOF:
+            ch = self.skip_blanks(ch)
+            if ch in (_EOF, _NL):
+                ch = self.get() if ch == _NL else ch
+                continue
+            if ch != ord("#"):
+                break
+            start = self.pos - 1
+            end = self.data.find(b"\n", start)
+            end = len(self.data) if end < 0 else end
+            comment = _text(self.data[start:end])
+            if comment.startswith(SMART_PREFIX):
+                self.annotations.append(Annotation(self.line, comment.rstrip("\r")))
+            self.pos = end
+            ch = self.get()
+            ch = self.get() if ch == _NL else ch
+        self.unget(ch)
