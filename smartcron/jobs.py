@@ -33,7 +33,8 @@ def derived_id(source: str, owner: str, schedule: str, command: str) -> str:
 
     Moving a line, or editing others, keeps it; changing the line makes a new job.
     """
-    digest = hashlib.sha256("\0".join((source, owner, schedule, command)).encode()).hexdigest()
+    key = "\0".join((source, owner, schedule, command))
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
     base = _NAME_CHARS.sub("_", source.rsplit("/", 1)[-1]).strip("_") or "crontab"
     return f"{base}-{owner}-{digest[:10]}"
 

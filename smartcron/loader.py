@@ -163,8 +163,8 @@ class Database:
             key = str(source.path)
             old = self.files.get(key)
             stamp = _stamp_of(source.path)
-            if stamp is None and source.rule == "own":
-                continue  # user mode without a crontab yet: nothing to run
+            if stamp is None and not os.path.lexists(source.path):
+                continue  # no /etc/crontab, or no user crontab yet: nothing to run
             # A refused file is re-read every time (database.c's force_rescan_user), so
             # fixing its mode or owner is noticed even though the mtime did not move.
             if not force and old is not None and old.refused is None and old.stamp == stamp:
