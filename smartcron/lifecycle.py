@@ -71,6 +71,9 @@ def start_job(daemon: Daemon, job: Job, scheduled: datetime | None, trigger: str
             )
         )
     except HistoryError as err:
+        # A full disk or a locked file: the store queues the write and retries it;
+        # a HistoryWriteError still carries the run's id, so its end is recorded too.
+        running.run_id = getattr(err, "run_id", None)
         log.error("history: %s (the job still runs)", err)
     log.info("(%s) CMD (%s)", job.owner, job.entry.command)
 
