@@ -1,8 +1,8 @@
 """The simulator's world (SPEC §9): per-job laws of runtime and failure, ground truth.
 
 Only the simulator and the oracle policy read a world. Loading is defensive, as for
-any YAML SmartCron reads: size capped before parsing, anchors/aliases counted and
-their expansion bounded (no "billion laughs"), then a JSON Schema, with every error
+any YAML SmartCron reads (smartcron.safeyaml: size capped before parsing, aliases
+counted and their expansion bounded, nesting bounded), then a JSON Schema, with every error
 naming ``file:line: key.path: reason``.
 
 Condition values (``when:``): a number is equality (booleans count as 1/0), and a
@@ -24,16 +24,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jsonschema
-import yaml
-
+from smartcron import safeyaml
 from smartcron.errors import SmartcronError
 from smartcron.monitor import Snapshot
 from smartcron.trace import COLUMNS as TRACE_COLUMNS
 
-MAX_BYTES = 2 * 1024 * 1024
-MAX_ALIASES = 200
-MAX_NODES = 100_000  # nodes of the document once every alias is expanded
+MAX_BYTES = safeyaml.MAX_BYTES
 NAME = r"^[A-Za-z0-9_.-]+$"
 DURATION = r"^\s*(\d+(\.\d+)?\s*[smhd]\s*)+$"
 _NUM = r"\d+(\.\d+)?"
@@ -212,96 +208,20 @@ def draw(seed: int, job: str, nominal: datetime) -> float:
 # ----------------------------------------------------------------------- loading
 
 
-class _GuardedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses alias-heavy documents before anything expands them."""
-
-    aliases = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                raise WorldError(f"more than {MAX_ALIASES} YAML aliases")
-        return super().compose_node(parent, index)
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """Node count with aliases expanded (memoised, so a bomb is measured, not built)."""
-    sizes: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
-        if done:
-            sizes[id(node)] = min(MAX_NODES + 1, 1 + sum(sizes[id(c)] for c in children))
-            continue
-        if id(node) in sizes:
-            continue
-        sizes[id(node)] = MAX_NODES + 1  # in progress: a cycle counts as too big
-        stack.append((node, True))
-        stack.extend((c, False) for c in children if id(c) not in sizes)
-    return sizes[id(root)]
-
-
-def _locate(root: yaml.Node | None, keys: Iterable[Any]) -> int | None:
-    """The 1-based line of the node at a key path, as far as the path can be followed."""
-    node = root
-    for key in keys:
-        nxt = None
-        if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if str(k.value) == str(key)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            nxt = node.value[key]
-        if nxt is None:
-            break
-        node = nxt
-    return None if node is None else node.start_mark.line + 1
-
-
-def _keypath(keys: Iterable[Any]) -> str:
-    out = ""
-    for key in keys:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out or "(top level)"
-
-
-def _where(path: str, root: yaml.Node | None, keys: list[Any]) -> str:
-    line = _locate(root, keys)
-    return f"{path}:{line}" if line is not None else path
-
-
 def load_world(text: str, path: str = "<world>") -> World:
     """Parse and validate world YAML text. Raises WorldError naming file:line and key."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise WorldError(f"{path}: world file larger than {MAX_BYTES // 1024 // 1024} MB")
-    loader = _GuardedLoader(text)
     try:
-        root = loader.get_single_node()
-        if root is not None and _expanded_size(root) > MAX_NODES:
-            raise WorldError(f"{path}: YAML aliases expand to more than {MAX_NODES} nodes")
-        data = loader.construct_document(root) if root is not None else None
-    except WorldError as err:
-        msg = str(err)
-        raise WorldError(msg if msg.startswith(path) else f"{path}: {msg}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = getattr(err, "problem", None) or str(err)
-        raise WorldError(f"{where}: YAML error: {problem}") from None
-    finally:
-        loader.dispose()
+        data, root = safeyaml.load(text, path, what="world file", max_bytes=MAX_BYTES)
+    except safeyaml.YamlError as err:
+        raise WorldError(str(err)) from None
     if data is None:
         raise WorldError(f"{path}: empty world file")
-    validator = jsonschema.Draft202012Validator(SCHEMA)
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(k) for k in e.path])
+    errors = safeyaml.schema_errors(data, SCHEMA)
     if errors:
         lines = [
-            f"{_where(path, root, list(e.absolute_path))}: {_keypath(e.absolute_path)}: {e.message}"
+            f"{safeyaml.where(path, root, list(keys))}: {safeyaml.keypath(keys)}: {e.message}"
             for e in errors
+            for keys in [e.absolute_path]
         ]
         raise WorldError("\n".join(lines))
     return _build(data, path, root)
@@ -346,13 +266,13 @@ def _condition(column: str, value: Any) -> Condition:
     return Condition(column=column, op="range", low=low, high=high)
 
 
-def _build(data: Mapping[str, Any], path: str, root: yaml.Node | None) -> World:
+def _build(data: Mapping[str, Any], path: str, root: Any) -> World:
     zone = data.get("timezone", "UTC")
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise WorldError(
-            f"{_where(path, root, ['timezone'])}: unknown time zone {zone!r}"
+            f"{safeyaml.where(path, root, ['timezone'])}: unknown time zone {zone!r}"
         ) from None
     jobs: dict[str, JobLaw] = {}
     for name, spec in (data.get("jobs") or {}).items():
@@ -365,13 +285,15 @@ def _build(data: Mapping[str, Any], path: str, root: yaml.Node | None) -> World:
                 except ValueError as err:
                     keys = ["jobs", name, "fail", i, "when", column]
                     raise WorldError(
-                        f"{_where(path, root, keys)}: {_keypath(keys)}: {err}"
+                        f"{safeyaml.where(path, root, keys)}: {safeyaml.keypath(keys)}: {err}"
                     ) from None
             rules.append(FailRule(when=tuple(conditions), p=float(rule["p"])))
         runtime = parse_duration(spec.get("runtime", 60))
         if runtime <= 0:
             keys = ["jobs", name, "runtime"]
-            raise WorldError(f"{_where(path, root, keys)}: {_keypath(keys)}: must be > 0")
+            raise WorldError(
+                f"{safeyaml.where(path, root, keys)}: {safeyaml.keypath(keys)}: must be > 0"
+            )
         jobs[name] = JobLaw(
             name=name,
             runtime_s=runtime,
