@@ -12,25 +12,42 @@ import math
 import queue
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Protocol
 
 from smartcron import schedule
 from smartcron.clock import Clock
 from smartcron.config import Config
+from smartcron.engine import Engine
 from smartcron.executor import Runner, RunResult
-from smartcron.history import HistoryStore
+from smartcron.gate import Advisor, Firing
+from smartcron.history import HistoryError, HistoryStore
 from smartcron.jobs import Job
 from smartcron.lifecycle import RunningJob, finish_job, start_job
 from smartcron.loader import Database
 from smartcron.mail import Mailer
+from smartcron.monitor import Monitor
 from smartcron.ticker import Ticker, due, local_minute, observed_minutes, wall_of
 from smartcron.wakeup import Waker
 
 log = logging.getLogger("smartcron")
 
+PRUNE_EVERY = timedelta(days=1)
 MAX_SLEEP = timedelta(hours=1)  # a safety net: wake at least hourly even if nothing is due
 STEP_THRESHOLD = 30.0  # seconds of wall-vs-monotonic disagreement that count as a clock step
 
-Launcher = Callable[["Daemon", Job, datetime | None, str], None]
+
+class Launcher(Protocol):
+    """Starts a job (lifecycle.start_job; tests record instead). Smart runs pass `firing`."""
+
+    def __call__(
+        self,
+        daemon: Daemon,
+        job: Job,
+        scheduled: datetime | None,
+        trigger: str,
+        *,
+        firing: Firing | None = None,
+    ) -> RunningJob | None: ...
 
 
 class Daemon:
@@ -51,6 +68,8 @@ class Daemon:
         mail_charset: str = "US-ASCII",
         pam_env: tuple[tuple[str, str], ...] = (),
         sandbox: tuple[str, ...] = (),
+        monitor: Monitor | None = None,
+        advisor: Advisor | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -75,9 +94,14 @@ class Daemon:
         self._last_utc_minute = math.floor(self._last_wall / 60)
         self.ticker = Ticker(local_minute(self._last_utc_minute, zone))
         self._next_rescan = now
+        self._next_prune = now
         self._next: dict[str, datetime] = {}
         self.on_reload: Callable[[], None] | None = None
-        self.mode, self.mode_reason = initial_mode(config)
+        self.mode, self.mode_reason = initial_mode(config, model=advisor is not None)
+        # Smart firings (not in cron mode): SystemMonitor by default, made when needed.
+        self.engine = Engine(self, monitor, advisor)
+        if self.mode != "cron":
+            self.engine.resume(now)
 
     # ------------------------------------------------------------------ the loop
 
@@ -117,23 +141,53 @@ class Daemon:
         """One wake-up at clock.now(). Returns the (job, scheduled instant) pairs started."""
         now = self.clock.now()
         self.collect()
+        self.prune(now)
         if self.reload_requested or now >= self._next_rescan:
             self.reload(force=self.reload_requested)
             self.reload_requested = False
             self._next_rescan = now + timedelta(seconds=self.config.mtime_check)
         started: list[tuple[Job, datetime]] = []
+        smart: list[tuple[Job, datetime]] = []
         jobs = self.db.jobs
         for utc_minute, minute in self.observations(now):
             for tick in self.ticker.observe(minute, utc_minute):
                 scheduled = _instant_of(tick.minute, tick.utc_minute, self.zone)
                 for job in due(jobs, tick, self.zone):
-                    started.append((job, scheduled))
-        for job, scheduled in started:
+                    gated = job.smart is not None and self.mode != "cron"
+                    (smart if gated else started).append((job, scheduled))
+        for job, scheduled in started:  # plain lines never pass through the gate
             try:
                 self._launch(self, job, scheduled, "cron")
             except Exception:  # a bug in one launch must not stop the others
                 log.exception("%s: could not start job", job.label)
+        try:
+            for job, scheduled in smart:
+                self.engine.add(job, scheduled, now)
+            started += self.engine.process(now)
+        except Exception:  # the gate's trouble must not stop plain cron
+            log.exception("the decision engine failed; carrying on")
         return started
+
+    def launch_smart(self, job: Job, firing: Firing, trigger: str) -> RunningJob | None:
+        """Start a smart firing's run (called by the engine)."""
+        return self._launch(self, job, firing.nominal, trigger, firing=firing)
+
+    def prune(self, now: datetime) -> None:
+        """Retention by age (config history_days), at most once a day."""
+        if self.history is None or now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY
+        try:
+            removed = self.history.prune(timedelta(days=self.config.history_days), now)
+        except HistoryError as err:
+            log.error("history: pruning failed: %s", err)
+            return
+        if removed:
+            log.info(
+                "history: %d old row(s) pruned (history_days = %d)",
+                removed,
+                self.config.history_days,
+            )
 
     def next_wake(self) -> datetime:
         """The next instant anything is due (at most MAX_SLEEP away)."""
@@ -147,6 +201,9 @@ class Daemon:
                 when = next(schedule.next_fires(job.entry.spec, now, zone), horizon)
                 self._next[job.id] = when
             best = min(best, when)
+        pending = self.engine.next_eval()
+        if pending is not None:
+            best = min(best, max(pending, now))
         if not self.config.mtime_check or self.waker is None:
             return best
         if not self.waker.watches_files:
@@ -166,9 +223,11 @@ class Daemon:
         """Loop until SIGTERM/SIGINT: sleep, wake, step."""
         assert self.waker is not None
         while not self.stopping:
-            self.waker.wait(self.next_wake())
+            reasons = self.waker.wait(self.next_wake())
             if self.stopping:
                 break
+            if "files" in reasons:  # inotify: a crontab directory changed; rescan now
+                self._next_rescan = self.clock.now()
             try:
                 self.step()
             except Exception:
@@ -188,10 +247,12 @@ def _instant_of(minute: int, utc_minute: int | None, zone: tzinfo) -> datetime:
     return wall_of(minute).replace(tzinfo=zone).astimezone(UTC)
 
 
-def initial_mode(config: Config) -> tuple[str, str]:
-    """The mode the daemon runs in and why (SPEC section 5)."""
+def initial_mode(config: Config, model: bool = False) -> tuple[str, str]:
+    """The mode the daemon runs in and why (SPEC section 5). `model`: a usable advisor."""
     if config.mode == "cron":
         return "cron", "configured: annotations are ignored, every job runs at its cron time"
     if config.mode == "legacy":
-        return "legacy", "configured: rules only"
-    return "legacy", "no model yet: rules only"
+        return "legacy", "configured: rules only (hard constraints, no model)"
+    if not model:
+        return "legacy", "no usable model yet: rules only (hard constraints, no model)"
+    return "smart", "rules and model"

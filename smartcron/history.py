@@ -14,7 +14,7 @@ import threading
 import urllib.parse
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -317,6 +317,12 @@ class HistoryStore:
                 raise HistoryError(f"{self.path}: write refused: {exc}") from exc
             self._pending.popleft()
         return changed
+
+    @contextmanager
+    def connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """The connection, locked (in a write transaction if `write`): smartcron.firings."""
+        with self._lock, self._transaction() if write else nullcontext():
+            yield self._conn
 
     def record_start(self, start: RunStart) -> int:
         """Write a 'running' row as the job starts, so a crash leaves evidence; its id.

@@ -7,8 +7,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
+from typing import TYPE_CHECKING
 
 from smartcron.crontab import Entry
+
+if TYPE_CHECKING:
+    from smartcron.smartspec import SmartSpec
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -22,10 +26,27 @@ class Job:
     entry: Entry
     zone: tzinfo | None = None  # CRON_TZ, else None for the daemon's zone
     name: str | None = None  # `name=` from a #@smart line, when given
+    smart: SmartSpec | None = None  # None: a plain cron line (or a bad annotation)
 
     @property
     def label(self) -> str:
         return f"{self.source}:{self.line}"
+
+
+def job_document(job: Job) -> dict[str, object]:
+    """A job as status.json and `smartcronctl list --json` show it."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "source": job.source,
+        "line": job.line,
+        "owner": job.owner,
+        "schedule": job.entry.spec.text,
+        "command": job.entry.command,
+        "zone": str(job.zone) if job.zone is not None else None,
+        "smart": job.smart is not None,
+        "settings": job.smart.as_dict() if job.smart is not None else None,
+    }
 
 
 def derived_id(source: str, owner: str, schedule: str, command: str) -> str:

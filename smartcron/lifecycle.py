@@ -23,6 +23,7 @@ from smartcron.mail import RunAs, build_message, decide_mail
 
 if TYPE_CHECKING:
     from smartcron.daemon import Daemon
+    from smartcron.gate import Firing
 
 log = logging.getLogger("smartcron")
 
@@ -39,23 +40,36 @@ class RunningJob:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def start_job(daemon: Daemon, job: Job, scheduled: datetime | None, trigger: str) -> None:
-    """Start one job now, as cron's do_command would."""
+def start_job(
+    daemon: Daemon,
+    job: Job,
+    scheduled: datetime | None,
+    trigger: str,
+    *,
+    firing: Firing | None = None,
+) -> RunningJob | None:
+    """Start one job now, as cron's do_command would; a smart `firing` adds its timeout,
+    mail policy and firing id. None if it could not start."""
     pw = resolve_user(job.owner)
     if pw is None:
         log.error("(%s) ORPHAN (no passwd entry): %s skipped", job.owner, job.label)
-        return
+        return None
+    smart = job.smart if firing is not None else None
+    timeout = smart.timeout if smart is not None else None
     request = request_for_entry(
         job.entry,
         pw,
         job_id=job.id,
         pam_env=daemon.pam_env,
+        timeout=None if timeout is None else timeout.total_seconds(),
         output_cap=daemon.config.output_cap,
         sandbox=daemon.sandbox,
     )
     # Mail shows cron's own list (e->envp), not PAM's additions; the run gets both.
     running = RunningJob(job, scheduled, trigger, job_environment(job.entry.env, pw))
     running.extra["job_env"] = request.env
+    if firing is not None:
+        running.extra["firing"] = firing
     try:
         running.run_id = daemon.history.record_start(
             RunStart(
@@ -68,6 +82,7 @@ def start_job(daemon: Daemon, job: Job, scheduled: datetime | None, trigger: str
                 started=daemon.clock.now(),
                 scheduled=scheduled,
                 trigger=trigger,
+                firing_id=None if firing is None else firing.id,
             )
         )
     except HistoryError as err:
@@ -89,9 +104,24 @@ def start_job(daemon: Daemon, job: Job, scheduled: datetime | None, trigger: str
     handle = daemon.runner.start(request, on_done)
     daemon.running[id(running)] = running
     running.extra["handle"] = handle
+    return running
+
+
+def mail_policy(running: RunningJob, result: RunResult) -> str | None:
+    """Why a smart job's `mail=` key withholds this run's mail (None: cron's rule decides)."""
+    smart = running.job.smart if "firing" in running.extra else None
+    if smart is None or smart.mail == "output":
+        return None
+    if smart.mail == "never":
+        return "mail=never"
+    return "mail=error: the run succeeded" if status_of(result) is RunStatus.OK else None
 
 
 def _mail(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
+    withheld = mail_policy(running, result)
+    if withheld is not None:
+        running.mail_sent, running.mail_reason = False, withheld
+        return
     env = running.env
     decision = decide_mail(
         env, running.job.owner, result.output_size, mta_available=daemon.mailer.available()
@@ -163,6 +193,11 @@ def finish_job(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
             log.error("history: %s (will retry)", err)
     if daemon.config.job_log_dir is not None:
         _append_job_log(daemon.config.job_log_dir, job, running, result)
+    if "firing" in running.extra:
+        try:
+            daemon.engine.finished(running, result, status)
+        except Exception:  # one firing's bookkeeping must not stop the loop
+            log.exception("%s: recording the smart run's outcome failed", job.label)
 
 
 def _append_job_log(directory: Path, job: Job, running: RunningJob, result: RunResult) -> None:

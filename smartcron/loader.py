@@ -16,9 +16,10 @@ from pathlib import Path
 
 from smartcron.config import Config
 from smartcron.crontab import Crontab, Kind, cron_d_name_ok, parse
-from smartcron.errors import CrontabSyntaxError, LineProblem, SmartcronError
+from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
 from smartcron.jobs import Job, assign_ids, derived_id
 from smartcron.permissions import RefusedFile, open_checked
+from smartcron.smartspec import Companion, companion_path, load_companion, smart_spec_for
 
 log = logging.getLogger("smartcron")
 
@@ -41,6 +42,7 @@ class Loaded:
     refused: str | None = None  # why the whole file is not used
     warnings: tuple[str, ...] = ()
     stamp: Stamp | None = None
+    companion: Stamp | None = None  # of F.smart.yaml, when there is one
 
     @property
     def path(self) -> str:
@@ -73,6 +75,8 @@ def discover(config: Config) -> list[Source]:
     if config.spool_dir is not None:
         for name in _listdir(config.spool_dir):
             if name.startswith((".", "tmp.")):  # crontab(1)'s temporary files
+                continue
+            if name.endswith(".smart.yaml"):  # a companion, not a user's crontab
                 continue
             sources.append(Source(config.spool_dir / name, Kind.USER, "user", name))
     return sources
@@ -111,6 +115,7 @@ def load_source(
     except CrontabSyntaxError as err:
         return Loaded(source, refused=str(err), stamp=stamp)
     warnings = [str(w) for w in tab.warnings]
+    companion, companion_stamp = _companion(source, owner_uid, tab, warnings)
     candidates = []
     for entry in tab.entries:
         owner = entry.user if source.kind is Kind.SYSTEM else source.owner
@@ -126,6 +131,11 @@ def load_source(
                 zone = zone_of(entry.env)
             except SmartcronError as err:
                 warnings.append(str(LineProblem(path, entry.line, f"{err}; using the system zone")))
+        smart = None
+        try:
+            smart = smart_spec_for(entry, path, companion, None)
+        except AnnotationError as err:  # never disables the job: it runs as plain cron
+            warnings.extend(f"{p}; the line runs as plain cron" for p in err.problems)
         job = Job(
             id="",
             source=path,
@@ -133,10 +143,35 @@ def load_source(
             owner=owner,
             entry=entry,
             zone=zone,  # type: ignore[arg-type]
+            name=smart.name if smart is not None else None,
+            smart=smart,
         )
         candidates.append((derived_id(path, owner, entry.spec.text, entry.command), job))
     jobs = assign_ids(candidates)
-    return Loaded(source, tuple(jobs), tab, None, tuple(warnings), stamp)
+    if companion is not None:
+        names = [job.name for job in jobs if job.name]
+        for name in companion.unknown_jobs(names):
+            warnings.append(f"{companion.path}: jobs: {name!r} is no annotated line's name=")
+    return Loaded(source, tuple(jobs), tab, None, tuple(warnings), stamp, companion_stamp)
+
+
+def _companion(
+    source: Source, owner_uid: int, tab: Crontab, warnings: list[str]
+) -> tuple[Companion | None, Stamp | None]:
+    """F.smart.yaml, checked like F itself; a bad one is a warning (annotated lines then
+    use their inline keys only), never a reason to refuse F."""
+    path = companion_path(source.path)
+    stamp = _stamp_of(path)
+    if stamp is None or not any(entry.annotations for entry in tab.entries):
+        return None, stamp
+    try:
+        data = open_checked(path, source.rule, owner_uid)
+        return load_companion(data.text, str(path)), stamp
+    except RefusedFile as err:
+        warnings.append(f"{path}: refused: {err.reason}; annotations use their inline keys only")
+    except AnnotationError as err:
+        warnings.extend(f"{p}; annotations use their inline keys only" for p in err.problems)
+    return None, stamp
 
 
 def _stamp_of(path: Path) -> Stamp | None:
@@ -167,7 +202,10 @@ class Database:
                 continue  # no /etc/crontab, or no user crontab yet: nothing to run
             # A refused file is re-read every time (database.c's force_rescan_user), so
             # fixing its mode or owner is noticed even though the mtime did not move.
-            if not force and old is not None and old.refused is None and old.stamp == stamp:
+            same = old is not None and old.stamp == stamp
+            if same and old is not None:
+                same = old.companion == _stamp_of(companion_path(source.path))
+            if not force and old is not None and old.refused is None and same:
                 current[key] = old
                 continue
             loaded = load_source(source, self.zone_of)

@@ -130,6 +130,12 @@ def test_a_crontab_change_is_picked_up_without_a_signal(tmp_path):
     status = tmp_path / "state" / "status.json"
     try:
         wait_for(lambda: status.exists(), what="status file")
+        (tmp_path / "crontab").write_text("0 5 * * * second\n")
+        wait_for(
+            lambda: [j["command"] for j in json.loads(status.read_text())["jobs"]] == ["second"],
+            what="first reload",
+        )
+        # The periodic rescan is an hour away: only inotify can explain this reload.
         (tmp_path / "crontab").write_text("0 6 * * * third\n")
         wait_for(
             lambda: [j["command"] for j in json.loads(status.read_text())["jobs"]] == ["third"],

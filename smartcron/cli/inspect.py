@@ -39,6 +39,7 @@ def load_config(config_file: str | None, user_mode: bool | None) -> Config:
 def live_status(config: Config) -> dict[str, Any]:
     """What a daemon would load right now (the daemon is not running)."""
     from smartcron.daemon import initial_mode
+    from smartcron.jobs import job_document
     from smartcron.loader import Database
     from smartcron.schedule import entry_zone, local_zone
 
@@ -62,19 +63,7 @@ def live_status(config: Config) -> dict[str, Any]:
             }
             for loaded in db.files.values()
         ],
-        "jobs": [
-            {
-                "id": job.id,
-                "name": job.name,
-                "source": job.source,
-                "line": job.line,
-                "owner": job.owner,
-                "schedule": job.entry.spec.text,
-                "command": job.entry.command,
-                "zone": str(job.zone) if job.zone is not None else None,
-            }
-            for job in db.jobs
-        ],
+        "jobs": [job_document(job) for job in db.jobs],
         "running": 0,
     }
 
@@ -160,7 +149,9 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
         )
     loaded = [f for f in doc["files"] if not f["refused"]]
     refused = [f for f in doc["files"] if f["refused"]]
-    console.print(f"files: {len(loaded)} loaded, {len(refused)} refused, {len(doc['jobs'])} jobs")
+    smart = sum(1 for job in doc["jobs"] if job.get("smart"))
+    counts = f"{len(doc['jobs'])} jobs ({smart} annotated)"
+    console.print(f"files: {len(loaded)} loaded, {len(refused)} refused, {counts}")
     for item in refused:
         console.print(f"  [red]refused[/red] {item['path']}: {item['refused']}", soft_wrap=True)
     for item in doc["files"]:
