@@ -12,6 +12,7 @@ import json
 import logging
 import logging.handlers
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -28,8 +29,10 @@ from smartcron.errors import SmartcronError
 from smartcron.executor import ProcessRunner
 from smartcron.history import HistoryError, HistoryStore, RunEnd, RunStatus
 from smartcron.jobenv import parse_pam_env_file
+from smartcron.jobs import job_document
 from smartcron.lifecycle import hostname, start_job
 from smartcron.mail import SendmailMailer, default_mail_charset
+from smartcron.monitor import SystemMonitor
 from smartcron.schedule import local_zone
 from smartcron.wakeup import Waker
 
@@ -156,19 +159,7 @@ def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
                 "jobs": len(loaded.jobs),
             }
         )
-    jobs = [
-        {
-            "id": job.id,
-            "name": job.name,
-            "source": job.source,
-            "line": job.line,
-            "owner": job.owner,
-            "schedule": job.entry.spec.text,
-            "command": job.entry.command,
-            "zone": str(job.zone) if job.zone is not None else None,
-        }
-        for job in daemon.db.jobs
-    ]
+    jobs = [job_document(job) for job in daemon.db.jobs]
     return {
         "pid": os.getpid(),
         "started": started.isoformat(),
@@ -184,6 +175,7 @@ def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
         "files": files,
         "jobs": jobs,
         "running": len(daemon.running),
+        "pending_firings": len(daemon.engine.slots),
     }
 
 
@@ -231,6 +223,9 @@ def serve(config: Config, *, foreground: bool) -> int:
         mail_charset=charset,
         pam_env=pam_environment(),
         sandbox=sandbox_prefix(config),
+        monitor=SystemMonitor(
+            user=pwd.getpwuid(os.geteuid()).pw_name if config.user_mode else None
+        ),
     )
     marked = history.mark_interrupted_runs("the daemon stopped while the job ran")
     if marked:
@@ -264,6 +259,9 @@ def serve(config: Config, *, foreground: bool) -> int:
                 start_job(daemon, job, None, "reboot")
     else:
         log.info("Skipping @reboot jobs -- not system startup")
+    from smartcron.control import start_control  # smartcrontab's socket; stops at exit
+
+    start_control(config, daemon)
     sd_notify("READY=1")
     try:
         daemon.run()

@@ -1,55 +1,397 @@
-"""smartcrontab: crontab(1)'s interface to SmartCron."""
+"""smartcrontab: crontab(1) for SmartCron, with Debian's options, messages and exit codes."""
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, NoReturn
+
 import click
 
-from smartcron.cli.common import CONTEXT, fail, read_text_arg, user_errors
+from smartcron import config as configuration
+from smartcron import install
+from smartcron.cli.common import CONTEXT
+from smartcron.config import SYSTEM_CONFIG, defaults
+from smartcron.control import RemoteStore, Unavailable
+from smartcron.crontab import Kind
+from smartcron.errors import SmartcronError
+from smartcron.install import DirectStore
+
+Store = DirectStore | RemoteStore
+
+USAGE = """\
+usage:\t{p} [-u user] [-n] file
+\t{p} [ -u user ] [ -i ] {{ -e | -l | -r }}
+\t{p} -T file [--system]
+\t{p} --user ...  (your own crontab, for a user-mode daemon)
+
+\t-h\t(displays the help)
+
+\tfile\t(default operation is replace, per 1003.2)
+\t-n\t(dry run: checks the syntax, then bails out)
+\t-u user\t(choose the user whose crontab is touched)
+
+\t-e\t(edit user's crontab)
+\t-l\t(list user's crontab)
+\t-r\t(delete user's crontab)
+
+\t-i\t(prompt before deleting user's crontab)"""
+
+# crontab.c's text for a new crontab (edit_cmd, add_help_text).
+HELP_TEXT = b"""\
+# Edit this file to introduce tasks to be run by cron.
+# 
+# Each task to run has to be defined through a single line
+# indicating with different fields when the task will be run
+# and what command to run for the task
+# 
+# To define the time you can provide concrete values for
+# minute (m), hour (h), day of month (dom), month (mon),
+# and day of week (dow) or use '*' in these fields (for 'any').
+# 
+# Notice that tasks will be started based on the cron's system
+# daemon's notion of time and timezones.
+# 
+# Output of the crontab jobs (including errors) is sent through
+# email to the user the crontab file belongs to (unless redirected).
+# 
+# For example, you can run a backup of all your user accounts
+# at 5 a.m every week with:
+# 0 5 * * 1 tar -zcf /var/backups/home.tgz /home/
+# 
+# For more information see the manual pages of crontab(5) and cron(8)
+# 
+# m h  dom mon dow   command
+"""  # noqa: W291 (Debian's "# " lines keep their blank)
+EDITORS = ("/usr/bin/sensible-editor", "editor", "vi")  # pathnames.h's EDITOR, then fallbacks
 
 
-def check_text(text: str, path: str, system: bool) -> list[str]:
-    """Every problem of a crontab as `path:line: reason` lines (empty when valid)."""
-    import pwd
+def prog_name() -> str:
+    name = os.path.basename(sys.argv[0])
+    return "crontab" if name == "crontab" else "smartcrontab"
 
-    from smartcron.crontab import Kind, parse
-    from smartcron.errors import CrontabSyntaxError
 
-    def user_exists(name: str) -> bool:
+def err(*lines: str) -> None:
+    click.echo("".join(line + "\n" for line in lines), err=True, nl=False)
+
+
+def die(*lines: str) -> NoReturn:
+    err(*lines)
+    sys.exit(1)  # crontab.c's ERROR_EXIT for everything
+
+
+def usage(message: str) -> NoReturn:
+    p = prog_name()
+    die(*([f"{p}: usage error: {message}"] if message else []), USAGE.format(p=p))
+
+
+class CrontabCommand(click.Command):
+    """Usage errors as crontab.c's usage(): Debian's message on stderr, exit 1 (not 2)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs["standalone_mode"] = False
         try:
-            pwd.getpwnam(name)
-        except KeyError:
-            return False
-        return True
-
-    kind = Kind.SYSTEM if system else Kind.USER
-    try:
-        tab = parse(text, kind, path, user_exists if system else None, install=True)
-    except CrontabSyntaxError as err:
-        return [str(p) for p in err.problems]
-    for warning in tab.warnings:
-        click.echo(f"{warning} (warning)", err=True)
-    return []
+            code = super().main(*args, **kwargs)
+        except click.UsageError as error:
+            usage(error.format_message())
+        sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.command(context_settings=CONTEXT)
+@click.command(cls=CrontabCommand, context_settings=CONTEXT)
+@click.option("-u", "user", metavar="USER", help="The user whose crontab is touched (root only).")
+@click.option("-l", "list_", is_flag=True, help="List the crontab.")
+@click.option("-r", "remove", is_flag=True, help="Delete the crontab.")
+@click.option("-e", "edit", is_flag=True, help="Edit the crontab ($VISUAL, else $EDITOR).")
+@click.option("-i", "ask", is_flag=True, help="With -r: ask before deleting.")
+@click.option("-n", "dry_run", is_flag=True, help="With FILE or -e: check only, install nothing.")
 @click.option("-T", "check", metavar="FILE", help="Check FILE ('-' for stdin); install nothing.")
 @click.option("--system", is_flag=True, help="With -T: the file is in system format.")
+@click.option("--user", "user_mode", is_flag=True, help="Your own crontab (user-mode daemon).")
+@click.option("--config", "config_file", metavar="FILE", help="SmartCron configuration (TOML).")
 @click.argument("file", required=False)
-@user_errors
-def main(check: str | None, system: bool, file: str | None) -> None:
-    """Install, list, edit or check crontabs for SmartCron (like crontab(1)).
+def main(
+    user: str | None,
+    list_: bool,
+    remove: bool,
+    edit: bool,
+    ask: bool,
+    dry_run: bool,
+    check: str | None,
+    system: bool,
+    user_mode: bool,
+    config_file: str | None,
+    file: str | None,
+) -> None:
+    """Install, list, edit, remove or check crontabs for SmartCron (like crontab(1)).
 
     \b
     Examples:
-      smartcrontab -T mycrontab            # check only: silent and exit 0 when valid
+      smartcrontab -e                      # edit your crontab
+      smartcrontab -l > saved              # list it (no header lines)
+      smartcrontab saved                   # install a file ('-' reads stdin)
+      smartcrontab -n saved                # check it, install nothing
+      smartcrontab -i -r                   # remove it, after asking
+      sudo smartcrontab -u alice -l        # root: another user's crontab
+      smartcrontab -T mycrontab            # check only: silent, exit 0 when valid
       smartcrontab -T /etc/cron.d/backup --system
+      smartcrontab --user -e               # your own crontab, for `smartcron --user`
+    \b
+    Which crontab: with --user, or when no system SmartCron is configured or running,
+    your own <config>/crontab; as root the spool (spool_dir/USER); otherwise the system
+    daemon installs it for you through its socket (run_dir/smartcron.sock). Every
+    replaced or removed crontab is kept (last 5) in ~/.cache/smartcron/crontab-backups
+    (and, for the spool, in state_dir/crontab-backups); restore one with
+    `smartcrontab FILE`. Messages and exit status (1 on any error) are crontab(1)'s.
     """
-    if check is None:
-        raise click.UsageError("only -T FILE is available in this version")
-    text, path = read_text_arg(check)
-    problems = check_text(text, path, system)
+    ops = [list_, remove, edit, check is not None]
+    if sum(ops) > 1:
+        usage("only one operation permitted")
+    if any(ops) and file is not None:
+        usage("no arguments permitted after this option")
+    if check is not None:  # -T: silent and 0 when valid, else every `path:line: reason`
+        data, path = read_input(check)
+        kind = Kind.SYSTEM if system else Kind.USER
+        problems, warnings = install.check(data, path, kind, companion=path != "-")
+        err(*(f"{w} (warning)" for w in warnings))
+        if problems:
+            die(*problems)
+        sys.exit(0)
+    if not any(ops) and file is None:
+        # Debian reads stdin when there is no argument at all; at a terminal that is the
+        # classic trap (Ctrl-D wipes the crontab), so there it is crontab.c's usage error.
+        if user is not None or dry_run or sys.stdin.isatty():
+            usage("file name must be specified for replace")
+        file = "-"
+    store = open_store(user, user_mode, config_file)
+    try:
+        if list_:
+            list_cmd(store)
+        elif remove:
+            delete_cmd(store, ask)
+        elif edit:
+            edit_cmd(store, dry_run)
+        else:
+            data, path = read_input(file or "-")
+            sys.exit(0 if try_install(store, data, path, dry_run) else 1)
+    except install.InstallError as error:
+        fail_with(error)
+
+
+def read_input(file: str) -> tuple[bytes, str]:
+    """FILE or '-' (stdin), read as the invoking user, at most one byte over the limit."""
+    if file == "-":
+        return sys.stdin.buffer.read(install.MAX_CRONTAB_BYTES + 1), "-"
+    try:
+        with open(file, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                die(f"{file}: Not a regular file.")
+            return f.read(install.MAX_CRONTAB_BYTES + 1), file
+    except IsADirectoryError:
+        die(f"{file}: Not a regular file.")
+    except OSError as error:
+        die(f"{file}: {error.strerror}")  # perror(Filename)
+
+
+def open_store(user: str | None, user_mode: bool, config_file: str | None) -> Store:
+    p = prog_name()
+    try:
+        me = pwd.getpwuid(os.getuid())
+    except KeyError:
+        die(f"{p}: your UID isn't in the passwd file.", "bailing out.")
+    target = me
+    if user is not None:
+        try:
+            target = pwd.getpwnam(user)
+        except KeyError:
+            die(f"{p}:  user `{user}' unknown")  # sic: two blanks, as crontab.c
+        if os.getuid() != 0 and target.pw_uid != me.pw_uid:
+            die("must be privileged to use -u")
+    if user_mode and target.pw_uid != me.pw_uid:
+        usage("-u cannot be used with --user")
+    if not user_mode and os.geteuid() != 0:
+        user_mode = not system_configured(config_file)
+    try:
+        config = configuration.load(config_file, user_mode=user_mode)
+        if user_mode:
+            store: Store = DirectStore(config, install.own_target(config, me.pw_name))
+        elif os.geteuid() == 0:
+            spool = install.spool_target(config, target.pw_name, target.pw_uid, target.pw_gid)
+            store = DirectStore(config, spool)
+        else:
+            return RemoteStore(config, me.pw_name)  # the daemon checks cron.allow itself
+        install.check_allowed(config, target.pw_name)
+    except install.NotAllowed as error:
+        if os.getuid() == 0:
+            die(f"The user {target.pw_name} cannot use this program ({p})")
+        fail_with(error)
+    except SmartcronError as error:
+        die(f"{p}: {error}")
+    return store
+
+
+def system_configured(config_file: str | None) -> bool:
+    """The mode rule for a non-root user without --user (told in --help)."""
+    if config_file or os.environ.get("SMARTCRON_CONFIG"):
+        return True
+    socket_path = Path(defaults(False)["run_dir"]) / "smartcron.sock"
+    return SYSTEM_CONFIG.exists() or socket_path.exists()
+
+
+def fail_with(error: install.InstallError) -> NoReturn:
+    """Print an install error as crontab(1) would, exit 1."""
+    if isinstance(error, install.BadCrontab):
+        die(*error.problems, "errors in crontab file, can't install.")
+    if isinstance(error, install.NotAllowed):
+        p = prog_name()
+        die(str(error).replace("(crontab)", f"({p})"), "See crontab(1) for more information")
+    if isinstance(error, install.NoCrontab | Unavailable):
+        die(*str(error).splitlines())
+    die(f"{prog_name()}: {error}")
+
+
+def list_cmd(store: Store) -> None:
+    data = store.read()
+    if data is None:
+        die(f"no crontab for {store.user}")
+    if not os.environ.get("CRONTAB_NOHEADER", "").upper().startswith("N"):
+        data = install.strip_header(data)
+    # crontab.c escapes \b and \r, "which might be used to obfuscate a listing".
+    sys.stdout.buffer.write(data.replace(b"\b", b"\\b").replace(b"\r", b"\\r"))
+    sys.stdout.flush()
+
+
+def delete_cmd(store: Store, ask: bool) -> None:
+    if store.read() is None:
+        die(f"no crontab for {store.user}")
+    if ask:
+        question = f"{prog_name()}: really delete {store.user}'s crontab? (y/n) "
+        answer = yes_no(question, "Please enter Y or N: ", repeat=False)
+        if not answer:
+            sys.exit(0 if answer is False else 1)  # crontab.c: "n" exits 0
+    err(*store.remove())
+
+
+def yes_no(question: str, again: str, repeat: bool) -> bool | None:
+    """crontab.c's y/n loops; None at end of input (where Debian would loop forever)."""
+    click.echo(question, nl=False)
+    while True:
+        sys.stdout.flush()
+        answer = sys.stdin.readline()
+        if not answer:
+            err("")
+            return None
+        if answer[:1] in ("y", "Y", "n", "N"):
+            return answer[:1] in ("y", "Y")
+        click.echo(again, err=True, nl=not again.endswith(": "))
+        if repeat:
+            click.echo(question, nl=False)
+
+
+def try_install(store: Store, data: bytes, path: str, dry_run: bool) -> bool:
+    """crontab.c's replace_cmd(): check, then install. False on a syntax error."""
+    problems, warnings = install.check(data, path, Kind.USER, companion=path != "-")
+    err(*(f"{w} (warning)" for w in warnings))
     if problems:
-        fail("\n".join(problems))
+        err(*problems, "errors in crontab file, can't install.")
+        return False
+    if dry_run:
+        err("The syntax of the crontab file was successfully checked.")
+        return True
+    try:
+        err(*store.install(data, path))
+    except install.BadCrontab as error:  # the daemon's own check disagreed
+        err(*error.problems, "errors in crontab file, can't install.")
+        return False
+    return True
+
+
+def edit_cmd(store: Store, dry_run: bool) -> None:
+    p = prog_name()
+    old = store.read()
+    if old is None:
+        err(f"no crontab for {store.user} - using an empty one")
+        body = HELP_TEXT
+    else:
+        body = install.strip_header(old)
+    # A private directory (mkdtemp: 0700) and file (0600), as create_tmp_crontab().
+    directory = tempfile.mkdtemp(prefix="crontab.", dir=os.environ.get("TMPDIR") or "/tmp")
+    path = os.path.join(directory, "crontab")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(body)
+    editor = pick_editor()
+    keep = False
+    try:
+        while True:
+            run_editor(editor, path)
+            edited = read_edited(path)
+            if edited == body:
+                err("No modification made")
+                return
+            err(f"{p}: installing new crontab")
+            if try_install(store, edited, path, dry_run):
+                return
+            if not yes_no("Do you want to retry the same edit? (y/n) ", "Enter Y or N", True):
+                keep = True
+                die(f"{p}: edits left in {path}")
+    finally:
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def pick_editor() -> str:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    editor = editor or next(filter(None, map(shutil.which, EDITORS)), None)
+    return editor or die(f"{prog_name()}: no editor found: set $VISUAL or $EDITOR")
+
+
+def run_editor(editor: str, path: str) -> None:
+    """`sh -c "EDITOR FILE"` as crontab.c runs it; its signals ignored meanwhile."""
+    p = prog_name()
+    saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)}
+
+    def child_signals() -> None:
+        for s in saved:
+            signal.signal(s, signal.SIG_DFL)
+
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", f'{editor} "$1"', "sh", path],
+            cwd="/tmp",
+            preexec_fn=child_signals,
+            check=False,
+        )
+    except OSError as error:
+        die(f"{editor}: {error.strerror}")
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+    if proc.returncode > 0:
+        die(f'{p}: "{editor}" exited with status {proc.returncode}')
+    if proc.returncode < 0:
+        die(f'{p}: "{editor}" killed; signal {-proc.returncode} (no core dumped)')
+
+
+def read_edited(path: str) -> bytes:
+    """open_tmp_crontab(): still there, still ours, still a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        die(f"Can't open tempfile after edit: {error.strerror}", "Error while editing crontab")
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if st.st_uid != os.getuid():
+            die("Temporary crontab no longer owned by you.", "Error while editing crontab")
+        if not stat.S_ISREG(st.st_mode):
+            die("The temporary crontab must remain a regular file", "Error while editing crontab")
+        return f.read(install.MAX_CRONTAB_BYTES + 1)
 
 
 if __name__ == "__main__":  # pragma: no cover
