@@ -168,13 +168,13 @@ def test_the_example_config_is_valid_when_uncommented(tmp_path: Path) -> None:
     assert config.mode == "smart" and config.output_cap == 1024 * 1024
 
 
-def test_every_smart_key_is_in_smartcrontab_5_and_the_readme_draft() -> None:
+def test_every_smart_key_is_in_smartcrontab_5_and_the_readme() -> None:
     annotations = pytest.importorskip("smartcron.annotations")
     page = plain((MAN / "smartcrontab.5").read_text())
-    draft = (ROOT / "docs" / "README-draft.md").read_text()
+    draft = (ROOT / "README.md").read_text()
     for key in annotations.KEYS:
         assert re.search(rf"^\.B(I|R)? {key}=", page, re.M), f"{key} not in smartcrontab(5)"
-        assert f"`{key}" in draft, f"{key} not in the README draft's cheat-sheet"
+        assert f"`{key}" in draft, f"{key} not in the README's cheat-sheet"
 
 
 # --------------------------------------------------------------------------- help
