@@ -103,10 +103,21 @@ def next_cmd(
 
 
 def _register() -> None:
+    from smartcron.cli.ai import bench_ai_cmd, model_cmd, train_cmd
     from smartcron.cli.inspect import history_cmd, status_cmd
+    from smartcron.cli.jobs import explain_cmd, list_cmd
+    from smartcron.cli.sim import simulate_cmd, trace_gen_cmd, trace_record_cmd
 
     main.add_command(status_cmd)
     main.add_command(history_cmd)
+    main.add_command(list_cmd)
+    main.add_command(explain_cmd)
+    main.add_command(train_cmd)
+    main.add_command(model_cmd)
+    main.add_command(bench_ai_cmd)
+    main.add_command(simulate_cmd)
+    main.add_command(trace_gen_cmd)
+    main.add_command(trace_record_cmd)
 
 
 _register()

@@ -1,0 +1,255 @@
+"""smartcronctl simulate, trace-gen and trace-record: the simulator's commands (SPEC 9).
+
+Thin: the work is in smartcron.simulator, smartcron.tracegen and smartcron.trace.
+"""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from smartcron.cli.common import CONTEXT, instant_option, print_json, user_errors, zone_option
+from smartcron.errors import SmartcronError
+
+POLICIES = ("cron", "random", "rules", "oracle", "smart")
+_UNNAMED = "runs for one minute, no CPU, never fails"
+
+
+@click.command("simulate", context_settings=CONTEXT)
+@click.option("--crontab", "crontab", required=True, metavar="F", help="The crontab to simulate.")
+@click.option("--system", is_flag=True, help="The crontab is in system format (a user field).")
+@click.option("--jobs", "jobs_dir", metavar="DIR", help="Standalone job files (*.yaml, *.json).")
+@click.option("--trace", "trace_path", required=True, metavar="T", help="Trace CSV (.csv.gz too).")
+@click.option("--world", "world_path", required=True, metavar="W", help="World YAML.")
+@click.option("--policy", type=click.Choice(POLICIES), default="rules", show_default=True)
+@click.option("--from", "start", metavar="ISO", help="Period start (default: trace start).")
+@click.option("--to", "end", metavar="ISO", help="Period end, exclusive (default: trace end).")
+@click.option("--tz", "tz", default="UTC", show_default=True, help="The crontab's time zone.")
+@click.option("--seed", type=int, help="Override the world's seed (the failure dice).")
+@click.option("--history", "history", metavar="DB", help="Write decisions and runs to DB.")
+@click.option("--model", "model", metavar="DIR", help="Model directory (policy smart).")
+@click.option("--max-concurrent", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@user_errors
+def simulate_cmd(
+    crontab: str,
+    system: bool,
+    jobs_dir: str | None,
+    trace_path: str,
+    world_path: str,
+    policy: str,
+    start: str | None,
+    end: str | None,
+    tz: str,
+    seed: int | None,
+    history: str | None,
+    model: str | None,
+    max_concurrent: int,
+    as_json: bool,
+) -> None:
+    """Replay a crontab on a recorded trace under a policy; print SPEC 9's metrics.
+
+    The daemon's own schedule, annotations and gate run on a virtual clock; the world
+    decides runtimes and failures (the same dice for every policy).
+
+    \b
+    Examples:
+      smartcronctl simulate --crontab fixtures/crontabs/laptop.crontab \\
+        --trace fixtures/traces/laptop-8w.csv.gz --world fixtures/worlds/laptop.yaml \\
+        --policy rules
+      smartcronctl simulate ... --policy oracle --from 2026-01-12T00:00Z --json
+    """
+    from smartcron import simulator
+    from smartcron.trace import read_trace
+    from smartcron.world import read_world
+
+    zone = zone_option(tz)
+    first = instant_option(start, zone, "--from") if start else None
+    last = instant_option(end, zone, "--to") if end else None
+    if first is not None and last is not None and first >= last:
+        raise SmartcronError(f"--from {start} is not before --to {end}")
+    if policy == "smart" and model is None:
+        raise SmartcronError("--policy smart needs --model DIR (a model from smartcronctl train)")
+    if model is not None and policy != "smart":
+        raise SmartcronError("--model is for --policy smart only")
+    advisor, on_run = load_advisor(model) if model is not None else (None, None)
+    world = read_world(world_path)
+    scenario = simulator.load_scenario(crontab, zone=zone, jobs_dir=jobs_dir, system=system)
+    for warning in scenario.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    unnamed = simulator.check_world(world, scenario)
+    if unnamed:
+        click.echo(f"{world_path}: not in the world ({_UNNAMED}): {', '.join(unnamed)}", err=True)
+    trace = read_trace(trace_path)
+    with _progress() as report:
+        timeline = simulator.Timeline(trace, world, scenario.specs())
+        result = simulator.simulate(
+            scenario,
+            timeline,
+            world,
+            policy,
+            start=first,
+            end=last,
+            seed=seed,
+            advisor=advisor,
+            history=history,
+            max_concurrent=max_concurrent,
+            on_run=on_run,
+            progress=report,
+        )
+    metrics = result.metrics()
+    if as_json:
+        metrics["scenario"] = {
+            "policy": result.policy.value,
+            "crontab": crontab,
+            "trace": trace_path,
+            "world": world_path,
+            "from": result.start.isoformat(),
+            "to": result.end.isoformat(),
+            "seed": result.seed,
+            "unnamed_jobs": unnamed,
+            "evaluations": result.evaluations,
+        }
+        print_json(metrics)
+        return
+    _print_table(metrics, result)
+
+
+def load_advisor(model: str) -> tuple[Any, Callable[[str, datetime, bool, float], None]]:
+    """The model advisor for --policy smart, and the hook that tells it each simulated
+    run's outcome (the job's recent record is one of the model's features)."""
+    from smartcron.features import Outcome
+    from smartcron.model import MemoryStats
+    from smartcron.model import load_advisor as load
+
+    stats = MemoryStats()
+
+    def on_run(job: str, ended: datetime, ok: bool, runtime_s: float) -> None:
+        stats.add(job, Outcome(ended=ended, ok=ok, runtime_s=runtime_s))
+
+    return load(model, stats), on_run
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    with Progress(
+        *columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True
+    ) as bar:
+        task = bar.add_task("simulate", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield report
+
+
+_COLUMNS = (
+    ("firings", "firings"),
+    ("runs", "runs"),
+    ("failures", "fail"),
+    ("failure_rate", "fail %"),
+    ("wasted_cpu_s", "wasted CPU s"),
+    ("interference_cpu_s", "interf. CPU s"),
+    ("on_battery_cpu_s", "battery CPU s"),
+    ("window_misses", "misses"),
+    ("skipped", "skipped"),
+    ("delay_mean_s", "delay mean s"),
+    ("delay_p95_s", "delay p95 s"),
+)
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    out = []
+    for key, _ in _COLUMNS:
+        value = row[key]
+        if key == "failure_rate":
+            out.append(f"{100 * value:.1f}")
+        elif isinstance(value, float):
+            out.append(f"{value:,.0f}")
+        else:
+            out.append(f"{value:,}")
+    return out
+
+
+def _print_table(metrics: dict[str, Any], result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = (
+        f"policy {result.policy.value}: {result.start:%Y-%m-%d %H:%M} to"
+        f" {result.end:%Y-%m-%d %H:%M} UTC, seed {result.seed}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("job")
+    for _, header in _COLUMNS:
+        table.add_column(header, justify="right")
+    for name, row in metrics["jobs"].items():
+        table.add_row(name, *_cells(row))
+    table.add_section()
+    table.add_row("all", *_cells(metrics), style="bold")
+    console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
+        console = Console(highlight=False, width=170)
+    console.print(table)
+
+
+@click.command("trace-gen", context_settings=CONTEXT)
+@click.argument("kind", type=click.Choice(("laptop", "server")))
+@click.option("--days", default=56, show_default=True, type=click.IntRange(1, 4 * 365))
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--start", metavar="ISO", help="First minute (default: 2026-01-05T00:00Z).")
+@click.option("--out", required=True, metavar="F", help="Output CSV (.csv.gz: gzipped).")
+@user_errors
+def trace_gen_cmd(kind: str, days: int, seed: int, start: str | None, out: str) -> None:
+    """Write a synthetic minute-level trace (deterministic for a seed).
+
+    \b
+    Examples:
+      smartcronctl trace-gen laptop --days 56 --seed 1 --out laptop-8w.csv.gz
+      smartcronctl trace-gen server --days 365 --seed 3 --out server-1y.csv.gz
+    """
+    from smartcron import tracegen
+
+    first = tracegen.DEFAULT_START if start is None else instant_option(start, UTC, "--start")
+    rows = tracegen.write_csv(tracegen.generate(kind, first, days, seed), out)
+    click.echo(f"{out}: {rows} rows", err=True)
+
+
+@click.command("trace-record", context_settings=CONTEXT)
+@click.option("--minutes", required=True, type=click.IntRange(1), help="How many minutes.")
+@click.option("--out", required=True, metavar="F", help="Output CSV (.gz: gzipped; - stdout).")
+@click.option("--disk-path", default="/", show_default=True, help="Disk to measure.")
+@user_errors
+def trace_record_cmd(minutes: int, out: str, disk_path: str) -> None:
+    """Record this machine's state once a minute as a trace (each row flushed).
+
+    \b
+    Example:
+      smartcronctl trace-record --minutes 1440 --out today.csv
+    """
+    from smartcron.clock import SystemClock
+    from smartcron.monitor import SystemMonitor
+    from smartcron.trace import record_trace
+
+    monitor = SystemMonitor(disk_path=disk_path)
+    if out == "-":
+        rows = record_trace(monitor, SystemClock(), minutes, sys.stdout)
+    else:
+        opener: Any = gzip.open if out.endswith(".gz") else open
+        with opener(out, "wt", encoding="utf-8", newline="") as fh:
+            rows = record_trace(monitor, SystemClock(), minutes, fh)
+    click.echo(f"{out}: {rows} rows", err=True)

@@ -1,0 +1,197 @@
+"""The trace on the simulator's minute grid: minute ``i`` is ``trace.start + i`` minutes.
+
+Per-minute flags the metrics need (user-active, on battery) are computed once, as
+bytes plus prefix sums, so the CPU seconds a run spends in active minutes cost O(1)
+whatever its length. Past the trace's last minute the last row carries forward, as
+gaps do inside a trace: a firing near the end whose window runs past it still ends.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from smartcron import gate
+from smartcron.monitor import Snapshot
+from smartcron.smartspec import SmartSpec
+from smartcron.trace import Trace
+from smartcron.world import World
+
+MINUTE = timedelta(minutes=1)
+
+
+_FLOATS = ("load1", "load5", "load15", "cpu_percent", "ram_percent")
+_OPTIONAL = ("battery_percent", "idle_seconds", "disk_free_percent")  # NaN: None
+_FLAGS = ("charging", "on_ac")  # -1: None
+_Single = tuple[str, object, str]  # (constraint, value, disk_path)
+
+
+class Timeline:
+    """Snapshots and per-minute flags by minute index.
+
+    One pass over the trace keeps its columns (a snapshot is then rebuilt in a few
+    microseconds, equal to ``trace.at``'s) and the flags; `specs` are smart specs whose
+    constraint masks (see `hold_mask`) are computed in the same pass.
+    """
+
+    def __init__(
+        self,
+        trace: Trace,
+        world: World,
+        specs: Iterable[SmartSpec] = (),
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.trace = trace
+        self.start = trace.start
+        self.minutes = n = len(trace)
+        self._cols = {name: array("d", bytes(8 * n)) for name in (*_FLOATS, *_OPTIONAL)}
+        self._cols.update({name: array("b", bytes(n)) for name in _FLAGS})
+        active, battery = bytearray(n), bytearray(n)
+        self._singles: dict[_Single, bytearray] = {}
+        self._masks: dict[tuple[_Single, ...], bytes] = {}
+        singles = self._new_singles(specs)
+        for i in range(n):
+            snap = trace.at(self.start + i * MINUTE)
+            for name in _FLOATS:
+                self._cols[name][i] = getattr(snap, name)
+            for name in _OPTIONAL:
+                value = getattr(snap, name)
+                self._cols[name][i] = math.nan if value is None else value
+            for name in _FLAGS:
+                flag = getattr(snap, name)
+                self._cols[name][i] = -1 if flag is None else flag
+            active[i] = world.is_active(snap)
+            battery[i] = snap.on_ac is False
+            for single, flags in singles:
+                flags[i] = not gate.constraint_failures(single, snap)
+            if progress is not None and i % 10_000 == 0:
+                progress(i)
+        self._source = snap.idle_source if n else "trace"
+        self.active, self.battery = active, battery
+        self._active_cum, self._battery_cum = _cumulative(active), _cumulative(battery)
+        self.snapshot = lru_cache(maxsize=4096)(self._snapshot)
+
+    def instant(self, i: int) -> datetime:
+        return self.start + i * MINUTE
+
+    def index(self, instant: datetime) -> int:
+        """The minute holding `instant`."""
+        return math.floor((instant - self.start) / MINUTE)
+
+    def index_ceil(self, instant: datetime) -> int:
+        """The first minute starting at or after `instant`."""
+        return math.ceil((instant - self.start) / MINUTE)
+
+    def _snapshot(self, i: int) -> Snapshot:
+        """The snapshot of minute `i`, as ``trace.at`` gives it (past the end: the last)."""
+        row, c = min(i, self.minutes - 1), self._cols
+        battery, idle, disk = (
+            c["battery_percent"][row],
+            c["idle_seconds"][row],
+            c["disk_free_percent"][row],
+        )
+        charging, on_ac = c["charging"][row], c["on_ac"][row]
+        return Snapshot(
+            at=self.start + i * MINUTE,
+            load1=c["load1"][row],
+            load5=c["load5"][row],
+            load15=c["load15"][row],
+            cpu_percent=c["cpu_percent"][row],
+            ram_percent=c["ram_percent"][row],
+            battery_percent=None if battery != battery else battery,  # NaN: None
+            charging=None if charging < 0 else charging == 1,
+            on_ac=None if on_ac < 0 else on_ac == 1,
+            idle_seconds=None if idle != idle else idle,
+            idle_source=self._source,
+            disk_free_percent=None if disk != disk else disk,
+        )
+
+    def active_seconds(self, start: int, seconds: float) -> float:
+        """Seconds of [start, start + seconds) that fall in user-active minutes."""
+        return _covered(self.active, self._active_cum, start, seconds)
+
+    def battery_seconds(self, start: int, seconds: float) -> float:
+        """Seconds of [start, start + seconds) that fall in minutes on battery."""
+        return _covered(self.battery, self._battery_cum, start, seconds)
+
+    def _new_singles(self, specs: Iterable[SmartSpec]) -> list[tuple[SmartSpec, bytearray]]:
+        """Empty masks for the single constraints of `specs` not seen yet, registered."""
+        out = []
+        for spec in specs:
+            for key in _singles(spec):
+                if key not in self._singles:
+                    self._singles[key] = flags = bytearray(self.minutes)
+                    single = SmartSpec(**{key[0]: key[1], "disk_path": key[2]})  # type: ignore[arg-type]
+                    out.append((single, flags))
+        return out
+
+    def prepare(self, specs: Iterable[SmartSpec]) -> None:
+        """Compute the single-constraint masks `specs` need, in one pass over the trace."""
+        singles = self._new_singles(specs)
+        for i in range(self.minutes) if singles else ():
+            snap = self._snapshot(i)
+            for single, flags in singles:
+                flags[i] = not gate.constraint_failures(single, snap)
+
+    def hold_mask(self, spec: SmartSpec) -> bytes:
+        """Per minute, 1 where ``gate.constraint_failures(spec, snapshot)`` is empty.
+
+        The AND of one mask per single constraint: the gate checks each constraint on
+        its own (one reason per failed constraint), so jobs sharing a constraint share
+        its mask. A spec neither given to the constructor nor `prepare`d costs a pass.
+        """
+        keys = _singles(spec)
+        if keys in self._masks:
+            return self._masks[keys]
+        self.prepare([spec])
+        combined = int.from_bytes(b"\x01" * self.minutes, "little")
+        for key in keys:
+            combined &= int.from_bytes(self._singles[key], "little")
+        self._masks[keys] = mask = combined.to_bytes(self.minutes, "little")
+        return mask
+
+    def next_hold(self, mask: bytes, after: int, last: int) -> int | None:
+        """The first minute in (after, last] where `mask` holds, or None."""
+        n = self.minutes
+        if after + 1 < n:
+            found = mask.find(1, after + 1, min(last, n - 1) + 1)
+            if found >= 0:
+                return found
+        if last >= n and mask[n - 1]:  # past the end the last minute repeats
+            return max(after + 1, n)
+        return None
+
+
+def _singles(spec: SmartSpec) -> tuple[_Single, ...]:
+    return tuple(
+        (key, value, spec.disk_path if key == "min_disk" else "/")
+        for key, value in sorted(spec.constraints.items())
+    )
+
+
+def _cumulative(flags: bytearray) -> array[int]:
+    cum = array("q", [0]) * (len(flags) + 1)
+    total = 0
+    for i, flag in enumerate(flags):
+        total += flag
+        cum[i + 1] = total
+    return cum
+
+
+def _count(flags: bytearray, cum: array[int], a: int, b: int) -> int:
+    """Flagged minutes in [a, b); past the end the last minute repeats."""
+    n = len(flags)
+    inside = cum[min(b, n)] - cum[min(a, n)]
+    return inside + max(0, b - max(a, n)) * flags[n - 1]
+
+
+def _covered(flags: bytearray, cum: array[int], start: int, seconds: float) -> float:
+    full = int(seconds // 60)
+    rest = seconds - 60 * full
+    total = 60.0 * _count(flags, cum, start, start + full)
+    if rest > 0:
+        total += rest * _count(flags, cum, start + full, start + full + 1)
+    return total
