@@ -1,0 +1,113 @@
+"""smartcron.features: one vector per evaluation, and nothing from the future in it."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from smartcron.features import FEATURES, NO_STATS, JobStats, Outcome, features, job_stats
+from smartcron.history import from_db_time, to_db_time
+from smartcron.monitor import sample_snapshot
+
+T = datetime(2026, 1, 7, 13, 30, tzinfo=UTC)  # a Wednesday
+HEAVY = ("pandas", "sklearn", "joblib", "skl2onnx", "onnx")
+
+
+def value(vector: list[float], name: str) -> float:
+    return vector[FEATURES.index(name)]
+
+
+def test_one_finite_number_per_feature() -> None:
+    v = features(sample_snapshot(T), NO_STATS, T - timedelta(minutes=30), T)
+    assert len(v) == len(FEATURES) == len(set(FEATURES))
+    assert all(isinstance(x, float) and math.isfinite(x) for x in v)
+    assert value(v, "minutes_late") == 30.0
+    assert value(v, "hour") == 13.0 and value(v, "weekday") == 2.0
+    assert value(v, "hour_sin") == pytest.approx(math.sin(2 * math.pi * 13.5 / 24))
+
+
+def test_absent_readings_are_explicit() -> None:
+    snap = sample_snapshot(
+        T, battery_percent=None, charging=None, on_ac=None, idle_seconds=None,
+        idle_source="none", disk_free_percent=None,
+    )  # fmt: skip
+    v = features(snap, NO_STATS, T, T)
+    assert value(v, "battery_percent") == 100.0 and value(v, "has_battery") == 0.0
+    assert value(v, "on_ac") == 1.0  # no battery: on mains
+    assert value(v, "idle_known") == 0.0 and value(v, "idle_log1p") == 0.0
+    assert value(v, "last_ok") == 0.5 and value(v, "runs") == 0.0
+
+
+def test_idle_is_log_scaled() -> None:
+    v = features(sample_snapshot(T, idle_seconds=3600.0), NO_STATS, T, T)
+    assert value(v, "idle_log1p") == pytest.approx(math.log1p(3600.0))
+
+
+def test_job_stats_use_only_runs_that_ended_strictly_before() -> None:
+    runs = [
+        Outcome(ended=T - timedelta(hours=2), ok=True, runtime_s=100.0),
+        Outcome(ended=T - timedelta(hours=1), ok=False, runtime_s=300.0),
+        Outcome(ended=T, ok=True, runtime_s=5.0),  # ends at the instant: not known yet
+    ]
+    assert job_stats(runs, T) == JobStats(
+        last_ok=False, success_rate=0.5, runs=2, mean_runtime_s=200.0
+    )
+    assert job_stats(runs, T - timedelta(hours=2)) == NO_STATS
+
+
+def test_job_stats_look_at_the_last_n_runs() -> None:
+    runs = [
+        Outcome(ended=T - timedelta(minutes=k), ok=k > 3, runtime_s=1.0) for k in range(20, 0, -1)
+    ]
+    stats = job_stats(runs, T, n=5)
+    assert stats.runs == 5 and stats.success_rate == pytest.approx(2 / 5)
+
+
+def test_rewriting_the_history_after_t_changes_no_row_before_t(tmp_path: Path) -> None:
+    from smartcron import train
+    from tests.test_train import simulated_history
+
+    db = simulated_history(tmp_path / "h.db", 4)
+    before = train.load_dataset(db)
+    t = before.at[len(before.at) // 2]
+    rng = random.Random(1)
+    with sqlite3.connect(db) as conn:  # the future: every outcome flipped, snapshots shuffled
+        conn.execute(
+            "UPDATE runs SET status = CASE status WHEN 'ok' THEN 'failed' ELSE 'ok' END,"
+            " exit_code = 1 - exit_code, runtime_s = runtime_s * 7 WHERE ended >= ?",
+            (to_db_time(t),),
+        )
+        rows = conn.execute(
+            "SELECT id, snapshot FROM decisions WHERE at > ? AND snapshot IS NOT NULL",
+            (to_db_time(t),),
+        )
+        rows = rows.fetchall()
+        snaps = [json.loads(s) for _, s in rows]
+        for (row_id, _), snap in zip(rows, rng.sample(snaps, len(snaps)), strict=True):
+            at = conn.execute("SELECT at FROM decisions WHERE id = ?", (row_id,)).fetchone()[0]
+            snap["at"] = from_db_time(at).isoformat()  # type: ignore[union-attr]
+            conn.execute(
+                "UPDATE decisions SET snapshot = ? WHERE id = ?", (json.dumps(snap), row_id)
+            )
+    after = train.load_dataset(db)
+    early = [i for i, at in enumerate(before.at) if at < t]
+    assert early and all(after.at[i] == before.at[i] for i in early)
+    assert (after.X[early] == before.X[early]).all()
+    assert (after.X[len(early) :] != before.X[len(early) :]).any()  # the change did land
+
+
+def test_the_daemon_side_never_imports_the_training_stack() -> None:
+    code = (
+        "import sys, smartcron.features, smartcron.model, smartcron.gate, smartcron.cli.ctl;"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

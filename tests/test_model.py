@@ -1,0 +1,288 @@
+"""smartcron.model: every reason to refuse a model, guarded inference, the advisor.
+
+Crafted tiny ONNX graphs (onnx.helper) stand in for trained models where a test needs
+a model that returns NaN, fails or scores a known way; the card is then re-signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from smartcron import gate
+from smartcron.features import FEATURES, Outcome
+from smartcron.model import (
+    LoadedModel,
+    MemoryStats,
+    ModelUnavailable,
+    Policy,
+    SmartAdvisor,
+    load_model,
+)
+from smartcron.monitor import sample_snapshot
+from smartcron.smartspec import SmartSpec
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # a Monday, 01:00
+ROOT = os.geteuid() == 0
+N = len(FEATURES)
+
+
+def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
+    """A stand-in model: P(success) = hour / 24 (or NaN for positive loads), runtime from
+    log1p 600 s (or a Reshape that only works on one row: an inference error)."""
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, N])
+    outs = [
+        helper.make_tensor_value_info("p_success", TensorProto.FLOAT, [None, 2]),
+        helper.make_tensor_value_info("runtime_log1p", TensorProto.FLOAT, [None, 1]),
+    ]
+    hour = FEATURES.index("hour")
+    inits = [
+        helper.make_tensor("h0", TensorProto.INT64, [1], [hour]),
+        helper.make_tensor("h1", TensorProto.INT64, [1], [hour + 1]),
+        helper.make_tensor("c0", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("c2", TensorProto.INT64, [1], [2]),
+        helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("day", TensorProto.FLOAT, [], [24.0]),
+        helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+        helper.make_tensor("rt", TensorProto.FLOAT, [], [float(np.log1p(600.0))]),
+        helper.make_tensor("shape1", TensorProto.INT64, [2], [1, 1]),
+    ]
+    nodes = [helper.make_node("Slice", ["features", "h0", "h1", "axis"], ["h"])]
+    if p_success == "hour":
+        nodes.append(helper.make_node("Div", ["h", "day"], ["p"]))
+    else:  # sqrt(-load1): NaN for any load above zero, 0 on the all-zero probe
+        nodes.append(helper.make_node("Slice", ["features", "c0", "h0", "axis"], ["l0"]))
+        nodes.append(helper.make_node("Slice", ["l0", "c0", "h1", "axis"], ["l"]))
+        nodes += [helper.make_node("Neg", ["h"], ["nh"]), helper.make_node("Sqrt", ["nh"], ["p"])]
+    nodes.append(helper.make_node("Sub", ["one", "p"], ["q"]))
+    nodes.append(helper.make_node("Concat", ["q", "p"], ["p_success"], axis=1))
+    nodes.append(helper.make_node("Mul", ["h", "one"], ["h_"]))
+    nodes.append(helper.make_node("Sub", ["h_", "h_"], ["zero"]))
+    nodes.append(helper.make_node("Add", ["zero", "rt"], ["r"]))
+    if runtime == "plain":
+        nodes.append(helper.make_node("Identity", ["r"], ["runtime_log1p"]))
+    else:
+        nodes.append(helper.make_node("Reshape", ["r", "shape1"], ["runtime_log1p"]))
+    model = helper.make_model(
+        helper.make_graph(nodes, "stand-in", [x], outs, initializer=inits),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def card(blob: bytes, **changes: object) -> dict:
+    data = {
+        "format": 1,
+        "features": list(FEATURES),
+        "timezone": "UTC",
+        "active": {"idle_below_s": 60, "by_hour_of_week": [0.1] * 168},
+        "sha256": {"model.onnx": hashlib.sha256(blob).hexdigest()},
+        "created": (NOW - timedelta(days=1)).isoformat(),
+    }
+    return data | changes
+
+
+def install(directory: Path, blob: bytes, **changes: object) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o755)
+    (directory / "model.onnx").write_bytes(blob)
+    (directory / "model.json").write_text(json.dumps(card(blob, **changes)))
+    for name in ("model.onnx", "model.json"):
+        os.chmod(directory / name, 0o644)
+    return directory
+
+
+def load(directory: Path, **options: object) -> LoadedModel | ModelUnavailable:
+    return load_model(directory, owner_uid=os.geteuid(), now=NOW, **options)  # type: ignore[arg-type]
+
+
+def refused(directory: Path, **options: object) -> str:
+    result = load(directory, **options)
+    assert isinstance(result, ModelUnavailable), "the model should have been refused"
+    return result.reason
+
+
+def test_a_sound_model_is_accepted(tmp_path: Path) -> None:
+    assert isinstance(load(install(tmp_path / "m", graph())), LoadedModel)
+
+
+def test_missing_model_is_refused(tmp_path: Path) -> None:
+    assert "missing" in refused(tmp_path / "nowhere")
+    d = install(tmp_path / "m", graph())
+    (d / "model.onnx").unlink()
+    assert "missing" in refused(d)
+
+
+def test_corrupt_onnx_is_refused(tmp_path: Path) -> None:
+    assert "corrupt ONNX" in refused(install(tmp_path / "m", b"\x08\x07not a model" * 50))
+
+
+def test_corrupt_card_is_refused(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph())
+    (d / "model.json").write_text("{not json")
+    assert "corrupt card" in refused(d)
+
+
+def test_stale_model_is_refused(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph(), created=(NOW - timedelta(days=400)).isoformat())
+    assert "stale" in refused(d)
+    assert isinstance(load(d, max_age=timedelta(days=500)), LoadedModel)
+
+
+def test_tampered_model_is_refused(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph())
+    with open(d / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    assert "tampered" in refused(d)
+
+
+def test_feature_mismatch_is_refused(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph(), features=list(FEATURES)[:-1])
+    assert "feature mismatch" in refused(d)
+
+
+def test_group_writable_files_are_refused(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph())
+    os.chmod(d / "model.onnx", 0o664)
+    assert "writable by group or others" in refused(d)
+
+
+@pytest.mark.skipif(not ROOT, reason="chown needs root")
+def test_a_file_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph())
+    os.chown(d / "model.onnx", pwd.getpwnam("nobody").pw_uid, -1)
+    assert "owned by uid" in refused(d)
+
+
+def test_an_oversized_model_is_refused_by_stat_before_reading(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph())
+    os.truncate(d / "model.onnx", 2 << 30)  # sparse: 2 GB that take no disk space
+    assert "over the" in refused(d)
+
+
+def test_a_symlinked_model_is_refused(tmp_path: Path) -> None:
+    d = install(tmp_path / "m", graph())
+    (d / "model.onnx").rename(tmp_path / "elsewhere.onnx")
+    (d / "model.onnx").symlink_to(tmp_path / "elsewhere.onnx")
+    assert "unreadable" in refused(d)  # O_NOFOLLOW: a link could point anywhere
+
+
+def test_an_unreadable_model_is_refused(tmp_path: Path) -> None:
+    d = install(Path(tempfile.mkdtemp(dir="/tmp")) / "m", graph())
+    os.chmod(d.parent, 0o755)
+    os.chmod(d / "model.onnx", 0o000)
+    try:
+        if not ROOT:
+            assert "unreadable" in refused(d)
+            return
+        code = (
+            "import sys; from smartcron.model import load_model;"
+            f"print(load_model({str(d)!r}, owner_uid=0, max_age=None).reason)"
+        )
+        try:
+            done = subprocess.run(
+                [sys.executable, "-c", code], user="nobody", capture_output=True, text=True,
+                cwd=Path(__file__).resolve().parents[1], check=False,
+            )  # fmt: skip
+        except PermissionError:
+            pytest.skip("nobody may not run this Python")
+        if done.returncode != 0:
+            pytest.skip(f"cannot run Python as nobody here: {done.stderr[-200:]}")
+        assert "unreadable" in done.stdout
+    finally:
+        shutil.rmtree(d.parent)
+
+
+def test_nan_output_is_refused_at_load_or_falls_back_at_inference(tmp_path: Path) -> None:
+    model = load(install(tmp_path / "m", graph(p_success="nan")))
+    assert isinstance(model, LoadedModel)  # the all-zero probe gives sqrt(0)
+    verdict = advise(model, sample_snapshot(NOW, load1=0.5))
+    assert verdict.action == "run" and "NaN output" in verdict.reason
+
+
+def test_an_inference_error_falls_back_to_the_rules(tmp_path: Path) -> None:
+    model = load(install(tmp_path / "m", graph(runtime="one-row-only")))
+    assert isinstance(model, LoadedModel)
+    verdict = advise(model, sample_snapshot(NOW))
+    assert verdict.action == "run" and "inference error" in verdict.reason
+
+
+def test_slow_inference_falls_back_to_the_rules(tmp_path: Path) -> None:
+    model = load(install(tmp_path / "m", graph()), latency_bound_s=0.0)
+    assert isinstance(model, LoadedModel)
+    verdict = advise(model, sample_snapshot(NOW))
+    assert verdict.action == "run" and "too slow" in verdict.reason
+
+
+# ------------------------------------------------------------------ the advisor
+
+SPEC = SmartSpec(window=timedelta(hours=6))
+
+
+def advise(model: LoadedModel, snap: object, spec: SmartSpec = SPEC) -> gate.Verdict:
+    firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+    return gate.evaluate(firing, spec, snap, NOW, advisor=SmartAdvisor(model, MemoryStats()))  # type: ignore[arg-type]
+
+
+def test_advisor_defers_to_a_clearly_better_slot_that_leaves_time_to_finish(
+    tmp_path: Path,
+) -> None:
+    model = load(install(tmp_path / "m", graph()))
+    assert isinstance(model, LoadedModel)
+    verdict = advise(model, sample_snapshot(NOW))
+    assert verdict.action == "defer"
+    # P(success) = hour/24 grows to the end; the last slot whose run (10m x 1.5 + 5m)
+    # ends before the deadline at 07:00 is 06:40, and 06:00 is as good and earlier
+    assert verdict.until == NOW + timedelta(hours=5)
+    assert verdict.reason.startswith("model: success 0.04 now vs 0.25 at 06:00 (runtime ~10m")
+    assert verdict.model is not None and verdict.model["p_success"] == pytest.approx(1 / 24, 1e-3)
+
+
+def test_advisor_runs_now_and_reports_its_outputs_when_no_slot_is_clearly_better(
+    tmp_path: Path,
+) -> None:
+    model = load(install(tmp_path / "m", graph()))
+    assert isinstance(model, LoadedModel)
+    short = SmartSpec(window=timedelta(minutes=40))  # 01:00-01:40: no slot gains 0.05
+    verdict = advise(model, sample_snapshot(NOW), short)
+    assert verdict.action == "run" and verdict.until is None
+    assert verdict.model is not None and "runtime_s" in verdict.model
+
+
+def test_advisor_never_defers_past_the_deadline_nor_when_rules_defer(tmp_path: Path) -> None:
+    model = load(install(tmp_path / "m", graph()))
+    assert isinstance(model, LoadedModel)
+    on_battery = sample_snapshot(NOW, on_ac=False, charging=False)
+    verdict = advise(model, on_battery, SmartSpec(window=timedelta(hours=6), ac=True))
+    assert verdict.reason == "on battery (ac=yes)"  # the rules answer; the model is not asked
+
+
+def test_advisor_ignores_outcomes_after_the_decision_instant(tmp_path: Path) -> None:
+    model = load(install(tmp_path / "m", graph()))
+    assert isinstance(model, LoadedModel)
+    past, future = MemoryStats(), MemoryStats()
+    for stats in (past, future):
+        stats.add("job", Outcome(ended=NOW - timedelta(hours=1), ok=True, runtime_s=60))
+    future.add("job", Outcome(ended=NOW, ok=False, runtime_s=9999))  # not strictly before
+    future.add("job", Outcome(ended=NOW + timedelta(hours=1), ok=False, runtime_s=9999))
+    assert past.stats("job", NOW) == future.stats("job", NOW)
+    firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + SPEC.window)  # type: ignore[operator]
+    snap = sample_snapshot(NOW)
+    a = SmartAdvisor(model, past, Policy()).advise(firing, SPEC, snap, NOW)
+    b = SmartAdvisor(model, future, Policy()).advise(firing, SPEC, snap, NOW)
+    assert a == b

@@ -1,0 +1,137 @@
+"""smartcron.train: from a simulated history to an artifact load_model accepts.
+
+Histories come from the simulator (cron policy on the laptop fixtures), as `make model`
+makes them; forests are tiny so the module stays within a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from smartcron import simulator, train
+from smartcron.cli.ctl import main
+from smartcron.history import HistoryStore
+from smartcron.model import LoadedModel, load_model
+from smartcron.trace import read_trace
+from smartcron.world import read_world
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+TINY = {"n_estimators": 8, "max_depth": 5, "min_samples_leaf": 5}
+NOW = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def simulated_history(path: Path, days: int) -> Path:
+    """`days` of cron on the laptop fixtures, recorded as the daemon records them."""
+    world = read_world(FIXTURES / "worlds" / "laptop.yaml")
+    scenario = simulator.load_scenario(FIXTURES / "crontabs" / "laptop.crontab", zone=UTC)
+    trace = read_trace(FIXTURES / "traces" / "laptop-8w.csv.gz")
+    end = trace.start + timedelta(days=days)
+    simulator.simulate(scenario, trace, world, "cron", end=end, history=str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return simulated_history(tmp_path_factory.mktemp("hist") / "history.db", 8)
+
+
+@pytest.fixture(scope="module")
+def trained(history: Path, tmp_path_factory: pytest.TempPathFactory) -> train.Result:
+    return train.train(history, tmp_path_factory.mktemp("model"), params=TINY, now=NOW)
+
+
+def test_training_is_deterministic_and_load_model_accepts_it(
+    history: Path, trained: train.Result, tmp_path: Path
+) -> None:
+    again = train.train(history, tmp_path, params=TINY, now=NOW)
+    assert again.card == trained.card  # same sha256 of model.onnx and model.pkl, metrics
+    assert (tmp_path / "model.onnx").read_bytes() == (trained.out / "model.onnx").read_bytes()
+    loaded = load_model(tmp_path, owner_uid=0, now=NOW)
+    assert isinstance(loaded, LoadedModel), loaded
+
+
+def test_card_has_what_spec_6_lists(trained: train.Result) -> None:
+    card = trained.card
+    assert set(card["versions"]) >= {"scikit-learn", "onnx", "skl2onnx", "onnxruntime"}
+    assert card["training"]["rows"] >= 200 and card["training"]["failures"] >= 20
+    assert card["training"]["from"] < card["training"]["to"]
+    assert set(card["metrics"]["holdout"]) >= {
+        "pr_auc_failure", "brier", "runtime_mae_s", "runtime_underestimated"
+    }  # fmt: skip
+    for name in ("model.onnx", "model.pkl"):
+        digest = hashlib.sha256((trained.out / name).read_bytes()).hexdigest()
+        assert card["sha256"][name] == digest
+    assert len(card["active"]["by_hour_of_week"]) == 168
+
+
+def test_holdout_is_the_last_fifth_in_time_order(history: Path) -> None:
+    data = train.load_dataset(history)
+    assert data.at == sorted(data.at)
+    assert len(data.X) == len(data.ok) == len(data.at)
+
+
+def test_onnx_agrees_with_scikit_learn_on_held_out_rows(trained: train.Result) -> None:
+    loaded = load_model(trained.out, owner_uid=0, now=NOW)
+    assert isinstance(loaded, LoadedModel)
+    clf, reg = trained.models
+    rows = trained.holdout
+    p, runtime = loaded.predict(rows)
+    assert np.abs(p - clf.predict_proba(rows)[:, 1]).max() < 1e-5
+    log_sk = reg.predict(rows)
+    log_onnx = np.log1p(runtime)
+    assert (np.abs(log_onnx - log_sk) / np.maximum(1.0, np.abs(log_sk))).max() < 1e-5
+
+
+def test_thin_history_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    db = simulated_history(tmp_path / "thin.db", 1)
+    with pytest.raises(train.TrainError, match="too little history to train"):
+        train.train(db, tmp_path / "out", params=TINY)
+    assert not (tmp_path / "out" / "model.onnx").exists()
+    result = CliRunner().invoke(main, ["train", "--history", str(db), "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "too little history" in result.output and "No model written" in result.output
+
+
+def test_empty_history_is_refused(tmp_path: Path) -> None:
+    HistoryStore.open(tmp_path / "empty.db").close()
+    with pytest.raises(train.TrainError, match="no finished runs"):
+        train.train(tmp_path / "empty.db", tmp_path / "out")
+
+
+def test_missing_and_corrupt_histories_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(train.TrainError, match="no history database"):
+        train.train(tmp_path / "nope.db", tmp_path / "out")
+    (tmp_path / "bad.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(train.TrainError, match="corrupt, or not a database"):
+        train.train(tmp_path / "bad.db", tmp_path / "out")
+
+
+def test_older_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        conn.execute("INSERT INTO migrations VALUES ('0001_runs', '')")
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY)")
+    with pytest.raises(train.TrainError, match="older history schema"):
+        train.train(db, tmp_path / "out")
+
+
+def test_locked_history_is_refused(history: Path, tmp_path: Path) -> None:
+    db = tmp_path / "locked.db"
+    db.write_bytes(history.read_bytes())
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(train.TrainError, match="locked"):
+            train.train(db, tmp_path / "out")
+    finally:
+        holder.rollback()
+        holder.close()
