@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -23,6 +24,8 @@ MODES = ("smart", "legacy", "cron")
 SANDBOXES = ("none", "systemd-run", "firejail")
 DEFAULT_MAIL_COMMAND = "/usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem"
 SYSTEM_CONFIG = Path("/etc/smartcron/smartcron.toml")
+# Retraining schedules by name: early morning, when a machine that is on is idle.
+RETRAIN_ALIASES = {"off": "", "daily": "30 4 * * *", "weekly": "30 4 * * 0"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,10 +52,32 @@ class Config:
     fqdn_in_subject: bool = False
     reboot_file: Path = Path("/run/smartcron.reboot")
     mtime_check: float = 60.0  # seconds between crontab rescans when inotify is missing
+    model_dir: Path | None = None  # the daemon's own model (None: state_dir/models)
+    use_default_model: bool | Path = False  # True: the shipped models/; or a directory
+    model_max_age: float = 365.0  # days: an older model card is refused as stale
+    inference_bound_ms: float = 50.0  # a slower inference counts as a model failure
+    retrain: str = "off"  # off | daily | weekly | a cron expression
 
     @property
     def history_db(self) -> Path:
         return self.state_dir / "history.db"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the daemon's own model lives (and retraining writes)."""
+        return self.model_dir or self.state_dir / "models"
+
+    @property
+    def default_model_dir(self) -> Path | None:
+        """The shipped model to fall back on, when `use_default_model` asks for one."""
+        if self.use_default_model is True:
+            return shipped_model_dir()
+        return self.use_default_model or None
+
+    @property
+    def retrain_spec(self) -> str | None:
+        """The retraining schedule as a cron expression, or None (off)."""
+        return RETRAIN_ALIASES.get(self.retrain, self.retrain) or None
 
     @property
     def pid_file(self) -> Path:
@@ -71,6 +96,22 @@ class Config:
         return shlex.split(self.mail_command)
 
 
+def shipped_model_dir() -> Path:
+    """The default model shipped with SmartCron: inside the package, beside it (a source
+    checkout), or under the installation's share/ directory; the first that holds one."""
+    package = Path(__file__).resolve().parent
+    candidates = [
+        package / "models",
+        package.parent / "models",
+        Path(sys.prefix) / "share" / APP / "models",
+        Path("/usr/share") / APP / "models",
+    ]
+    for candidate in candidates:
+        if (candidate / "model.json").is_file():
+            return candidate
+    return candidates[1]
+
+
 _PATH_KEYS = {
     "user_crontab",
     "crontab",
@@ -83,8 +124,9 @@ _PATH_KEYS = {
     "deny_file",
     "job_log_dir",
     "reboot_file",
+    "model_dir",
 }
-_OPTIONAL_PATHS = {"user_crontab", "crontab", "cron_d", "spool_dir", "job_log_dir"}
+_OPTIONAL_PATHS = {"user_crontab", "crontab", "cron_d", "spool_dir", "job_log_dir", "model_dir"}
 _NOT_SETTABLE = {"user_mode", "config_file"}
 
 
@@ -176,6 +218,9 @@ def _read_toml(file: Path) -> dict[str, Any]:
                 continue
             p = Path(os.path.expanduser(value))
             out[key] = p if p.is_absolute() else (file.parent / p).resolve()
+        elif key == "use_default_model" and isinstance(value, str) and value:
+            p = Path(os.path.expanduser(value))  # a directory instead of the shipped one
+            out[key] = p if p.is_absolute() else (file.parent / p).resolve()
         else:
             out[key] = value
     return out
@@ -193,7 +238,7 @@ def _validate(config: Config, file: Path) -> None:
         value = getattr(config, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise bad(key, f"must be a positive integer, not {value!r}")
-    for key in ("kill_grace", "mtime_check"):
+    for key in ("kill_grace", "mtime_check", "model_max_age", "inference_bound_ms"):
         value = getattr(config, key)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             raise bad(key, f"must be a positive number of seconds, not {value!r}")
@@ -205,6 +250,21 @@ def _validate(config: Config, file: Path) -> None:
         shlex.split(config.mail_command)
     except ValueError as err:
         raise bad("mail_command", str(err)) from None
+    if not isinstance(config.use_default_model, bool | Path):
+        raise bad("use_default_model", "must be true, false or a directory")
+    if not isinstance(config.retrain, str):
+        raise bad("retrain", "must be off, daily, weekly or a cron expression")
+    spec = config.retrain_spec
+    if spec is not None:
+        from smartcron.cronfields import parse_timespec
+        from smartcron.errors import SmartcronError
+
+        try:
+            timespec = parse_timespec(spec)
+        except SmartcronError as err:
+            raise bad("retrain", f"off, daily, weekly or a cron expression: {err}") from None
+        if timespec.reboot:
+            raise bad("retrain", "@reboot is not a schedule for retraining")
 
 
 def with_overrides(config: Config, **changes: Any) -> Config:

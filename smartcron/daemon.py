@@ -12,7 +12,7 @@ import math
 import queue
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from smartcron import schedule
 from smartcron.clock import Clock
@@ -28,6 +28,10 @@ from smartcron.mail import Mailer
 from smartcron.monitor import Monitor
 from smartcron.ticker import Ticker, due, local_minute, observed_minutes, wall_of
 from smartcron.wakeup import Waker
+
+if TYPE_CHECKING:
+    from smartcron.modelwatch import ModelWatch
+    from smartcron.retrain import Retrainer
 
 log = logging.getLogger("smartcron")
 
@@ -70,6 +74,8 @@ class Daemon:
         sandbox: tuple[str, ...] = (),
         monitor: Monitor | None = None,
         advisor: Advisor | None = None,
+        models: ModelWatch | None = None,
+        retrainer: Retrainer | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -97,11 +103,29 @@ class Daemon:
         self._next_prune = now
         self._next: dict[str, datetime] = {}
         self.on_reload: Callable[[], None] | None = None
-        self.mode, self.mode_reason = initial_mode(config, model=advisor is not None)
+        self.on_status: Callable[[], None] | None = None  # the mode or the model changed
+        # Smart mode only: the model (loaded when usable, else legacy with the reason)
+        # and its retraining; a fixed `advisor` (tests, tools) counts as a usable model.
+        smart = config.mode == "smart"
+        self.models = models if smart else None
+        self.retrainer = retrainer if smart else None
+        self._mode, self._mode_reason = initial_mode(config, model=advisor is not None)
+        if self.models is not None:
+            advisor = self.models
+        self.check_model(now)
         # Smart firings (not in cron mode): SystemMonitor by default, made when needed.
         self.engine = Engine(self, monitor, advisor)
         if self.mode != "cron":
             self.engine.resume(now)
+
+    @property
+    def mode(self) -> str:
+        """smart, legacy or cron (SPEC 5): with a model watch, as its model allows."""
+        return self.models.mode if self.models is not None else self._mode
+
+    @property
+    def mode_reason(self) -> str:
+        return self.models.reason if self.models is not None else self._mode_reason
 
     # ------------------------------------------------------------------ the loop
 
@@ -142,6 +166,9 @@ class Daemon:
         now = self.clock.now()
         self.collect()
         self.prune(now)
+        before = self._status_key()
+        self.check_model(now, force=self.reload_requested)
+        self._dropped(before, now)
         if self.reload_requested or now >= self._next_rescan:
             self.reload(force=self.reload_requested)
             self.reload_requested = False
@@ -166,7 +193,38 @@ class Daemon:
             started += self.engine.process(now)
         except Exception:  # the gate's trouble must not stop plain cron
             log.exception("the decision engine failed; carrying on")
+        self._dropped(before, now)
+        if self._status_key() != before and self.on_status is not None:
+            self.on_status()  # a model loaded, dropped or retrained
         return started
+
+    def _dropped(self, before: tuple[object, ...], now: datetime) -> None:
+        """The model was dropped: firings it deferred go back to the rules at once."""
+        if before[0] == "smart" and self.mode == "legacy":
+            self.engine.reconsider(now)
+
+    def _status_key(self) -> tuple[object, ...]:
+        retrain = self.retrainer
+        busy = retrain is not None and retrain.child is not None
+        return self.mode, self.mode_reason, busy, None if retrain is None else retrain.last
+
+    def check_model(self, now: datetime, force: bool = False) -> None:
+        """Retraining (start when due, swap when done), then reload a changed model
+        (`force`: SIGHUP, or a model just swapped in: at once)."""
+        swapped = False
+        if self.retrainer is not None:
+            try:
+                swapped = self.retrainer.step(now)
+            except Exception:
+                log.exception("retraining failed; carrying on with the current model")
+        if self.models is None:
+            return
+        try:
+            self.models.refresh(now, force=force or swapped)
+        except Exception:  # load_model answers with reasons; this would be a bug
+            log.exception("model check failed; carrying on")
+        if self.waker is not None:  # a model directory made since the start
+            self.waker.watch(self.models.watch_dirs())
 
     def launch_smart(self, job: Job, firing: Firing, trigger: str) -> RunningJob | None:
         """Start a smart firing's run (called by the engine)."""
@@ -204,6 +262,12 @@ class Daemon:
         pending = self.engine.next_eval()
         if pending is not None:
             best = min(best, max(pending, now))
+        for when in (
+            None if self.retrainer is None else self.retrainer.next_wake(now),
+            None if self.models is None else self.models.next_check(),
+        ):
+            if when is not None:
+                best = min(best, max(when, now))
         if not self.config.mtime_check or self.waker is None:
             return best
         if not self.waker.watches_files:

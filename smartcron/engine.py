@@ -168,6 +168,12 @@ class Engine:
 
     # ------------------------------------------------------------ evaluation
 
+    def reconsider(self, now: datetime) -> None:
+        """Evaluate every open firing again now (the model was dropped: what it deferred,
+        the rules alone may run at once)."""
+        for slot in self.slots.values():
+            slot.next_eval = min(slot.next_eval, now)
+
     def next_eval(self) -> datetime | None:
         return min((slot.next_eval for slot in self.slots.values()), default=None)
 

@@ -19,8 +19,9 @@ import socket
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from smartcron.clock import SystemClock
 from smartcron.config import Config
@@ -35,6 +36,10 @@ from smartcron.mail import SendmailMailer, default_mail_charset
 from smartcron.monitor import SystemMonitor
 from smartcron.schedule import local_zone
 from smartcron.wakeup import Waker
+
+if TYPE_CHECKING:
+    from smartcron.modelwatch import ModelWatch
+    from smartcron.retrain import Retrainer
 
 log = logging.getLogger("smartcron")
 
@@ -176,6 +181,8 @@ def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
         "jobs": jobs,
         "running": len(daemon.running),
         "pending_firings": len(daemon.engine.slots),
+        "model": None if daemon.models is None else daemon.models.document(),
+        "retrain": None if daemon.retrainer is None else daemon.retrainer.document(),
     }
 
 
@@ -211,13 +218,15 @@ def serve(config: Config, *, foreground: bool) -> int:
         log.error("%s", err)
         return 1
     waker = Waker()
+    zone = local_zone()
+    models, retrainer = model_parts(config, history, zone, waker)
     daemon = Daemon(
         config,
         clock=SystemClock(),
         runner=ProcessRunner(grace_s=config.kill_grace),
         mailer=SendmailMailer(config.mail_command),
         history=history,
-        zone=local_zone(),
+        zone=zone,
         waker=waker,
         hostname=hostname(),
         mail_charset=charset,
@@ -226,6 +235,8 @@ def serve(config: Config, *, foreground: bool) -> int:
         monitor=SystemMonitor(
             user=pwd.getpwuid(os.geteuid()).pw_name if config.user_mode else None
         ),
+        models=models,
+        retrainer=retrainer,
     )
     marked = history.mark_interrupted_runs("the daemon stopped while the job ran")
     if marked:
@@ -238,7 +249,7 @@ def serve(config: Config, *, foreground: bool) -> int:
         except OSError as err:
             log.error("cannot write %s: %s", status_path, err.strerror)
 
-    daemon.on_reload = publish
+    daemon.on_reload = daemon.on_status = publish
     signal.signal(signal.SIGHUP, daemon.request_reload)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
@@ -250,7 +261,7 @@ def serve(config: Config, *, foreground: bool) -> int:
         daemon.zone,
     )
     daemon.reload(force=True)
-    waker.watch(watch_dirs(config))
+    waker.watch(watch_dirs(config) + ([] if models is None else models.watch_dirs()))
     publish()
     if first_start_this_boot(config.state_dir):
         log.info("Running @reboot jobs")
@@ -267,12 +278,32 @@ def serve(config: Config, *, foreground: bool) -> int:
         daemon.run()
     finally:
         sd_notify("STOPPING=1")
+        if retrainer is not None:
+            retrainer.stop()
         shutdown(daemon)
         publish()
         history.close()
         os.close(lock_fd)
     log.info("stopped")
     return 0
+
+
+def model_parts(
+    config: Config, history: HistoryStore, zone: tzinfo, waker: Waker
+) -> tuple[ModelWatch | None, Retrainer | None]:
+    """Smart mode's model watch and, when `retrain` is set, its retrainer."""
+    if config.mode != "smart":
+        return None, None  # legacy never loads a model; cron ignores annotations
+    from smartcron.modelwatch import ModelWatch
+    from smartcron.retrain import Retrainer
+
+    with contextlib.suppress(OSError):  # so that inotify can watch it from the start
+        config.models_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    models = ModelWatch.from_config(config, history=history)
+    retrainer = Retrainer.from_config(
+        config, zone=zone, current=models.own_card, on_exit=waker.notify
+    )
+    return models, retrainer
 
 
 def watch_dirs(config: Config) -> list[Path]:

@@ -47,6 +47,15 @@ def live_status(config: Config) -> dict[str, Any]:
     db = Database(config, zone_of=lambda env: entry_zone(env, zone))
     db.refresh()
     mode, why = initial_mode(config)
+    model = retrain = None
+    if config.mode == "smart":  # what the daemon would make of the model files now
+        from smartcron.modelwatch import ModelWatch
+
+        watch = ModelWatch.from_config(config)
+        watch.refresh(datetime.now(UTC))
+        mode, why, model = watch.mode, watch.reason, watch.document()
+        if config.retrain_spec is not None:
+            retrain = {"schedule": config.retrain_spec, "next": None, "running": False}
     return {
         "pid": None,
         "mode": mode,
@@ -65,6 +74,8 @@ def live_status(config: Config) -> dict[str, Any]:
         ],
         "jobs": [job_document(job) for job in db.jobs],
         "running": 0,
+        "model": model,
+        "retrain": retrain,
     }
 
 
@@ -139,7 +150,8 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
         console.print(f"smartcron: [green]running[/green] (pid {doc['pid']})")
     else:
         console.print("smartcron: [red]not running[/red] (showing what it would load)")
-    console.print(f"mode: {doc['mode']} ({doc['mode_reason']})")
+    console.print(f"mode: {doc['mode']} ({doc['mode_reason']})", soft_wrap=True)
+    _print_model(console, doc)
     mail = doc["mail"]
     if mail["available"]:
         console.print(f"mail: {mail['command']}")
@@ -164,6 +176,33 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
         for item in doc["next"]:
             table.add_row(item["at"], item["owner"], item["job"], item["command"])
         console.print(table)
+
+
+def _print_model(console: Any, doc: dict[str, Any]) -> None:
+    """The model card in use (or last used) and the retraining schedule."""
+    from smartcron.modelwatch import summary_text
+
+    model = doc.get("model")
+    if model:
+        card = model.get("card")
+        if card:
+            used = "in use" if model.get("in_use") else "not in use"
+            where = model.get("source") or model.get("dir")
+            console.print(f"model: {where} ({used})", soft_wrap=True)
+            console.print(f"  {summary_text(card)}", soft_wrap=True)
+        else:
+            console.print(f"model: none usable in {model.get('dir')}", soft_wrap=True)
+    retrain = doc.get("retrain")
+    if retrain:
+        text = f"retrain: {retrain['schedule']}"
+        if retrain.get("running"):
+            text += ", running now"
+        elif retrain.get("next"):
+            text += f", next {retrain['next']}"
+        last = retrain.get("last")
+        if last:
+            text += f"; last {last['at']}: {last['result']} ({last['why']})"
+        console.print(text, soft_wrap=True)
 
 
 @click.command("history", context_settings=CONTEXT)
