@@ -104,6 +104,8 @@ install-data:
 		install -m 644 contrib/completion/$$c.bash $(DESTDIR)$(bashcompdir)/$$c; \
 		install -m 644 contrib/completion/_$$c $(DESTDIR)$(zshcompdir)/_$$c; \
 	done
+	install -d $(DESTDIR)$(PREFIX)/share/smartcron/models
+	install -m 644 models/model.onnx models/model.json $(DESTDIR)$(PREFIX)/share/smartcron/models/
 	install -d $(DESTDIR)$(sbindir)
 	install -m 755 contrib/migrate-from-cron $(DESTDIR)$(sbindir)/smartcron-migrate-from-cron
 	install -d $(DESTDIR)$(sysconfdir)/smartcron $(DESTDIR)$(sysconfdir)/logrotate.d
@@ -122,6 +124,7 @@ uninstall:
 	rm -f $(DESTDIR)$(systemdsystemunitdir)/smartcron.service \
 		$(DESTDIR)$(systemduserunitdir)/smartcron.service
 	rm -f $(DESTDIR)$(sbindir)/smartcron-migrate-from-cron
+	rm -rf $(DESTDIR)$(PREFIX)/share/smartcron
 	rm -f $(DESTDIR)$(sysconfdir)/smartcron/smartcron.toml.example
 	-rmdir $(DESTDIR)$(sysconfdir)/smartcron 2>/dev/null
 	! cmp -s contrib/logrotate/smartcron $(DESTDIR)$(sysconfdir)/logrotate.d/smartcron || \
