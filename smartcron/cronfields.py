@@ -176,6 +176,19 @@ _LAYOUT = (
 )
 
 
+_SHARED: dict[frozenset[int], frozenset[int]] = {}
+_MAX_SHARED = 4096  # distinct sets kept; beyond that, entries keep their own
+
+
+def _shared(values: frozenset[int]) -> frozenset[int]:
+    known = _SHARED.get(values)
+    if known is not None:
+        return known
+    if len(_SHARED) < _MAX_SHARED:
+        _SHARED[values] = values
+    return values
+
+
 def _load_times(s: _Stream) -> tuple[TimeSpec, int]:
     """load_entry's time part: return the spec and the first character after the blanks."""
     start = s.pos
@@ -196,6 +209,10 @@ def _load_times(s: _Stream) -> tuple[TimeSpec, int]:
     dows = values["dows"]
     if 7 in dows:  # "make sundays equivilent"
         dows = (dows - {7}) | {0}
+    # Most entries share their field sets (`*`, `0`, `1-5`): keep one copy of each, so a
+    # daemon with thousands of entries does not hold thousands of equal sets.
+    values = {name: _shared(value) for name, value in values.items()}
+    dows = _shared(dows)
     text = _text(s.data[start : s.pos - 1]).rstrip(" \t\n")
     spec = TimeSpec(
         minutes=values["minutes"],
