@@ -30,7 +30,17 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from smartcron.errors import SmartcronError
-from smartcron.features import FEATURES, JobStats, Outcome, features, hour_of_week, job_stats
+from smartcron.features import (
+    FEATURES,
+    JobStats,
+    Outcome,
+    Profile,
+    features,
+    forecast,
+    hour_of_week,
+    job_stats,
+    p_active_at,
+)
 
 CARD_NAME, ONNX_NAME, PKL_NAME = "model.json", "model.onnx", "model.pkl"
 CARD_FORMAT = 1
@@ -111,6 +121,7 @@ class LoadedModel:
     directory: Path
     tz: tzinfo
     active: Sequence[float]  # P(user active) by hour of week
+    profile: Profile | None = None  # how later slots are forecast (None: frozen snapshot)
     latency_bound_s: float = LATENCY_BOUND_S
 
     def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +171,7 @@ def load_model(
     if isinstance(raw_card, str):
         return ModelUnavailable(raw_card)
     try:
-        card, created, expected, zone, active = _parse_card(raw_card)
+        card, created, expected, zone, active, profile = _parse_card(raw_card)
     except (ValueError, KeyError, TypeError) as err:
         return ModelUnavailable(f"{root / CARD_NAME}: corrupt card: {err}")
     if card.get("format") != CARD_FORMAT:
@@ -187,6 +198,7 @@ def load_model(
         directory=root,
         tz=zone,
         active=active,
+        profile=profile,
         latency_bound_s=latency_bound_s,
     )
     try:  # a first call: signature, finiteness (not timed: the first run warms up)
@@ -198,7 +210,9 @@ def load_model(
     return model
 
 
-def _parse_card(raw: bytes) -> tuple[dict[str, Any], datetime, str, tzinfo, list[float]]:
+def _parse_card(
+    raw: bytes,
+) -> tuple[dict[str, Any], datetime, str, tzinfo, list[float], Profile | None]:
     card = json.loads(raw)
     if not isinstance(card, dict):
         raise ValueError("not a JSON object")
@@ -213,7 +227,13 @@ def _parse_card(raw: bytes) -> tuple[dict[str, Any], datetime, str, tzinfo, list
     active = [float(v) for v in card["active"]["by_hour_of_week"]]
     if len(active) != 168 or not all(0.0 <= v <= 1.0 for v in active):
         raise ValueError("active.by_hour_of_week: 168 shares between 0 and 1 expected")
-    return card, created, expected, zone, active
+    profile = None
+    if card.get("profile") is not None:  # cards written before profiles: frozen forecasts
+        try:
+            profile = Profile.from_dict(card["profile"], active)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"profile: {err}") from None
+    return card, created, expected, zone, active, profile
 
 
 def _session(blob: bytes) -> Any:
@@ -281,24 +301,38 @@ class MemoryStats:
 class Policy:
     """When a later slot is "clearly better" (see SmartAdvisor)."""
 
-    step: timedelta = timedelta(minutes=10)  # candidate slots, now + k * step
+    step: timedelta = timedelta(minutes=10)  # candidate slots, now + k * step, at most this
+    min_step: timedelta = timedelta(minutes=1)  # and at least this
+    per_window: int = 12  # a short window still gets about this many candidates
     max_slots: int = 72
     min_gain: float = 0.05  # P(success) gain that justifies waiting
     min_quieter: float = 0.3  # P(user active) drop that justifies waiting
     tolerance: float = 0.01  # how much worse the other quantity may get
     runtime_factor: float = 1.5  # the runtime we plan for, over the predicted one
-    margin: timedelta = timedelta(minutes=5)  # and a fixed margin before the deadline
+    retry_room: bool = True  # and, for a job with retries, one retry_delay more
+
+    def step_for(self, left: timedelta) -> timedelta:
+        """The slot spacing for `left` time to the deadline: left / per_window, in whole
+        minutes, between min_step and step."""
+        minutes = int(left.total_seconds() // 60 // self.per_window)
+        return max(self.min_step, min(self.step, timedelta(minutes=minutes)))
 
 
 class SmartAdvisor:
     """gate.Advisor: scores now and the rest of the window, defers only to a clearly
     better slot that still leaves time to finish before the deadline.
 
-    A slot's forecast is the current snapshot with the clock moved (hour, weekday,
-    minutes late); its chance of disturbing the user is the card's hour-of-week table
-    (now: 1 if the user is active this minute). A slot is clearly better when P(success)
-    gains `min_gain` without more interference, or P(active) drops `min_quieter` without
-    less success; among those the best P(success) - P(active), earliest on ties.
+    Slots: now and every `Policy.step_for(deadline - now)`. With a profile in the card, a
+    slot's state is `features.forecast`: load, CPU and RAM at their hour-of-week and
+    minute-of-hour level plus today's departure from it, decaying with the lead time;
+    the user active with P(active) (the hour-of-week share plus the current departure,
+    decaying), so the slot is scored twice (active, away) and P(success) and the runtime
+    are mixed by that probability; P(active) at the run's midpoint is its chance of
+    disturbing the user. Without a profile (older cards) a slot is the current snapshot
+    with the clock moved, and P(active) the hour-of-week share (1 now if active now).
+    A slot is clearly better when P(success) gains `min_gain` without more
+    interference, or P(active) drops `min_quieter` without less success; among those the
+    best P(success) - P(active), earliest on ties.
     """
 
     def __init__(self, model: LoadedModel, history: StatsReader, policy: Policy | None = None):
@@ -310,26 +344,53 @@ class SmartAdvisor:
         mid = at + timedelta(seconds=runtime_s / 2)
         return float(self.model.active[hour_of_week(mid, self.model.tz)])
 
+    def _score(
+        self, snap: Any, stats: JobStats, nominal: datetime, slots: list[datetime]
+    ) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """P(success), runtime (s) and P(user active during the run) per slot."""
+        tz, profile = self.model.tz, self.model.profile
+        rows = [features(snap, stats, nominal, slots[0], tz=tz)]
+        if profile is None:
+            rows += [features(snap, stats, nominal, s, tz=tz) for s in slots[1:]]
+            p, runtime = self.model.predict(np.asarray(rows))
+            active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
+            a = [1.0 if active_now else self._active(slots[0], runtime[0])]
+            a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
+            return p, runtime, a
+        q = [0.0]
+        for slot in slots[1:]:
+            busy, away, share = forecast(snap, profile, slot, tz)
+            rows += [features(busy, stats, nominal, slot, tz=tz)]
+            rows += [features(away, stats, nominal, slot, tz=tz)]
+            q.append(share)
+        p_raw, rt_raw = self.model.predict(np.asarray(rows))
+        w = np.asarray(q[1:])
+        p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
+        runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
+        half = [timedelta(seconds=float(r) / 2) for r in runtime]
+        a = [p_active_at(profile, snap, s + h, tz) for s, h in zip(slots, half, strict=True)]
+        return p, runtime, a
+
     def advise(self, firing: Any, spec: Any, snap: Any, now: datetime) -> Any:
         from smartcron.gate import Verdict
 
         pol, tz = self.policy, self.model.tz
         stats = self.history.stats(firing.job_id, now)
-        slots = [now + k * pol.step for k in range(pol.max_slots + 1)]
+        step = pol.step_for(firing.deadline - now)
+        retries = getattr(spec, "retry", 0) or 0
+        margin = getattr(spec, "retry_delay", None) if pol.retry_room and retries else None
+        margin = margin or timedelta(0)
+        slots = [now + k * step for k in range(pol.max_slots + 1)]
         slots = [s for s in slots if s < firing.deadline] or [now]
-        rows = np.asarray([features(snap, stats, firing.nominal, s, tz=tz) for s in slots])
         try:
-            p, runtime = self.model.predict(rows)
+            p, runtime, a = self._score(snap, stats, firing.nominal, slots)
         except ModelFailure as err:
             self.failures += 1
             self.last_error = str(err)
             return Verdict(action="run", until=None, reason=f"constraints hold (model: {err})")
-        active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
-        a = [1.0 if active_now else self._active(now, runtime[0])]
-        a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
         best = 0
         for k in range(1, len(slots)):
-            need = timedelta(seconds=float(runtime[k]) * pol.runtime_factor) + pol.margin
+            need = timedelta(seconds=float(runtime[k]) * pol.runtime_factor) + margin
             if slots[k] + need > firing.deadline:
                 break
             gain, quieter = p[k] - p[0], a[0] - a[k]

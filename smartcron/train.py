@@ -32,7 +32,15 @@ from typing import Any
 import numpy as np
 
 from smartcron.errors import SmartcronError
-from smartcron.features import FEATURES, Outcome, active_table, features, job_stats
+from smartcron.features import (
+    FEATURES,
+    Outcome,
+    Profile,
+    active_table,
+    features,
+    job_stats,
+    state_profile,
+)
 from smartcron.history import from_db_time
 from smartcron.model import (
     ACTIVE_IDLE_BELOW,
@@ -66,6 +74,7 @@ class Dataset:
     jobs: list[str]
     dropped: int  # finished runs without a decision snapshot
     active: list[float]  # P(user active) by hour of week
+    profile: Profile  # the machine's rhythm, for forecasting later slots
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +178,7 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         vectors.append(features(snap, job_stats(past[row.job_id], at), nominal, at, tz=tz))
         ats.append(at)
     idle = zip(decisions["at"].map(from_db_time), decisions["snapshot"].map(_idle), strict=True)
+    seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
     return Dataset(
         X=np.asarray(vectors, dtype=np.float32).reshape(-1, len(FEATURES)),
         ok=rows["ok"].to_numpy(dtype=np.int64),
@@ -177,6 +187,7 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         jobs=[str(j) for j in rows["job_id"]],
         dropped=dropped,
         active=active_table(idle, tz, ACTIVE_IDLE_BELOW),
+        profile=state_profile(seen, tz, ACTIVE_IDLE_BELOW),
     )
 
 
@@ -373,6 +384,7 @@ def _card(
         },
         "metrics": {"holdout": scores},
         "active": {"idle_below_s": ACTIVE_IDLE_BELOW, "by_hour_of_week": data.active},
+        "profile": data.profile.to_dict(),
         "sha256": {ONNX_NAME: _sha256(dir / ONNX_NAME), PKL_NAME: _sha256(dir / PKL_NAME)},
         "created": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
     }

@@ -111,3 +111,72 @@ def test_the_daemon_side_never_imports_the_training_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ slot forecasts
+
+MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def _spiky_week(weeks: int = 2) -> list:
+    """Snapshots every 15 minutes: load1 2 at night, 4 by day, +3 at each :00; the user
+    active on weekdays 09-17 (idle 10 s), away otherwise."""
+    snaps = []
+    for k in range(weeks * 7 * 96):
+        at = MONDAY + timedelta(minutes=15 * k)
+        day = 9 <= at.hour < 17 and at.weekday() < 5
+        load = (4.0 if day else 2.0) + (3.0 if at.minute == 0 else 0.0)
+        snaps.append(
+            sample_snapshot(at, load1=load, load5=load, idle_seconds=10.0 if day else 4000.0)
+        )
+    return snaps
+
+
+def test_state_profile_learns_levels_minute_offsets_and_activity() -> None:
+    from smartcron.features import state_profile
+
+    p = state_profile(_spiky_week(), UTC, 60.0)
+    noon, night = MONDAY + timedelta(hours=12), MONDAY + timedelta(hours=3)
+    assert p.level("load1", noon, UTC) == pytest.approx(7.0, abs=0.3)  # 12:00: the spike
+    assert p.level("load1", noon + timedelta(minutes=30), UTC) == pytest.approx(4.0, abs=0.3)
+    assert p.level("load1", night + timedelta(minutes=30), UTC) == pytest.approx(2.0, abs=0.3)
+    # a minute never seen (:10) is a typical minute, not the :00 spike
+    assert p.level("load1", noon + timedelta(minutes=10), UTC) == pytest.approx(4.0, abs=0.3)
+    assert p.p_active(noon, UTC) > 0.8 and p.p_active(night, UTC) < 0.1  # shrunk: 8 samples
+    assert p.active_idle_s == 10.0
+    assert len(p.hour_of_week["load1"]) == 168 and len(p.minute_of_hour["load1"]) == 60
+
+
+def test_persistence_is_fitted_from_the_lag_correlation_of_departures() -> None:
+    import random as stdlib_random
+
+    from smartcron.features import state_profile
+
+    rng, x, snaps = stdlib_random.Random(3), 0.0, []
+    for k in range(14 * 96):  # an AR(1) departure, 15 minutes apart: tau = 15 / ln(1/0.8)
+        x = 0.8 * x + rng.gauss(0.0, 1.0)
+        at = MONDAY + timedelta(minutes=15 * k)
+        snaps.append(sample_snapshot(at, load1=5.0 + x))
+    tau = state_profile(snaps, UTC, 60.0).tau_min["load1"]
+    assert 40.0 < tau < 100.0  # 67 min in truth
+
+
+def test_forecast_moves_to_the_level_and_keeps_a_decaying_departure() -> None:
+    from smartcron.features import forecast, p_active_at, state_profile
+
+    p = state_profile(_spiky_week(), UTC, 60.0)
+    now = MONDAY + timedelta(days=14, hours=12)  # Monday 12:00, the spike
+    snap = sample_snapshot(now, load1=9.0, load5=9.0, idle_seconds=10.0)  # 2 above the usual
+    busy, away, q = forecast(snap, p, now + timedelta(minutes=20), UTC)
+    departure = 9.0 - p.level("load1", now, UTC)
+    later = now + timedelta(minutes=20)
+    expected = p.level("load1", later, UTC) + departure * math.exp(-20.0 / p.tau_min["load1"])
+    assert busy.load1 == pytest.approx(expected) and busy.load1 == away.load1
+    assert 4.0 < busy.load1 < 7.0  # the spike is gone, today's excess mostly kept
+    assert busy.at == away.at == now + timedelta(minutes=20)
+    assert busy.idle_seconds == p.active_idle_s and away.idle_seconds >= 60.0
+    assert q == p_active_at(p, snap, now + timedelta(minutes=20), UTC) and q > 0.8
+    far = forecast(snap, p, now + timedelta(hours=6), UTC)  # 18:00: the night's level
+    assert far[0].load1 < busy.load1 and far[2] < 0.5
+    held = forecast(snap, p, now, UTC)[0]  # no lead: the snapshot itself, idle aside
+    assert held.load1 == pytest.approx(9.0) and held.battery_percent == snap.battery_percent

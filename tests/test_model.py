@@ -59,10 +59,16 @@ def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
         helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
         helper.make_tensor("rt", TensorProto.FLOAT, [], [float(np.log1p(600.0))]),
         helper.make_tensor("shape1", TensorProto.INT64, [2], [1, 1]),
+        helper.make_tensor("l1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0]),
     ]
     nodes = [helper.make_node("Slice", ["features", "h0", "h1", "axis"], ["h"])]
     if p_success == "hour":
         nodes.append(helper.make_node("Div", ["h", "day"], ["p"]))
+    elif p_success == "load":  # P(success) = 1 - load1 / 10
+        nodes.append(helper.make_node("Slice", ["features", "c0", "l1", "axis"], ["l"]))
+        nodes.append(helper.make_node("Div", ["l", "ten"], ["lt"]))
+        nodes.append(helper.make_node("Sub", ["one", "lt"], ["p"]))
     else:  # sqrt(-load1): NaN for any load above zero, 0 on the all-zero probe
         nodes.append(helper.make_node("Slice", ["features", "c0", "h0", "axis"], ["l0"]))
         nodes.append(helper.make_node("Slice", ["l0", "c0", "h1", "axis"], ["l"]))
@@ -286,3 +292,69 @@ def test_advisor_ignores_outcomes_after_the_decision_instant(tmp_path: Path) -> 
     a = SmartAdvisor(model, past, Policy()).advise(firing, SPEC, snap, NOW)
     b = SmartAdvisor(model, future, Policy()).advise(firing, SPEC, snap, NOW)
     assert a == b
+
+
+# ------------------------------------------------------------------ forecasts (card profile)
+
+
+def profile(spike: float = 5.0, tau: float = 5.0) -> dict:
+    """A card profile: load1 at 1 everywhere, +`spike` at minute :00; other columns flat."""
+    columns = ["load1", "load5", "cpu_percent", "ram_percent"]
+    moh = {c: [0.0] * 60 for c in columns}
+    moh["load1"][0] = spike
+    return {
+        "columns": columns,
+        "hour_of_week": {c: [1.0] * 168 for c in columns},
+        "minute_of_hour": moh,
+        "tau_min": {c: tau for c in [*columns, "active"]},
+        "idle_below_s": 60.0,
+        "active_idle_s": 10.0,
+    }
+
+
+def test_a_card_profile_is_loaded_and_a_bad_one_refused(tmp_path: Path) -> None:
+    model = load(install(tmp_path / "m", graph(), profile=profile()))
+    assert isinstance(model, LoadedModel) and model.profile is not None
+    assert model.profile.level("load1", NOW, UTC) == 6.0  # 01:00: the spike minute
+    assert isinstance(load(install(tmp_path / "old", graph())), LoadedModel)  # no profile: ok
+    bad = profile()
+    bad["minute_of_hour"]["load1"] = [0.0] * 59
+    assert "profile" in refused(install(tmp_path / "bad", graph(), profile=bad))
+
+
+def test_advisor_forecasts_the_spike_away_and_defers_past_it(tmp_path: Path) -> None:
+    """At the :00 spike (load1 6 = the usual 1 + 5 for that minute), the slots after it
+    are forecast at load1 1: the frozen forecast saw no gain, the profile does."""
+    spiky = sample_snapshot(NOW, load1=6.0)
+    window = SmartSpec(window=timedelta(minutes=30))  # slots every 2 minutes
+    nobody = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}  # interference aside
+    with_profile = load(install(tmp_path / "p", graph("load"), profile=profile(), active=nobody))
+    frozen = load(install(tmp_path / "f", graph("load")))
+    assert isinstance(with_profile, LoadedModel) and isinstance(frozen, LoadedModel)
+    assert advise(frozen, spiky, window).action == "run"
+    verdict = advise(with_profile, spiky, window)
+    assert verdict.action == "defer" and verdict.until == NOW + timedelta(minutes=2)
+    assert verdict.model is not None and verdict.model["p_success"] == pytest.approx(0.4)
+    assert verdict.model["best_p_success"] == pytest.approx(0.9, abs=1e-6)
+    # the slot leaves 1.5 x the predicted runtime (10m) before the deadline: none does here
+    short = SmartSpec(window=timedelta(minutes=15))
+    assert advise(with_profile, spiky, short).action == "run"
+
+
+def test_a_departure_that_persists_is_forecast_to_last(tmp_path: Path) -> None:
+    """load1 6 at 01:05 (usual: 1) with a 10-hour persistence stays ~6: no gain, no defer."""
+    later = NOW + timedelta(minutes=5)
+    model = load(install(tmp_path / "m", graph("load"), profile=profile(tau=600.0)))
+    assert isinstance(model, LoadedModel)
+    firing = gate.Firing(id=1, job_id="job", nominal=later, deadline=later + timedelta(hours=1))
+    verdict = SmartAdvisor(model, MemoryStats()).advise(
+        firing, SPEC, sample_snapshot(later, load1=6.0), later
+    )
+    assert verdict.action == "run"
+
+
+def test_slot_spacing_follows_the_window() -> None:
+    pol = Policy()
+    assert pol.step_for(timedelta(hours=6)) == timedelta(minutes=10)
+    assert pol.step_for(timedelta(minutes=30)) == timedelta(minutes=2)
+    assert pol.step_for(timedelta(minutes=10)) == timedelta(minutes=1)

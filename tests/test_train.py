@@ -69,6 +69,13 @@ def test_card_has_what_spec_6_lists(trained: train.Result) -> None:
         digest = hashlib.sha256((trained.out / name).read_bytes()).hexdigest()
         assert card["sha256"][name] == digest
     assert len(card["active"]["by_hour_of_week"]) == 168
+    prof = card["profile"]  # the forecasts' profile, learnt from the history's snapshots
+    assert prof["columns"] == ["load1", "load5", "cpu_percent", "ram_percent"]
+    assert all(len(v) == 168 for v in prof["hour_of_week"].values())
+    assert all(len(v) == 60 for v in prof["minute_of_hour"].values())
+    assert set(prof["tau_min"]) == {*prof["columns"], "active"}
+    loaded = load_model(trained.out, owner_uid=0, now=NOW)
+    assert isinstance(loaded, LoadedModel) and loaded.profile is not None
 
 
 def test_holdout_is_the_last_fifth_in_time_order(history: Path) -> None:
