@@ -1,7 +1,7 @@
 """smartcronctl: look at and steer SmartCron (status, next, history, explain, ...).
 
-Each subcommand keeps its imports inside the function, so `smartcronctl next` does
-not pay for what `smartcronctl train` needs.
+Subcommands live in their own modules and are imported only when run (a lazy group),
+so `smartcronctl next` does not pay for what `smartcronctl train` or `list` needs.
 """
 
 from __future__ import annotations
@@ -19,8 +19,38 @@ from smartcron.cli.common import (
     zone_option,
 )
 
+# name -> "module:attribute", imported on first use.
+LAZY_COMMANDS = {
+    "status": "smartcron.cli.inspect:status_cmd",
+    "history": "smartcron.cli.inspect:history_cmd",
+    "list": "smartcron.cli.jobs:list_cmd",
+    "explain": "smartcron.cli.jobs:explain_cmd",
+    "train": "smartcron.cli.ai:train_cmd",
+    "model": "smartcron.cli.ai:model_cmd",
+    "bench-ai": "smartcron.cli.ai:bench_ai_cmd",
+    "simulate": "smartcron.cli.sim:simulate_cmd",
+    "trace-gen": "smartcron.cli.sim:trace_gen_cmd",
+    "trace-record": "smartcron.cli.sim:trace_record_cmd",
+}
 
-@click.group(context_settings=CONTEXT)
+
+class LazyGroup(click.Group):
+    """click's documented lazy-loading pattern: list names cheaply, import on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT)
 @click.version_option(package_name="smartcron", message="%(prog)s %(version)s")
 def main() -> None:
     """Look at and steer SmartCron, the crontab-compatible scheduler.
@@ -101,26 +131,6 @@ def next_cmd(
         for line in item["times"] or [note]:
             click.echo(f"  {line}")
 
-
-def _register() -> None:
-    from smartcron.cli.ai import bench_ai_cmd, model_cmd, train_cmd
-    from smartcron.cli.inspect import history_cmd, status_cmd
-    from smartcron.cli.jobs import explain_cmd, list_cmd
-    from smartcron.cli.sim import simulate_cmd, trace_gen_cmd, trace_record_cmd
-
-    main.add_command(status_cmd)
-    main.add_command(history_cmd)
-    main.add_command(list_cmd)
-    main.add_command(explain_cmd)
-    main.add_command(train_cmd)
-    main.add_command(model_cmd)
-    main.add_command(bench_ai_cmd)
-    main.add_command(simulate_cmd)
-    main.add_command(trace_gen_cmd)
-    main.add_command(trace_record_cmd)
-
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
