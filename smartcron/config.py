@@ -50,7 +50,6 @@ class Config:
     output_cap: int = 1024 * 1024  # bytes of a run's output kept and mailed
     kill_grace: float = 10.0  # seconds between SIGTERM and SIGKILL on timeout
     fqdn_in_subject: bool = False
-    reboot_file: Path = Path("/run/smartcron.reboot")
     mtime_check: float = 60.0  # seconds between crontab rescans when inotify is missing
     model_dir: Path | None = None  # the daemon's own model (None: state_dir/models)
     use_default_model: bool | Path = False  # True: the shipped models/; or a directory
@@ -123,7 +122,6 @@ _PATH_KEYS = {
     "allow_file",
     "deny_file",
     "job_log_dir",
-    "reboot_file",
     "model_dir",
 }
 _OPTIONAL_PATHS = {"user_crontab", "crontab", "cron_d", "spool_dir", "job_log_dir", "model_dir"}
@@ -143,7 +141,6 @@ def defaults(user_mode: bool) -> dict[str, Any]:
             "run_dir": Path("/run"),
             "allow_file": Path("/etc/cron.allow"),
             "deny_file": Path("/etc/cron.deny"),
-            "reboot_file": Path("/run/smartcron.reboot"),
         }
     conf = Path(platformdirs.user_config_dir(APP))
     state = Path(platformdirs.user_data_dir(APP))
@@ -161,8 +158,6 @@ def defaults(user_mode: bool) -> dict[str, Any]:
         "run_dir": run,
         "allow_file": Path("/etc/cron.allow"),
         "deny_file": Path("/etc/cron.deny"),
-        # /run/user/UID is a tmpfs emptied at logout and boot: "once per boot" enough.
-        "reboot_file": run / "smartcron.reboot",
     }
 
 

@@ -237,7 +237,6 @@ def _prepare(work: Path, package: Path) -> Path:
                 'jobs_dir = "jobs"',
                 'state_dir = "state"',
                 'run_dir = "run"',
-                'reboot_file = "run/smartcron.reboot"',
                 # Debian's daemon never reads cron.allow/cron.deny (crontab(1) does).
                 'allow_file = "no-cron.allow"',
                 'deny_file = "no-cron.deny"',
