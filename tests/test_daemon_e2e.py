@@ -179,3 +179,16 @@ def test_a_minute_job_runs_on_the_minute(tmp_path):
     conn.close()
     assert scheduled.endswith(":00.000000Z")
     assert started[:16] == scheduled[:16]  # started within the scheduled minute
+
+
+def test_per_job_log_files_hold_each_runs_output(tmp_path):
+    config = write_config(tmp_path, "@reboot echo logged output\n", job_log_dir='"logs"')
+    proc = start(config)
+    try:
+        wait_for(lambda: [r for r in runs(tmp_path / "state") if r[1] == "ok"], what="a run")
+    finally:
+        stop(proc)
+    (log_file,) = (tmp_path / "logs").glob("*.log")
+    text = log_file.read_text()
+    assert text.startswith("=== ") and " root " in text and "exit=0" in text
+    assert text.endswith("logged output\n")
