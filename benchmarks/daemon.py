@@ -40,7 +40,6 @@ def write_config(directory: Path, crontab: str) -> Path:
         'state_dir = "../state"\n'
         'run_dir = "../run"\n'
         'jobs_dir = "jobs"\n'
-        'reboot_file = "../run/smartcron.reboot"\n'
         f'mail_command = "{directory}/no-such-sendmail"\n'  # no MTA: output stays in history
     )
     return config

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
@@ -55,7 +55,10 @@ def derived_id(source: str, owner: str, schedule: str, command: str) -> str:
     Moving a line, or editing others, keeps it; changing the line makes a new job.
     """
     key = "\0".join((source, owner, schedule, command))
-    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+    # Two independent 32-bit checksums: an id, not a secret, and zlib is already in
+    # memory where hashlib would map OpenSSL's libcrypto (about 4 MB) into the daemon.
+    data = key.encode("utf-8", "surrogateescape")
+    digest = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     base = _NAME_CHARS.sub("_", source.rsplit("/", 1)[-1]).strip("_") or "crontab"
     return f"{base}-{owner}-{digest[:10]}"
 

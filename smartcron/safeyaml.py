@@ -13,16 +13,16 @@ Schema errors come back with the line of the node they are about (`locate`).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from smartcron.errors import SmartcronError
 
 if TYPE_CHECKING:
+    import yaml
     from jsonschema import ValidationError
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -48,60 +48,67 @@ class _Refused(Exception):
         self.reason, self.line = reason, line
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader without base-60 ints and floats (see the module docstring)."""
+@functools.cache
+def _guarded_loader() -> type:
+    """The loader class, built on first use: PyYAML is imported only when YAML is read."""
+    import yaml
 
+    class _Loader(yaml.SafeLoader):
+        """SafeLoader without base-60 ints and floats (see the module docstring)."""
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    _INT,
-    re.compile(
-        r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""",
-        re.X,
-    ),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    _FLOAT,
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
-        |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
+    _Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _Loader.add_implicit_resolver(
+        _INT,
+        re.compile(
+            r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$""",
+            re.X,
+        ),
+        list("-+0123456789"),
+    )
+    _Loader.add_implicit_resolver(
+        _FLOAT,
+        re.compile(
+            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+            |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+            re.X,
+        ),
+        list("-+0123456789."),
+    )
 
+    class _GuardedLoader(_Loader):
+        """Refuses alias-heavy or deeply nested documents before anything expands them."""
 
-class _GuardedLoader(_Loader):
-    """Refuses alias-heavy or deeply nested documents before anything expands them."""
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.aliases = 0
+            self.depth = 0
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.aliases = 0
-        self.depth = 0
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    raise _Refused(f"more than {MAX_ALIASES} YAML aliases")
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    line = self.peek_event().start_mark.line + 1
+                    raise _Refused(f"nested more than {MAX_DEPTH} levels deep", line)
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                raise _Refused(f"more than {MAX_ALIASES} YAML aliases")
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                line = self.peek_event().start_mark.line + 1
-                raise _Refused(f"nested more than {MAX_DEPTH} levels deep", line)
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
+    return _GuardedLoader
 
 
 def _expanded_size(root: yaml.Node) -> int:
     """Node count with aliases expanded (memoised, so a bomb is measured, not built)."""
+    import yaml
+
     sizes: dict[int, int] = {}
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -135,9 +142,11 @@ def load(
     text: str, path: str, *, what: str = "file", max_bytes: int = MAX_BYTES
 ) -> tuple[Any, yaml.Node | None]:
     """Parse one YAML document safely. Returns (data, root node); (None, None) if empty."""
+    import yaml
+
     check_size(text, path, what, max_bytes)
     try:
-        loader = _GuardedLoader(text)  # the reader refuses control characters at once
+        loader = _guarded_loader()(text)  # the reader refuses control characters at once
     except yaml.YAMLError as err:
         raise YamlError(path, f"YAML error: {err}") from None
     try:
@@ -186,6 +195,8 @@ def load_json(
     The root node, for line numbers only, comes from composing the text as YAML (JSON
     is nearly a subset); it is None where that fails.
     """
+    import yaml
+
     check_size(text, path, what, max_bytes)
     try:
         data = json.loads(text, parse_constant=_no_constant)
@@ -196,7 +207,7 @@ def load_json(
     if _depth(data) > MAX_DEPTH:
         raise YamlError(path, f"nested more than {MAX_DEPTH} levels deep")
     try:
-        loader = _GuardedLoader(text)
+        loader = _guarded_loader()(text)
     except yaml.YAMLError:
         return data, None
     try:
@@ -218,6 +229,8 @@ def schema_errors(data: Any, schema: dict[str, Any]) -> list[ValidationError]:
 
 def locate(root: yaml.Node | None, keys: Iterable[Any]) -> int | None:
     """The 1-based line of the node at a key path, as far as the path can be followed."""
+    import yaml
+
     node = root
     for key in keys:
         nxt = None

@@ -5,9 +5,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import psutil
 import pytest
 
-from smartcron import monitor as monitor_mod
 from smartcron.monitor import (
     IDLE_SOURCES,
     Monitor,
@@ -113,7 +113,7 @@ def _supply(root: Path, name: str, **files: str) -> None:
 
 
 def test_sysfs_battery_and_mains_are_read_when_psutil_knows_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(monitor_mod.psutil, "sensors_battery", lambda: None)
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: None)
     _supply(tmp_path, "AC", type="Mains", online="1")
     _supply(tmp_path, "BAT0", type="Battery", present="1", status="Charging", capacity="57")
     snap = SystemMonitor(environ={}, power_supply=tmp_path).snapshot(T0)
@@ -121,7 +121,7 @@ def test_sysfs_battery_and_mains_are_read_when_psutil_knows_nothing(tmp_path, mo
 
 
 def test_unplugged_laptop_and_no_battery_machines(tmp_path, monkeypatch):
-    monkeypatch.setattr(monitor_mod.psutil, "sensors_battery", lambda: None)
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: None)
     _supply(tmp_path / "a", "ADP1", type="Mains", online="0")
     _supply(tmp_path / "a", "BAT1", type="Battery", status="Discharging", capacity="20")
     snap = SystemMonitor(environ={}, power_supply=tmp_path / "a").snapshot(T0)
