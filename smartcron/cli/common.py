@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -15,6 +16,11 @@ import click
 from smartcron.errors import SmartcronError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# The library logs for the daemon; a command reports what matters itself, so the library's
+# warnings (a model not used, a file refused) must not leak to the terminal through
+# Python's last-resort handler. The daemon installs its own handlers (service.py).
+logging.getLogger("smartcron").addHandler(logging.NullHandler())
 
 F = TypeVar("F", bound=Callable[..., Any])
 
