@@ -20,7 +20,9 @@ Nothing comes from the daemon's own environment. Pure apart from `resolve_user`.
 
 from __future__ import annotations
 
+import os
 import pwd
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -126,3 +128,25 @@ def parse_pam_env_file(text: str) -> list[tuple[str, str]]:
             value = body[:-1] if body[-1:] in ("'", '"') else body
         out[name] = value
     return list(out.items())
+
+
+def can_enter(path: str, uid: int, gids: Iterable[int]) -> bool:
+    """Whether `uid` could chdir(path) (mode bits; ACLs are not consulted)."""
+    try:
+        real = os.path.realpath(path, strict=True)
+    except OSError:
+        return False
+    if not os.path.isdir(real):
+        return False
+    if uid == os.geteuid():
+        return os.access(real, os.X_OK)
+    if uid == 0:
+        return True
+    groups, parts = set(gids), real.split("/")
+    for depth in range(1, len(parts) + 1):
+        st = os.stat("/".join(parts[:depth]) or "/")
+        owner, group = st.st_uid == uid, st.st_gid in groups  # the kernel's order
+        bit = stat.S_IXUSR if owner else stat.S_IXGRP if group else stat.S_IXOTH
+        if not st.st_mode & bit:
+            return False
+    return True

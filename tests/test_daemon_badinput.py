@@ -6,7 +6,7 @@ import logging
 import sqlite3
 from datetime import UTC, datetime
 
-from smartcron.executor import FakeOutcome, FakeRunner
+from smartcron.executor_fake import FakeOutcome, FakeRunner
 from smartcron.history import HistoryStore
 from smartcron.lifecycle import start_job
 from smartcron.mail import RecordingMailer

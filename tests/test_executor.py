@@ -19,14 +19,13 @@ from users import NOT_ROOT, ThrowawayUser, is_root, throwaway_user
 from smartcron.clock import FakeClock
 from smartcron.crontab import Kind, parse
 from smartcron.executor import (
-    FakeOutcome,
-    FakeRunner,
     ProcessRunner,
     Runner,
     RunRequest,
     RunResult,
     request_for_entry,
 )
+from smartcron.executor_fake import FakeOutcome, FakeRunner
 from smartcron.jobenv import PasswdEntry, job_environment, resolve_user
 
 ROOT = resolve_user("root")

@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from smartcron import config as configuration
 from smartcron.clock import FakeClock
 from smartcron.daemon import Daemon
-from smartcron.executor import FakeOutcome, FakeRunner, RunRequest
+from smartcron.executor import RunRequest
+from smartcron.executor_fake import FakeOutcome, FakeRunner
 from smartcron.firings import FiringStore
 from smartcron.history import HistoryStore
 from smartcron.mail import RecordingMailer

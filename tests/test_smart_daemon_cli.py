@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from smartcron.cli.ctl import main
 from smartcron.cli.jobs import trail_lines
-from smartcron.executor import FakeOutcome
+from smartcron.executor_fake import FakeOutcome
 from smartcron.history import HistoryStore
 from tests.test_smart_daemon import battery, make, utc
 
