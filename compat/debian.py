@@ -323,10 +323,12 @@ for tab in "$setup"/crontabs/*; do
     chmod 0600 "/var/spool/cron/crontabs/$user"
 done
 # 5. MAILCMD: /usr/sbin with the recording sendmail added (or put in place of a real one).
-mkdir -p "$setup/sbin-extra"
-cp "$setup/sendmail" "$setup/sbin-extra/sendmail"
-chmod 0755 "$setup/sbin-extra/sendmail"
-overlay /usr/sbin "$setup/sbin-extra" "$setup/ns-usr-sbin"
+#    Staged in this namespace's private /run: two daemons' namespaces start side by
+#    side from one setup directory, and a shared staging copy raced (cp: File exists).
+mkdir -p /run/smartcron-sbin
+cp "$setup/sendmail" /run/smartcron-sbin/sendmail
+chmod 0755 /run/smartcron-sbin/sendmail
+overlay /usr/sbin /run/smartcron-sbin "$setup/ns-usr-sbin"
 # 6. The command, from /, in the foreground and not as pid 1 (pid 1 has odd signal
 #    rules): an asynchronous command (`&`) of a shell starts with SIGINT and SIGQUIT
 #    ignored, and a daemon passes that on to its jobs. The ready marker and the
