@@ -8,16 +8,15 @@ A job is "wildcard" when its minute or hour field starts with `*`.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from smartcron import config as configuration
 from smartcron.clock import FakeClock
 from smartcron.daemon import Daemon
+from tests.userconfig import user_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -34,23 +33,7 @@ class Recorder:
 def make_daemon(
     tmp_path: Path, crontab: str, start: datetime
 ) -> tuple[Daemon, FakeClock, Recorder]:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    tab = tmp_path / "crontab"
-    tab.write_text(crontab)
-    os.chmod(tab, 0o600)
-    cfg = configuration.Config(
-        user_mode=True,
-        config_file=None,
-        user_crontab=tab,
-        crontab=None,
-        cron_d=None,
-        spool_dir=None,
-        jobs_dir=tmp_path / "jobs",
-        state_dir=tmp_path / "state",
-        run_dir=tmp_path / "run",
-        allow_file=tmp_path / "allow",
-        deny_file=tmp_path / "deny",
-    )
+    cfg = user_config(tmp_path, crontab)
     clock = FakeClock(start)
     recorder = Recorder(clock)
     daemon = Daemon(

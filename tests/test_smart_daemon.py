@@ -7,14 +7,12 @@ reaches its end, as the real runner's callback (and the waker) would.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from smartcron import config as configuration
 from smartcron.clock import FakeClock
 from smartcron.daemon import Daemon
 from smartcron.executor import RunRequest
@@ -23,6 +21,7 @@ from smartcron.firings import FiringStore
 from smartcron.history import HistoryStore
 from smartcron.mail import RecordingMailer
 from smartcron.monitor import ScriptedMonitor, Snapshot, sample_snapshot
+from tests.userconfig import user_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
 START = datetime(2026, 2, 10, 0, 58, 30, tzinfo=UTC)  # 01:58:30 CET
@@ -113,25 +112,7 @@ def make(
     **settings: object,
 ) -> Harness:
     """A user-mode daemon on `crontab`; `outcomes` by command, one per run (the last repeats)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    tab = tmp_path / "crontab"
-    if not tab.exists() or tab.read_text() != crontab:
-        tab.write_text(crontab)
-        os.chmod(tab, 0o600)
-    cfg = configuration.Config(
-        user_mode=True,
-        config_file=None,
-        user_crontab=tab,
-        crontab=None,
-        cron_d=None,
-        spool_dir=None,
-        jobs_dir=tmp_path / "jobs",
-        state_dir=tmp_path / "state",
-        run_dir=tmp_path / "run",
-        allow_file=tmp_path / "allow",
-        deny_file=tmp_path / "deny",
-        **settings,  # type: ignore[arg-type]
-    )
+    cfg = user_config(tmp_path, crontab, **settings)
     clock = FakeClock(start)
     plan = {cmd: list(items) for cmd, items in (outcomes or {}).items()}
 
