@@ -48,6 +48,15 @@ class Loaded:
     def path(self) -> str:
         return str(self.source.path)
 
+    def document(self) -> dict[str, object]:
+        """How `status` (the daemon's file and the CLI's live view) shows this file."""
+        return {
+            "path": self.path,
+            "refused": self.refused,
+            "warnings": list(self.warnings),
+            "jobs": len(self.jobs),
+        }
+
 
 def _user_exists(name: str) -> bool:
     try:

@@ -154,16 +154,7 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
 
 def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
     """What `smartcronctl status` shows, as the daemon sees it."""
-    files = []
-    for loaded in daemon.db.files.values():
-        files.append(
-            {
-                "path": loaded.path,
-                "refused": loaded.refused,
-                "warnings": list(loaded.warnings),
-                "jobs": len(loaded.jobs),
-            }
-        )
+    files = [loaded.document() for loaded in daemon.db.files.values()]
     jobs = [job_document(job) for job in daemon.db.jobs]
     return {
         "pid": os.getpid(),

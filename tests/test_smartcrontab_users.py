@@ -19,7 +19,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pytest
 from users import NOT_ROOT, ThrowawayUser, is_root, throwaway_user
 
 import smartcron
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not is_root(), reason=NOT_ROOT)]
 
@@ -34,16 +34,6 @@ BIN = Path(sys.executable).parent
 PACKAGE_ROOT = Path(smartcron.__file__).resolve().parents[1]
 SITE = sysconfig.get_paths()["purelib"]
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
-
-
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class World:

@@ -63,15 +63,7 @@ def live_status(config: Config) -> dict[str, Any]:
         "zone": str(zone),
         "user_mode": config.user_mode,
         "mail": {"command": config.mail_command, "available": _mail_available(config)},
-        "files": [
-            {
-                "path": loaded.path,
-                "refused": loaded.refused,
-                "warnings": list(loaded.warnings),
-                "jobs": len(loaded.jobs),
-            }
-            for loaded in db.files.values()
-        ],
+        "files": [loaded.document() for loaded in db.files.values()],
         "jobs": [job_document(job) for job in db.jobs],
         "running": 0,
         "model": model,
