@@ -77,7 +77,7 @@ class ModelWatch:
         self.history = history
         self.mode = "legacy"
         self.reason = f"no model loaded yet: {RULES_ONLY}"
-        self.advisor: Any = None  # a model.SmartAdvisor while the model is usable
+        self.advisor: Any = None  # an advisor.SmartAdvisor while the model is usable
         self.card: Mapping[str, Any] | None = None  # of the model loaded last
         self.source: Path | None = None  # the directory it came from
         self._created: datetime | None = None
@@ -165,6 +165,7 @@ class ModelWatch:
             hint = "smartcronctl train makes one from the history"
             self._fallback(f"{target}: missing: no model yet ({hint})")
             return
+        from smartcron import advisor as advice
         from smartcron import model as models
 
         loaded = models.load_model(
@@ -177,10 +178,10 @@ class ModelWatch:
         if isinstance(loaded, models.ModelUnavailable):
             self._fallback(loaded.reason)
             return
-        stats: Any = models.MemoryStats()
+        stats: Any = advice.MemoryStats()
         if self.history is not None:
-            stats = models.HistoryStats(self.history)
-        self.advisor = models.SmartAdvisor(loaded, stats)
+            stats = advice.HistoryStats(self.history)
+        self.advisor = advice.SmartAdvisor(loaded, stats)
         self.card, self.source = loaded.card, target
         self._created = datetime.fromisoformat(str(loaded.card["created"]))
         self._slow, self._logged = 0, None

@@ -90,7 +90,7 @@ def simulate(
     the next minute where its constraints hold (same outcomes; always so with
     `history`, which records every decision). `progress` gets (minutes done, minutes in
     total) now and then; `on_run(job, ended, ok, runtime_s)` each run (an advisor's
-    job statistics: smartcron.model.MemoryStats). Raises SimulationError.
+    job statistics: smartcron.advisor.MemoryStats). Raises SimulationError.
     """
     policy = Policy(policy)
     if policy is Policy.SMART and advisor is None:

@@ -106,7 +106,8 @@ def test_rewriting_the_history_after_t_changes_no_row_before_t(tmp_path: Path) -
 
 def test_the_daemon_side_never_imports_the_training_stack() -> None:
     code = (
-        "import sys, smartcron.features, smartcron.model, smartcron.gate, smartcron.cli.ctl;"
+        "import sys, smartcron.features, smartcron.model, smartcron.advisor;"
+        "import smartcron.gate, smartcron.cli.ctl;"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,4 +1,4 @@
-"""smartcron.model: every reason to refuse a model, guarded inference, the advisor.
+"""smartcron.model and smartcron.advisor: refusing a model, guarded inference, advice.
 
 Crafted tiny ONNX graphs (onnx.helper) stand in for trained models where a test needs
 a model that returns NaN, fails or scores a known way; the card is then re-signed.
@@ -23,15 +23,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from smartcron import gate
+from smartcron.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.features import FEATURES, Outcome
-from smartcron.model import (
-    LoadedModel,
-    MemoryStats,
-    ModelUnavailable,
-    Policy,
-    SmartAdvisor,
-    load_model,
-)
+from smartcron.model import LoadedModel, ModelUnavailable, load_model
 from smartcron.monitor import sample_snapshot
 from smartcron.smartspec import SmartSpec
 

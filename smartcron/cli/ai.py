@@ -139,8 +139,8 @@ def run_bench(
 ) -> dict[str, Any]:
     """Train on the first `train_days` (cron policy), compare policies on the next `test_days`."""
     from smartcron import simulator, train
+    from smartcron.advisor import load_advisor
     from smartcron.history import HistoryStore
-    from smartcron.model import load_advisor
     from smartcron.trace import read_trace
     from smartcron.world import read_world
 
@@ -196,9 +196,9 @@ def costs(
     and, on one row, ONNX vs scikit-learn predict_proba; RSS with and without the model."""
     import numpy as np
 
+    from smartcron.advisor import load_advisor
     from smartcron.features import NO_STATS, features
     from smartcron.gate import Firing
-    from smartcron.model import load_advisor
     from smartcron.smartspec import SmartSpec
 
     advisor = load_advisor(model_dir)

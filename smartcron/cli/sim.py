@@ -124,9 +124,9 @@ def simulate_cmd(
 def load_advisor(model: str) -> tuple[Any, Callable[[str, datetime, bool, float], None]]:
     """The model advisor for --policy smart, and the hook that tells it each simulated
     run's outcome (the job's recent record is one of the model's features)."""
+    from smartcron.advisor import MemoryStats
+    from smartcron.advisor import load_advisor as load
     from smartcron.features import Outcome
-    from smartcron.model import MemoryStats
-    from smartcron.model import load_advisor as load
 
     stats = MemoryStats()
 
