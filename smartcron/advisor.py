@@ -77,6 +77,17 @@ class MemoryStats:
 
 # ------------------------------------------------------------------ the advisor
 
+MAX_PLANS = 1024  # deferred firings remembered at once (then the stale ones are dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The slot a deferred firing waits for, and how it scored."""
+
+    until: datetime
+    p_success: float
+    p_active: float
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
@@ -91,6 +102,7 @@ class Policy:
     tolerance: float = 0.01  # how much worse the other quantity may get
     runtime_factor: float = 1.5  # the runtime we plan for, over the predicted one
     retry_room: bool = True  # and, for a job with retries, one retry_delay more
+    recheck: timedelta | None = timedelta(minutes=1)  # a deferred firing's re-scoring
 
     def step_for(self, left: timedelta) -> timedelta:
         """The slot spacing for `left` time to the deadline: left / per_window, in whole
@@ -114,12 +126,19 @@ class SmartAdvisor:
     A slot is clearly better when P(success) gains `min_gain` without more
     interference, or P(active) drops `min_quieter` without less success; among those the
     best P(success) - P(active), earliest on ties.
+
+    A deferred firing is not left alone until its slot: every `Policy.recheck` it is
+    scored now, and runs at once when now is as good as the slot it waits for on both
+    counts, P(success) and P(active) within `tolerance` (the user left the keyboard, a
+    build ended: what no forecast saw coming). Those
+    plans live in memory only; a firing without one (after a restart) is planned afresh.
     """
 
     def __init__(self, model: LoadedModel, history: StatsReader, policy: Policy | None = None):
         self.model, self.history, self.policy = model, history, policy or Policy()
         self.failures = 0  # inferences that failed (fallback to the rules)
         self.last_error: str | None = None
+        self._plans: dict[tuple[str, datetime, int], _Plan] = {}
 
     def _active(self, at: datetime, runtime_s: float) -> float:
         mid = at + timedelta(seconds=runtime_s / 2)
@@ -152,10 +171,58 @@ class SmartAdvisor:
         a = [p_active_at(profile, snap, s + h, tz) for s, h in zip(slots, half, strict=True)]
         return p, runtime, a
 
+    def _failed(self, err: ModelFailure) -> Any:
+        from smartcron.gate import Verdict
+
+        self.failures += 1
+        self.last_error = str(err)
+        return Verdict(action="run", until=None, reason=f"constraints hold (model: {err})")
+
+    def _recheck(self, firing: Any, plan: _Plan, snap: Any, now: datetime) -> Any:
+        """Run now if now scores at least as well as the planned slot, else wait on."""
+        from smartcron.gate import Verdict
+
+        stats = self.history.stats(firing.job_id, now)
+        try:
+            p, runtime, a = self._score(snap, stats, firing.nominal, [now])
+        except ModelFailure as err:
+            return self._failed(err)
+        at = plan.until.astimezone(self.model.tz).strftime("%H:%M")
+        outputs = {
+            "p_success": round(float(p[0]), 4),
+            "runtime_s": round(float(runtime[0]), 1),
+            "p_active": round(a[0], 4),
+            "slots": 1.0,
+            "best_p_success": round(plan.p_success, 4),
+            "best_p_active": round(plan.p_active, 4),
+        }
+        versus = (
+            f"success {p[0]:.2f} now vs {plan.p_success:.2f} at {at},"
+            f" user active {a[0]:.2f} vs {plan.p_active:.2f}"
+        )
+        tol = self.policy.tolerance
+        if p[0] >= plan.p_success - tol and a[0] <= plan.p_active + tol:
+            reason = f"constraints hold (model: now as good as the {at} slot: {versus})"
+            return Verdict(action="run", until=None, reason=reason, model=outputs)
+        self._keep(firing, plan, now)
+        assert self.policy.recheck is not None
+        until = min(now + self.policy.recheck, plan.until)
+        expected = f"success {plan.p_success:.2f}, user active {plan.p_active:.2f} expected then"
+        reason = f"model: waiting for {at} ({expected})"  # the same each minute: explain folds it
+        return Verdict(action="defer", until=until, reason=reason, model=outputs)
+
+    def _keep(self, firing: Any, plan: _Plan, now: datetime) -> None:
+        if len(self._plans) >= MAX_PLANS:  # firings that ran or vanished meanwhile
+            self._plans = {k: v for k, v in self._plans.items() if v.until > now}
+        self._plans[firing.job_id, firing.nominal, firing.attempt] = plan
+
     def advise(self, firing: Any, spec: Any, snap: Any, now: datetime) -> Any:
         from smartcron.gate import Verdict
 
         pol, tz = self.policy, self.model.tz
+        plan = self._plans.pop((firing.job_id, firing.nominal, firing.attempt), None)
+        if plan is not None and now < plan.until and pol.recheck is not None:
+            return self._recheck(firing, plan, snap, now)
         stats = self.history.stats(firing.job_id, now)
         step = pol.step_for(firing.deadline - now)
         retries = getattr(spec, "retry", 0) or 0
@@ -166,9 +233,7 @@ class SmartAdvisor:
         try:
             p, runtime, a = self._score(snap, stats, firing.nominal, slots)
         except ModelFailure as err:
-            self.failures += 1
-            self.last_error = str(err)
-            return Verdict(action="run", until=None, reason=f"constraints hold (model: {err})")
+            return self._failed(err)
         best = 0
         for k in range(1, len(slots)):
             need = timedelta(seconds=float(runtime[k]) * pol.runtime_factor) + margin
@@ -198,6 +263,9 @@ class SmartAdvisor:
             f" {until.astimezone(tz).strftime('%H:%M')} (runtime ~{_mins(runtime[best])},"
             f" user active {a[0]:.2f} vs {a[best]:.2f})"
         )
+        if pol.recheck is not None:
+            self._keep(firing, _Plan(until, float(p[best]), a[best]), now)
+            until = min(until, now + pol.recheck)
         return Verdict(action="defer", until=until, reason=reason, model=outputs)
 
 

@@ -248,9 +248,13 @@ def test_advisor_defers_to_a_clearly_better_slot_that_leaves_time_to_finish(
     assert verdict.action == "defer"
     # P(success) = hour/24 grows to the end; the last slot whose run (10m x 1.5 + 5m)
     # ends before the deadline at 07:00 is 06:40, and 06:00 is as good and earlier
-    assert verdict.until == NOW + timedelta(hours=5)
     assert verdict.reason.startswith("model: success 0.04 now vs 0.25 at 06:00 (runtime ~10m")
     assert verdict.model is not None and verdict.model["p_success"] == pytest.approx(1 / 24, 1e-3)
+    assert verdict.until == NOW + timedelta(minutes=1)  # asked again each minute meanwhile
+    firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + SPEC.window)  # type: ignore[operator]
+    patient = SmartAdvisor(model, MemoryStats(), Policy(recheck=None))
+    plain = patient.advise(firing, SPEC, sample_snapshot(NOW), NOW)
+    assert plain.action == "defer" and plain.until == NOW + timedelta(hours=5)
 
 
 def test_advisor_runs_now_and_reports_its_outputs_when_no_slot_is_clearly_better(
@@ -327,12 +331,45 @@ def test_advisor_forecasts_the_spike_away_and_defers_past_it(tmp_path: Path) -> 
     assert isinstance(with_profile, LoadedModel) and isinstance(frozen, LoadedModel)
     assert advise(frozen, spiky, window).action == "run"
     verdict = advise(with_profile, spiky, window)
-    assert verdict.action == "defer" and verdict.until == NOW + timedelta(minutes=2)
+    assert verdict.action == "defer" and verdict.reason.endswith(
+        "at 01:02 (runtime ~10m, user active 0.00 vs 0.00)"
+    )
     assert verdict.model is not None and verdict.model["p_success"] == pytest.approx(0.4)
     assert verdict.model["best_p_success"] == pytest.approx(0.9, abs=1e-6)
     # the slot leaves 1.5 x the predicted runtime (10m) before the deadline: none does here
     short = SmartSpec(window=timedelta(minutes=15))
     assert advise(with_profile, spiky, short).action == "run"
+
+
+def test_a_deferred_firing_runs_as_soon_as_now_is_as_good_as_its_slot(tmp_path: Path) -> None:
+    """Deferred at the 01:00 spike to 01:05, it is scored each minute: still spiking at
+    01:01 it waits; the spike gone at 01:02, it runs then. A new advisor (a restarted
+    daemon) has no plan: it plans afresh."""
+    nobody = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
+    model = load(install(tmp_path / "m", graph("load"), profile=profile(), active=nobody))
+    assert isinstance(model, LoadedModel)
+    hour = SmartSpec(window=timedelta(hours=1))  # slots every 5 minutes
+    firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + timedelta(hours=1))
+    advisor = SmartAdvisor(model, MemoryStats())
+
+    def at(minute: int, load1: float, who: SmartAdvisor = advisor) -> gate.Verdict:
+        now = NOW + timedelta(minutes=minute)
+        return gate.evaluate(firing, hour, sample_snapshot(now, load1=load1), now, advisor=who)  # type: ignore[arg-type]
+
+    first = at(0, 6.0)
+    assert first.action == "defer" and " at 01:05 " in first.reason
+    waiting = at(1, 6.0)
+    assert waiting.action == "defer" and waiting.until == NOW + timedelta(minutes=2)
+    assert (
+        waiting.reason == "model: waiting for 01:05 (success 0.90, user active 0.00 expected then)"
+    )
+    assert waiting.model is not None and waiting.model["p_success"] == pytest.approx(0.4)
+    early = at(2, 0.5)
+    assert early.action == "run"
+    assert "now as good as the 01:05 slot: success 0.95 now vs 0.90" in early.reason
+    assert early.model is not None and early.model["best_p_success"] == pytest.approx(0.9)
+    again = at(3, 6.0, SmartAdvisor(model, MemoryStats()))  # load 6 again at 01:03
+    assert again.action == "defer" and again.reason.startswith("model: success 0.40 now vs")
 
 
 def test_a_departure_that_persists_is_forecast_to_last(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,12 +197,14 @@ def costs(
     and, on one row, ONNX vs scikit-learn predict_proba; RSS with and without the model."""
     import numpy as np
 
-    from smartcron.advisor import load_advisor
+    from smartcron.advisor import SmartAdvisor, load_advisor
     from smartcron.features import NO_STATS, features
     from smartcron.gate import Firing
     from smartcron.smartspec import SmartSpec
 
-    advisor = load_advisor(model_dir)
+    # every decision a full plan (a deferred firing's minute re-check scores one row only)
+    loaded = load_advisor(model_dir)
+    advisor = SmartAdvisor(loaded.model, loaded.history, replace(loaded.policy, recheck=None))
     spec = SmartSpec(window=timedelta(hours=2))
     minutes = int((end - start).total_seconds() // 60) - 180
     rng = np.random.default_rng(0)
