@@ -19,6 +19,17 @@ spikes at the top of each hour (every cron job on the box), a 02:00 backup, a Su
 03:00 maintenance, rare traffic surges; a slow memory leak reset by a weekly restart;
 logs filling the disk between rotations; no battery; an admin logs in now and then.
 
+``workstation`` (12 cores, a tower on mains: no battery, left on at night): one
+developer and video editor at the desk in sessions of 1-3 hours on weekdays (about
+09:00-18:00, short breaks, a lunch break), a long game or editing session some
+evenings, sparse sessions at weekends. Load comes from the user, compiles (short,
+heavy bursts), video renders (all cores for 10-60 minutes; some exports are left
+running after the user goes home), games, a 01:45 off-site backup (a system timer) and
+small noise. RAM: a browser that grows over the day until the user closes it, the open
+editor/IDE, renders and games. Free disk (one volume with the render scratch): render
+caches and proxies fill it, a 04:30 timer trims the cache to its quota, footage imports
+eat space and the user archives old projects to the NAS at weekends.
+
 Regenerate the shipped fixtures (see fixtures/traces/README.md)::
 
     python -m smartcron.tracegen laptop --days 56 --seed 1 --out fixtures/traces/laptop-8w.csv
@@ -39,7 +50,7 @@ from typing import Any
 
 from smartcron.trace import write_rows
 
-KINDS = ("laptop", "server")
+KINDS = ("laptop", "server", "workstation")
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 # Kernel load averages are exponential averages; per minute the decay is e^(-1/period).
 DECAY1 = math.exp(-1.0)
@@ -250,6 +261,112 @@ def _server(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str
         yield _row(at, st, cpu, battery=False, charging=False)
 
 
+# ------------------------------------------------------------------- workstation
+
+
+def _workstation_day(rng: random.Random, weekday: int) -> list[tuple[int, int, str]]:
+    """The day's sessions at the desk: (first minute, end minute, work/edit/game)."""
+    sessions: list[tuple[int, int, str]] = []
+    if weekday < 5 and rng.random() > 0.06:  # a day off now and then
+        at, leave = int(rng.gauss(540, 20)), int(rng.gauss(1080, 30))
+        lunch: int | None = int(rng.gauss(735, 15))
+        while at < leave - 20:
+            end = min(leave, at + rng.randint(60, 180))
+            if lunch is not None and end >= lunch - 20:
+                end = max(at + 30, lunch)
+                sessions.append((at, end, "work"))
+                at, lunch = end + rng.randint(40, 75), None
+                continue
+            sessions.append((at, end, "work"))
+            gap = (30, 60) if rng.random() < 0.2 else (10, 30)  # a meeting, or a break
+            at = end + rng.randint(*gap)
+        if rng.random() < 0.4:
+            start = int(rng.gauss(1230, 30))
+            sessions.append((start, min(1435, start + rng.randint(60, 200)), "evening"))
+    elif weekday >= 5:
+        at = rng.randint(600, 720)
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            end = min(1435, at + rng.randint(30, 180))
+            sessions.append((at, end, rng.choice(("edit", "game", "game"))))
+            at = end + rng.randint(60, 300)
+            if at > 1380:
+                break
+    evening = ("edit", "game")
+    return [(a, b, evening[rng.random() < 0.5] if k == "evening" else k) for a, b, k in sessions]
+
+
+def _workstation(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str, Any]]:
+    cores = 12
+    st = _State(load1=0.3, load5=0.3, ram=30.0, disk=30.0, on_ac=True, idle=8 * 3600.0)
+    st.cache = 4.0  # disk % taken by render caches and proxies
+    base = 22.0  # free disk % without the caches
+    browser = 8.0  # RAM % the browser holds
+    renders: list[tuple[int, float]] = []  # (minutes left, tasks), like st.bursts
+    sessions: list[tuple[int, int, str]] = []
+    offsite = -1
+    kind_before: str | None = None
+    for minute in range(days * 1440):
+        at = start + timedelta(minutes=minute)
+        mod, weekday = minute % 1440, at.weekday()
+        if mod == 0:
+            sessions = _workstation_day(rng, weekday)
+            offsite = 105 + rng.randint(0, 15)  # the 01:45 off-site backup timer, jittered
+            if weekday == 5 and base < 20 and rng.random() < 0.7:
+                base += rng.uniform(3.0, 8.0)  # old projects archived to the NAS
+        kind = next((k for a, b, k in sessions if a <= mod < b), None)
+        last_end = max((b for _, b, _ in sessions), default=-1)
+        # the user: at the desk for the session, stepping away now and then
+        if kind is not None:
+            stay = 0.985 if kind == "game" else 0.94
+            st.active = rng.random() < stay if st.active else rng.random() < 0.3
+        else:
+            st.active = False
+        st.idle = float(rng.randint(0, 20)) if st.active else st.idle + 60.0
+        # demand in runnable tasks
+        demand = 0.15 + rng.expovariate(10.0)
+        if st.active:
+            demand += _clip(rng.gauss(0.6, 0.3), 0.0, 2.0)  # browser, IDE, editor
+            browser = min(30.0, browser + 0.03)
+        if kind == "game":
+            demand += _clip(rng.gauss(4.0, 0.8), 2.0, 6.0)
+        elif kind is not None and st.active:
+            if kind == "work" and rng.random() < 0.012:
+                st.bursts.append((rng.randint(3, 12), rng.uniform(5.0, 11.0)))  # a compile
+            if not renders and rng.random() < (0.003 if kind == "work" else 0.01):
+                renders.append((rng.randint(10, 60), rng.uniform(9.0, 12.0)))  # a render
+        leaving = kind is None and kind_before not in (None, "game")  # the desk, not a game
+        if leaving and rng.random() < (0.35 if mod == last_end else 0.06) and not renders:
+            renders.append((rng.randint(40, 240), rng.uniform(10.0, 12.0)))  # an export
+        if mod == last_end and rng.random() < 0.45:
+            browser = 3.0  # the user closes the browser for the night
+        kind_before = kind
+        if mod == offsite:
+            st.bursts.append((rng.randint(30, 80), -rng.uniform(1.2, 2.0)))
+        backing_up = any(tasks < 0 for _, tasks in st.bursts)
+        compiling = any(tasks > 0 for _, tasks in st.bursts)
+        rendering = bool(renders)
+        demand += sum(abs(tasks) for _, tasks in st.bursts) + sum(t for _, t in renders)
+        st.bursts = [(left - 1, tasks) for left, tasks in st.bursts if left > 1]
+        renders = [(left - 1, tasks) for left, tasks in renders if left > 1]
+        if rng.random() < 0.01:
+            demand += rng.uniform(0.5, 1.5)
+        cpu = _step_load(st, rng, demand, cores)
+        # RAM: the browser, the open editor/IDE while the user was here lately, the rest
+        target = 20.0 + browser + (10.0 if st.idle < 3 * 3600 else 0.0)
+        target += 18.0 * rendering + 25.0 * (kind == "game") + 8.0 * compiling
+        target += 6.0 * backing_up
+        st.ram = _clip(st.ram + 0.15 * (target - st.ram) + rng.gauss(0, 0.4), 10.0, 97.0)
+        # disk: render caches and proxies; the 04:30 timer trims them to 4 %; imports
+        st.cache += (0.025 if rendering else 0.0) + (0.003 if st.active else 0.0)
+        if mod == 270:
+            st.cache = min(st.cache, 4.0)
+        if st.active and kind != "game" and rng.random() < 0.002:
+            base -= rng.uniform(0.3, 1.5)  # footage imported
+        base = _clip(base, 10.0, 60.0)
+        st.disk = _clip(base - st.cache, 1.0, 99.0)
+        yield _row(at, st, cpu, battery=False, charging=False)
+
+
 def generate(kind: str, start: datetime, days: int, seed: int) -> Iterator[dict[str, Any]]:
     """Yield one row dict per minute (keys: trace.COLUMNS), `days` days from `start`."""
     if kind not in KINDS:
@@ -260,7 +377,8 @@ def generate(kind: str, start: datetime, days: int, seed: int) -> Iterator[dict[
         raise ValueError("days must be >= 0")
     rng = random.Random(f"smartcron-tracegen:{kind}:{seed}")
     begin = start.astimezone(UTC).replace(second=0, microsecond=0)
-    return (_laptop if kind == "laptop" else _server)(rng, begin, days)
+    kinds = {"laptop": _laptop, "server": _server, "workstation": _workstation}
+    return kinds[kind](rng, begin, days)
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], out: str | Path) -> int:

@@ -126,6 +126,14 @@ def test_trace_gen_writes_a_readable_trace(tmp_path):
     assert len(trace) == 1440 and trace.at(trace.start).battery_percent is None
 
 
+def test_trace_gen_offers_every_kind_of_the_generator():
+    from smartcron import tracegen
+    from smartcron.cli.sim import trace_gen_cmd
+
+    kind = next(p for p in trace_gen_cmd.params if p.name == "kind")
+    assert tuple(kind.type.choices) == tracegen.KINDS  # type: ignore[attr-defined]
+
+
 def test_trace_record_samples_the_system_monitor_on_the_clock(tmp_path, monkeypatch):
     from smartcron import clock
 

@@ -1,13 +1,13 @@
 import gzip
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from smartcron.trace import load_trace, read_trace, write_rows
-from smartcron.tracegen import DEFAULT_START, generate, main, write_csv
+from smartcron.tracegen import DEFAULT_START, KINDS, generate, main, write_csv
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "traces"
 
@@ -22,6 +22,11 @@ def server() -> list[dict]:
     return list(generate("server", DEFAULT_START, 56, 1))
 
 
+@pytest.fixture(scope="module")
+def workstation() -> list[dict]:
+    return list(generate("workstation", DEFAULT_START, 56, 1))
+
+
 def test_the_same_seed_gives_the_same_rows_and_another_seed_others():
     def two_days(kind, seed):
         return list(generate(kind, DEFAULT_START, 2, seed))
@@ -30,6 +35,8 @@ def test_the_same_seed_gives_the_same_rows_and_another_seed_others():
     assert two_days("laptop", 3) != two_days("laptop", 4)
     assert two_days("server", 3) == two_days("server", 3)
     assert two_days("server", 3) != two_days("server", 4)
+    assert two_days("workstation", 3) == two_days("workstation", 3)
+    assert two_days("workstation", 3) != two_days("workstation", 4)
 
 
 def test_one_row_per_minute_from_the_start(laptop):
@@ -39,7 +46,7 @@ def test_one_row_per_minute_from_the_start(laptop):
     assert laptop[-1]["timestamp"] == datetime(2026, 3, 1, 23, 59, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("kind", ["laptop", "server"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_shipped_traces_are_exactly_what_the_generator_writes(kind):
     out = io.StringIO()
     write_rows(generate(kind, DEFAULT_START, 56, 1), out)
@@ -112,8 +119,53 @@ def test_server_load_shows_the_backup_and_the_top_of_the_hour(server):
     assert afternoon > 2 * night
 
 
-def test_rows_survive_the_csv_round_trip(laptop, server):
-    for rows in (laptop[:600], server[:600]):
+def test_workstation_is_on_mains_and_its_user_works_weekdays_in_sessions(workstation):
+    assert all(r["battery_percent"] is None and r["on_ac"] for r in workstation)
+    active = [r["timestamp"] for r in workstation if r["idle_seconds"] < 60]
+    work = [t for t in active if t.weekday() < 5 and 9 <= t.hour < 18]
+    evening = [t for t in active if t.weekday() < 5 and t.hour >= 19]
+    weekend = [t for t in active if t.weekday() >= 5]
+    assert len(active) > 56 * 120
+    assert len(work) / len(active) > 0.6
+    assert 0.05 < len(evening) / len(active) < 0.3
+    assert 0 < len(weekend) < 0.2 * len(active)
+    assert not any(t.hour < 7 for t in active)  # it is left on, alone, at night
+
+    def at_hour(hour):
+        return sum(1 for t in active if t.weekday() < 5 and t.hour == hour)
+
+    assert at_hour(12) < 0.8 * at_hour(11)  # the lunch break
+    # sessions, not a whole day at the desk: stretches away of 10 minutes or more
+    away = sum(1 for a, b in pairwise(workstation) if a["idle_seconds"] < 600 <= b["idle_seconds"])
+    assert away > 56 * 2
+
+
+def test_workstation_renders_backup_and_the_cache_trim_show(workstation):
+    def mean(key, pick):
+        values = [r[key] for r in workstation if pick(r["timestamp"])]
+        return sum(values) / len(values)
+
+    assert max(r["load1"] for r in workstation) > 9  # renders take every core
+    assert sum(r["cpu_percent"] > 80 for r in workstation) > 0.02 * len(workstation)
+    # the 01:45 off-site backup
+    assert mean("load5", lambda t: t.hour == 2 and t.minute < 30) > 3 * mean(
+        "load5", lambda t: t.hour == 5
+    )
+    # the 04:30 timer never shrinks free disk and often frees some
+    by_time = {r["timestamp"]: r["disk_free_percent"] for r in workstation}
+    gains = [
+        by_time[t] - by_time[t - timedelta(minutes=1)]
+        for t in by_time
+        if t.hour == 4 and t.minute == 30
+    ]
+    assert min(gains) >= 0 and sum(g > 1 for g in gains) > 10
+    assert all(5 <= r["ram_percent"] <= 98 for r in workstation)
+    assert all(0 < r["disk_free_percent"] < 100 for r in workstation)
+    assert max(r["ram_percent"] for r in workstation) > 80  # a render or a game on top
+
+
+def test_rows_survive_the_csv_round_trip(laptop, server, workstation):
+    for rows in (laptop[:600], server[:600], workstation[:600]):
         out = io.StringIO()
         write_rows(rows, out)
         trace = load_trace(out.getvalue())

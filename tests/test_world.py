@@ -254,7 +254,7 @@ def _crontab_names(path: Path) -> list[str]:
     return names
 
 
-@pytest.mark.parametrize("kind", ["laptop", "server"])
+@pytest.mark.parametrize("kind", ["laptop", "server", "workstation"])
 def test_shipped_worlds_match_their_crontabs(kind):
     world = read_world(FIXTURES / "worlds" / f"{kind}.yaml")
     names = _crontab_names(FIXTURES / "crontabs" / f"{kind}.crontab")

@@ -208,7 +208,7 @@ def _print_table(metrics: dict[str, Any], result: Any) -> None:
 
 
 @click.command("trace-gen", context_settings=CONTEXT)
-@click.argument("kind", type=click.Choice(("laptop", "server")))
+@click.argument("kind", type=click.Choice(("laptop", "server", "workstation")))
 @click.option("--days", default=56, show_default=True, type=click.IntRange(1, 4 * 365))
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--start", metavar="ISO", help="First minute (default: 2026-01-05T00:00Z).")
