@@ -7,6 +7,7 @@ simulator). Like model.py: numpy and onnxruntime only, never pandas or scikit-le
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,6 +82,19 @@ MAX_PLANS = 1024  # deferred firings remembered at once (then the stale ones are
 
 
 @dataclass(frozen=True, slots=True)
+class _Scores:
+    """A window's slots scored: P(success), runtime (s) and P(active) mixed over the
+    user's state; with a profile, also P(success) if active (`busy`) or `away` then
+    (later slots only)."""
+
+    p: np.ndarray
+    runtime: np.ndarray
+    a: list[float]
+    busy: np.ndarray | None = None
+    away: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     """The slot a deferred firing waits for, and how it scored."""
 
@@ -146,7 +160,7 @@ class SmartAdvisor:
 
     def _score(
         self, snap: Any, stats: JobStats, nominal: datetime, slots: list[datetime]
-    ) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    ) -> _Scores:
         """P(success), runtime (s) and P(user active during the run) per slot."""
         tz, profile = self.model.tz, self.model.profile
         rows = [features(snap, stats, nominal, slots[0], tz=tz)]
@@ -156,7 +170,7 @@ class SmartAdvisor:
             active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
             a = [1.0 if active_now else self._active(slots[0], runtime[0])]
             a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
-            return p, runtime, a
+            return _Scores(p, runtime, a)
         q = [0.0]
         for slot in slots[1:]:
             busy, away, share = forecast(snap, profile, slot, tz)
@@ -169,7 +183,27 @@ class SmartAdvisor:
         runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
         half = [timedelta(seconds=float(r) / 2) for r in runtime]
         a = [p_active_at(profile, snap, s + h, tz) for s, h in zip(slots, half, strict=True)]
-        return p, runtime, a
+        return _Scores(p, runtime, a, busy=p_raw[1::2], away=p_raw[2::2])
+
+    def _until_away(self, snap: Any, now: datetime, last: datetime, sc: _Scores, k: int) -> Any:
+        """Waiting for the user to step away, with a re-check each minute: the firing runs
+        at the first away minute before `last` (the last slot, `k`, that leaves time to
+        finish), else at `last`. The user active now, it leaves within the h minutes with
+        probability 1 - exp(-(1 - q) h / tau) (a two-state Markov chain with the hour's
+        share q active and the learnt persistence tau). (P(success), P(active)) or None."""
+        profile = self.model.profile
+        if profile is None or sc.away is None or sc.busy is None or snap.idle_seconds is None:
+            return None
+        tau, q = profile.tau_min["active"], profile.p_active(now, self.model.tz)
+        if snap.idle_seconds >= profile.idle_below or tau <= 0 or q >= 1:
+            return None
+        h = (last - now).total_seconds() / 60.0
+        leave = 1.0 - math.exp(-(1.0 - q) * h / tau)
+        p_away = float(np.mean(sc.away[:k]))  # in the state forecast for those slots
+        half = float(np.mean(sc.runtime[1 : k + 1])) / 120.0
+        a_away = q * (1.0 - math.exp(-half / tau))  # away at the start, back by mid-run?
+        p = leave * p_away + (1.0 - leave) * float(sc.busy[k - 1])
+        return p, leave * a_away + (1.0 - leave)
 
     def _failed(self, err: ModelFailure) -> Any:
         from smartcron.gate import Verdict
@@ -184,9 +218,10 @@ class SmartAdvisor:
 
         stats = self.history.stats(firing.job_id, now)
         try:
-            p, runtime, a = self._score(snap, stats, firing.nominal, [now])
+            sc = self._score(snap, stats, firing.nominal, [now])
         except ModelFailure as err:
             return self._failed(err)
+        p, runtime, a = sc.p, sc.runtime, sc.a
         at = plan.until.astimezone(self.model.tz).strftime("%H:%M")
         outputs = {
             "p_success": round(float(p[0]), 4),
@@ -231,19 +266,24 @@ class SmartAdvisor:
         slots = [now + k * step for k in range(pol.max_slots + 1)]
         slots = [s for s in slots if s < firing.deadline] or [now]
         try:
-            p, runtime, a = self._score(snap, stats, firing.nominal, slots)
+            sc = self._score(snap, stats, firing.nominal, slots)
         except ModelFailure as err:
             return self._failed(err)
-        best = 0
+        p, runtime, a = sc.p, sc.runtime, sc.a
+
+        def better(p_k: float, a_k: float) -> bool:
+            gain, quieter = p_k - p[0], a[0] - a_k
+            return (gain >= pol.min_gain and quieter >= -pol.tolerance) or (
+                quieter >= pol.min_quieter and gain >= -pol.tolerance
+            )
+
+        best, last = 0, 0
         for k in range(1, len(slots)):
             need = timedelta(seconds=float(runtime[k]) * pol.runtime_factor) + margin
             if slots[k] + need > firing.deadline:
                 break
-            gain, quieter = p[k] - p[0], a[0] - a[k]
-            better = (gain >= pol.min_gain and quieter >= -pol.tolerance) or (
-                quieter >= pol.min_quieter and gain >= -pol.tolerance
-            )
-            if better and p[k] - a[k] > p[best] - a[best] + 1e-9:
+            last = k
+            if better(p[k], a[k]) and p[k] - a[k] > p[best] - a[best] + 1e-9:
                 best = k
         outputs = {
             "p_success": round(float(p[0]), 4),
@@ -251,20 +291,27 @@ class SmartAdvisor:
             "p_active": round(a[0], 4),
             "slots": float(len(slots)),
         }
+        p_best, a_best, until = float(p[best]), a[best], slots[best]
+        wait = self._until_away(snap, now, slots[last], sc, last) if last else None
+        if pol.recheck is not None and wait is not None and better(*wait):
+            if wait[0] - wait[1] > p_best - a_best + 1e-9:
+                best, (p_best, a_best), until = last, wait, slots[last]
+        else:
+            wait = None
         if best == 0:
             reason = (
                 f"constraints hold (model: success {p[0]:.2f} now, runtime ~{_mins(runtime[0])})"
             )
             return Verdict(action="run", until=None, reason=reason, model=outputs)
-        until = slots[best]
-        outputs |= {"best_p_success": round(float(p[best]), 4), "best_p_active": round(a[best], 4)}
+        outputs |= {"best_p_success": round(p_best, 4), "best_p_active": round(a_best, 4)}
+        at = until.astimezone(tz).strftime("%H:%M")
+        when = f"when the user steps away, by {at}" if wait else f"at {at}"
         reason = (
-            f"model: success {p[0]:.2f} now vs {p[best]:.2f} at"
-            f" {until.astimezone(tz).strftime('%H:%M')} (runtime ~{_mins(runtime[best])},"
-            f" user active {a[0]:.2f} vs {a[best]:.2f})"
+            f"model: success {p[0]:.2f} now vs {p_best:.2f} {when} (runtime"
+            f" ~{_mins(runtime[best])}, user active {a[0]:.2f} vs {a_best:.2f})"
         )
         if pol.recheck is not None:
-            self._keep(firing, _Plan(until, float(p[best]), a[best]), now)
+            self._keep(firing, _Plan(until, p_best, a_best), now)
             until = min(until, now + pol.recheck)
         return Verdict(action="defer", until=until, reason=reason, model=outputs)
 

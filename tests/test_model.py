@@ -42,10 +42,12 @@ def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
         helper.make_tensor_value_info("p_success", TensorProto.FLOAT, [None, 2]),
         helper.make_tensor_value_info("runtime_log1p", TensorProto.FLOAT, [None, 1]),
     ]
-    hour = FEATURES.index("hour")
+    hour, idle = FEATURES.index("hour"), FEATURES.index("idle_log1p")
     inits = [
         helper.make_tensor("h0", TensorProto.INT64, [1], [hour]),
         helper.make_tensor("h1", TensorProto.INT64, [1], [hour + 1]),
+        helper.make_tensor("i0", TensorProto.INT64, [1], [idle]),
+        helper.make_tensor("i1", TensorProto.INT64, [1], [idle + 1]),
         helper.make_tensor("c0", TensorProto.INT64, [1], [0]),
         helper.make_tensor("c2", TensorProto.INT64, [1], [2]),
         helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
@@ -59,6 +61,9 @@ def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
     nodes = [helper.make_node("Slice", ["features", "h0", "h1", "axis"], ["h"])]
     if p_success == "hour":
         nodes.append(helper.make_node("Div", ["h", "day"], ["p"]))
+    elif p_success == "idle":  # P(success) = idle_log1p / 10: the user away helps
+        nodes.append(helper.make_node("Slice", ["features", "i0", "i1", "axis"], ["i"]))
+        nodes.append(helper.make_node("Div", ["i", "ten"], ["p"]))
     elif p_success == "load":  # P(success) = 1 - load1 / 10
         nodes.append(helper.make_node("Slice", ["features", "c0", "l1", "axis"], ["l"]))
         nodes.append(helper.make_node("Div", ["l", "ten"], ["lt"]))
@@ -370,6 +375,36 @@ def test_a_deferred_firing_runs_as_soon_as_now_is_as_good_as_its_slot(tmp_path: 
     assert early.model is not None and early.model["best_p_success"] == pytest.approx(0.9)
     again = at(3, 6.0, SmartAdvisor(model, MemoryStats()))  # load 6 again at 01:03
     assert again.action == "defer" and again.reason.startswith("model: success 0.40 now vs")
+
+
+def test_an_active_user_is_waited_for_and_the_job_runs_when_they_step_away(
+    tmp_path: Path,
+) -> None:
+    """P(success) grows with idle time; the user at the keyboard now (80 % of this hour
+    active, departures last 5 minutes). Waiting for them to step away (P 0.83 within the
+    45 minutes that leave time to finish) beats every fixed slot; the firing waits while
+    they type and runs the minute they are away."""
+    busy = {"idle_below_s": 60, "by_hour_of_week": [0.8] * 168}
+    model = load(install(tmp_path / "m", graph("idle"), profile=profile(), active=busy))
+    assert isinstance(model, LoadedModel)
+    hour = SmartSpec(window=timedelta(hours=1))
+    firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + timedelta(hours=1))
+    advisor = SmartAdvisor(model, MemoryStats())
+
+    def at(minute: int, idle: float, who: SmartAdvisor = advisor) -> gate.Verdict:
+        now = NOW + timedelta(minutes=minute)
+        snap = sample_snapshot(now, idle_seconds=idle)
+        return gate.evaluate(firing, hour, snap, now, advisor=who)  # type: ignore[arg-type]
+
+    first = at(0, 10.0)
+    assert first.action == "defer"
+    assert first.reason.startswith("model: success 0.24 now vs 0.58 when the user steps away,")
+    assert "by 01:45 (runtime ~10m, user active 0.87 vs 0.59)" in first.reason
+    assert at(1, 5.0).reason.startswith("model: waiting for 01:45 (success 0.58,")
+    gone = at(2, 600.0)  # away for 10 minutes: log1p(600) / 10 = 0.64
+    assert gone.action == "run" and "now as good as the 01:45 slot" in gone.reason
+    patient = SmartAdvisor(model, MemoryStats(), Policy(recheck=None))  # no re-checks:
+    assert " at 01:45 " in at(0, 10.0, patient).reason  # waiting for the user is no plan
 
 
 def test_a_departure_that_persists_is_forecast_to_last(tmp_path: Path) -> None:
