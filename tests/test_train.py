@@ -142,3 +142,63 @@ def test_locked_history_is_refused(history: Path, tmp_path: Path) -> None:
     finally:
         holder.rollback()
         holder.close()
+
+
+def test_shuffling_the_future_of_a_trace_changes_no_decision_before_it(
+    trained: train.Result, tmp_path: Path
+) -> None:
+    """The smart policy on two days after the training days, then again with every row
+    after noon of the first day shuffled among themselves: each decision before noon,
+    the model's outputs included, is the same (the advisor remembers plans, and job
+    statistics come from runs as they end: neither may see past the instant)."""
+    import csv
+    import gzip
+    import random
+
+    from smartcron.advisor import MemoryStats, load_advisor
+    from smartcron.features import Outcome
+
+    start = datetime(2026, 1, 13, tzinfo=UTC)  # the day after the 8 training days
+    t, end = start + timedelta(hours=12), start + timedelta(days=2)
+    with gzip.open(FIXTURES / "traces" / "laptop-8w.csv.gz", "rt", newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+    stamp = [datetime.fromisoformat(r["timestamp"]) for r in rows]
+    rows = [r for r, at in zip(rows, stamp, strict=True) if start <= at < end]
+    later = [i for i, r in enumerate(rows) if datetime.fromisoformat(r["timestamp"]) >= t]
+    values = [{k: v for k, v in rows[i].items() if k != "timestamp"} for i in later]
+    random.Random(3).shuffle(values)
+    shuffled = [dict(r) for r in rows]
+    for i, v in zip(later, values, strict=True):
+        shuffled[i].update(v)
+
+    def decisions(trace_rows: list[dict], name: str) -> list[tuple]:
+        path = tmp_path / f"{name}.csv"
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(trace_rows)
+        stats = MemoryStats()
+        advisor = load_advisor(trained.out, stats, owner_uid=0, now=NOW)
+        simulator.simulate(
+            simulator.load_scenario(FIXTURES / "crontabs" / "laptop.crontab", zone=UTC),
+            read_trace(path),
+            read_world(FIXTURES / "worlds" / "laptop.yaml"),
+            "smart",
+            advisor=advisor,
+            history=str(tmp_path / f"{name}.db"),
+            on_run=lambda job, at, ok, s: stats.add(job, Outcome(ended=at, ok=ok, runtime_s=s)),
+        )
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            return conn.execute(
+                "SELECT job_id, at, verdict, until, reason, snapshot, model FROM decisions"
+                " ORDER BY id"
+            ).fetchall()
+
+    plain, mixed = decisions(rows, "plain"), decisions(shuffled, "shuffled")
+    cut = t.strftime("%Y-%m-%dT%H:%M")
+    before = [d for d in plain if d[1] < cut]
+    assert any(d[4].startswith("model:") for d in before)  # the model did defer
+    assert any(d[6] for d in before)  # and its outputs are recorded
+    assert [d for d in mixed if d[1] < cut] == before
+    assert [d for d in mixed if d[1] >= cut] != [d for d in plain if d[1] >= cut]
