@@ -96,6 +96,9 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")  # what a jobs directory holds
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobFileEntry:
     """One standalone job. `settings` holds typed 4.1 keys, as parse_annotations returns."""

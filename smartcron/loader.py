@@ -1,4 +1,6 @@
-"""Finding and loading crontab files: the daemon's view of /etc/crontab, cron.d and the spool.
+"""Finding and loading crontab files: the daemon's view of /etc/crontab, cron.d, the
+spool, and SmartCron's standalone job files (SPEC 4.2: /etc/smartcron/jobs, user mode
+the config dir's jobs/; one job each, checked like a cron.d file or the user's crontab).
 
 Everything here reports instead of raising: a refused or broken file becomes a
 `Loaded` with a reason, so one bad file never stops the others (database.c does the
@@ -17,6 +19,7 @@ from pathlib import Path
 from smartcron.config import Config
 from smartcron.crontab import Crontab, Kind, cron_d_name_ok, parse
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
+from smartcron.jobfiles import JOB_FILE_SUFFIXES, load_job_file
 from smartcron.jobs import Job, assign_ids, derived_id
 from smartcron.permissions import RefusedFile, open_checked
 from smartcron.smartspec import Companion, companion_path, load_companion, smart_spec_for
@@ -32,6 +35,7 @@ class Source:
     kind: Kind
     rule: str  # "system", "user" (spool) or "own" (user mode)
     owner: str | None = None  # the user a user-format crontab belongs to
+    job_file: bool = False  # a standalone job file (jobfiles.py), not a crontab
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ def discover(config: Config) -> list[Source]:
         if config.user_crontab is not None:
             me = pwd.getpwuid(os.geteuid()).pw_name
             sources.append(Source(config.user_crontab, Kind.USER, "own", me))
-        return sources
+        me = pwd.getpwuid(os.geteuid()).pw_name
+        return sources + _job_files(config.jobs_dir, "own", me)
     if config.crontab is not None:
         sources.append(Source(config.crontab, Kind.SYSTEM, "system"))
     if config.cron_d is not None:
@@ -88,7 +93,17 @@ def discover(config: Config) -> list[Source]:
             if name.endswith(".smart.yaml"):  # a companion, not a user's crontab
                 continue
             sources.append(Source(config.spool_dir / name, Kind.USER, "user", name))
-    return sources
+    return sources + _job_files(config.jobs_dir, "system", None)
+
+
+def _job_files(directory: Path | None, rule: str, owner: str | None) -> list[Source]:
+    if directory is None:
+        return []
+    return [
+        Source(directory / name, Kind.USER, rule, owner, job_file=True)
+        for name in _listdir(directory)
+        if name.lower().endswith(JOB_FILE_SUFFIXES) and not name.startswith(".")
+    ]
 
 
 def _listdir(directory: Path) -> list[str]:
@@ -107,6 +122,8 @@ def load_source(
     user_exists: Callable[[str], bool] = _user_exists,
 ) -> Loaded:
     """Read, check and parse one file. Never raises."""
+    if source.job_file:
+        return _load_job_file(source, zone_of, user_exists)
     path = str(source.path)
     owner_uid = 0
     if source.owner is not None:
@@ -164,6 +181,48 @@ def load_source(
     return Loaded(source, tuple(jobs), tab, None, tuple(warnings), stamp, companion_stamp)
 
 
+def _load_job_file(
+    source: Source,
+    zone_of: Callable[[tuple[tuple[str, str], ...]], object] | None,
+    user_exists: Callable[[str], bool],
+) -> Loaded:
+    """One standalone job. It runs as its `user` (system files only, else root) or, in
+    user mode, as the file's owner; a file with any problem is refused whole."""
+    path = str(source.path)
+    owner_uid = pwd.getpwnam(source.owner).pw_uid if source.owner is not None else 0
+    try:
+        data = open_checked(source.path, source.rule, owner_uid)
+    except RefusedFile as err:
+        return Loaded(source, refused=err.reason)
+    stamp = (data.mtime_ns, data.ctime_ns, data.size, data.inode)
+    try:
+        job = load_job_file(data.text, path, system=source.rule == "system")
+        smart = job.smart_spec(None)
+    except AnnotationError as err:
+        return Loaded(source, refused="\n".join(map(str, err.problems)), stamp=stamp)
+    owner = job.user or source.owner or "root"
+    if not user_exists(owner):
+        return Loaded(source, refused=f"{path}: user: no such user {owner!r}", stamp=stamp)
+    warnings = []
+    zone = None
+    if zone_of is not None:
+        try:
+            zone = zone_of(())
+        except SmartcronError as err:
+            warnings.append(f"{path}: {err}; using the system zone")
+    found = Job(
+        id=derived_id(path, owner, job.schedule, job.command),
+        source=path,
+        line=1,
+        owner=owner,
+        entry=job.entry,
+        zone=zone,  # type: ignore[arg-type]
+        name=job.name,
+        smart=smart,
+    )
+    return Loaded(source, (found,), None, None, tuple(warnings), stamp)
+
+
 def _companion(
     source: Source, owner_uid: int, tab: Crontab, warnings: list[str]
 ) -> tuple[Companion | None, Stamp | None]:
@@ -217,7 +276,11 @@ class Database:
             if not force and old is not None and old.refused is None and same:
                 current[key] = old
                 continue
-            loaded = load_source(source, self.zone_of)
+            try:
+                loaded = load_source(source, self.zone_of)
+            except Exception as err:  # a bug must not stop the other files
+                log.exception("%s: cannot be loaded", key)
+                loaded = Loaded(source, refused=f"internal error: {err!r}")
             if old is not None and old.refused == loaded.refused and old.stamp == loaded.stamp:
                 current[key] = loaded  # still refused for the same reason: say it once
                 continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import pwd
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,64 @@ def test_job_ids_survive_moving_lines_and_tell_identical_lines_apart(tmp_path):
     moved = {job.entry.command: job.id for job in db.jobs}
     assert moved["b"] == before["b3"]
     assert moved["a"] == before["a1"]
+
+
+BACKUP_JOB = """\
+job_name: daily_backup
+command: /usr/local/bin/backup.sh --all
+preferred_time: ["01:00", "03:00"]
+max_cpu: 50
+retry_on_fail: true
+"""
+
+
+def test_standalone_job_files_are_jobs_checked_like_cron_d_files(tmp_path):
+    cfg = system_config(tmp_path)
+    cfg.jobs_dir.mkdir()
+    put(cfg.jobs_dir / "backup.yaml", BACKUP_JOB, 0o644)
+    put(cfg.jobs_dir / "sync.json", '{"name": "sync", "command": "true",'
+        ' "schedule": "*/30 * * * *", "user": "nobody", "window": "10m"}', 0o644)  # fmt: skip
+    put(cfg.jobs_dir / "groupwrite.yml", BACKUP_JOB.replace("daily_", "g_"), 0o664)
+    put(cfg.jobs_dir / "typo.yaml", BACKUP_JOB + "max_cpuu: 3\n", 0o644)
+    put(cfg.jobs_dir / "stranger.yaml", BACKUP_JOB + "user: nosuchuser-q\n", 0o644)
+    put(cfg.jobs_dir / "notes.txt", "not a job\n", 0o644)
+    put(cfg.jobs_dir / ".hidden.yaml", BACKUP_JOB, 0o644)
+    db = Database(cfg)
+    db.refresh()
+    found = refusals(db)
+    assert sorted(found) == [
+        "backup.yaml",
+        "groupwrite.yml",
+        "stranger.yaml",
+        "sync.json",
+        "typo.yaml",
+    ]
+    assert found["backup.yaml"] is None and found["sync.json"] is None
+    assert found["groupwrite.yml"] == "INSECURE MODE (group/other writable)"
+    assert found["typo.yaml"].startswith(f"{cfg.jobs_dir}/typo.yaml:6: ")  # file:line
+    assert (
+        found["stranger.yaml"] == f"{cfg.jobs_dir}/stranger.yaml: user: no such user 'nosuchuser-q'"
+    )
+    backup, sync = sorted(db.jobs, key=lambda job: job.source)
+    assert (backup.name, backup.owner, backup.entry.spec.text) == (
+        "daily_backup",
+        "root",
+        "0 1 * * *",
+    )
+    assert backup.entry.command == "/usr/local/bin/backup.sh --all"
+    assert backup.smart is not None and backup.smart.max_cpu == 50 and backup.smart.retry == 1
+    assert (sync.name, sync.owner, sync.smart.window) == ("sync", "nobody", timedelta(minutes=10))
+
+
+def test_user_mode_reads_the_users_own_job_files_and_refuses_a_user_field(tmp_path):
+    from tests.userconfig import user_config
+
+    cfg = user_config(tmp_path, "")
+    cfg.jobs_dir.mkdir(parents=True, exist_ok=True)
+    put(cfg.jobs_dir / "mine.yaml", BACKUP_JOB, 0o644)
+    put(cfg.jobs_dir / "theirs.yaml", BACKUP_JOB + "user: root\n", 0o644)
+    db = Database(cfg)
+    db.refresh()
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    assert [(job.name, job.owner) for job in db.jobs] == [("daily_backup", me)]
+    assert "only system job files" in refusals(db)["theirs.yaml"]

@@ -168,6 +168,24 @@ def test_a_firing_is_deferred_each_minute_until_the_constraints_hold(tmp_path):
     assert run.start.scheduled == utc("01:00")
 
 
+def test_a_standalone_job_file_runs_through_the_gate_like_an_annotated_line(tmp_path):
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    (jobs / "backup.yaml").write_text(
+        "job_name: backup\ncommand: backup --all\nschedule: '0 2 * * *'\n"
+        "window: 2h\nmin_battery: 30\n"
+    )
+    h = make(tmp_path, "", battery("01:40"))
+    h.run_until(utc("02:00"))
+    assert h.starts == [("backup --all", "01:40Z")]
+    assert h.trail("backup --all")[0] == ("01:00Z", "defer", "battery 18% < min_battery 30%")
+    (run,) = runs(h, "backup --all")
+    assert (run.start.trigger, run.start.job_name) == ("smart", "backup")
+    (jobs / "backup.yaml").unlink()  # removed: its job stops
+    h.daemon.reload()
+    assert [job.name for job in h.daemon.db.jobs] == []
+
+
 def test_every_decision_keeps_its_snapshot(tmp_path):
     h = make(tmp_path, "#@smart min_battery=30\n0 2 * * * backup\n", battery("01:02"))
     h.run_until(utc("01:05"))

@@ -18,12 +18,10 @@ from pathlib import Path
 
 from smartcron.crontab import Kind, TimeSpec, parse
 from smartcron.errors import AnnotationError, SmartcronError
-from smartcron.jobfiles import load_job_file
+from smartcron.jobfiles import JOB_FILE_SUFFIXES, load_job_file
 from smartcron.schedule import entry_zone
 from smartcron.smartspec import SmartSpec, companion_path, job_name, load_companion, smart_spec_for
 from smartcron.world import World
-
-JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class SimulationError(SmartcronError):
