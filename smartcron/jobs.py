@@ -52,7 +52,8 @@ def job_document(job: Job) -> dict[str, object]:
 def derived_id(source: str, owner: str, schedule: str, command: str) -> str:
     """An id from what makes a job itself: file, user, schedule and command.
 
-    Moving a line, or editing others, keeps it; changing the line makes a new job.
+    Moving a line, or editing others, keeps it; changing the line makes a new job
+    (a `name=` job has a `named_id` instead).
     """
     key = "\0".join((source, owner, schedule, command))
     # Two independent 32-bit checksums: an id, not a secret, and zlib is already in
@@ -61,6 +62,13 @@ def derived_id(source: str, owner: str, schedule: str, command: str) -> str:
     digest = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     base = _NAME_CHARS.sub("_", source.rsplit("/", 1)[-1]).strip("_") or "crontab"
     return f"{base}-{owner}-{digest[:10]}"
+
+
+def named_id(source: str, owner: str, name: str) -> str:
+    """A `name=` job's id: file, user and name, so that editing its schedule or command
+    keeps its open firings and its history (SPEC 4.1: "stable job name")."""
+    base = _NAME_CHARS.sub("_", source.rsplit("/", 1)[-1]).strip("_") or "crontab"
+    return f"{base}-{owner}-{name}"
 
 
 def assign_ids(candidates: Iterable[tuple[str, Job]]) -> list[Job]:

@@ -20,7 +20,7 @@ from smartcron.config import Config
 from smartcron.crontab import Crontab, Kind, cron_d_name_ok, parse
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
 from smartcron.jobfiles import JOB_FILE_SUFFIXES, load_job_file
-from smartcron.jobs import Job, assign_ids, derived_id
+from smartcron.jobs import Job, assign_ids, derived_id, named_id
 from smartcron.permissions import RefusedFile, open_checked
 from smartcron.smartspec import Companion, companion_path, load_companion, smart_spec_for
 
@@ -143,6 +143,7 @@ def load_source(
     warnings = [str(w) for w in tab.warnings]
     companion, companion_stamp = _companion(source, owner_uid, tab, warnings)
     candidates = []
+    named: dict[str, int] = {}  # a name= job's id -> its line
     for entry in tab.entries:
         owner = entry.user if source.kind is Kind.SYSTEM else source.owner
         assert owner is not None
@@ -172,7 +173,15 @@ def load_source(
             name=smart.name if smart is not None else None,
             smart=smart,
         )
-        candidates.append((derived_id(path, owner, entry.spec.text, entry.command), job))
+        if job.name:
+            key = named_id(path, owner, job.name)
+            if key in named:
+                twice = f"name={job.name} also names line {named[key]}"
+                warnings.append(str(LineProblem(path, entry.line, twice)))
+            named.setdefault(key, entry.line)
+        else:
+            key = derived_id(path, owner, entry.spec.text, entry.command)
+        candidates.append((key, job))
     jobs = assign_ids(candidates)
     if companion is not None:
         names = [job.name for job in jobs if job.name]
@@ -211,7 +220,7 @@ def _load_job_file(
         except SmartcronError as err:
             warnings.append(f"{path}: {err}; using the system zone")
     found = Job(
-        id=derived_id(path, owner, job.schedule, job.command),
+        id=named_id(path, owner, job.name),
         source=path,
         line=1,
         owner=owner,

@@ -208,6 +208,24 @@ def test_job_ids_survive_moving_lines_and_tell_identical_lines_apart(tmp_path):
     assert moved["a"] == before["a1"]
 
 
+def test_a_named_job_keeps_its_id_when_its_line_changes_and_a_reused_name_is_flagged(tmp_path):
+    cfg = system_config(tmp_path)
+    tab = put(cfg.cron_d / "named", "#@smart name=sync\n0 1 * * * root sync -a\n", 0o644)
+    db = Database(cfg)
+    db.refresh()
+    (before,) = db.jobs
+    assert before.id == "named-root-sync"
+    put(tab, "#@smart name=sync window=1h\n30 2 * * * root sync -av\n", 0o644)
+    db.refresh()
+    (after,) = db.jobs
+    assert after.id == before.id and after.entry.command == "sync -av"
+    put(tab, "#@smart name=sync\n0 1 * * * root a\n#@smart name=sync\n0 2 * * * root b\n", 0o644)
+    db.refresh()
+    assert [job.id for job in db.jobs] == ["named-root-sync", "named-root-sync#2"]
+    (warning,) = db.files[str(tab)].warnings
+    assert warning == f"{tab}:4: name=sync also names line 2"
+
+
 BACKUP_JOB = """\
 job_name: daily_backup
 command: /usr/local/bin/backup.sh --all

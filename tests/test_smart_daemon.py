@@ -186,6 +186,22 @@ def test_a_standalone_job_file_runs_through_the_gate_like_an_annotated_line(tmp_
     assert [job.name for job in h.daemon.db.jobs] == []
 
 
+def test_editing_a_named_jobs_line_keeps_its_open_firing(tmp_path):
+    """The firing deferred at 01:00 is the one that runs, with the edited command."""
+    h = make(
+        tmp_path, "#@smart name=b window=2h min_battery=30\n0 2 * * * backup\n", battery("01:40")
+    )
+    h.run_until(utc("01:20"))
+    (tmp_path / "crontab").write_text(
+        "#@smart name=b window=2h min_battery=30\n0 2 * * * backup -v\n"
+    )
+    h.daemon.reload()
+    h.run_until(utc("02:00"))
+    assert h.starts == [("backup -v", "01:40Z")]
+    (stored,) = h.firings("backup -v")
+    assert stored.firing.state == "done" and stored.firing.nominal == utc("01:00")
+
+
 def test_every_decision_keeps_its_snapshot(tmp_path):
     h = make(tmp_path, "#@smart min_battery=30\n0 2 * * * backup\n", battery("01:02"))
     h.run_until(utc("01:05"))
