@@ -144,8 +144,8 @@ class SmartAdvisor:
     A deferred firing is not left alone until its slot: every `Policy.recheck` it is
     scored now, and runs at once when now is as good as the slot it waits for on both
     counts, P(success) and P(active) within `tolerance` (the user left the keyboard, a
-    build ended: what no forecast saw coming). Those
-    plans live in memory only; a firing without one (after a restart) is planned afresh.
+    build ended: what no forecast saw coming). Those plans live in memory only; a firing
+    without one (after a restart) is planned afresh.
     """
 
     def __init__(self, model: LoadedModel, history: StatsReader, policy: Policy | None = None):
@@ -185,7 +185,9 @@ class SmartAdvisor:
         a = [p_active_at(profile, snap, s + h, tz) for s, h in zip(slots, half, strict=True)]
         return _Scores(p, runtime, a, busy=p_raw[1::2], away=p_raw[2::2])
 
-    def _until_away(self, snap: Any, now: datetime, last: datetime, sc: _Scores, k: int) -> Any:
+    def _until_away(
+        self, snap: Any, now: datetime, last: datetime, sc: _Scores, k: int
+    ) -> tuple[float, float] | None:
         """Waiting for the user to step away, with a re-check each minute: the firing runs
         at the first away minute before `last` (the last slot, `k`, that leaves time to
         finish), else at `last`. The user active now, it leaves within the h minutes with
@@ -221,13 +223,9 @@ class SmartAdvisor:
             sc = self._score(snap, stats, firing.nominal, [now])
         except ModelFailure as err:
             return self._failed(err)
-        p, runtime, a = sc.p, sc.runtime, sc.a
+        p, a = sc.p, sc.a
         at = plan.until.astimezone(self.model.tz).strftime("%H:%M")
-        outputs = {
-            "p_success": round(float(p[0]), 4),
-            "runtime_s": round(float(runtime[0]), 1),
-            "p_active": round(a[0], 4),
-            "slots": 1.0,
+        outputs = _outputs(sc, 1) | {
             "best_p_success": round(plan.p_success, 4),
             "best_p_active": round(plan.p_active, 4),
         }
@@ -285,12 +283,7 @@ class SmartAdvisor:
             last = k
             if better(p[k], a[k]) and p[k] - a[k] > p[best] - a[best] + 1e-9:
                 best = k
-        outputs = {
-            "p_success": round(float(p[0]), 4),
-            "runtime_s": round(float(runtime[0]), 1),
-            "p_active": round(a[0], 4),
-            "slots": float(len(slots)),
-        }
+        outputs = _outputs(sc, len(slots))
         p_best, a_best, until = float(p[best]), a[best], slots[best]
         wait = self._until_away(snap, now, slots[last], sc, last) if last else None
         if pol.recheck is not None and wait is not None and better(*wait):
@@ -314,6 +307,16 @@ class SmartAdvisor:
             self._keep(firing, _Plan(until, p_best, a_best), now)
             until = min(until, now + pol.recheck)
         return Verdict(action="defer", until=until, reason=reason, model=outputs)
+
+
+def _outputs(sc: _Scores, slots: int) -> dict[str, float]:
+    """What a decision records of the model's view of now."""
+    return {
+        "p_success": round(float(sc.p[0]), 4),
+        "runtime_s": round(float(sc.runtime[0]), 1),
+        "p_active": round(sc.a[0], 4),
+        "slots": float(slots),
+    }
 
 
 def _mins(seconds: float) -> str:
