@@ -233,10 +233,12 @@ def _validate(config: Config, file: Path) -> None:
         value = getattr(config, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise bad(key, f"must be a positive integer, not {value!r}")
+    units = {"model_max_age": "days", "inference_bound_ms": "milliseconds"}
     for key in ("kill_grace", "mtime_check", "model_max_age", "inference_bound_ms"):
         value = getattr(config, key)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-            raise bad(key, f"must be a positive number of seconds, not {value!r}")
+            unit = units.get(key, "seconds")
+            raise bad(key, f"must be a positive number of {unit}, not {value!r}")
     if not isinstance(config.mail_command, str):
         raise bad("mail_command", "must be a string")
     if not isinstance(config.fqdn_in_subject, bool):

@@ -264,6 +264,7 @@ def serve(config: Config, *, foreground: bool) -> int:
     from smartcron.control import start_control  # smartcrontab's socket; stops at exit
 
     start_control(config, daemon)
+    write_pid_file(config.pid_file)
     sd_notify("READY=1")
     try:
         daemon.run()
@@ -274,9 +275,26 @@ def serve(config: Config, *, foreground: bool) -> int:
         shutdown(daemon)
         publish()
         history.close()
+        remove_pid_file(config.pid_file)
         os.close(lock_fd)
     log.info("stopped")
     return 0
+
+
+def write_pid_file(path: Path) -> None:
+    """As cron's acquire_daemonlock() (misc.c) writes /run/crond.pid, for scripts; the
+    lock file in the state directory stays the truth on who runs."""
+    try:
+        write_atomic(path, f"{os.getpid()}\n")
+    except OSError as err:
+        log.error("cannot write %s: %s", path, err.strerror)
+
+
+def remove_pid_file(path: Path) -> None:
+    """Remove the pid file if it is still ours."""
+    with contextlib.suppress(OSError):
+        if path.read_text().strip() == str(os.getpid()):
+            path.unlink()
 
 
 def model_parts(

@@ -92,8 +92,12 @@ def test_a_second_daemon_on_the_same_state_directory_says_who_holds_it(tmp_path)
         )
         assert second.returncode == 1
         assert f"already running (pid {first.pid}" in second.stderr
+        pid_file = tmp_path / "run" / "smartcron.pid"
+        wait_for(pid_file.exists, what="pid file")
+        assert pid_file.read_text() == f"{first.pid}\n"
     finally:
         stop(first)
+    assert not pid_file.exists()  # removed at exit; the loser never touched it
 
 
 def test_sighup_reloads_an_edited_crontab(tmp_path):
