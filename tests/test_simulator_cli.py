@@ -126,6 +126,13 @@ def test_trace_gen_writes_a_readable_trace(tmp_path):
     assert len(trace) == 1440 and trace.at(trace.start).battery_percent is None
 
 
+def test_trace_gen_writes_to_stdout_with_a_dash(tmp_path):
+    code, out, err = run("trace-gen", "laptop", "--days", "1", "--out", "-")
+    assert code == 0 and "-: 1440 rows" in err
+    assert out.startswith("timestamp,") and len(out.splitlines()) == 1441
+    assert not Path("-").exists()
+
+
 def test_trace_gen_offers_every_kind_of_the_generator():
     from smartcron import tracegen
     from smartcron.cli.sim import trace_gen_cmd

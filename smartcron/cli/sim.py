@@ -212,7 +212,7 @@ def _print_table(metrics: dict[str, Any], result: Any) -> None:
 @click.option("--days", default=56, show_default=True, type=click.IntRange(1, 4 * 365))
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--start", metavar="ISO", help="First minute (default: 2026-01-05T00:00Z).")
-@click.option("--out", required=True, metavar="F", help="Output CSV (.csv.gz: gzipped).")
+@click.option("--out", required=True, metavar="F", help="Output CSV (.gz: gzipped; - stdout).")
 @user_errors
 def trace_gen_cmd(kind: str, days: int, seed: int, start: str | None, out: str) -> None:
     """Write a synthetic minute-level trace (deterministic for a seed).
@@ -225,7 +225,13 @@ def trace_gen_cmd(kind: str, days: int, seed: int, start: str | None, out: str) 
     from smartcron import tracegen
 
     first = tracegen.DEFAULT_START if start is None else instant_option(start, UTC, "--start")
-    rows = tracegen.write_csv(tracegen.generate(kind, first, days, seed), out)
+    generated = tracegen.generate(kind, first, days, seed)
+    if out == "-":
+        from smartcron.trace import write_rows
+
+        rows = write_rows(generated, sys.stdout)
+    else:
+        rows = tracegen.write_csv(generated, out)
     click.echo(f"{out}: {rows} rows", err=True)
 
 
