@@ -109,3 +109,53 @@ def test_a_run_of_identical_defers_reads_as_one_line():
         "01:00 deferred until 01:03: battery 18% < min_battery 30%",
         "01:03 skipped: deadline 01:03 reached",
     ]
+
+
+def fails(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 1, result.output
+    return result.output
+
+
+def test_history_job_takes_a_name_as_well_as_an_id(setup):
+    conf, h = setup
+    by_name = json.loads(
+        ctl("history", "--job", "nightly_backup", "--json", "--user", "--config", str(conf))
+    )
+    assert [run["command"] for run in by_name] == ["backup"]
+    job_id = h.job("backup").id
+    by_id = json.loads(ctl("history", "--job", job_id, "--json", "--user", "--config", str(conf)))
+    assert by_id == by_name
+
+
+def test_history_of_an_unknown_job_is_a_one_line_error(setup):
+    conf, _ = setup
+    out = fails("history", "--job", "nope", "--user", "--config", str(conf))
+    assert out.strip().splitlines() == ["Error: nope: no such job (give its id or name=)"]
+
+
+def test_status_shows_the_pending_deferred_firings(setup, monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("COLUMNS", "100")
+    conf, h = setup
+    data = json.loads(ctl("status", "--json", "--user", "--config", str(conf)))
+    (pending,) = data["pending"]
+    assert pending["job"] == h.job("later").id and pending["name"] == "later"
+    assert pending["nominal"].startswith("2026-") and pending["state"] == "pending"
+    assert pending["last"]["verdict"] == "defer"
+    assert pending["last"]["reason"] == "battery 18% < min_battery 30%"
+    out = ctl("status", "--user", "--config", str(conf))
+    assert "pending firings" in out and "battery 18% < min_battery 30%" in out
+
+
+def test_status_says_the_model_is_not_in_use_without_a_daemon(monkeypatch):
+    from rich.console import Console
+
+    from smartcron.cli.inspect import _print_model
+
+    monkeypatch.setattr("smartcron.modelwatch.summary_text", lambda card: "card")
+    model = {"dir": "/m", "source": "/m", "in_use": True, "card": {"features": 20}}
+    for running, said in ((True, "(in use)"), (False, "the daemon is not running")):
+        console = Console(record=True, width=100)
+        _print_model(console, {"model": model, "running_daemon": running})
+        assert said in console.export_text()

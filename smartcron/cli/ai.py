@@ -23,33 +23,38 @@ from typing import Any
 import click
 
 from smartcron.cli.common import CONTEXT, print_json, user_errors
+from smartcron.cli.inspect import load_config, with_config
 from smartcron.errors import SmartcronError
 
 POLICIES = ("cron", "random", "rules", "smart", "oracle")
 SHOWN = ("failures", "runs", "failure_rate", "interference_cpu_s", "window_misses", "skipped")
 
 
-def _default_dir() -> str:
-    from smartcron import config as configuration
-
-    return str(Path(configuration.load(None).state_dir) / "models")
-
-
 @click.command("train", context_settings=CONTEXT)
+@with_config
 @click.option(
     "--history", "history", metavar="DB", help="History database (default: the daemon's)."
 )
-@click.option("--out", "out", metavar="DIR", help="Model directory (default: STATE_DIR/models).")
+@click.option("--out", "out", metavar="DIR", help="Model directory (default: the daemon's).")
 @click.option("--seed", default=0, show_default=True, help="random_state of the forests.")
 @click.option("--tz", "tz", default="UTC", show_default=True, help="Zone of the hour features.")
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON.")
 @user_errors
-def train_cmd(history: str | None, out: str | None, seed: int, tz: str, as_json: bool) -> None:
+def train_cmd(
+    config_file: str | None,
+    user_mode: bool | None,
+    history: str | None,
+    out: str | None,
+    seed: int,
+    tz: str,
+    as_json: bool,
+) -> None:
     """Train the success and runtime models from the history; write model.onnx, model.pkl
     and model.json. Refuses (exit 1) when the history is too thin.
 
     \b
     Examples:
+      smartcronctl train
       smartcronctl train --history /tmp/sim.db --out /tmp/model
     """
     from zoneinfo import ZoneInfo
@@ -58,15 +63,15 @@ def train_cmd(history: str | None, out: str | None, seed: int, tz: str, as_json:
 
     from smartcron import train
 
-    if history is None:
-        from smartcron import config as configuration
-
-        history = str(Path(configuration.load(None).state_dir) / "history.db")
+    if history is None or out is None:
+        config = load_config(config_file, user_mode)
+        history = history or str(config.history_db)
+        out = out or str(config.models_dir)
     console = Console(stderr=True)
     with console.status("training") as status:
         result = train.train(
             history,
-            out or _default_dir(),
+            out,
             seed=seed,
             tz=ZoneInfo(tz),
             progress=lambda text: status.update(text),
@@ -89,21 +94,24 @@ def _show_card(card: dict[str, Any], where: str) -> None:
 
 
 @click.command("model", context_settings=CONTEXT)
+@with_config
 @click.option("--dir", "directory", metavar="DIR", help="Model directory (default: the daemon's).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
-def model_cmd(directory: str | None, as_json: bool) -> None:
+def model_cmd(
+    config_file: str | None, user_mode: bool | None, directory: str | None, as_json: bool
+) -> None:
     """Show the model card and whether the daemon would accept the model (and why not).
     Exits 1 when the daemon would refuse it.
 
     \b
     Examples:
       smartcronctl model --dir models
-      smartcronctl model --json
+      smartcronctl model --user --json
     """
     from smartcron.model import CARD_NAME, ModelUnavailable, load_model
 
-    where = directory or _default_dir()
+    where = directory or str(load_config(config_file, user_mode).models_dir)
     loaded = load_model(where, owner_uid=os.geteuid())
     accepted = not isinstance(loaded, ModelUnavailable)
     reason = None if accepted else loaded.reason  # type: ignore[union-attr]

@@ -2,7 +2,9 @@
 
 Both work whether or not the daemon runs: status reads the daemon's status file when
 it runs and loads the crontabs itself when it does not; history reads the SQLite
-store read-only (WAL: never blocks the daemon).
+store read-only (WAL: never blocks the daemon). Both lean on jobs.py, imported when
+needed: status for the pending firings `list` shows, `history --job` for finding a
+job by id or name= as `explain` does.
 """
 
 from __future__ import annotations
@@ -99,12 +101,27 @@ def next_firings(doc: dict[str, Any], now: datetime, limit: int) -> list[dict[st
     return upcoming[:limit]
 
 
+def pending_list(config: Config, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The open firings of the jobs in a status document, oldest first (as `list` has them)."""
+    from smartcron.cli.jobs import pending_firings
+
+    by_job = pending_firings(config, doc["jobs"])
+    items = [
+        {"job": job["id"], "name": job["name"], **entry}
+        for job in doc["jobs"]
+        for entry in by_job.get(job["id"], [])
+    ]
+    items.sort(key=lambda item: datetime.fromisoformat(item["nominal"]))
+    return items
+
+
 @click.command("status", context_settings=CONTEXT)
 @with_config
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
 def status_cmd(config_file: str | None, user_mode: bool | None, as_json: bool) -> None:
-    """Show whether the daemon runs, its mode and why, files loaded and refused, next firings.
+    """Show whether the daemon runs, its mode and why, files loaded and refused, pending
+    firings, next firings.
 
     \b
     Examples:
@@ -126,6 +143,7 @@ def status_cmd(config_file: str | None, user_mode: bool | None, as_json: bool) -
         doc = live_status(config)
     doc["running_daemon"] = pid is not None
     doc["pid"] = pid
+    doc["pending"] = pending_list(config, doc)
     doc["next"] = next_firings(doc, datetime.now(UTC), 10)
     if as_json:
         print_json(doc)
@@ -161,6 +179,18 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
     for item in doc["files"]:
         for warning in item["warnings"]:
             console.print(f"  [yellow]warning[/yellow] {warning}", soft_wrap=True)
+    if doc["pending"]:
+        table = Table(title="pending firings", title_justify="left")
+        for column in ("job", "nominal", "state", "next check", "last reason"):
+            table.add_column(column, overflow="fold")
+        for item in doc["pending"]:
+            last = item["last"] or {}
+            check = "" if item["state"] == "running" else item["next_eval"] or last.get("until")
+            table.add_row(
+                item["name"] or item["job"], item["nominal"][:16].replace("T", " "),
+                item["state"], (check or "")[11:16], last.get("reason") or "",
+            )  # fmt: skip
+        console.print(table)
     if doc["next"]:
         table = Table(title="next firings", title_justify="left")
         for column in ("at", "user", "job", "command"):
@@ -179,6 +209,9 @@ def _print_model(console: Any, doc: dict[str, Any]) -> None:
         card = model.get("card")
         if card:
             used = "in use" if model.get("in_use") else "not in use"
+            if not doc.get("running_daemon", True):
+                used = "would be used" if model.get("in_use") else "would not be used"
+                used += ": the daemon is not running"
             where = model.get("source") or model.get("dir")
             console.print(f"model: {where} ({used})", soft_wrap=True)
             console.print(f"  {summary_text(card)}", soft_wrap=True)
@@ -223,13 +256,12 @@ def history_cmd(
 
     config = load_config(config_file, user_mode)
     path = config.history_db
-    if not Path(path).exists():
-        rows = []
-    else:
-        store = HistoryStore.open(path, readonly=True)
-        try:
-            rows = store.runs(job_id=job, limit=limit, with_output=with_output)
-        finally:
+    store = HistoryStore.open(path, readonly=True) if Path(path).exists() else None
+    try:
+        ids = None if job is None else _job_ids(config, store, job)
+        rows = [] if store is None else _runs(store, ids, limit, with_output)
+    finally:
+        if store is not None:
             store.close()
     items = [_run_dict(row, with_output) for row in rows]
     if as_json:
@@ -255,6 +287,23 @@ def history_cmd(
     if with_output:
         for item in items:
             click.echo(f"--- run {item['id']} ---\n{item['output'] or ''}")
+
+
+def _job_ids(config: Config, store: Any, key: str) -> list[str]:
+    """The ids of job `key` (an id or a name=), as `explain` finds them; exit 1 if none."""
+    from smartcron.cli.jobs import _find_job, _jobs_document
+    from smartcron.firings import FiringStore
+
+    _, ids = _find_job(_jobs_document(config), None if store is None else FiringStore(store), key)
+    return ids
+
+
+def _runs(store: Any, job_ids: list[str] | None, limit: int, with_output: bool) -> list[Any]:
+    """The latest runs (of some job ids), newest first."""
+    if job_ids is None:
+        return store.runs(limit=limit, with_output=with_output)  # type: ignore[no-any-return]
+    rows = [row for i in job_ids for row in store.runs(i, limit=limit, with_output=with_output)]
+    return sorted(rows, key=lambda row: row.id, reverse=True)[:limit]
 
 
 def _run_dict(row: Any, with_output: bool) -> dict[str, Any]:

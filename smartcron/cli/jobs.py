@@ -92,34 +92,39 @@ def _firing_dict(item: StoredFiring, zone: tzinfo) -> dict[str, Any]:
     }
 
 
+def pending_firings(config: Config, jobs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The open (pending or running) firings of `jobs`, by job id, oldest first, each with
+    its last decision (without the snapshot); what `list` and `status` show."""
+    store = _open_store(config)
+    if store is None:
+        return {}
+    zones = {job["id"]: _zone(job) for job in jobs}
+    out: dict[str, list[dict[str, Any]]] = {}
+    try:
+        fstore = FiringStore(store)
+        for item in fstore.open_firings():
+            zone = zones.get(item.firing.job_id)
+            if zone is None:  # no longer in any crontab
+                continue
+            entry = _firing_dict(item, zone)
+            decisions = fstore.decisions(item.firing.id) if item.firing.id else []
+            entry["last"] = _decision_dict(decisions[-1], zone) if decisions else None
+            if entry["last"] is not None:
+                del entry["last"]["snapshot"]
+            out.setdefault(item.firing.job_id, []).append(entry)
+    finally:
+        store.close()
+    return out
+
+
 def list_document(config: Config, now: datetime) -> dict[str, Any]:
     """What `smartcronctl list --json` prints."""
     doc = _jobs_document(config)
-    store = _open_store(config)
-    open_firings: dict[str, list[StoredFiring]] = {}
-    last: dict[int, Decision] = {}
-    if store is not None:
-        try:
-            fstore = FiringStore(store)
-            for item in fstore.open_firings():
-                open_firings.setdefault(item.firing.job_id, []).append(item)
-                decisions = fstore.decisions(item.firing.id) if item.firing.id else []
-                if decisions:
-                    last[item.firing.id] = decisions[-1]  # type: ignore[index]
-        finally:
-            store.close()
-    jobs = []
-    for job in doc["jobs"]:
-        zone = _zone(job)
-        pending = []
-        for item in open_firings.get(job["id"], []):
-            entry = _firing_dict(item, zone)
-            decision = last.get(item.firing.id or -1)
-            entry["last"] = None if decision is None else _decision_dict(decision, zone)
-            if entry["last"] is not None:
-                del entry["last"]["snapshot"]
-            pending.append(entry)
-        jobs.append({**job, "next": _next_fire(job, now), "pending": pending})
+    pending = pending_firings(config, doc["jobs"])
+    jobs = [
+        {**job, "next": _next_fire(job, now), "pending": pending.get(job["id"], [])}
+        for job in doc["jobs"]
+    ]
     return {"mode": doc["mode"], "mode_reason": doc["mode_reason"], "jobs": jobs}
 
 
@@ -232,13 +237,15 @@ def trail_lines(decisions: list[Decision], zone: tzinfo) -> list[str]:
 
 
 def _find_job(doc: dict[str, Any], store: FiringStore | None, key: str) -> tuple[Any, list[str]]:
-    """(the loaded job or None, the job ids it may have had in the history)."""
+    """(the loaded job or None, the job ids it may have had in the history), for a job's
+    id or name= (`explain JOB`, `history --job JOB`); exit 1 when neither knows it."""
     for job in doc["jobs"]:
         if key in (job["id"], job["name"]):
             return job, [job["id"]]
-    if store is None:
-        return None, []
-    return None, store.job_ids(key)
+    ids = [] if store is None else store.job_ids(key)
+    if not ids:
+        raise click.ClickException(f"{key}: no such job (give its id or name=)")
+    return None, ids
 
 
 def explain_document(config: Config, key: str, limit: int) -> dict[str, Any]:
@@ -250,8 +257,6 @@ def explain_document(config: Config, key: str, limit: int) -> dict[str, Any]:
     try:
         store = FiringStore(history) if history is not None else None
         job, ids = _find_job(doc, store, key)
-        if job is None and not ids:
-            raise click.ClickException(f"{key}: no such job (give its id or name=)")
         zone = _zone(job)
         firings = []
         for item in store.firings(ids, limit=limit) if store is not None else []:
