@@ -270,10 +270,11 @@ def parse(
         warnings.append(
             LineProblem(path, annotation.line, "#@smart line is not followed by a job line")
         )
-    if problems:
-        raise CrontabSyntaxError(problems)
     warnings.sort(key=lambda w: w.line)
-    return Crontab(kind, tuple(entries), tuple(assignments), tuple(warnings))
+    tab = Crontab(kind, tuple(entries), tuple(assignments), tuple(warnings))
+    if problems:
+        raise CrontabSyntaxError(problems, partial=tab)
+    return tab
 
 
 def format_problems(problems: Iterable[LineProblem]) -> str:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smartcron.crontab import Crontab
 
 
 class SmartcronError(Exception):
@@ -22,10 +26,14 @@ class LineProblem:
 
 
 class CrontabSyntaxError(SmartcronError):
-    """A crontab with one or more bad lines; like cron, the file is refused whole."""
+    """A crontab with one or more bad lines; like cron, the file is refused whole.
 
-    def __init__(self, problems: list[LineProblem]) -> None:
+    `partial` is what the parser made of the other lines (their entries and warnings),
+    so that a checker can report every problem, not only the bad lines."""
+
+    def __init__(self, problems: list[LineProblem], partial: Crontab | None = None) -> None:
         self.problems = tuple(problems)
+        self.partial = partial
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

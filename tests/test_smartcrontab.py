@@ -116,6 +116,12 @@ def spool_body(path: Path) -> bytes:
         (["-u", "root"], "file name must be specified for replace"),
         (["-x"], "No such option"),
         (["-u"], "requires an argument"),
+        (["--system", "file"], "--system can only be used with -T"),
+        (["-i"], "-i can only be used with -r"),
+        (["-i", "-l"], "-i can only be used with -r"),
+        (["-n", "-l"], "-n can only be used with a file or -e"),
+        (["-n", "-r"], "-n can only be used with a file or -e"),
+        (["-n", "-T", "x"], "-n can only be used with a file or -e"),
     ],
 )
 def test_usage_errors_print_debians_usage_and_exit_1(tab, args, message):
@@ -179,10 +185,44 @@ def test_check_only_names_every_bad_line(tab):
     assert f"{bad}:3: bad minute" in result.stderr
 
 
-def test_check_only_system_format_needs_a_known_user(tab):
-    result = tab("-T", "-", "--system", stdin="* * * * * root true\n* * * * * nosuchuser9 x\n")
+def test_check_only_system_format_warns_of_an_unknown_user_as_the_daemon_skips_it(tab):
+    # smartcrontab(5): such a line is skipped with a warning; the other lines still run.
+    data = "0 2 * * * nosuchuserzz echo b\n0 3 * * * root true\n"
+    result = tab("-T", "-", "--system", stdin=data)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == "-:1: bad username 'nosuchuserzz': skipped (warning)\n"
+
+
+def test_check_only_system_format_still_refuses_a_line_without_a_user(tab):
+    result = tab("-T", "-", "--system", stdin="* * * * * nosuchuser9 x\n* * * * *\n")
     assert result.returncode == 1
-    assert "-:2:" in result.stderr and "-:1:" not in result.stderr
+    assert "-:1: bad username 'nosuchuser9': skipped (warning)" in result.stderr
+    assert "-:2: bad " in result.stderr
+
+
+def test_check_only_reports_every_problem_in_line_order_past_a_bad_line(tab):
+    pytest.importorskip("smartcron.smartspec")
+    mix = tab.dir / "mix"
+    mix.write_text("bad line\n#@smart foo=1\n* * * * * x\nCRON_TZ=Nowhere/X\n* * * * * y")
+    result = tab("-T", str(mix))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        f"{mix}:1: bad minute",
+        f"{mix}:2: unknown key 'foo'",
+        f"{mix}:4: CRON_TZ='Nowhere/X': unknown time zone; using the system zone (warning)",
+        f"{mix}:5: no newline at end of file; the last line is still read"
+        " (Debian's cron would ignore the file) (warning)",
+    ]
+
+
+def test_check_only_warns_of_an_unknown_cron_tz_as_the_daemon_does(tab):
+    tzbad = tab.dir / "tzbad"
+    tzbad.write_text("CRON_TZ=Nowhere/X\n* * * * * x\nCRON_TZ=Europe/Berlin\n* * * * * y\n")
+    result = tab("-T", str(tzbad))
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == (
+        f"{tzbad}:1: CRON_TZ='Nowhere/X': unknown time zone; using the system zone (warning)\n"
+    )
 
 
 def test_check_only_rejects_a_bad_smart_annotation(tab):
@@ -242,6 +282,39 @@ def test_dry_run_checks_and_installs_nothing(tab):
     assert result.returncode == 0
     assert "The syntax of the crontab file was successfully checked." in result.stderr
     assert not (tab.spool / ME).exists()
+
+
+def test_dry_run_reports_every_problem_past_a_bad_line(tab):
+    pytest.importorskip("smartcron.smartspec")
+    result = tab("-n", "-", stdin="bad line\n#@smart foo=1\n* * * * * x\n")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "-:1: bad minute",
+        "-:2: unknown key 'foo'",
+        "errors in crontab file, can't install.",
+    ]
+    assert not tab.spool.exists()
+
+
+@needs_root
+def test_install_warns_of_an_unknown_cron_tz(tab):
+    tab.spool.mkdir(mode=0o700)
+    result = tab("-", stdin="CRON_TZ=Nowhere/X\n0 4 * * * x\n")
+    assert result.returncode == 0
+    warning = "-:1: CRON_TZ='Nowhere/X': unknown time zone; using the system zone (warning)"
+    assert result.stderr.splitlines() == [warning]
+    assert spool_body(tab.spool / ME) == b"CRON_TZ=Nowhere/X\n0 4 * * * x\n"
+
+
+@pytest.mark.parametrize(
+    "args", [["--system", "-"], ["--system"], ["-i"], ["-i", "-"], ["-n", "-l"]]
+)
+def test_options_outside_their_mode_install_nothing(tab, args):
+    # As root, `--system FILE` once installed FILE as root's crontab, `-i` an empty one.
+    result = tab(*args, stdin="0 4 * * * x\n")
+    assert result.returncode == 1
+    assert result.stderr.startswith("smartcrontab: usage error: ")
+    assert not tab.spool.exists()
 
 
 @needs_root

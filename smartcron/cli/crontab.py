@@ -155,14 +155,16 @@ def main(
         usage("only one operation permitted")
     if any(ops) and file is not None:
         usage("no arguments permitted after this option")
+    if system and check is None:
+        usage("--system can only be used with -T")
+    if ask and not remove:
+        usage("-i can only be used with -r")
+    if dry_run and any(ops) and not edit:
+        usage("-n can only be used with a file or -e")
     if check is not None:  # -T: silent and 0 when valid, else every `path:line: reason`
         data, path = read_input(check)
-        kind = Kind.SYSTEM if system else Kind.USER
-        problems, warnings = install.check(data, path, kind, companion=path != "-")
-        err(*(f"{w} (warning)" for w in warnings))
-        if problems:
-            die(*problems)
-        sys.exit(0)
+        problems, _ = check_file(data, path, Kind.SYSTEM if system else Kind.USER)
+        sys.exit(1 if problems else 0)
     if not any(ops) and file is None:
         # Debian reads stdin when there is no argument at all; at a terminal that is the
         # classic trap (Ctrl-D wipes the crontab), so there it is crontab.c's usage error.
@@ -294,18 +296,26 @@ def yes_no(question: str, again: str, repeat: bool) -> bool | None:
             click.echo(question, nl=False)
 
 
+def check_file(data: bytes, path: str, kind: Kind) -> install.Verdict:
+    """install.check(), its problems and warnings told on stderr together, in line order."""
+    problems, warnings = install.check_lines(data, path, kind, companion=path != "-")
+    found = [(p, str(p)) for p in problems] + [(w, f"{w} (warning)") for w in warnings]
+    order = install.line_order(path)
+    err(*(text for _, text in sorted(found, key=lambda pair: order(pair[0]))))
+    return [str(p) for p in problems], [str(w) for w in warnings]
+
+
 def try_install(store: Store, data: bytes, path: str, dry_run: bool) -> bool:
     """crontab.c's replace_cmd(): check, then install. False on a syntax error."""
-    problems, warnings = install.check(data, path, Kind.USER, companion=path != "-")
-    err(*(f"{w} (warning)" for w in warnings))
+    problems, warnings = check_file(data, path, Kind.USER)
     if problems:
-        err(*problems, "errors in crontab file, can't install.")
+        err("errors in crontab file, can't install.")
         return False
     if dry_run:
         err("The syntax of the crontab file was successfully checked.")
         return True
-    try:
-        err(*store.install(data, path))
+    try:  # the daemon's own check repeats the warnings: once is enough
+        err(*(note for note in store.install(data, path) if note not in warnings))
     except install.BadCrontab as error:  # the daemon's own check disagreed
         err(*error.problems, "errors in crontab file, can't install.")
         return False
