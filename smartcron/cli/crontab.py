@@ -146,9 +146,10 @@ def main(
     Which crontab: with --user, or when no system SmartCron is configured or running,
     your own <config>/crontab; as root the spool (spool_dir/USER); otherwise the system
     daemon installs it for you through its socket (run_dir/smartcron.sock). Every
-    replaced or removed crontab is kept (last 5) in ~/.cache/smartcron/crontab-backups
-    (and, for the spool, in state_dir/crontab-backups); restore one with
-    `smartcrontab FILE`. Messages and exit status (1 on any error) are crontab(1)'s.
+    replaced or removed crontab is kept (last 5): a spool crontab's in
+    state_dir/crontab-backups (and, installed through the socket, a copy in your
+    ~/.cache/smartcron/crontab-backups), your own in ~/.cache/smartcron/crontab-backups;
+    restore one with `smartcrontab FILE`. Messages and exit status (1 on any error) are crontab(1)'s.
     """
     ops = [list_, remove, edit, check is not None]
     if sum(ops) > 1:
