@@ -27,10 +27,16 @@ class Job:
     zone: tzinfo | None = None  # CRON_TZ, else None for the daemon's zone
     name: str | None = None  # `name=` from a #@smart line, when given
     smart: SmartSpec | None = None  # None: a plain cron line (or a bad annotation)
+    job_file: bool = False  # a standalone job file: `entry` escapes its `%` for cron
 
     @property
     def label(self) -> str:
         return f"{self.source}:{self.line}"
+
+    @property
+    def command(self) -> str:
+        """The command as its owner wrote it (a crontab's `%` part included)."""
+        return self.entry.shell_command if self.job_file else self.entry.command
 
 
 def job_document(job: Job) -> dict[str, object]:
@@ -42,7 +48,7 @@ def job_document(job: Job) -> dict[str, object]:
         "line": job.line,
         "owner": job.owner,
         "schedule": job.entry.spec.text,
-        "command": job.entry.command,
+        "command": job.command,
         "zone": str(job.zone) if job.zone is not None else None,
         "smart": job.smart is not None,
         "settings": job.smart.as_dict() if job.smart is not None else None,

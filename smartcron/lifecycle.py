@@ -78,7 +78,7 @@ def start_job(
                 source=job.source,
                 line=job.line,
                 user=job.owner,
-                command=job.entry.command,
+                command=job.command,
                 started=daemon.clock.now(),
                 scheduled=scheduled,
                 trigger=trigger,
@@ -90,7 +90,7 @@ def start_job(
         # a HistoryWriteError still carries the run's id, so its end is recorded too.
         running.run_id = getattr(err, "run_id", None)
         log.error("history: %s (the job still runs)", err)
-    log.info("(%s) CMD (%s)", job.owner, job.entry.command)
+    log.info("(%s) CMD (%s)", job.owner, job.command)
 
     def on_done(result: RunResult) -> None:  # worker thread
         try:
@@ -170,7 +170,7 @@ def finish_job(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
     job = running.job
     status = status_of(result)
     how = f"exit {result.exit_code}" if result.signal is None else f"signal {result.signal}"
-    log.info("(%s) END (%s) %s, %.1f s", job.owner, job.entry.command, how, result.wall_s)
+    log.info("(%s) END (%s) %s, %.1f s", job.owner, job.command, how, result.wall_s)
     if running.run_id is not None:
         end = RunEnd(
             status=status,

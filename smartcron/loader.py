@@ -228,6 +228,7 @@ def _load_job_file(
         zone=zone,  # type: ignore[arg-type]
         name=job.name,
         smart=smart,
+        job_file=True,
     )
     return Loaded(source, (found,), None, None, tuple(warnings), stamp)
 

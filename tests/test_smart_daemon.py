@@ -172,15 +172,17 @@ def test_a_standalone_job_file_runs_through_the_gate_like_an_annotated_line(tmp_
     jobs = tmp_path / "jobs"
     jobs.mkdir()
     (jobs / "backup.yaml").write_text(
-        "job_name: backup\ncommand: backup --all\nschedule: '0 2 * * *'\n"
+        "job_name: backup\ncommand: backup --all 100%\nschedule: '0 2 * * *'\n"
         "window: 2h\nmin_battery: 30\n"
     )
     h = make(tmp_path, "", battery("01:40"))
     h.run_until(utc("02:00"))
-    assert h.starts == [("backup --all", "01:40Z")]
-    assert h.trail("backup --all")[0] == ("01:00Z", "defer", "battery 18% < min_battery 30%")
-    (run,) = runs(h, "backup --all")
+    # a job file's `%` is an ordinary character: no stdin, and shown as written
+    assert h.starts == [("backup --all 100%", "01:40Z")]
+    assert h.runner.requests[0].stdin is None
+    (run,) = runs(h, "backup --all 100%")
     assert (run.start.trigger, run.start.job_name) == ("smart", "backup")
+    assert h.job("backup --all 100\\%").command == "backup --all 100%"
     (jobs / "backup.yaml").unlink()  # removed: its job stops
     h.daemon.reload()
     assert [job.name for job in h.daemon.db.jobs] == []

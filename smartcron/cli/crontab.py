@@ -149,7 +149,8 @@ def main(
     replaced or removed crontab is kept (last 5): a spool crontab's in
     state_dir/crontab-backups (and, installed through the socket, a copy in your
     ~/.cache/smartcron/crontab-backups), your own in ~/.cache/smartcron/crontab-backups;
-    restore one with `smartcrontab FILE`. Messages and exit status (1 on any error) are crontab(1)'s.
+    restore one with `smartcrontab FILE`. Messages and exit status (1 on any error) are
+    crontab(1)'s.
     """
     ops = [list_, remove, edit, check is not None]
     if sum(ops) > 1:
