@@ -21,7 +21,7 @@ from smartcron.crontab import Crontab, Kind, cron_d_name_ok, parse
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
 from smartcron.jobfiles import JOB_FILE_SUFFIXES, load_job_file
 from smartcron.jobs import Job, assign_ids, derived_id, named_id
-from smartcron.permissions import RefusedFile, open_checked
+from smartcron.permissions import FileData, RefusedFile, open_checked
 from smartcron.smartspec import Companion, companion_path, load_companion, smart_spec_for
 
 log = logging.getLogger("smartcron")
@@ -125,17 +125,10 @@ def load_source(
     if source.job_file:
         return _load_job_file(source, zone_of, user_exists)
     path = str(source.path)
-    owner_uid = 0
-    if source.owner is not None:
-        try:
-            owner_uid = pwd.getpwnam(source.owner).pw_uid
-        except KeyError:
-            return Loaded(source, refused="ORPHAN (no passwd entry)")
-    try:
-        data = open_checked(source.path, source.rule, owner_uid)
-    except RefusedFile as err:
-        return Loaded(source, refused=err.reason)
-    stamp = (data.mtime_ns, data.ctime_ns, data.size, data.inode)
+    read = _read(source)
+    if isinstance(read, Loaded):
+        return read
+    data, stamp, owner_uid = read
     try:
         tab = parse(data.text, source.kind, path)
     except CrontabSyntaxError as err:
@@ -190,6 +183,22 @@ def load_source(
     return Loaded(source, tuple(jobs), tab, None, tuple(warnings), stamp, companion_stamp)
 
 
+def _read(source: Source) -> Loaded | tuple[FileData, Stamp, int]:
+    """The file's text, stamp and owner's uid, if cron's rule for it allows reading it;
+    else a refused Loaded."""
+    owner_uid = 0
+    if source.owner is not None:
+        try:
+            owner_uid = pwd.getpwnam(source.owner).pw_uid
+        except KeyError:
+            return Loaded(source, refused="ORPHAN (no passwd entry)")
+    try:
+        data = open_checked(source.path, source.rule, owner_uid)
+    except RefusedFile as err:
+        return Loaded(source, refused=err.reason)
+    return data, (data.mtime_ns, data.ctime_ns, data.size, data.inode), owner_uid
+
+
 def _load_job_file(
     source: Source,
     zone_of: Callable[[tuple[tuple[str, str], ...]], object] | None,
@@ -198,12 +207,10 @@ def _load_job_file(
     """One standalone job. It runs as its `user` (system files only, else root) or, in
     user mode, as the file's owner; a file with any problem is refused whole."""
     path = str(source.path)
-    owner_uid = pwd.getpwnam(source.owner).pw_uid if source.owner is not None else 0
-    try:
-        data = open_checked(source.path, source.rule, owner_uid)
-    except RefusedFile as err:
-        return Loaded(source, refused=err.reason)
-    stamp = (data.mtime_ns, data.ctime_ns, data.size, data.inode)
+    read = _read(source)
+    if isinstance(read, Loaded):
+        return read
+    data, stamp, _ = read
     try:
         job = load_job_file(data.text, path, system=source.rule == "system")
         smart = job.smart_spec(None)
