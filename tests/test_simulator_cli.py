@@ -156,3 +156,23 @@ def test_trace_record_samples_the_system_monitor_on_the_clock(tmp_path, monkeypa
 def test_every_simulator_command_has_help(command):
     code, out, _ = run(command, "-h")
     assert code == 0 and "Example" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("next", "--expr", "* * * * *", "--after", "notatime"),
+        ("trace-gen", "laptop", "--start", "soon", "--out", "-"),
+    ],
+)
+def test_a_time_that_is_not_iso_8601_is_a_usage_error(args):
+    code, out, err = run(*args)
+    assert code == 2 and out == ""
+    assert "not an ISO 8601 time" in err
+
+
+def test_trace_record_refuses_a_disk_path_that_does_not_exist(tmp_path):
+    code, _, err = run("trace-record", "--minutes", "1", "--out", str(tmp_path / "t.csv"),
+                       "--disk-path", str(tmp_path / "nowhere"))  # fmt: skip
+    assert code == 2 and "does not exist" in err
+    assert not (tmp_path / "t.csv").exists()

@@ -68,8 +68,8 @@ def instant_option(text: str | None, zone: tzinfo, what: str = "--after") -> dat
         return datetime.now(UTC).astimezone(zone)
     try:
         value = datetime.fromisoformat(text)
-    except ValueError:
-        raise SmartcronError(f"{what}: not an ISO 8601 time: {text!r}") from None
+    except ValueError:  # a bad option value: a usage error (exit 2), as click's own are
+        raise click.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint=what) from None
     return value.replace(tzinfo=zone) if value.tzinfo is None else value
 
 

@@ -238,7 +238,13 @@ def trace_gen_cmd(kind: str, days: int, seed: int, start: str | None, out: str) 
 @click.command("trace-record", context_settings=CONTEXT)
 @click.option("--minutes", required=True, type=click.IntRange(1), help="How many minutes.")
 @click.option("--out", required=True, metavar="F", help="Output CSV (.gz: gzipped; - stdout).")
-@click.option("--disk-path", default="/", show_default=True, help="Disk to measure.")
+@click.option(
+    "--disk-path",
+    default="/",
+    show_default=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Disk to measure (a directory on it).",
+)
 @user_errors
 def trace_record_cmd(minutes: int, out: str, disk_path: str) -> None:
     """Record this machine's state once a minute as a trace (each row flushed).
