@@ -7,18 +7,9 @@ thread (subprocess.Popen in a loop), the floor for a daemon that forks them one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from benchmarks import firing
 from benchmarks.common import Result, Row, median, ms
-
-
-@dataclass(frozen=True)
-class Params:
-    jobs: int
-    boundaries: int
-    baseline_runs: int
-
+from benchmarks.firing import Params
 
 FULL = Params(jobs=200, boundaries=3, baseline_runs=5)
 QUICK = Params(jobs=200, boundaries=1, baseline_runs=3)

@@ -24,6 +24,15 @@ READY_MARGIN_S = 5.0  # a measured boundary is at least this long after the daem
 COLLECT_TIMEOUT_S = 30.0
 
 
+@dataclass(frozen=True)
+class Params:
+    """A run's size: jobs per minute, measured minute boundaries, baseline spawns."""
+
+    jobs: int
+    boundaries: int
+    baseline_runs: int
+
+
 @dataclass
 class Starts:
     """Stamps per measured minute boundary, as offsets from the boundary (seconds)."""

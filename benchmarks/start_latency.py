@@ -8,19 +8,11 @@ i.e. the fork/exec cost no scheduler can avoid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from benchmarks import firing
 from benchmarks.common import Result, Row, median, ms, percentile
+from benchmarks.firing import Params
 
 GOAL_P99_MS = 100.0
-
-
-@dataclass(frozen=True)
-class Params:
-    jobs: int
-    boundaries: int
-    baseline_runs: int
 
 
 FULL = Params(jobs=20, boundaries=5, baseline_runs=100)
