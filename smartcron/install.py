@@ -28,10 +28,14 @@ from smartcron import __version__
 from smartcron.config import APP, Config
 from smartcron.crontab import Crontab, Entry, Kind, parse
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
-from smartcron.permissions import may_use_cron
+from smartcron.permissions import MAX_FILE_BYTES, may_use_cron
 from smartcron.schedule import entry_zone
 
-MAX_CRONTAB_BYTES = 1 << 20  # 1 MiB: far above cron's 10,000 lines of sane length
+# Debian's crontab(1) limits a file to 10,000 lines (cronstream.MAX_TAB_LINES), not to a
+# size. Ours is also capped at the size the daemon reads (permissions.MAX_FILE_BYTES):
+# the daemon keeps each crontab in memory and takes them from any user through its
+# socket. 10,000 lines of 1,000-byte commands (cron's MAX_COMMAND) fit in it.
+MAX_CRONTAB_BYTES = MAX_FILE_BYTES
 KEEP_BACKUPS = 5
 SPOOL_GROUP = "crontab"  # Debian: the spool is 1730 root:crontab, crontab(1) setgid crontab
 SPOOL_DIR_MODE = 0o1730
@@ -276,7 +280,7 @@ def read(target: Target) -> bytes | None:
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
             size += len(chunk)
-            if size > 16 * MAX_CRONTAB_BYTES:
+            if size > MAX_CRONTAB_BYTES:
                 raise InstallError(f"{target.path}: too large to read")
     finally:
         os.close(fd)

@@ -367,11 +367,11 @@ def test_a_spool_that_is_not_a_directory_is_a_clear_error(tab):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"0 4 * * * x\n" * 900_000, "crontab too large"),
+        (b"#" * (17 << 20) + b"\n", "crontab too large"),
         (b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\n\x00\x01", "binary file?"),
         (b"\xff\xfe\n", "bad minute"),
     ],
-    ids=["10MB", "binary", "invalid-utf8-garbage"],
+    ids=["17MiB", "binary", "invalid-utf8-garbage"],
 )
 def test_bad_input_is_refused_and_the_installed_crontab_is_kept(tab, data, message):
     tab("-", stdin="0 1 * * * keep\n")
@@ -380,6 +380,19 @@ def test_bad_input_is_refused_and_the_installed_crontab_is_kept(tab, data, messa
     assert message in result.stderr
     assert len(result.stderr) < 2000
     assert tab("-l").stdout == "0 1 * * * keep\n"
+
+
+@needs_root
+def test_size_follows_debian_ten_thousand_lines_not_a_byte_count(tab):
+    # Debian's crontab(1) accepts 10,000 lines whatever their length (commands up to
+    # MAX_COMMAND); an earlier 1 MiB cap refused such files. 10,001 lines is Debian's refusal.
+    line = b"0 4 * * * echo " + b"x" * 980 + b"\n"
+    ten_thousand = line * 10_000  # about 10 MB
+    assert tab("-", stdin=ten_thousand).returncode == 0
+    assert len(tab("-l").stdout.encode()) == len(ten_thousand)
+    result = tab("-", stdin=ten_thousand + b"# one line too many\n")
+    assert result.returncode == 1
+    assert "longer than 10000 lines" in result.stderr
 
 
 @needs_root
