@@ -121,7 +121,8 @@ class Engine:
 
     def resume(self, now: datetime) -> None:
         """After a (re)start: pending firings resume; a firing left `running` by a dead
-        daemon is not run again (its run is marked interrupted by the service)."""
+        or stopped daemon becomes `interrupted` and is not run again (its run row is
+        marked interrupted by the service)."""
         if self.store is None:
             return
         try:
@@ -132,8 +133,10 @@ class Engine:
         for item in stored:
             firing = item.firing
             if firing.state == "running":
-                why = "interrupted: the daemon stopped while it ran (not run again)"
-                self._record(firing, now, verdict="failed", reason=why, state="failed")
+                # Its process may well have gone on and succeeded: the outcome is unknown,
+                # never a failure (and so never a training label, nor retried).
+                why = "the daemon stopped while it ran: outcome unknown (not run again)"
+                self._record(firing, now, verdict="interrupted", reason=why, state="interrupted")
                 continue
             when = item.next_eval or now
             self.slots[firing.job_id, firing.nominal] = Slot(firing, when)
@@ -258,24 +261,41 @@ class Engine:
     def _admit(
         self, ready: dict[Key, tuple[Slot, Job, Verdict, Snapshot]], now: datetime
     ) -> list[tuple[Job, datetime]]:
+        """gate.admit (priority, overlap, the cap shared fairly between owners; a firing
+        at its deadline is not held by the cap), then start, wait or skip each."""
         if not ready:
             return []
-        pairs = [(slot.firing, job.smart) for slot, job, _, _ in ready.values()]
+        pairs = [
+            (_in_zone(slot.firing, self._zone(job)), job.smart)
+            for slot, job, _, _ in ready.values()
+        ]
+        # Owners of the runs going too: a job removed from its crontab may still run.
+        owners = {job.id: job.owner for job in self.daemon.db.jobs}
+        for run in self.daemon.running.values():
+            if "firing" in run.extra:
+                owners[run.job.id] = run.job.owner
         total = sum(self.running.values())
         cap = self.daemon.config.max_concurrent
-        admission = admit(pairs, self.running, total, cap)  # type: ignore[arg-type]
+        admission = admit(pairs, self.running, total, cap, owners=owners, now=now)  # type: ignore[arg-type]
         started = []
         for firing, _ in admission.start:
             slot, job, verdict, snap = ready[firing.job_id, firing.nominal]
+            over = admission.reason_for(firing)  # started over the cap at its deadline
+            if over is not None:
+                verdict = replace(verdict, reason=f"{verdict.reason}; {over}")
             if self._launch(slot, job, verdict, snap, now):
                 started.append((job, firing.nominal))
         for firing, _ in admission.wait:
             slot, _, _, snap = ready[firing.job_id, firing.nominal]
             why = admission.reason_for(firing) or "waiting"
+            # Look again in a minute, or at the deadline: there the cap stops holding it.
+            deadline = slot.firing.deadline
             slot.next_eval = now + self.recheck
+            if now < deadline:
+                slot.next_eval = min(slot.next_eval, deadline)
             if why != slot.waiting:  # record a wait once, not every minute
                 self._record(
-                    firing,
+                    slot.firing,
                     now,
                     verdict="defer",
                     reason=why,
@@ -285,7 +305,9 @@ class Engine:
                 slot.waiting = why
         for firing, why in admission.skip:
             slot, _, _, snap = ready[firing.job_id, firing.nominal]
-            self._record(firing, now, verdict="skip", reason=why, snapshot=snap, state="skipped")
+            self._record(
+                slot.firing, now, verdict="skip", reason=why, snapshot=snap, state="skipped"
+            )
             del self.slots[firing.job_id, firing.nominal]
         return started
 
@@ -317,7 +339,8 @@ class Engine:
     # ------------------------------------------------------------ outcomes
 
     def finished(self, running: RunningJob, result: RunResult, status: RunStatus) -> None:
-        """A smart run ended: done, a retry inside the window, or failed."""
+        """A smart run ended: done, a retry inside the window, failed, or interrupted
+        (the daemon stopped it: its outcome is unknown)."""
         firing: Firing = running.extra["firing"]  # type: ignore[assignment]
         spec = running.job.smart
         assert spec is not None
@@ -333,6 +356,10 @@ class Engine:
         what = outcome_text(result, status)
         if status is RunStatus.OK:
             self._record(firing, now, verdict="done", reason=what, state="done")
+            return
+        if status is RunStatus.INTERRUPTED:  # stopped by the daemon: not the job's failure
+            why = f"stopped by the daemon ({what}): outcome unknown, not retried"
+            self._record(firing, now, verdict="interrupted", reason=why, state="interrupted")
             return
         again = retry_at(spec, firing.attempt, now)
         if firing.attempt > spec.retry or again > firing.deadline:

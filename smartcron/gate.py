@@ -23,7 +23,7 @@ from smartcron.smartspec import SmartSpec
 
 Action = Literal["run", "defer", "skip"]
 RECHECK = timedelta(minutes=1)
-STATES = ("pending", "running", "done", "failed", "skipped", "missed")
+STATES = ("pending", "running", "done", "failed", "skipped", "missed", "interrupted")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -295,33 +295,102 @@ class Admission:
         return self.why.get((firing.job_id, firing.nominal))
 
 
+def _order(item: tuple[Firing, SmartSpec]) -> tuple[int, datetime, str]:
+    """Priority order: higher priority first, then earlier nominal (then job id)."""
+    return (-item[1].priority, item[0].nominal, item[0].job_id)
+
+
+def _overlap(out: Admission, firing: Firing, spec: SmartSpec, counts: Mapping[str, int]) -> bool:
+    """Apply `overlap` against the job's runs going (or started here); True if it did."""
+    if not counts.get(firing.job_id, 0) or spec.overlap == "allow":
+        return False
+    if spec.overlap == "skip":
+        out.skip.append((firing, "previous run still going (overlap=skip)"))
+    else:
+        out.wait.append((firing, spec))
+        out.why[firing.job_id, firing.nominal] = "waiting for the previous run (overlap=queue)"
+    return True
+
+
 def admit(
     ready: Sequence[tuple[Firing, SmartSpec]],
     running: Mapping[str, int],
     running_total: int,
     max_concurrent: int,
+    *,
+    owners: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> Admission:
-    """Priority order (higher first, then earlier nominal), the global cap on smart runs,
-    and each job's `overlap` policy against its runs still going (or started here)."""
-    order = sorted(ready, key=lambda item: (-item[1].priority, item[0].nominal, item[0].job_id))
+    """Which ready firings start now, given the smart runs going (`running`: by job id).
+
+    - `overlap` first: skip or queue behind the job's own run going (or started here).
+    - Deadline: with `now` given, a firing at or past its deadline is not held back by
+      the cap (it defers, it never cancels): on_deadline=run starts it over the cap,
+      on_deadline=skip skips it. Such firings are admitted before the others.
+    - Fair share of `max_concurrent` between owners (`owners`: job id -> user; without
+      it, or for a job it lacks, one shared owner ""): N = the owners with a firing in
+      `ready` or a smart run going; an owner's even share is ceil(max_concurrent / N).
+      Free slots go one at a time to the owner holding the fewest (runs going + started
+      here; ties: the owner whose next firing comes first in priority order): round-
+      robin, so an owner holding >= its share starts nothing while an owner below its
+      share has a firing waiting, and a slot no one below it can use goes round again
+      (never idle while a firing waits). Runs going are never stopped: an owner may
+      hold more than its share from before others came; it gets no slot until they do.
+    - Within an owner: priority (higher first), then earlier nominal.
+    """
+    out = Admission(start=[], wait=[], skip=[])
     counts = dict(running)
     total = running_total
-    out = Admission(start=[], wait=[], skip=[])
-    for firing, spec in order:
-        busy = counts.get(firing.job_id, 0)
-        if busy and spec.overlap == "skip":
-            out.skip.append((firing, "previous run still going (overlap=skip)"))
-            continue
-        if busy and spec.overlap == "queue":
-            out.wait.append((firing, spec))
-            out.why[firing.job_id, firing.nominal] = "waiting for the previous run (overlap=queue)"
+
+    def owner_of(job_id: str) -> str:
+        return owners.get(job_id, "") if owners is not None else ""
+
+    held: dict[str, int] = {}
+    for job_id, count in running.items():
+        if count > 0:
+            held[owner_of(job_id)] = held.get(owner_of(job_id), 0) + count
+    late: list[tuple[Firing, SmartSpec]] = []
+    queues: dict[str, list[tuple[Firing, SmartSpec]]] = {}
+    for item in sorted(ready, key=_order):
+        who = owner_of(item[0].job_id)
+        held.setdefault(who, 0)
+        if now is not None and now >= item[0].deadline:
+            late.append(item)
+        else:
+            queues.setdefault(who, []).append(item)
+    for firing, spec in late:
+        if _overlap(out, firing, spec, counts):
             continue
         if total >= max_concurrent:
-            why = f"waiting: {total} smart job(s) running (max_concurrent {max_concurrent})"
-            out.wait.append((firing, spec))
-            out.why[firing.job_id, firing.nominal] = why
-            continue
+            full = f"{total} smart job(s) running (max_concurrent {max_concurrent})"
+            head = f"deadline {_hhmm(firing.deadline)} reached"
+            if spec.on_deadline == "skip":
+                out.skip.append((firing, f"{head}: skipped: {full}"))
+                continue
+            out.why[firing.job_id, firing.nominal] = f"{head}: started although {full}"
         out.start.append((firing, spec))
-        counts[firing.job_id] = busy + 1
+        counts[firing.job_id] = counts.get(firing.job_id, 0) + 1
+        held[owner_of(firing.job_id)] += 1
         total += 1
+    while total < max_concurrent:
+        heads = []
+        for who, items in queues.items():
+            while items and _overlap(out, *items[0], counts):
+                items.pop(0)
+            if items:
+                heads.append((held[who], _order(items[0]), who))
+        if not heads:
+            break
+        who = min(heads)[2]
+        firing, spec = queues[who].pop(0)
+        out.start.append((firing, spec))
+        counts[firing.job_id] = counts.get(firing.job_id, 0) + 1
+        held[who] += 1
+        total += 1
+    why = f"waiting: {total} smart job(s) running (max_concurrent {max_concurrent})"
+    for items in queues.values():
+        for firing, spec in items:
+            if not _overlap(out, firing, spec, counts):
+                out.wait.append((firing, spec))
+                out.why[firing.job_id, firing.nominal] = why
     return out
