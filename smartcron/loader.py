@@ -38,6 +38,20 @@ class Source:
     job_file: bool = False  # a standalone job file (jobfiles.py), not a crontab
 
 
+@dataclass(frozen=True, slots=True)
+class CompanionFile:
+    """F.smart.yaml as last read. `state`: ok, broken (its YAML or a key) or refused
+    (cron's permission rules, as for F); `problems` say why, as ``path:line: reason``."""
+
+    path: str
+    stamp: Stamp
+    state: str = "ok"
+    problems: tuple[str, ...] = ()
+
+    def document(self) -> dict[str, object]:
+        return {"path": self.path, "state": self.state, "problems": list(self.problems)}
+
+
 @dataclass(frozen=True)
 class Loaded:
     source: Source
@@ -46,11 +60,16 @@ class Loaded:
     refused: str | None = None  # why the whole file is not used
     warnings: tuple[str, ...] = ()
     stamp: Stamp | None = None
-    companion: Stamp | None = None  # of F.smart.yaml, when there is one
+    companion_file: CompanionFile | None = None  # F.smart.yaml, when there is one
 
     @property
     def path(self) -> str:
         return str(self.source.path)
+
+    @property
+    def companion(self) -> Stamp | None:
+        """The stamp of F.smart.yaml, when there is one."""
+        return None if self.companion_file is None else self.companion_file.stamp
 
     def document(self) -> dict[str, object]:
         """How `status` (the daemon's file and the CLI's live view) shows this file."""
@@ -59,6 +78,7 @@ class Loaded:
             "refused": self.refused,
             "warnings": list(self.warnings),
             "jobs": len(self.jobs),
+            "companion": None if self.companion_file is None else self.companion_file.document(),
         }
 
 
@@ -134,7 +154,7 @@ def load_source(
     except CrontabSyntaxError as err:
         return Loaded(source, refused=str(err), stamp=stamp)
     warnings = [str(w) for w in tab.warnings]
-    companion, companion_stamp = _companion(source, owner_uid, tab, warnings)
+    companion, companion_file = _companion(source, owner_uid, warnings)
     candidates = []
     named: dict[str, int] = {}  # a name= job's id -> its line
     for entry in tab.entries:
@@ -180,7 +200,7 @@ def load_source(
         names = [job.name for job in jobs if job.name]
         for name in companion.unknown_jobs(names):
             warnings.append(f"{companion.path}: jobs: {name!r} is no annotated line's name=")
-    return Loaded(source, tuple(jobs), tab, None, tuple(warnings), stamp, companion_stamp)
+    return Loaded(source, tuple(jobs), tab, None, tuple(warnings), stamp, companion_file)
 
 
 def _read(source: Source) -> Loaded | tuple[FileData, Stamp, int]:
@@ -241,22 +261,25 @@ def _load_job_file(
 
 
 def _companion(
-    source: Source, owner_uid: int, tab: Crontab, warnings: list[str]
-) -> tuple[Companion | None, Stamp | None]:
+    source: Source, owner_uid: int, warnings: list[str]
+) -> tuple[Companion | None, CompanionFile | None]:
     """F.smart.yaml, checked like F itself; a bad one is a warning (annotated lines then
-    use their inline keys only), never a reason to refuse F."""
+    use their inline keys only: SPEC 4.1, a bad annotation never disables a job), never
+    a reason to refuse F. It is checked even when F has no #@smart line yet, so that its
+    errors show when it is written, not when F is next edited."""
     path = companion_path(source.path)
-    stamp = _stamp_of(path)
-    if stamp is None or not any(entry.annotations for entry in tab.entries):
-        return None, stamp
+    stamp = _stamp_of(path)  # before reading: a write in between only rereads it later
+    if stamp is None:
+        return None, None
     try:
         data = open_checked(path, source.rule, owner_uid)
-        return load_companion(data.text, str(path)), stamp
+        return load_companion(data.text, str(path)), CompanionFile(str(path), stamp)
     except RefusedFile as err:
-        warnings.append(f"{path}: refused: {err.reason}; annotations use their inline keys only")
+        state, problems = "refused", (f"{path}: refused: {err.reason}",)
     except AnnotationError as err:
-        warnings.extend(f"{p}; annotations use their inline keys only" for p in err.problems)
-    return None, stamp
+        state, problems = "broken", tuple(map(str, err.problems))
+    warnings.extend(f"{p}; annotations use their inline keys only" for p in problems)
+    return None, CompanionFile(str(path), stamp, state, problems)
 
 
 def _stamp_of(path: Path) -> Stamp | None:
@@ -276,7 +299,12 @@ class Database:
     files: dict[str, Loaded] = field(default_factory=dict)
 
     def refresh(self, force: bool = False) -> list[str]:
-        """Rescan; reload new and changed files; drop removed ones. Returns what changed."""
+        """Rescan; reload new and changed files; drop removed ones. Returns what changed.
+
+        A crontab's companion counts as part of it (cron(8) rereads a crontab whose
+        mtime moved; F.smart.yaml changes F's jobs as much as F does), so a change of
+        either reloads F, and each change is logged with what it changed.
+        """
         changes: list[str] = []
         current: dict[str, Loaded] = {}
         for source in discover(self.config):
@@ -289,7 +317,7 @@ class Database:
             # fixing its mode or owner is noticed even though the mtime did not move.
             same = old is not None and old.stamp == stamp
             if same and old is not None:
-                same = old.companion == _stamp_of(companion_path(source.path))
+                same = old.companion == _side_stamp(source)
             if not force and old is not None and old.refused is None and same:
                 current[key] = old
                 continue
@@ -298,12 +326,9 @@ class Database:
             except Exception as err:  # a bug must not stop the other files
                 log.exception("%s: cannot be loaded", key)
                 loaded = Loaded(source, refused=f"internal error: {err!r}")
-            if old is not None and old.refused == loaded.refused and old.stamp == loaded.stamp:
-                current[key] = loaded  # still refused for the same reason: say it once
-                continue
             current[key] = loaded
-            changes.append(key)
-            _log_loaded(loaded, reloaded=old is not None)
+            if _report(old, loaded):
+                changes.append(key)
         for key in self.files.keys() - current.keys():
             changes.append(key)
             log.info("%s: removed, its jobs stop", key)
@@ -315,6 +340,89 @@ class Database:
         return [job for loaded in self.files.values() for job in loaded.jobs]
 
 
+def _side_stamp(source: Source) -> Stamp | None:
+    return None if source.job_file else _stamp_of(companion_path(source.path))
+
+
+def _report(old: Loaded | None, new: Loaded) -> bool:
+    """Log what a reload changed; False when nothing did (a refused file re-read for the
+    same reason, a forced reload of an unchanged file: said once, not every minute)."""
+    if old is None:
+        _log_loaded(new, reloaded=False)
+        return True
+    if (old.refused, old.stamp, old.companion) == (
+        new.refused,
+        new.stamp,
+        new.companion,
+    ):
+        return False
+    whole = old.refused != new.refused or old.stamp != new.stamp
+    if whole:
+        _log_loaded(new, reloaded=True)
+    if new.refused is not None or old.refused is not None:
+        return True
+    if old.companion != new.companion:
+        _log_companion(old, new)
+    for change in _job_changes(old.jobs, new.jobs):
+        log.info("%s", change)
+    if not whole:  # F itself did not move: only what the companion newly says
+        for warning in new.warnings:
+            if warning not in old.warnings:
+                log.warning("%s", warning)
+    return True
+
+
+def _log_companion(old: Loaded, new: Loaded) -> None:
+    side, was = new.companion_file, old.companion_file
+    if side is None:
+        assert was is not None
+        log.info(
+            "%s: removed; the annotated lines of %s use their inline keys only", was.path, new.path
+        )
+        return
+    verb = "created" if was is None else "changed"
+    if side.state != "ok":
+        log.error(
+            "%s: %s, %s (%d problem(s)); the annotated lines of %s use their inline keys only",
+            side.path,
+            verb,
+            side.state,
+            len(side.problems),
+            new.path,
+        )
+        return
+    smart = sum(1 for job in new.jobs if job.smart is not None)
+    log.info("%s: %s, applied to %d annotated job(s) of %s", side.path, verb, smart, new.path)
+
+
+def _settings(job: Job) -> dict[str, object]:
+    out: dict[str, object] = {"schedule": job.entry.spec.text, "command": job.command}
+    out["user"] = job.owner
+    if job.smart is not None:
+        out.update(job.smart.as_dict())
+    return out
+
+
+def _job_changes(old: tuple[Job, ...], new: tuple[Job, ...]) -> list[str]:
+    """``file:line (name): key old -> new, ...`` for each job kept across a reload (same
+    id) whose schedule, command, user or smart settings changed (durations in seconds)."""
+    before = {job.id: job for job in old}
+    out = []
+    for job in new:
+        prev = before.get(job.id)
+        if prev is None:
+            continue
+        if (prev.smart is None) != (job.smart is None):
+            diffs = ["now plain cron" if job.smart is None else "now smart"]
+        else:
+            a, b = _settings(prev), _settings(job)
+            diffs = [f"{k} {a[k]} -> {b[k]}" for k in a if k in b and a[k] != b[k]]
+        if diffs:
+            name = f" ({job.name})" if job.name else ""
+            out.append(f"{job.label}{name}: {', '.join(diffs)}")
+    return out
+
+
 def _log_loaded(loaded: Loaded, reloaded: bool) -> None:
     verb = "reloaded" if reloaded else "loaded"
     if loaded.refused is not None:
@@ -323,6 +431,8 @@ def _log_loaded(loaded: Loaded, reloaded: bool) -> None:
         for line in rest:
             log.error("%s", line)
         return
-    log.info("%s: %s, %d job(s)", loaded.path, verb, len(loaded.jobs))
+    side = loaded.companion_file
+    extra = "" if side is None else f", with {side.path} ({side.state})"
+    log.info("%s: %s, %d job(s)%s", loaded.path, verb, len(loaded.jobs), extra)
     for warning in loaded.warnings:
         log.warning("%s", warning)

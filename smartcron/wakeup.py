@@ -60,6 +60,8 @@ class Waker:
                 self._timer_fd = fd
         self._inotify = None
         self._watched: set[str] = set()
+        self._wds: dict[int, str] = {}  # watch descriptor -> directory
+        self._wanted: dict[str, Path] = {}  # asked for; watched whenever it exists
         try:
             import inotify_simple
 
@@ -85,7 +87,9 @@ class Waker:
             os.write(self._write_fd, b"!")
 
     def watch(self, directories: list[Path]) -> None:
-        """Watch these directories (and files' parents) for changes."""
+        """Watch these directories for changes. One that does not exist yet (or is removed
+        later) is watched once it appears, when any watched directory reports a change:
+        list its parent too, so that its mkdir is such a change."""
         if self._inotify is None:
             return
         import inotify_simple
@@ -94,10 +98,11 @@ class Waker:
         mask = f.CREATE | f.DELETE | f.MOVED_TO | f.MOVED_FROM | f.CLOSE_WRITE | f.ATTRIB | f.MODIFY
         for directory in directories:
             key = str(directory)
+            self._wanted.setdefault(key, directory)
             if key in self._watched or not directory.is_dir():
                 continue
             try:
-                self._inotify.add_watch(key, mask)
+                self._wds[self._inotify.add_watch(key, mask)] = key
                 self._watched.add(key)
             except OSError as err:
                 log.warning("cannot watch %s: %s", directory, err.strerror)
@@ -148,7 +153,12 @@ class Waker:
                 elif err.errno != errno.EAGAIN:
                     raise
         if self._inotify is not None and self._inotify.fileno() in ready:
-            self._inotify.read(timeout=0)
+            import inotify_simple
+
+            for event in self._inotify.read(timeout=0):
+                if event.mask & inotify_simple.flags.IGNORED:  # its directory went away
+                    self._watched.discard(self._wds.pop(event.wd, ""))
+            self.watch(list(self._wanted.values()))  # a directory made since: watch it
             reasons.add("files")
         return reasons
 
