@@ -316,13 +316,19 @@ def model_parts(
 
 
 def watch_dirs(config: Config) -> list[Path]:
-    paths = [config.crontab, config.cron_d, config.spool_dir, config.user_crontab, config.jobs_dir]
-    dirs = []
-    for path in paths:
-        if path is None:
-            continue
-        dirs.append(path if path.is_dir() else path.parent)
-    return dirs
+    """The directories whose changes mean a rescan: the crontabs' (so also their
+    companions', F.smart.yaml beside F), cron.d, the spool and the jobs directory. One
+    that does not exist yet comes with its missing parents and the first existing one,
+    so that the Waker starts watching it when it is made (mkdir after the start)."""
+    files = [path.parent for path in (config.crontab, config.user_crontab) if path is not None]
+    dirs = [path for path in (config.cron_d, config.spool_dir, config.jobs_dir) if path is not None]
+    out: list[Path] = []
+    for path in files + dirs:
+        out.append(path)
+        while not path.is_dir() and path.parent != path:
+            path = path.parent
+            out.append(path)
+    return list(dict.fromkeys(out))
 
 
 def shutdown(daemon: Daemon) -> None:
