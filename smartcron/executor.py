@@ -15,6 +15,11 @@ ProcessRunner follows Debian's do_command.c child_process():
   drained (discarding) until EOF, so such a child never sees EPIPE either.
 * Spawn failures become a result, never an exception: exit code 1 (cron's ERROR_EXIT)
   and the reason as output, as Debian's "SHELL: execle: ..." line.
+* Where cgroup v2 is writable, each run also gets its own cgroup (cgroup.py), entered
+  before exec: a timeout or stop then signals every process of the job, even one that
+  left the group with setsid(), the run ends when the cgroup is empty, and CPU time
+  counts the children nobody waited for. Without a timeout or stop, the run ends when
+  the shell exits, as in cron: a job that daemonises a child leaves it running.
 """
 
 from __future__ import annotations
@@ -29,89 +34,46 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from smartcron.cgroup import JobCgroup, JobCgroups, child_setup
 from smartcron.clock import Clock, SystemClock
 from smartcron.jobenv import PasswdEntry, build_env, can_enter, job_environment
+from smartcron.runapi import (
+    MIB,
+    OnDone,
+    RunHandle,
+    Runner,
+    RunRequest,
+    RunResult,
+    _Handle,
+    _in_thread,
+    _LateHandle,
+    cap_output,
+)
 
 if TYPE_CHECKING:
     from smartcron.crontab import Entry
 
-log = logging.getLogger(__name__)
+# The interface lives in runapi.py; importers keep finding it here.
+__all__ = [
+    "MIB", "OnDone", "ProcessRunner", "RunHandle", "RunRequest", "RunResult", "Runner",
+    "cap_output", "request_for_entry",
+]  # fmt: skip
 
-MIB = 1 << 20
+log = logging.getLogger(__name__)
 ERROR_EXIT = 1  # cron.h: what cron's child exits with when it cannot exec the job
 DEFAULT_GRACE_S = 10.0  # SIGTERM to SIGKILL
 # Wait for EOF after the shell exits. Debian waits 0 (it reads its tmpfile right away);
 # 1 s catches the last words of a just-backgrounded child, and a job that leaves a
 # daemon holding its output (the classic "cron job never finishes") is reported anyway.
 DEFAULT_LINGER_S = 1.0
+# After SIGKILL, how long a run waits for its cgroup to empty (a process in D state
+# dies only when its I/O returns); then the result is recorded anyway.
+EMPTY_WAIT_S = 5.0
 _CHUNK = 1 << 16
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRequest:
-    """Everything needed to run one job. `home` is the job environment's HOME."""
-
-    job_id: str
-    command: str  # what `SHELL -c` receives (the part before the first `%`)
-    stdin: str | None
-    env: Mapping[str, str]
-    user: str
-    uid: int
-    gid: int
-    home: str
-    shell: str
-    timeout: float | None = None
-    output_cap: int = MIB
-    sandbox: tuple[str, ...] = ()  # argv prefix, e.g. ("systemd-run", "--scope", "--")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunResult:
-    job_id: str
-    pid: int | None  # None when nothing was spawned
-    started: datetime
-    ended: datetime  # when the job's own process exited (not when its output closed)
-    exit_code: int | None  # None when killed by a signal or unknown
-    signal: int | None
-    timed_out: bool = False
-    interrupted: bool = False  # stopped by RunHandle.terminate()
-    wall_s: float
-    cpu_s: float = 0.0  # ru_utime + ru_stime of the job and the children it waited for
-    max_rss_kb: int = 0
-    output: bytes  # at most output_cap bytes, plus a note when cut
-    output_size: int  # every byte seen
-    spawn_error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and self.spawn_error is None
-
-
-OnDone = Callable[[RunResult], None]
-
-
-class RunHandle(Protocol):
-    @property
-    def pid(self) -> int | None: ...
-
-    def wait(self, timeout: float | None = None) -> RunResult | None:
-        """The result once on_done has returned, or None if `timeout` passes first."""
-        ...
-
-    def terminate(self) -> None:
-        """SIGTERM the job's process group, SIGKILL after the grace period."""
-        ...
-
-
-class Runner(Protocol):
-    def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
-        """Start without blocking; `on_done` runs once, on a worker thread, never in here."""
-        ...
 
 
 def request_for_entry(
@@ -134,79 +96,6 @@ def request_for_entry(
     )  # fmt: skip
 
 
-def cap_output(data: bytes, size: int, cap: int) -> bytes:
-    """At most `cap` bytes of output, with a note saying how much there was."""
-    if size <= cap:
-        return data
-    return data[:cap] + f"\n[smartcron: output cut at {cap} of {size} bytes]\n".encode()
-
-
-class _Handle:
-    def __init__(self, pid: int | None, stop: Callable[[], None]) -> None:
-        self._pid = pid
-        self._stop = stop
-        self._done = threading.Event()
-        self._result: RunResult | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid
-
-    def wait(self, timeout: float | None = None) -> RunResult | None:
-        self._done.wait(timeout)
-        return self._result
-
-    def terminate(self) -> None:
-        if not self._done.is_set():
-            self._stop()
-
-    def finish(self, result: RunResult, on_done: OnDone) -> None:
-        try:
-            on_done(result)
-        except Exception:
-            log.exception("on_done failed for job %s", result.job_id)
-        self._result = result
-        self._done.set()
-
-
-class _LateHandle:
-    """A RunHandle whose process is still being forked on the job's thread."""
-
-    def __init__(self) -> None:
-        self._attached = threading.Event()
-        self._handle: RunHandle | None = None
-        self._stop_requested = False
-
-    def attach(self, handle: RunHandle) -> None:
-        self._handle = handle
-        self._attached.set()
-        if self._stop_requested:
-            handle.terminate()
-
-    @property
-    def pid(self) -> int | None:
-        self._attached.wait()
-        assert self._handle is not None
-        return self._handle.pid
-
-    def wait(self, timeout: float | None = None) -> RunResult | None:
-        start = time.monotonic()
-        if not self._attached.wait(timeout):
-            return None
-        assert self._handle is not None
-        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
-        return self._handle.wait(left)
-
-    def terminate(self) -> None:
-        self._stop_requested = True
-        if self._handle is not None:
-            self._handle.terminate()
-
-
-def _in_thread(name: str, target: Callable[[], None]) -> None:
-    threading.Thread(target=target, name=name, daemon=True).start()
-
-
 class _SpawnError(Exception):
     pass
 
@@ -221,11 +110,17 @@ class ProcessRunner:
         grace_s: float = DEFAULT_GRACE_S,
         linger_s: float | None = DEFAULT_LINGER_S,  # None: wait for EOF forever
         fallback_cwd: str | None = None,  # None: the daemon's own cwd, as in Debian
+        cgroups: JobCgroups | None = None,  # None: detect cgroup v2 now
     ) -> None:
         self.clock = clock or SystemClock()
         self.grace_s = grace_s
         self.linger_s = linger_s
         self.fallback_cwd = fallback_cwd
+        self.cgroups = JobCgroups.detect() if cgroups is None else cgroups
+
+    @property
+    def containment(self) -> str:
+        return self.cgroups.describe()
 
     def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
         """Fork and exec on the job's own thread, so the daemon's loop never waits for
@@ -235,11 +130,11 @@ class ProcessRunner:
 
         def work() -> None:
             try:
-                proc, out_r, in_w = self._spawn(request)
+                proc, out_r, in_w, cg = self._spawn(request)
             except Exception as exc:  # nothing may raise into the daemon
                 late.attach(_failed(request, started, _spawn_reason(request, exc), on_done))
                 return
-            job = _Job(self, request, proc, out_r, in_w, started, t0, on_done)
+            job = _Job(self, request, (proc, cg), out_r, in_w, started, t0, on_done)
             late.attach(job.handle)
             job.run()
 
@@ -249,7 +144,7 @@ class ProcessRunner:
             return _failed(request, started, f"cannot start job: {exc}", on_done)
         return late
 
-    def _spawn(self, req: RunRequest) -> tuple[subprocess.Popen[bytes], int, int]:
+    def _spawn(self, req: RunRequest) -> tuple[subprocess.Popen[bytes], int, int, JobCgroup | None]:
         euid = os.geteuid()
         if euid != 0 and req.uid != euid:
             raise _SpawnError(f"refused: not root, cannot run a job as uid {req.uid}")
@@ -265,22 +160,46 @@ class ProcessRunner:
             # execle() does not search PATH: a SHELL without a slash is relative to cwd.
             executable = req.shell if "/" in req.shell else os.path.join(".", req.shell)
         cwd = req.home if can_enter(req.home, req.uid, groups) else self.fallback_cwd
+        cg = self._new_cgroup(req.job_id)
         out_r, out_w = os.pipe()  # both close-on-exec; Popen dup2s them onto 0, 1, 2
         in_r, in_w = os.pipe()
+        argv = [*req.sandbox, req.shell, "-c", req.command]
+        common = dict(
+            executable=executable, stdin=in_r, stdout=out_w, stderr=out_w,
+            env=dict(req.env), cwd=cwd, start_new_session=True,
+        )  # fmt: skip
         try:
-            proc = subprocess.Popen(
-                [*req.sandbox, req.shell, "-c", req.command], executable=executable,
-                stdin=in_r, stdout=out_w, stderr=out_w, env=dict(req.env), cwd=cwd,
-                start_new_session=True, **creds,  # type: ignore[arg-type]
-            )  # fmt: skip
+            try:
+                hook = {} if cg is None else {"preexec_fn": child_setup(cg, **creds)}
+                proc = subprocess.Popen(argv, **common, **(hook or creds))  # type: ignore
+            except subprocess.SubprocessError:  # raised in preexec_fn: without the cgroup
+                assert cg is not None
+                log.warning("job %s: cannot enter %s; its process group only", req.job_id,
+                            cg.path)  # fmt: skip
+                self.cgroups.release(cg)
+                cg = None
+                proc = subprocess.Popen(argv, **common, **creds)  # type: ignore
         except BaseException:
             os.close(out_r)
             os.close(in_w)
+            if cg is not None:
+                self.cgroups.release(cg)
             raise
         finally:
             os.close(out_w)
             os.close(in_r)
-        return proc, out_r, in_w
+            if cg is not None:
+                cg.close()
+        return proc, out_r, in_w, cg
+
+    def _new_cgroup(self, job_id: str) -> JobCgroup | None:
+        if not self.cgroups.available:
+            return None
+        try:
+            return self.cgroups.create(job_id)
+        except OSError as err:  # e.g. cgroup.max.descendants reached: run it anyway
+            log.warning("job %s: no cgroup (%s); its process group only", job_id, err)
+            return None
 
 
 def _failed(req: RunRequest, started: datetime, reason: str, on_done: OnDone) -> RunHandle:
@@ -324,9 +243,11 @@ def _killpg(pgid: int, sig: int) -> None:
 class _Job:
     """One running job: the collector loop, its timeout and termination."""
 
-    def __init__(self, runner: ProcessRunner, req: RunRequest, proc: subprocess.Popen[bytes],
+    def __init__(self, runner: ProcessRunner, req: RunRequest,
+                 spawned: tuple[subprocess.Popen[bytes], JobCgroup | None],
                  out_r: int, in_w: int, started: datetime, t0: float,
                  on_done: OnDone) -> None:  # fmt: skip
+        proc, self.cg = spawned
         self.runner, self.req, self.proc, self.pid = runner, req, proc, proc.pid
         self.out_r, self.started, self.t0, self.on_done = out_r, started, t0, on_done
         self.handle = _Handle(self.pid, self._request_stop)
@@ -346,6 +267,7 @@ class _Job:
         self.exited_at: float | None = None  # monotonic time the shell exited
         self.ended = started
         self.kill_at: float | None = None  # SIGKILL due, once SIGTERM was sent
+        self.empty_by: float | None = None  # after SIGKILL: stop waiting for the cgroup
         self.killed = self.timed_out = self.interrupted = False
         self.wstatus: int | None = None
         self.rusage: resource.struct_rusage | None = None
@@ -360,7 +282,7 @@ class _Job:
             result = self._collect()
         except Exception as exc:  # a bug here must not lose the job or kill the daemon
             log.exception("collecting job %s (pid %d) failed", self.req.job_id, self.pid)
-            _killpg(self.pid, signal.SIGKILL)
+            self._signal(signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 self._reap()
             note = f"\n[smartcron: internal error: {exc}]\n".encode()
@@ -376,6 +298,29 @@ class _Job:
             self.sel.close()
             for fd in (self.out_r, self.wake_r, self.wake_w):
                 os.close(fd)
+            if self.cg is not None:  # now, or once a daemonised child has gone
+                self.runner.cgroups.release(self.cg)
+
+    def _signal(self, sig: int) -> None:
+        """The process group (the leader is unreaped: the pgid is ours), and with a cgroup
+        every process in it, wherever its session (SIGKILL: cgroup.kill)."""
+        _killpg(self.pid, sig)
+        if self.cg is not None and sig == signal.SIGKILL:
+            self.cg.kill()
+        elif self.cg is not None:
+            self.cg.signal_all(sig)
+
+    def _leftovers(self, now: float) -> bool:
+        """After a timeout or stop, the run ends only when its cgroup is empty (bounded)."""
+        if self.cg is None or self.kill_at is None or not self.cg.populated():
+            return False
+        if self.empty_by is not None and now >= self.empty_by:
+            if self.empty_by > 0:
+                log.warning("job %s: processes left in %s %.0f s after SIGKILL",
+                            self.req.job_id, self.cg.path, EMPTY_WAIT_S)  # fmt: skip
+                self.empty_by = 0.0  # warned: record the run
+            return False
+        return True
 
     def _collect(self) -> RunResult:
         linger = self.runner.linger_s
@@ -393,7 +338,7 @@ class _Job:
                 ):
                     self.interrupted = self.stop_requested.is_set()
                     self.timed_out = not self.interrupted
-                    _killpg(self.pid, signal.SIGTERM)  # the leader is unreaped: pgid is ours
+                    self._signal(signal.SIGTERM)
                     self.kill_at = now + self.runner.grace_s
                 # WNOWAIT: see the exit but leave a zombie, so the group id stays ours.
                 if os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
@@ -401,17 +346,19 @@ class _Job:
                     if pidfd is not None:
                         self.sel.unregister(pidfd)
                         os.close(pidfd)
-            # After SIGTERM, the group gets SIGKILL when the grace is over, or as soon as
-            # the shell is gone and nothing holds the output any more.
+            # After SIGTERM, the job gets SIGKILL when the grace is over, or as soon as
+            # the shell is gone, nothing holds the output and its cgroup is empty.
             if (self.kill_at is not None and not self.killed) and (
-                now >= self.kill_at or (self.exited_at is not None and self.out_eof)
+                now >= self.kill_at
+                or (self.exited_at is not None and self.out_eof and not self._leftovers(now))
             ):
-                _killpg(self.pid, signal.SIGKILL)
-                self.killed = True
+                self._signal(signal.SIGKILL)
+                self.killed, self.empty_by = True, now + EMPTY_WAIT_S
             signalling = self.kill_at is not None and not self.killed
             if self.exited_at is not None and self.rusage is None and not signalling:
                 self._reap()
-            if self.rusage is not None and self.exited_at is not None:
+            leftovers = self._leftovers(now)
+            if self.rusage is not None and self.exited_at is not None and not leftovers:
                 lingered = linger is not None and now >= self.exited_at + linger
                 if self.out_eof or lingered or self.stop_requested.is_set():
                     for _ in range(16):  # what is in the pipe (<= 1 MiB), as in Debian's tmpfile
@@ -427,6 +374,8 @@ class _Job:
                 timers.append(self.exited_at + linger)
             if pidfd is None and self.exited_at is None:
                 timers.append(now + 0.05)
+            if leftovers and (self.killed or self.exited_at is not None):
+                timers.append(now + 0.02)  # cgroup.events could be polled; 20 ms will do
             self._pump(max(0.0, min(timers) - now) if timers else None, keep=True)
 
     def _reap(self) -> None:
@@ -436,11 +385,15 @@ class _Job:
     def _result(self, note: bytes) -> RunResult:
         exit_code, sig = _decode(self.wstatus)
         ru = self.rusage
+        cpu_s, rss_kb = (ru.ru_utime + ru.ru_stime, ru.ru_maxrss) if ru else (0.0, 0)
+        if self.cg is not None:  # also the children nobody waited for
+            cpu_s = max(cpu_s, self.cg.cpu_s() or 0.0)
+            rss_kb = self.cg.memory_peak_kb() or rss_kb
         return RunResult(
             job_id=self.req.job_id, pid=self.pid, started=self.started, ended=self.ended,
             exit_code=exit_code, signal=sig, timed_out=self.timed_out,
             interrupted=self.interrupted, wall_s=(self.exited_at or time.monotonic()) - self.t0,
-            cpu_s=ru.ru_utime + ru.ru_stime if ru else 0.0, max_rss_kb=ru.ru_maxrss if ru else 0,
+            cpu_s=cpu_s, max_rss_kb=rss_kb,
             output=cap_output(bytes(self.buf), self.size, self.req.output_cap) + note,
             output_size=self.size,
         )  # fmt: skip

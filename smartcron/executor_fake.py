@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from smartcron.clock import Clock, SystemClock
-from smartcron.executor import (
+from smartcron.runapi import (
     OnDone,
     RunHandle,
     RunRequest,
@@ -48,6 +48,8 @@ class FakeRunner:
     runs until `finish(job_id)` (on_done then runs in the caller's thread) or
     `terminate()`. Timestamps come from `clock`; nothing sleeps.
     """
+
+    containment = "none (fake runner: no processes)"
 
     def __init__(
         self,

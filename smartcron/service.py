@@ -171,6 +171,7 @@ def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
         "files": files,
         "jobs": jobs,
         "running": len(daemon.running),
+        "containment": getattr(daemon.runner, "containment", None),  # cgroup v2 or pgid
         "pending_firings": len(daemon.engine.slots),
         "model": None if daemon.models is None else daemon.models.document(),
         "retrain": None if daemon.retrainer is None else daemon.retrainer.document(),
