@@ -248,9 +248,12 @@ class JobCgroups:
                 match = _OWN_NAME.match(child.name)
                 if match is None or _alive(int(match.group(1))):
                     continue
-                with contextlib.suppress(OSError):
+                try:
                     child.rmdir()
                     removed += 1
+                except OSError:  # a job of that daemon still runs: sweep() tries again
+                    with self._lock:
+                        self._lingering.add(child)
         return removed
 
 

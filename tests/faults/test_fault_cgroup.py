@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -217,3 +218,29 @@ def test_without_cgroup_v2_the_process_group_is_killed_and_status_says_so(tmp_pa
         )
     finally:
         cleanup(child)
+
+
+@needs_cgroup
+def test_a_restarted_daemon_removes_job_cgroups_of_its_predecessor_once_empty():
+    parent = cgroups().parent
+    assert parent is not None
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid no process has any more: the earlier daemon's
+    empty, busy = parent / f"job-old-{dead.pid}-1", parent / f"job-old-{dead.pid}-2"
+    empty.mkdir()
+    busy.mkdir()
+    survivor = subprocess.Popen(["sleep", "300"])  # a job the earlier daemon left running
+    try:
+        (busy / "cgroup.procs").write_text(str(survivor.pid))
+        found = JobCgroups.detect()
+        assert not empty.exists() and busy.exists()
+        survivor.kill()
+        survivor.wait()
+        found.create("next").remove()  # each new run sweeps what has emptied
+        assert not busy.exists()
+    finally:
+        survivor.kill()
+        survivor.wait()
+        for path in (empty, busy):
+            if path.exists():
+                path.rmdir()
