@@ -24,6 +24,7 @@ from typing import Any
 
 from smartcron.gate import Firing, Verdict
 from smartcron.history import HistoryError, HistoryStore, from_db_time, to_db_time
+from smartcron.historyguard import bind_all, text
 from smartcron.monitor import Snapshot
 
 OPEN_STATES = ("pending", "running")
@@ -90,16 +91,18 @@ class FiringStore:
     def _write(self, statements: Iterable[tuple[str, tuple[object, ...]]]) -> list[int]:
         try:
             with self.history.connection(write=True) as conn:
-                return [conn.execute(sql, params).rowcount for sql, params in statements]
+                return [conn.execute(sql, bind_all(params)).rowcount for sql, params in statements]
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.history.path}: firing write failed: {exc}") from exc
 
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         try:
             with self.history.connection() as conn:
-                return conn.execute(sql, params).fetchall()
+                rows = conn.execute(sql, bind_all(params)).fetchall()
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.history.path}: read failed: {exc}") from exc
+        # Texts that are not UTF-8 (a job's bytes in a reason) are stored as BLOBs.
+        return [tuple(text(value) for value in row) for row in rows]
 
     # ------------------------------------------------------------ writes
 

@@ -3,40 +3,43 @@
 WAL mode: readers (the CLI, read-only) and the daemon never block each other; each
 write is one short `BEGIN IMMEDIATE` transaction. The daemon, the only writer, numbers
 runs itself: a run keeps its id while its row waits in memory for a failed write to be
-retried. Instants are ISO 8601 UTC text of fixed width: text order is time order."""
+retried. Instants are ISO 8601 UTC text of fixed width: text order is time order.
+
+The daemon opens it `resilient` (historyguard.py): history must never stop cron. Every
+failure reaches the caller as HistoryError, never sqlite3.Error, OSError or UnicodeError."""
 
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import sqlite3
 import threading
 import urllib.parse
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from smartcron.clock import Clock, SystemClock
-from smartcron.errors import SmartcronError
+from smartcron.historyguard import (
+    CHECK_EVERY,
+    Guard,
+    HistoryDamaged,
+    HistoryError,
+    HistoryUnavailable,
+    HistoryWriteError,
+    bind_all,
+    kind,
+    op_bytes,
+    quick_check,
+    text,
+)
 
+log = logging.getLogger("smartcron")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class HistoryError(SmartcronError):
-    """The history database cannot be opened, read or written (the message names it)."""
-
-
-class HistoryWriteError(HistoryError):
-    """A write failed (disk full, locked past busy_timeout...) and waits in memory, to be
-    retried in order before the next write or on `flush()`. `pending`: writes waiting;
-    `run_id`: the id record_start gave the run (`HistoryStore.dropped`: writes lost)."""
-
-    def __init__(self, message: str, *, pending: int, run_id: int | None) -> None:
-        super().__init__(message)
-        self.pending, self.run_id = pending, run_id
 
 
 class RunStatus(enum.StrEnum):
@@ -196,10 +199,11 @@ _PRUNE = (
 )
 
 
-class HistoryStore:
+class HistoryStore(Guard):
     """Thread-safe (one connection, one lock). `open(path)` creates the file (mode 0600:
     it holds job output; its directory is the caller's) or migrates it; ":memory:" works.
-    `readonly=True` (a `mode=ro` URI, for the CLI) never migrates nor writes."""
+    `readonly=True` (a `mode=ro` URI, for the CLI) never migrates nor writes.
+    `resilient=True` (the daemon) never raises from the constructor: see the module."""
 
     max_pending = 1000  # failed writes kept in memory (count, then bytes of text/blobs)
     max_pending_bytes = 8 << 20
@@ -211,13 +215,34 @@ class HistoryStore:
         readonly: bool = False,
         clock: Clock | None = None,
         busy_timeout_ms: int = 5000,
+        resilient: bool = False,
     ) -> None:
         self.path = name = os.fspath(path)
         self.readonly, self._clock = readonly, clock or SystemClock()
+        self.resilient = resilient and not readonly and name != ":memory:"
+        self._busy_timeout_ms = busy_timeout_ms
         self._lock = threading.RLock()
         self._pending: deque[_Op] = deque()
         self.dropped = 0
         self.instance = os.urandom(8).hex()  # tells this daemon's rows from older ones
+        self._conn: sqlite3.Connection | None = None
+        self._next_run_id = 1
+        self.unavailable: str | None = None  # why the store runs without its database
+        self.since: datetime | None = None
+        self.moved_aside: list[str] = []  # damaged files set aside by this store
+        now = self._clock.now()
+        self._next_reopen, self._next_check = now, now + CHECK_EVERY
+        if self.resilient:
+            self._reopen()
+        else:
+            self._connect()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], **options: Any) -> HistoryStore:
+        return cls(path, **options)
+
+    def _connect(self, check: bool = False) -> None:
+        name, readonly = self.path, self.readonly
         memory = name == ":memory:"
         if readonly and (memory or not os.path.exists(name)):
             raise HistoryError(f"{name}: no history database")
@@ -230,24 +255,26 @@ class HistoryStore:
             raise HistoryError(f"{name}: cannot open history database: {exc}") from exc
         self._conn = conn
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            self._conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA foreign_keys = ON")
             if not readonly:
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL
+            if check and (problem := quick_check(conn)):
+                raise HistoryDamaged(f"{name}: corrupt: {problem}")
             self._migrate()
         except BaseException as exc:
-            self._conn.close()
+            self._conn = None
+            conn.close()
             if isinstance(exc, sqlite3.DatabaseError):
-                raise HistoryError(f"{name}: corrupt, or not a database: {exc}") from exc
+                if kind(exc) == "corrupt":
+                    raise HistoryDamaged(f"{name}: corrupt, or not a database: {exc}") from exc
+                raise HistoryError(f"{name}: cannot open history database: {exc}") from exc
             raise
-
-    @classmethod
-    def open(cls, path: str | os.PathLike[str], **options: Any) -> HistoryStore:
-        return cls(path, **options)
 
     def _migrate(self) -> None:
         conn, path = self._conn, self.path
+        assert conn is not None
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "migrations" not in tables:
             if self.readonly or tables - {"sqlite_sequence"}:
@@ -266,17 +293,23 @@ class HistoryStore:
                 at = to_db_time(self._clock.now())
                 conn.execute("INSERT INTO migrations VALUES (?, ?)", (migration.name, at))
         # AUTOINCREMENT's counter (>= max(id), even for given ids): pruned ids never return.
+        # After a fresh start (a damaged file set aside) the daemon's ids carry on.
         row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
-        self._next_run_id = (row[0] if row else 0) + 1
+        self._next_run_id = max(self._next_run_id, (row[0] if row else 0) + 1)
+
+    # ------------------------------------------------------------ writing
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        assert self._conn is not None
         self._conn.execute("BEGIN IMMEDIATE")  # take the write lock now, within busy_timeout
         try:
             yield
             self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.rollback()  # a no-op when SQLite already rolled back
+            if self._conn is not None:
+                with suppress(sqlite3.Error):
+                    self._conn.rollback()  # a no-op when SQLite already rolled back
             raise
 
     @property
@@ -286,6 +319,12 @@ class HistoryStore:
     def flush(self) -> None:
         """Retry buffered writes now (the daemon may call this once a minute)."""
         with self._lock:
+            if self.resilient and self.unavailable is not None:
+                self._next_reopen = self._clock.now()  # now, not at the next minute
+                self.maintain()
+                if self.unavailable is not None:
+                    n = len(self._pending)
+                    raise HistoryUnavailable(f"{self.unavailable}", pending=n, run_id=None)
             self._flush(run_id=None)
 
     def _write(self, op: _Op, *, run_id: int | None = None) -> int:
@@ -293,36 +332,67 @@ class HistoryStore:
         if self.readonly:
             raise HistoryError(f"{self.path}: opened read-only")
         with self._lock:
+            self.maintain()
             self._pending.append(op)
             while len(self._pending) > 1 and (
                 len(self._pending) > self.max_pending
-                or sum(map(_op_bytes, self._pending)) > self.max_pending_bytes
+                or sum(map(op_bytes, self._pending)) > self.max_pending_bytes
             ):
                 self._pending.popleft()
                 self.dropped += 1
+            if self.unavailable is not None or self._conn is None:
+                n = len(self._pending)
+                msg = f"{self.path}: history unavailable; {n} write(s) wait in memory"
+                raise HistoryUnavailable(msg, pending=n, run_id=run_id)
             return self._flush(run_id=run_id)
 
     def _flush(self, *, run_id: int | None) -> int:
-        changed = 0
-        while self._pending:
+        changed, replaced = 0, False
+        while self._pending and self._conn is not None:
             try:
                 with self._transaction():
-                    changed = sum(self._conn.execute(*st).rowcount for st in self._pending[0])
-            except sqlite3.OperationalError as exc:  # full, locked, read-only, I/O error
+                    changed = sum(
+                        self._conn.execute(sql, bind_all(params)).rowcount
+                        for sql, params in self._pending[0]
+                    )
+            except Exception as exc:  # never let one write block the others for good
+                if kind(exc) == "refused":  # a bad write (a bug): drop it, say so
+                    self._pending.popleft()
+                    self.dropped += 1
+                    log.error("history: %s: a write was refused and dropped: %r", self.path, exc)
+                    raise HistoryError(f"{self.path}: write refused: {exc}") from exc
+                # Full, locked, read-only, I/O error; or damaged: then replaced by a fresh
+                # file (once per flush), where the queue goes on.
+                if not replaced and self._trouble(exc):
+                    replaced = True
+                    continue
                 n = len(self._pending)
                 msg = f"{self.path}: write failed ({exc}); {n} write(s) kept to retry"
-                raise HistoryWriteError(msg, pending=n, run_id=run_id) from exc
-            except sqlite3.Error as exc:  # a bad write (a bug): do not let it block others
-                self._pending.popleft()
-                raise HistoryError(f"{self.path}: write refused: {exc}") from exc
+                cls = HistoryUnavailable if self.resilient else HistoryWriteError
+                raise cls(msg, pending=n, run_id=run_id) from exc
             self._pending.popleft()
+        if self._pending:  # the connection was lost on the way
+            n = len(self._pending)
+            msg = f"{self.path}: history unavailable; {n} write(s) wait in memory"
+            raise HistoryUnavailable(msg, pending=n, run_id=run_id)
         return changed
 
     @contextmanager
     def connection(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """The connection, locked (in a write transaction if `write`): smartcron.firings."""
-        with self._lock, self._transaction() if write else nullcontext():
-            yield self._conn
+        """The connection, locked (in a write transaction if `write`): smartcron.firings.
+        HistoryUnavailable while the store runs without its database."""
+        with self._lock:
+            self.maintain()
+            if self._conn is None or (write and self.unavailable is not None):
+                raise HistoryUnavailable(
+                    f"{self.path}: history unavailable", pending=len(self._pending), run_id=None
+                )
+            try:
+                with self._transaction() if write else nullcontext():
+                    yield self._conn
+            except sqlite3.Error as exc:
+                self._trouble(exc)
+                raise HistoryError(f"{self.path}: {exc}") from exc
 
     def record_start(self, start: RunStart) -> int:
         """Write a 'running' row as the job starts, so a crash leaves evidence; its id.
@@ -368,9 +438,12 @@ class HistoryStore:
 
     def _select(self, tail: str, params: Sequence[object], with_output: bool) -> list[RunRow]:
         columns = ", ".join(c if c != "output" or with_output else "NULL" for c in _COLUMNS)
+        sql = f"SELECT {columns} FROM runs {tail}"
         try:
             with self._lock:
-                rows = self._conn.execute(f"SELECT {columns} FROM runs {tail}", params).fetchall()
+                if self._conn is None:
+                    raise HistoryError(f"{self.path}: history unavailable: {self.unavailable}")
+                rows = self._conn.execute(sql, bind_all(params)).fetchall()
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.path}: read failed: {exc}") from exc
         return [_row(dict(zip(_COLUMNS, row, strict=True))) for row in rows]
@@ -380,16 +453,19 @@ class HistoryStore:
         with self._lock:
             try:
                 if self._pending and not self.readonly:
+                    if self._conn is None:
+                        n = len(self._pending)
+                        msg = f"{self.path}: history unavailable; {n} write(s) lost"
+                        raise HistoryUnavailable(msg, pending=n, run_id=None)
                     self._flush(run_id=None)
             finally:
-                self._conn.close()
-
-
-def _op_bytes(op: _Op) -> int:
-    return sum(len(p) for _, params in op for p in params if isinstance(p, str | bytes))
+                self._close_connection()
 
 
 def _row(raw: dict[str, Any]) -> RunRow:
+    for name, value in raw.items():  # texts kept as BLOBs (not UTF-8) come back exactly
+        if name != "output":
+            raw[name] = text(value)
     for name in ("scheduled", "started", "ended"):
         raw[name] = from_db_time(raw[name])
     for name in ("timed_out", "mail_sent"):

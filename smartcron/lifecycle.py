@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from smartcron.executor import RunResult, request_for_entry
-from smartcron.history import HistoryError, RunEnd, RunStart, RunStatus
+from smartcron.history import HistoryUnavailable, RunEnd, RunStart, RunStatus
 from smartcron.jobenv import job_environment, resolve_user
 from smartcron.jobs import Job
 from smartcron.mail import RunAs, build_message, decide_mail
@@ -85,12 +85,13 @@ def start_job(
                 firing_id=None if firing is None else firing.id,
             )
         )
-    except HistoryError as err:
+    except Exception as err:  # history never stops a job (issue 11), whatever failed
         # A full disk or a locked file: the store queues the write and retries it;
         # a HistoryWriteError still carries the run's id, so its end is recorded too.
         running.run_id = getattr(err, "run_id", None)
-        log.error("history: %s (the job still runs)", err)
-    log.info("(%s) CMD (%s)", job.owner, job.command)
+        if not isinstance(err, HistoryUnavailable):  # that one the store logged once
+            log.error("history: %s (the job still runs)", err)
+    log.info("(%s) CMD (%s)", job.owner, shown(job.command))
 
     def on_done(result: RunResult) -> None:  # worker thread
         try:
@@ -101,7 +102,20 @@ def start_job(
         if daemon.waker is not None:
             daemon.waker.notify()
 
-    handle = daemon.runner.start(request, on_done)
+    try:
+        handle = daemon.runner.start(request, on_done)
+    except Exception as err:  # its row must not stay 'running', nor stop the next job
+        log.exception("%s: could not start job", job.label)
+        _record_end(
+            daemon,
+            running,
+            RunEnd(
+                status=RunStatus.SPAWN_ERROR,
+                ended=daemon.clock.now(),
+                note=f"could not start: {err}",
+            ),
+        )
+        return None
     daemon.running[id(running)] = running
     running.extra["handle"] = handle
     return running
@@ -165,13 +179,14 @@ def status_of(result: RunResult) -> RunStatus:
 
 
 def finish_job(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
-    """Record a finished run (main thread)."""
+    """Record a finished run (main thread). Each step is walled off from the others: the
+    engine's bookkeeping (its running count) must happen whatever recording did."""
     daemon.running.pop(id(running), None)
     job = running.job
     status = status_of(result)
     how = f"exit {result.exit_code}" if result.signal is None else f"signal {result.signal}"
-    log.info("(%s) END (%s) %s, %.1f s", job.owner, job.command, how, result.wall_s)
-    if running.run_id is not None:
+    log.info("(%s) END (%s) %s, %.1f s", job.owner, shown(job.command), how, result.wall_s)
+    try:
         end = RunEnd(
             status=status,
             ended=result.ended,
@@ -187,17 +202,39 @@ def finish_job(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
             mail_reason=running.mail_reason,
             note=result.spawn_error,
         )
-        try:
-            daemon.history.record_end(running.run_id, end)
-        except HistoryError as err:
-            log.error("history: %s (will retry)", err)
+    except Exception:
+        log.exception("%s: the run's record could not be made", job.label)
+    else:
+        _record_end(daemon, running, end)
     if daemon.config.job_log_dir is not None:
-        _append_job_log(daemon.config.job_log_dir, job, running, result)
+        try:
+            _append_job_log(daemon.config.job_log_dir, job, running, result)
+        except Exception:
+            log.exception("%s: writing the job log failed", job.label)
     if "firing" in running.extra:
         try:
             daemon.engine.finished(running, result, status)
         except Exception:  # one firing's bookkeeping must not stop the loop
             log.exception("%s: recording the smart run's outcome failed", job.label)
+
+
+def _record_end(daemon: Daemon, running: RunningJob, end: RunEnd) -> None:
+    if running.run_id is None:
+        return
+    try:
+        daemon.history.record_end(running.run_id, end)
+    except HistoryUnavailable:
+        pass  # parked in memory; the store said once why
+    except Exception as err:
+        log.error("history: %s (the run's end is not recorded)", err)
+
+
+def shown(command: str) -> str:
+    """A command for a log line: bytes that are not UTF-8 as \\xNN (syslog wants UTF-8)."""
+    try:
+        return command.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeError:  # a surrogate that no byte gave
+        return command.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _append_job_log(directory: Path, job: Job, running: RunningJob, result: RunResult) -> None:
@@ -209,7 +246,7 @@ def _append_job_log(directory: Path, job: Job, running: RunningJob, result: RunR
         directory.mkdir(parents=True, exist_ok=True, mode=0o750)
         fd = os.open(directory / f"{name}.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         with os.fdopen(fd, "ab") as out:
-            out.write(header.encode() + result.output)
+            out.write(header.encode("utf-8", "surrogateescape") + result.output)
     except OSError as err:
         log.error("%s: cannot write the job log: %s", directory, err.strerror)
 

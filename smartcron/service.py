@@ -7,6 +7,7 @@ SQLite) into a `Daemon` and loops until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -18,6 +19,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -28,7 +30,7 @@ from smartcron.config import Config
 from smartcron.daemon import Daemon
 from smartcron.errors import SmartcronError
 from smartcron.executor import ProcessRunner
-from smartcron.history import HistoryError, HistoryStore, RunEnd, RunStatus
+from smartcron.history import HistoryError, HistoryStore, HistoryUnavailable, RunEnd, RunStatus
 from smartcron.jobenv import parse_pam_env_file
 from smartcron.jobs import job_document
 from smartcron.lifecycle import hostname, start_job
@@ -58,19 +60,46 @@ class AlreadyRunning(SmartcronError):
     pass
 
 
-def acquire_lock(path: Path) -> int:
-    """One daemon per state directory: an flock held for the daemon's life, pid inside."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+# What a read-only or full state directory answers to creating or writing the lock file.
+_NO_WRITE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
+def acquire_lock(path: Path) -> tuple[int, ...]:
+    """One daemon per state directory: flocks held for the daemon's life (their fds), on
+    the directory itself and on the lock file with our pid inside. flock needs no write
+    access, so a read-only (or full) state directory still has exactly one daemon: the
+    file is then locked through a read-only fd, pid not written, or only the directory
+    is locked if the file cannot even be created."""
+    with contextlib.suppress(OSError):  # a read-only parent: the open below says why
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    fds = [os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    writable = True
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise AlreadyRunning(f"smartcron is already running (pid {holder}, lock {path})") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+        fds.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    except OSError as err:
+        if err.errno not in _NO_WRITE:
+            os.close(fds[0])
+            raise
+        writable = False
+        with contextlib.suppress(FileNotFoundError):
+            fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        log.warning("%s: cannot write the lock file (%s); locked read-only", path, err.strerror)
+    for fd in fds:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = "?"
+            if len(fds) > 1:
+                holder = os.pread(fds[-1], 32, 0).decode(errors="replace").strip() or "?"
+            for each in fds:
+                os.close(each)
+            msg = f"smartcron is already running (pid {holder}, lock {path})"
+            raise AlreadyRunning(msg) from None
+    if writable:
+        with contextlib.suppress(OSError):  # a full disk: the lock holds all the same
+            os.ftruncate(fds[-1], 0)
+            os.pwrite(fds[-1], f"{os.getpid()}\n".encode(), 0)
+    return tuple(fds)
 
 
 def lock_holder(path: Path) -> int | None:
@@ -78,7 +107,10 @@ def lock_holder(path: Path) -> int | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        return None
+        try:  # no lock file (a read-only state directory): the directory's lock says
+            fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -133,7 +165,10 @@ def first_start_this_boot(state_dir: Path) -> bool:
             return False
     except OSError:
         pass
-    write_atomic(marker, boot + "\n")
+    try:
+        write_atomic(marker, boot + "\n")
+    except OSError as err:  # read-only or full: as cron without its reboot file, run them
+        log.error("cannot write %s: %s (@reboot may run again next start)", marker, err.strerror)
     return True
 
 
@@ -175,7 +210,14 @@ def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
         "pending_firings": len(daemon.engine.slots),
         "model": None if daemon.models is None else daemon.models.document(),
         "retrain": None if daemon.retrainer is None else daemon.retrainer.document(),
+        "history": history_document(daemon.history),
     }
+
+
+def history_document(history: object) -> dict[str, object] | None:
+    """Whether runs are recorded (a damaged, read-only or full state directory: not)."""
+    document = getattr(history, "document", None)
+    return None if document is None else document()  # type: ignore[no-any-return]
 
 
 def pam_environment() -> tuple[tuple[str, str], ...]:
@@ -196,19 +238,21 @@ def sandbox_prefix(config: Config) -> tuple[str, ...]:
 def serve(config: Config, *, foreground: bool) -> int:
     """Run the daemon until stopped. Returns the exit status."""
     for directory in (config.state_dir, config.run_dir):
-        directory.mkdir(
-            parents=True, exist_ok=True, mode=0o755 if directory == config.run_dir else 0o700
-        )
-    lock_fd = acquire_lock(config.lock_file)
+        try:
+            directory.mkdir(
+                parents=True, exist_ok=True, mode=0o755 if directory == config.run_dir else 0o700
+            )
+        except OSError:  # a read-only file system answers EROFS even when it exists
+            if not directory.is_dir():
+                raise
+    lock_fds = acquire_lock(config.lock_file)
     started = datetime.now(UTC)
     # cron.c computes the charset from the locale it was started in (before Python's
     # own C-locale coercion, which only ever adds C.UTF-8).
     charset = default_mail_charset()
-    try:
-        history = HistoryStore.open(config.history_db)
-    except HistoryError as err:
-        log.error("%s", err)
-        return 1
+    # Resilient: a damaged file is set aside, a read-only or full directory leaves the
+    # daemon without history (retried each minute): plain cron lines always run.
+    history = HistoryStore.open(config.history_db, resilient=True)
     waker = Waker()
     zone = local_zone()
     models, retrainer = model_parts(config, history, zone, waker)
@@ -230,7 +274,12 @@ def serve(config: Config, *, foreground: bool) -> int:
         models=models,
         retrainer=retrainer,
     )
-    marked = history.mark_interrupted_runs("the daemon stopped while the job ran")
+    try:
+        marked = history.mark_interrupted_runs("the daemon stopped while the job ran")
+    except HistoryError as err:
+        marked = 0
+        if not isinstance(err, HistoryUnavailable):
+            log.error("history: %s", err)
     if marked:
         log.warning("%d run(s) of a previous daemon marked interrupted", marked)
     status_path = config.state_dir / "status.json"
@@ -242,6 +291,7 @@ def serve(config: Config, *, foreground: bool) -> int:
             log.error("cannot write %s: %s", status_path, err.strerror)
 
     daemon.on_reload = daemon.on_status = publish
+    care = HistoryCare(daemon)
     signal.signal(signal.SIGHUP, daemon.request_reload)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
@@ -267,19 +317,62 @@ def serve(config: Config, *, foreground: bool) -> int:
     start_control(config, daemon)
     write_pid_file(config.pid_file)
     sd_notify("READY=1")
+    care.start()
     try:
         daemon.run()
     finally:
         sd_notify("STOPPING=1")
+        care.stop()
         if retrainer is not None:
             retrainer.stop()
         shutdown(daemon)
         publish()
-        history.close()
+        try:
+            history.close()
+        except HistoryError as err:
+            log.error("history: %s", err)
         remove_pid_file(config.pid_file)
-        os.close(lock_fd)
+        for fd in lock_fds:
+            os.close(fd)
     log.info("stopped")
     return 0
+
+
+class HistoryCare:
+    """A timer thread for the history store: each minute, `maintain()` (an unavailable
+    database tried again, a quick_check hourly), and the status file republished (by the
+    main loop, woken with a forced reload) when whether history is recorded changed."""
+
+    every = 60.0
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="history-care", daemon=True)
+        self._shown = self._state()
+
+    def _state(self) -> tuple[object, ...]:
+        doc = history_document(self.daemon.history) or {}
+        return doc.get("available"), doc.get("reason"), len(doc.get("moved_aside") or ())  # type: ignore[arg-type]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.daemon.history.maintain()
+            except Exception:  # never let the care thread die on a bug
+                log.exception("history: maintenance failed")
+            state = self._state()
+            if state != self._shown and self.daemon.waker is not None:
+                self._shown = state
+                self.daemon.reload_requested = True  # the main loop republishes status
+                self.daemon.waker.notify()
 
 
 def write_pid_file(path: Path) -> None:
@@ -347,5 +440,5 @@ def shutdown(daemon: Daemon) -> None:
         if running.run_id is None:
             continue
         end = RunEnd(status=RunStatus.INTERRUPTED, ended=now, note="the daemon stopped first")
-        with contextlib.suppress(HistoryError):
+        with contextlib.suppress(Exception):  # parked, or lost: the process is ending
             daemon.history.record_end(running.run_id, end)
