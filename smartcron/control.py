@@ -9,8 +9,13 @@ connection each way (the client shuts its side down after writing). Requests:
 ``previous`` (for the client's own backup) and ``warnings``.
 
 The caller is who SO_PEERCRED says, never what the request says (a request naming a
-user is refused). At most MAX_REQUEST bytes in IO_TIMEOUT seconds, MAX_CLIENTS at once:
-garbage, huge or slow peers get an error reply or a closed connection; never a crash.
+user is refused). At most MAX_REQUEST bytes in IO_TIMEOUT seconds (for the whole
+request, not per byte): garbage, huge or slow peers get an error reply or a closed
+connection; never a crash. No user can block the socket for the others: the accept
+thread never waits on a peer; it learns the uid (SO_PEERCRED) at once and gives each
+admitted connection its own thread, at most MAX_PER_UID per uid and MAX_CLIENTS in all;
+a connection over either limit gets an immediate "busy" reply and is closed. The
+client retries "busy" for BUSY_RETRY_FOR seconds, backing off, before reporting it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import logging
 import os
 import pwd
+import random
 import socket
 import stat
 import struct
@@ -38,11 +44,19 @@ from smartcron.errors import SmartcronError
 
 log = logging.getLogger("smartcron")
 
-MAX_REQUEST = 2 * install.MAX_CRONTAB_BYTES  # base64 of the largest crontab, and slack
-MAX_REPLY = 64 * install.MAX_CRONTAB_BYTES
-IO_TIMEOUT = 5.0  # seconds a peer has to send its whole request
-MAX_CLIENTS = 8
-BUSY_WAIT = 1.0  # seconds a connection waits for a free slot before "busy"
+# base64 of the largest crontab, and room for the JSON around it (source: 4096 at most)
+MAX_REQUEST = 4 * -(-install.MAX_CRONTAB_BYTES // 3) + (64 << 10)
+MAX_REPLY = 2 * MAX_REQUEST  # a list's data, or an install's previous crontab and notes
+# A connection lives at most 2 * IO_TIMEOUT: its whole request, then its reply.
+IO_TIMEOUT = 3.0  # seconds a peer has to send its whole request (a real client takes ms)
+MAX_CLIENTS = 16  # connections served at once (one thread each), all users together
+MAX_PER_UID = 4  # of these, one uid's: a flood from one user leaves 12 for the others
+LISTEN_BACKLOG = 64  # connections the kernel queues before the accept thread takes them
+LOG_EVERY = 60.0  # seconds between two log lines about one uid's refused or bad requests
+# The client (smartcrontab) on a "busy" reply or a full listen queue:
+BUSY_WAIT = 0.1  # seconds before its first retry, doubled up to BUSY_WAIT_MAX
+BUSY_WAIT_MAX = 1.0
+BUSY_RETRY_FOR = 5.0  # seconds of retries before it reports "busy"
 FIELDS = {"op", "data", "source"}
 OPS = ("ping", "list", "install", "remove", "reload")
 
@@ -53,6 +67,10 @@ def error(message: str, kind: str = "error") -> Reply:
     return {"ok": False, "kind": kind, "errors": message.splitlines() or [message]}
 
 
+BUSY = "the daemon is busy: try again"
+TOO_LARGE = "request too large"
+
+
 def peer_uid(conn: socket.socket) -> int:
     """The connecting process's uid from the kernel (struct ucred: pid, uid, gid)."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -61,14 +79,21 @@ def peer_uid(conn: socket.socket) -> int:
 
 
 class ControlServer:
-    """Accepts connections in a daemon thread; each request is handled in its own thread."""
+    """Accepts connections in a daemon thread; each admitted one is served in its own thread.
+
+    The accept thread only reads the peer's uid and counts: it never reads from or waits
+    on a peer, so a slow or idle client holds its own thread (and its uid's share), and
+    nothing else, for at most 2 * IO_TIMEOUT.
+    """
 
     def __init__(self, config: Config, on_change: Callable[[], None]) -> None:
         self.config = config
         self.on_change = on_change
         self.path = config.socket_path
         self._sock: socket.socket | None = None
-        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self._lock = threading.Lock()  # guards the two dicts below
+        self.active: dict[int, int] = {}  # uid -> connections being served
+        self._logged: dict[tuple[int, str], float] = {}  # (uid, what) -> last logged
         self._write_lock = threading.Lock()  # one spool change at a time
 
     # ------------------------------------------------------------ life cycle
@@ -80,7 +105,7 @@ class ControlServer:
             sock.bind(str(self.path))
             # Any user may connect in system mode (SO_PEERCRED decides what they may do).
             os.chmod(self.path, 0o600 if self.config.user_mode else 0o666)
-            sock.listen(32)
+            sock.listen(LISTEN_BACKLOG)
         except OSError:
             sock.close()
             raise
@@ -119,53 +144,91 @@ class ControlServer:
         raise OSError(f"{self.path}: another daemon is listening on it")
 
     def _accept_loop(self) -> None:
-        while self._sock is not None:
+        while (listening := self._sock) is not None:
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = listening.accept()
             except OSError:
                 if self._sock is None:
                     return
                 time.sleep(0.1)  # EMFILE and friends: do not spin
                 continue
-            if not self._slots.acquire(timeout=BUSY_WAIT):
-                threading.Thread(target=self._busy, args=(conn,), daemon=True).start()
-                continue
-            threading.Thread(target=self._serve_one, args=(conn,), daemon=True).start()
-
-    def _busy(self, conn: socket.socket) -> None:
-        """Over MAX_CLIENTS: read (briefly) and drop the request, then say so."""
-        with conn, contextlib.suppress(OSError):
-            _drain(conn, time.monotonic() + 0.5)
-            conn.settimeout(1.0)
-            conn.sendall(_encode(error("the daemon is busy: try again")))
-
-    def _serve_one(self, conn: socket.socket) -> None:
-        try:
-            with conn:
+            try:
                 uid = peer_uid(conn)
-                deadline = time.monotonic() + IO_TIMEOUT
-                raw, problem = _read_bounded(conn, deadline)
-                if problem:
-                    log.warning("control: uid %d: %s", uid, problem)
-                reply = error(problem) if problem else self.respond(uid, raw)
-                conn.settimeout(IO_TIMEOUT)
-                conn.sendall(_encode(reply))
-                if problem:  # let a too-eager sender finish, so it reads the reply
-                    conn.shutdown(socket.SHUT_WR)
-                    _drain(conn, time.monotonic() + IO_TIMEOUT)
+            except OSError:
+                conn.close()
+                continue
+            if not self._admit(uid):
+                self._note(uid, "busy", f"over its limit ({MAX_PER_UID} connections): busy")
+                _refuse_busy(conn)
+                continue
+            try:
+                threading.Thread(target=self._serve_one, args=(conn, uid), daemon=True).start()
+            except RuntimeError:  # no thread to be had: as good as busy
+                self._release(uid)
+                _refuse_busy(conn)
+
+    def _admit(self, uid: int) -> bool:
+        """Count a connection for `uid` unless that uid, or everyone, is at the limit."""
+        with self._lock:
+            mine = self.active.get(uid, 0)
+            if mine >= MAX_PER_UID or sum(self.active.values()) >= MAX_CLIENTS:
+                return False
+            self.active[uid] = mine + 1
+            return True
+
+    def _release(self, uid: int) -> bool:
+        """Uncount a connection of `uid`; False, for `counted = self._release(uid)`."""
+        with self._lock:
+            left = self.active.pop(uid) - 1
+            if left:
+                self.active[uid] = left
+        return False
+
+    def _note(self, uid: int, what: str, message: str) -> None:
+        """Log a refused or bad request, once per LOG_EVERY per uid and kind: a flood
+        must not fill the log either."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._logged.get((uid, what))
+            if last is not None and now - last < LOG_EVERY:
+                return
+            if len(self._logged) > 1024:  # forget old uids: the dict stays small
+                self._logged.clear()
+            self._logged[(uid, what)] = now
+        log.warning("control: uid %d: %s", uid, message)
+
+    def _serve_one(self, conn: socket.socket, uid: int) -> None:
+        counted = True
+        try:
+            raw, problem = _read_bounded(conn, time.monotonic() + IO_TIMEOUT)
+            if problem:
+                self._note(uid, problem, problem)
+            reply = error(problem) if problem else self.respond(uid, raw)
+            eager = problem is not None and problem.startswith(TOO_LARGE)
+            if problem and not eager:  # a short reply into an empty buffer cannot block:
+                counted = self._release(uid)  # the peer that reads it finds its slot free
+            conn.settimeout(IO_TIMEOUT)  # the whole sendall, since Python 3.5
+            conn.sendall(_encode(reply))
+            if eager:  # let a too-eager sender finish, so it reads the reply
+                conn.shutdown(socket.SHUT_WR)
+                _drain(conn, time.monotonic() + IO_TIMEOUT)
         except OSError:
             pass  # the peer went away: nothing to tell it
         except Exception:  # a bug in one request must never take the daemon down
             log.exception("control: unexpected error")
         finally:
-            self._slots.release()
+            if counted:  # before the close: a peer that saw EOF may connect again at once
+                self._release(uid)
+            conn.close()
 
     # ------------------------------------------------------------ requests
 
     def respond(self, uid: int, raw: bytes) -> Reply:
         """Answer one request from `uid` (the kernel's word). Never raises."""
         try:
-            request = json.loads(raw)
+            request = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return error("bad request: not JSON (not valid UTF-8)")
         except (ValueError, RecursionError):
             return error("bad request: not JSON")
         if not isinstance(request, dict):
@@ -267,9 +330,13 @@ def _encode(message: Reply) -> bytes:
 
 
 def _read_bounded(
-    conn: socket.socket, deadline: float, limit: int = MAX_REQUEST
+    conn: socket.socket, deadline: float, limit: int = MAX_REQUEST, reset_ends: bool = False
 ) -> tuple[bytes, str | None]:
-    """Read to EOF, at most `limit` bytes, before `deadline`: (data, problem)."""
+    """Read to EOF, at most `limit` bytes, before `deadline`: (data, problem).
+
+    With `reset_ends`, a reset after some data ends it like EOF: a server that closes
+    with our unread request queued (a busy reply) resets the connection after its reply.
+    """
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -281,14 +348,31 @@ def _read_bounded(
             chunk = conn.recv(65536)
         except TimeoutError:
             return b"", "request timed out"
+        except ConnectionResetError as err:
+            if reset_ends and chunks:
+                return b"".join(chunks), None
+            return b"", f"connection error: {err.strerror or err}"
         except OSError as err:
             return b"", f"connection error: {err.strerror or err}"
         if not chunk:
             return b"".join(chunks), None
         size += len(chunk)
         if size > limit:
-            return b"", f"request too large (more than {limit} bytes)"
+            return b"", f"{TOO_LARGE} (more than {limit} bytes)"
         chunks.append(chunk)
+
+
+def _refuse_busy(conn: socket.socket) -> None:
+    """Answer "busy" and close, without ever waiting: a fresh socket's send buffer takes
+    the short reply whole. What the peer already sent is read first, so that the close
+    does not reset the connection before the peer reads the reply."""
+    with conn, contextlib.suppress(OSError):
+        conn.setblocking(False)
+        conn.send(_encode(error(BUSY, "busy")))
+        conn.shutdown(socket.SHUT_WR)
+        for _ in range(MAX_REQUEST >> 16):
+            if not conn.recv(1 << 16):
+                return
 
 
 def _drain(conn: socket.socket, deadline: float) -> None:
@@ -304,19 +388,39 @@ class Unreachable(SmartcronError):
     """No daemon answers on the socket."""
 
 
-def call(path: Path, request: Reply, timeout: float = 30.0) -> Reply:
-    """Send one request, return the daemon's reply. Raises Unreachable."""
+def call(path: Path, request: Reply, timeout: float = 30.0, retry_for: float = 0.0) -> Reply:
+    """Send one request, return the daemon's reply. Raises Unreachable.
+
+    A "busy" reply (kind "busy"; a full listen queue counts as one) is retried for
+    `retry_for` seconds, with a growing, jittered pause so that waiting clients spread
+    out; after that the busy reply is returned.
+    """
+    give_up = time.monotonic() + retry_for
+    pause = BUSY_WAIT
+    while True:
+        reply = _call_once(path, request, timeout)
+        left = give_up - time.monotonic()
+        if reply.get("kind") != "busy" or left <= 0:
+            return reply
+        time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
+        pause = min(2 * pause, BUSY_WAIT_MAX)
+
+
+def _call_once(path: Path, request: Reply, timeout: float) -> Reply:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
+        except BlockingIOError:  # EAGAIN: the listen queue is full, the daemon is there
+            return error(f"{BUSY} (its listen queue is full)", "busy")
         except OSError as err:
             raise Unreachable(f"{path}: {err.strerror or err}") from None
         with contextlib.suppress(OSError):  # a refused request still has a reply to read
             sock.sendall(_encode(request))
             sock.shutdown(socket.SHUT_WR)
-        raw, problem = _read_bounded(sock, time.monotonic() + timeout, MAX_REPLY)
+        deadline = time.monotonic() + timeout
+        raw, problem = _read_bounded(sock, deadline, MAX_REPLY, reset_ends=True)
     finally:
         sock.close()
     if problem or not raw:
@@ -358,13 +462,15 @@ class RemoteStore:
 
     def _call(self, request: Reply) -> Reply:
         try:
-            reply = call(self.path, request)
+            reply = call(self.path, request, retry_for=BUSY_RETRY_FOR)
         except Unreachable as err:
             raise Unavailable(self.path, str(err)) from None
         if reply["ok"]:
             return reply
         errors = [str(e) for e in reply.get("errors") or ["the daemon refused"]]
         kind = reply.get("kind")
+        if kind == "busy":
+            raise install.InstallError(f"{errors[0]} (still busy after {BUSY_RETRY_FOR:g} s)")
         if kind == "nocrontab":
             raise install.NoCrontab(self.user)
         if kind == "denied" and errors[0].startswith("You ("):
