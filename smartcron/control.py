@@ -9,13 +9,11 @@ connection each way (the client shuts its side down after writing). Requests:
 ``previous`` (for the client's own backup) and ``warnings``.
 
 The caller is who SO_PEERCRED says, never what the request says (a request naming a
-user is refused). At most MAX_REQUEST bytes in IO_TIMEOUT seconds (for the whole
-request, not per byte): garbage, huge or slow peers get an error reply or a closed
-connection; never a crash. No user can block the socket for the others: the accept
-thread never waits on a peer; it learns the uid (SO_PEERCRED) at once and gives each
-admitted connection its own thread, at most MAX_PER_UID per uid and MAX_CLIENTS in all;
-a connection over either limit gets an immediate "busy" reply and is closed. The
-client retries "busy" for BUSY_RETRY_FOR seconds, backing off, before reporting it.
+user is refused). At most MAX_REQUEST bytes in IO_TIMEOUT seconds (the whole request,
+not per byte): garbage, huge or slow peers get an error reply; never a crash. No user
+can block the socket for the others: at most MAX_PER_UID connections per uid (the
+kernel's word at accept) and MAX_CLIENTS in all; one more gets "busy" at once, which
+the client retries for BUSY_RETRY_FOR seconds before it reports it.
 """
 
 from __future__ import annotations
@@ -31,7 +29,6 @@ import pwd
 import random
 import socket
 import stat
-import struct
 import threading
 import time
 from collections.abc import Callable
@@ -40,12 +37,24 @@ from typing import Any
 
 from smartcron import install
 from smartcron.config import Config
+from smartcron.controlwire import (
+    BUSY,
+    MAX_REQUEST,
+    TOO_LARGE,
+    Reply,
+    b64,
+    decode,
+    drain,
+    encode,
+    error,
+    peer_uid,
+    read_bounded,
+    refuse_busy,
+)
 from smartcron.errors import SmartcronError
 
 log = logging.getLogger("smartcron")
 
-# base64 of the largest crontab, and room for the JSON around it (source: 4096 at most)
-MAX_REQUEST = 4 * -(-install.MAX_CRONTAB_BYTES // 3) + (64 << 10)
 MAX_REPLY = 2 * MAX_REQUEST  # a list's data, or an install's previous crontab and notes
 # A connection lives at most 2 * IO_TIMEOUT: its whole request, then its reply.
 IO_TIMEOUT = 3.0  # seconds a peer has to send its whole request (a real client takes ms)
@@ -59,23 +68,6 @@ BUSY_WAIT_MAX = 1.0
 BUSY_RETRY_FOR = 5.0  # seconds of retries before it reports "busy"
 FIELDS = {"op", "data", "source"}
 OPS = ("ping", "list", "install", "remove", "reload")
-
-Reply = dict[str, Any]
-
-
-def error(message: str, kind: str = "error") -> Reply:
-    return {"ok": False, "kind": kind, "errors": message.splitlines() or [message]}
-
-
-BUSY = "the daemon is busy: try again"
-TOO_LARGE = "request too large"
-
-
-def peer_uid(conn: socket.socket) -> int:
-    """The connecting process's uid from the kernel (struct ucred: pid, uid, gid)."""
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return uid
 
 
 class ControlServer:
@@ -159,13 +151,13 @@ class ControlServer:
                 continue
             if not self._admit(uid):
                 self._note(uid, "busy", f"over its limit ({MAX_PER_UID} connections): busy")
-                _refuse_busy(conn)
+                refuse_busy(conn)
                 continue
             try:
                 threading.Thread(target=self._serve_one, args=(conn, uid), daemon=True).start()
             except RuntimeError:  # no thread to be had: as good as busy
                 self._release(uid)
-                _refuse_busy(conn)
+                refuse_busy(conn)
 
     def _admit(self, uid: int) -> bool:
         """Count a connection for `uid` unless that uid, or everyone, is at the limit."""
@@ -185,8 +177,7 @@ class ControlServer:
         return False
 
     def _note(self, uid: int, what: str, message: str) -> None:
-        """Log a refused or bad request, once per LOG_EVERY per uid and kind: a flood
-        must not fill the log either."""
+        """Log a refused or bad request once per LOG_EVERY per uid and kind (floods too)."""
         now = time.monotonic()
         with self._lock:
             last = self._logged.get((uid, what))
@@ -200,7 +191,7 @@ class ControlServer:
     def _serve_one(self, conn: socket.socket, uid: int) -> None:
         counted = True
         try:
-            raw, problem = _read_bounded(conn, time.monotonic() + IO_TIMEOUT)
+            raw, problem = read_bounded(conn, time.monotonic() + IO_TIMEOUT)
             if problem:
                 self._note(uid, problem, problem)
             reply = error(problem) if problem else self.respond(uid, raw)
@@ -208,10 +199,10 @@ class ControlServer:
             if problem and not eager:  # a short reply into an empty buffer cannot block:
                 counted = self._release(uid)  # the peer that reads it finds its slot free
             conn.settimeout(IO_TIMEOUT)  # the whole sendall, since Python 3.5
-            conn.sendall(_encode(reply))
+            conn.sendall(encode(reply))
             if eager:  # let a too-eager sender finish, so it reads the reply
                 conn.shutdown(socket.SHUT_WR)
-                _drain(conn, time.monotonic() + IO_TIMEOUT)
+                drain(conn, time.monotonic() + IO_TIMEOUT)
         except OSError:
             pass  # the peer went away: nothing to tell it
         except Exception:  # a bug in one request must never take the daemon down
@@ -265,7 +256,7 @@ class ControlServer:
                 data = install.read(target)
                 if data is None:
                     raise install.NoCrontab(user)
-                return {"ok": True, "data": _b64(data)}
+                return {"ok": True, "data": b64(data)}
             with self._write_lock:
                 if op == "remove":
                     outcome = install.remove(target)
@@ -280,7 +271,7 @@ class ControlServer:
         except (SmartcronError, OSError) as err:
             log.error("control: %s for %s: %s", op, user, err)
             return error(f"{op}: {err}")
-        previous = _b64(outcome.previous) if outcome.previous is not None else None
+        previous = b64(outcome.previous) if outcome.previous is not None else None
         return {"ok": True, "warnings": [*warnings, *outcome.notes], "previous": previous}
 
     def _install(
@@ -318,70 +309,7 @@ def start_control(config: Config, daemon: Any) -> ControlServer | None:
     return server
 
 
-# ---------------------------------------------------------------- both sides
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _encode(message: Reply) -> bytes:
-    return json.dumps(message, ensure_ascii=True).encode("ascii")
-
-
-def _read_bounded(
-    conn: socket.socket, deadline: float, limit: int = MAX_REQUEST, reset_ends: bool = False
-) -> tuple[bytes, str | None]:
-    """Read to EOF, at most `limit` bytes, before `deadline`: (data, problem).
-
-    With `reset_ends`, a reset after some data ends it like EOF: a server that closes
-    with our unread request queued (a busy reply) resets the connection after its reply.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b"", "request timed out"
-        conn.settimeout(remaining)
-        try:
-            chunk = conn.recv(65536)
-        except TimeoutError:
-            return b"", "request timed out"
-        except ConnectionResetError as err:
-            if reset_ends and chunks:
-                return b"".join(chunks), None
-            return b"", f"connection error: {err.strerror or err}"
-        except OSError as err:
-            return b"", f"connection error: {err.strerror or err}"
-        if not chunk:
-            return b"".join(chunks), None
-        size += len(chunk)
-        if size > limit:
-            return b"", f"{TOO_LARGE} (more than {limit} bytes)"
-        chunks.append(chunk)
-
-
-def _refuse_busy(conn: socket.socket) -> None:
-    """Answer "busy" and close, without ever waiting: a fresh socket's send buffer takes
-    the short reply whole. What the peer already sent is read first, so that the close
-    does not reset the connection before the peer reads the reply."""
-    with conn, contextlib.suppress(OSError):
-        conn.setblocking(False)
-        conn.send(_encode(error(BUSY, "busy")))
-        conn.shutdown(socket.SHUT_WR)
-        for _ in range(MAX_REQUEST >> 16):
-            if not conn.recv(1 << 16):
-                return
-
-
-def _drain(conn: socket.socket, deadline: float) -> None:
-    """Read and drop what a peer still sends, until it stops or `deadline`."""
-    with contextlib.suppress(OSError):
-        while (remaining := deadline - time.monotonic()) > 0:
-            conn.settimeout(remaining)
-            if not conn.recv(1 << 16):
-                return
+# ---------------------------------------------------------------- the client (smartcrontab)
 
 
 class Unreachable(SmartcronError):
@@ -417,10 +345,10 @@ def _call_once(path: Path, request: Reply, timeout: float) -> Reply:
         except OSError as err:
             raise Unreachable(f"{path}: {err.strerror or err}") from None
         with contextlib.suppress(OSError):  # a refused request still has a reply to read
-            sock.sendall(_encode(request))
+            sock.sendall(encode(request))
             sock.shutdown(socket.SHUT_WR)
         deadline = time.monotonic() + timeout
-        raw, problem = _read_bounded(sock, deadline, MAX_REPLY, reset_ends=True)
+        raw, problem = read_bounded(sock, deadline, MAX_REPLY, reset_ends=True)
     finally:
         sock.close()
     if problem or not raw:
@@ -432,13 +360,6 @@ def _call_once(path: Path, request: Reply, timeout: float) -> Reply:
     if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
         raise Unreachable(f"{path}: the daemon's reply has no 'ok'")
     return reply
-
-
-def decode(field: object) -> bytes:
-    """A base64 field of a reply."""
-    if not isinstance(field, str):
-        return b""
-    return base64.b64decode(field)
 
 
 class Unavailable(install.InstallError):
@@ -486,7 +407,7 @@ class RemoteStore:
             return None
 
     def install(self, data: bytes, source: str) -> list[str]:
-        reply = self._call({"op": "install", "data": _b64(data), "source": source})
+        reply = self._call({"op": "install", "data": b64(data), "source": source})
         return self._keep_previous(reply)
 
     def remove(self) -> list[str]:
