@@ -150,7 +150,9 @@ class ControlServer:
                 conn.close()
                 continue
             if not self._admit(uid):
-                self._note(uid, "busy", f"over its limit ({MAX_PER_UID} connections): busy")
+                self._note(
+                    uid, "busy", f"busy (at most {MAX_PER_UID} per uid, {MAX_CLIENTS} in all)"
+                )
                 refuse_busy(conn)
                 continue
             try:
