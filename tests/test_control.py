@@ -118,7 +118,7 @@ def test_garbage_gets_an_error_reply_and_the_server_carries_on(server, payload, 
 
 
 def test_a_huge_request_is_refused_with_a_reply_the_sender_can_read(server):
-    reply = send_raw(server.path, b'{"op": "install", "data": "' + b"A" * (8 << 20))
+    reply = send_raw(server.path, b'{"op": "install", "data": "' + b"A" * (control.MAX_REQUEST + 1))
     assert reply["errors"] == [f"request too large (more than {control.MAX_REQUEST} bytes)"]
 
 
