@@ -87,6 +87,12 @@ class Config:
         return self.run_dir / "smartcron.sock"
 
     @property
+    def status_files(self) -> tuple[Path, Path]:
+        """Where the daemon publishes its status: the state directory, else (read-only
+        or full) the run directory; readers take the newer of the two."""
+        return self.state_dir / "status.json", self.run_dir / "smartcron.status.json"
+
+    @property
     def lock_file(self) -> Path:
         return self.state_dir / "smartcron.lock"
 

@@ -23,7 +23,7 @@ import threading
 import time
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smartcron.clock import SystemClock
 from smartcron.config import Config
@@ -114,7 +114,10 @@ def lock_holder(path: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        try:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        except OSError:  # the directory's lock: held, by a pid it cannot tell
+            return -1
         return int(text) if text.isdigit() else -1
     else:
         return None
@@ -282,13 +285,9 @@ def serve(config: Config, *, foreground: bool) -> int:
             log.error("history: %s", err)
     if marked:
         log.warning("%d run(s) of a previous daemon marked interrupted", marked)
-    status_path = config.state_dir / "status.json"
 
     def publish() -> None:
-        try:
-            write_atomic(status_path, json.dumps(status_document(daemon, started), indent=1))
-        except OSError as err:
-            log.error("cannot write %s: %s", status_path, err.strerror)
+        publish_status(config, status_document(daemon, started))
 
     daemon.on_reload = daemon.on_status = publish
     care = HistoryCare(daemon)
@@ -373,6 +372,43 @@ class HistoryCare:
                 self._shown = state
                 self.daemon.reload_requested = True  # the main loop republishes status
                 self.daemon.waker.notify()
+
+
+def publish_status(config: Config, document: dict[str, object]) -> None:
+    """Write status.json to the state directory, else (read-only, full) to the run
+    directory, so that `smartcronctl status` can still say why history is down."""
+    text = json.dumps(document, indent=1)
+    primary, fallback = config.status_files
+    try:
+        write_atomic(primary, text)
+    except OSError as err:
+        try:
+            write_atomic(fallback, text)
+        except OSError as err2:
+            log.error(
+                "cannot write %s (%s) nor %s (%s)", primary, err.strerror, fallback, err2.strerror
+            )
+        return
+    with contextlib.suppress(OSError):
+        fallback.unlink()  # a stale fallback must not win over the fresh primary
+
+
+def read_status(config: Config) -> dict[str, Any] | None:
+    """The running daemon's published status (the newer of its two places), or None."""
+    found = []
+    for path in config.status_files:
+        try:
+            found.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    for _, path in sorted(found, reverse=True):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict):
+            return doc
+    return None
 
 
 def write_pid_file(path: Path) -> None:

@@ -10,7 +10,6 @@ job by id or name= as `explain` does.
 from __future__ import annotations
 
 import itertools
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,17 +127,14 @@ def status_cmd(config_file: str | None, user_mode: bool | None, as_json: bool) -
       smartcronctl status
       smartcronctl status --user --json
     """
-    from smartcron.service import lock_holder
+    from smartcron.service import lock_holder, read_status
 
     config = load_config(config_file, user_mode)
     pid = lock_holder(config.lock_file)
-    doc: dict[str, Any] | None = None
-    status_file = config.state_dir / "status.json"
-    if pid is not None:
-        try:
-            doc = json.loads(status_file.read_text())
-        except (OSError, ValueError):
-            doc = None
+    if pid == -1:  # held through the state directory (read-only): the pid file says
+        text = config.pid_file.read_text() if config.pid_file.exists() else ""
+        pid = int(text) if text.strip().isdigit() else pid
+    doc = read_status(config) if pid is not None else None
     if doc is None:
         doc = live_status(config)
     doc["running_daemon"] = pid is not None
@@ -177,8 +173,13 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
     for item in refused:
         console.print(f"  [red]refused[/red] {item['path']}: {item['refused']}", soft_wrap=True)
     for item in doc["files"]:
+        companion = item.get("companion")
+        if companion and companion.get("state") != "ok":
+            what = f"{companion['path']}: {companion['state']}"
+            console.print(f"  [yellow]companion[/yellow] {what}", soft_wrap=True)
         for warning in item["warnings"]:
             console.print(f"  [yellow]warning[/yellow] {warning}", soft_wrap=True)
+    _print_reliability(console, doc)
     if doc["pending"]:
         table = Table(title="pending firings", title_justify="left")
         for column in ("job", "nominal", "state", "next check", "last reason"):
@@ -198,6 +199,23 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
         for item in doc["next"]:
             table.add_row(item["at"], item["owner"], item["job"], item["command"])
         console.print(table)
+
+
+def _print_reliability(console: Any, doc: dict[str, Any]) -> None:
+    """History down (read-only or full state directory) and how jobs are contained."""
+    history = doc.get("history")
+    if isinstance(history, dict) and not history.get("available", True):
+        waiting = f"{history.get('pending_writes', 0)} write(s) waiting"
+        dropped = f"{history.get('dropped_writes', 0)} dropped"
+        console.print(
+            f"history: [yellow]unavailable[/yellow] since {str(history.get('since'))[:19]}: "
+            f"{history.get('reason')} ({waiting}, {dropped}); jobs still run",
+            soft_wrap=True,
+        )
+    for path in (history or {}).get("moved_aside") or []:
+        console.print(f"history: a corrupt database was moved aside to {path}", soft_wrap=True)
+    if doc.get("containment"):
+        console.print(f"jobs contained by: {doc['containment']}", soft_wrap=True)
 
 
 def _print_model(console: Any, doc: dict[str, Any]) -> None:

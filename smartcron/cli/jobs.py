@@ -7,7 +7,6 @@ read-only, so they work whether or not the daemon runs and never block it.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -27,14 +26,10 @@ _PAST = {"run": "ran", "skip": "skipped", "missed": "missed", "failed": "failed"
 
 def _jobs_document(config: Config) -> dict[str, Any]:
     """The running daemon's status file, else what it would load now."""
-    from smartcron.service import lock_holder
+    from smartcron.service import lock_holder, read_status
 
-    if lock_holder(config.lock_file) is not None:
-        try:
-            return json.loads((config.state_dir / "status.json").read_text())
-        except (OSError, ValueError):
-            pass
-    return live_status(config)
+    doc = read_status(config) if lock_holder(config.lock_file) is not None else None
+    return doc if doc is not None else live_status(config)
 
 
 def _open_store(config: Config) -> HistoryStore | None:

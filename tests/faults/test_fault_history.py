@@ -249,6 +249,7 @@ def test_a_read_only_state_directory_runs_jobs_holds_the_lock_and_says_so(tmp_pa
         proc = start(config)
         try:
             wait_for(lambda: out.exists(), what="the job")
+            status = wait_for(lambda: _history_state(config), what="status with history")
             second = subprocess.run(
                 [str(BIN / "smartcron"), "--user", "-f", "--config", str(config)],
                 capture_output=True,
@@ -261,6 +262,21 @@ def test_a_read_only_state_directory_runs_jobs_holds_the_lock_and_says_so(tmp_pa
     assert second.returncode == 1 and "already running" in second.stderr
     assert log.count("jobs still run, their history waits in memory") == 1
     assert "Traceback" not in log
+    # status.json cannot go to the read-only state directory: it is published in run_dir.
+    assert status["available"] is False and "Read-only" in status["reason"]
+
+
+def _history_state(config: Path) -> dict | None:
+    """`smartcronctl status --json`'s history entry, once the daemon has published one."""
+    proc = subprocess.run(
+        [str(BIN / "smartcronctl"), "status", "--user", "--json", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if proc.returncode != 0:
+        return None
+    return json.loads(proc.stdout).get("history")
 
 
 @pytest.mark.parametrize("trouble", ["read-only", "full"])
