@@ -30,6 +30,8 @@ from smartcron.config import Config
 from smartcron.daemon import Daemon
 from smartcron.errors import SmartcronError
 from smartcron.executor import ProcessRunner
+from smartcron.firings import FiringStore
+from smartcron.gate import Firing
 from smartcron.history import HistoryError, HistoryStore, HistoryUnavailable, RunEnd, RunStatus
 from smartcron.jobenv import parse_pam_env_file
 from smartcron.jobs import job_document
@@ -461,6 +463,9 @@ def watch_dirs(config: Config) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+STOPPED = "the daemon stopped while it ran: outcome unknown (not run again)"
+
+
 def shutdown(daemon: Daemon) -> None:
     """Let running jobs finish for a while; record the rest as interrupted (not killed)."""
     deadline = time.monotonic() + STOP_GRACE
@@ -478,3 +483,9 @@ def shutdown(daemon: Daemon) -> None:
         end = RunEnd(status=RunStatus.INTERRUPTED, ended=now, note="the daemon stopped first")
         with contextlib.suppress(Exception):  # parked, or lost: the process is ending
             daemon.history.record_end(running.run_id, end)
+        firing = running.extra.get("firing")
+        if isinstance(firing, Firing):  # its outcome is unknown, never a failure
+            with contextlib.suppress(Exception):
+                FiringStore(daemon.history).record(
+                    firing, now, verdict="interrupted", reason=STOPPED, state="interrupted"
+                )

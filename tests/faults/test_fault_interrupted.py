@@ -49,6 +49,8 @@ def test_a_smart_run_going_at_a_daemon_stop_is_recorded_interrupted_not_failed(
     if how == "SIGTERM":  # what serve() does on its way out (the job outlives it)
         monkeypatch.setattr(service, "STOP_GRACE", 0.0)
         service.shutdown(first.daemon)
+        # at once, not at the next start: status and list must not show it running
+        assert first.store.firings([first.job("backup").id])[0].firing.state == "interrupted"
     first.history.close()
     second = daemon(tmp_path, start=utc("01:10"))
     # serve() on a start: runs an earlier daemon left `running` become interrupted
@@ -59,7 +61,8 @@ def test_a_smart_run_going_at_a_daemon_stop_is_recorded_interrupted_not_failed(
     (stored,) = second.firings("backup")
     assert stored.firing.state == "interrupted"
     trail = second.trail("backup")
-    assert trail[-1] == ("01:10Z", "interrupted", UNKNOWN)
+    marked_at = "01:05Z" if how == "SIGTERM" else "01:10Z"  # by the stop, or the next start
+    assert trail[-1] == (marked_at, "interrupted", UNKNOWN)
     assert [verdict for _, verdict, _ in trail] == ["run", "interrupted"]
     (run,) = runs(second)
     assert run.status is RunStatus.INTERRUPTED
@@ -69,7 +72,7 @@ def test_a_smart_run_going_at_a_daemon_stop_is_recorded_interrupted_not_failed(
     (firing,) = doc["firings"]
     assert firing["state"] == "interrupted"
     assert [r["status"] for r in firing["run_records"]] == ["interrupted"]
-    assert firing["trail"][-1] == f"01:10 interrupted: {UNKNOWN}"
+    assert firing["trail"][-1] == f"{marked_at[:5]} interrupted: {UNKNOWN}"
     assert "failed" not in json.dumps(doc)
 
 
