@@ -15,13 +15,21 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Protocol
 
 from smartcron import schedule
-from smartcron.clock import Clock
+from smartcron.clock import STEP_THRESHOLD, Clock, Jump
 from smartcron.config import Config
 from smartcron.engine import Engine
 from smartcron.executor import Runner, RunResult
 from smartcron.gate import Advisor, Firing
 from smartcron.history import HistoryError, HistoryStore
 from smartcron.jobs import Job
+from smartcron.journal import (
+    RESTARTED,
+    Journal,
+    NotRun,
+    PlainFiring,
+    gap_firings,
+    restart_jump,
+)
 from smartcron.lifecycle import RunningJob, finish_job, start_job
 from smartcron.loader import Database
 from smartcron.mail import Mailer
@@ -37,7 +45,8 @@ log = logging.getLogger("smartcron")
 
 PRUNE_EVERY = timedelta(days=1)
 MAX_SLEEP = timedelta(hours=1)  # a safety net: wake at least hourly even if nothing is due
-STEP_THRESHOLD = 30.0  # seconds of wall-vs-monotonic disagreement that count as a clock step
+MAX_JUMPS = 8  # forward clock steps remembered, to give a jumped-over firing its reason
+__all__ = ["STEP_THRESHOLD", "Daemon", "Launcher", "initial_mode"]
 
 
 class Launcher(Protocol):
@@ -102,6 +111,13 @@ class Daemon:
         self._next_rescan = now
         self._next_prune = now
         self._next: dict[str, datetime] = {}
+        self.jumps: list[Jump] = []  # forward clock steps seen (running, or across a restart)
+        self._stepped = False
+        # Files (re)loaded since the last wake-up -> when they changed: a file changed
+        # during minute M is first used for M+1, as Debian's cron loads its database.
+        self._fresh: dict[str, datetime] = {}
+        self.journal = Journal(history) if history is not None else None
+        self._recovering = True  # at the first load: what the previous daemon left
         self.on_reload: Callable[[], None] | None = None
         self.on_status: Callable[[], None] | None = None  # the mode or the model changed
         # Smart mode only: the model (loaded when usable, else legacy with the reason)
@@ -131,6 +147,21 @@ class Daemon:
 
     def reload(self, force: bool = False) -> list[str]:
         changed = self.db.refresh(force=force)
+        now = self.clock.now()
+        for key in changed:
+            loaded = self.db.files.get(key)
+            companion = None if loaded is None else loaded.companion
+            stamps = (
+                [] if loaded is None else [loaded.stamp, getattr(companion, "stamp", companion)]
+            )
+            changes = [self.clock.file_time(st[1]) for st in stamps if st is not None]  # ctime
+            self._fresh[key] = min([now, max(changes, default=now)])
+        if self._recovering:
+            self._recovering = False
+            try:
+                self.recover(now)
+            except Exception:  # a bug here must not stop cron from starting
+                log.exception("recovery from the journal failed; carrying on")
         if changed or force:
             self._next.clear()
             if self.on_reload is not None:
@@ -151,6 +182,9 @@ class Daemon:
         if abs(wall - expected) >= STEP_THRESHOLD:
             log.info("clock step of %+.0f s detected", wall - expected)
             self._next.clear()  # next firings were computed on the old time line
+            self._stepped = True
+            if wall > expected:
+                self._jumped(datetime.fromtimestamp(expected, UTC), now)
             seen = list(
                 observed_minutes(self._last_utc_minute, math.floor(expected / 60), self.zone)
             )
@@ -175,21 +209,31 @@ class Daemon:
             self._next_rescan = now + timedelta(seconds=self.config.mtime_check)
         started: list[tuple[Job, datetime]] = []
         smart: list[tuple[Job, datetime]] = []
-        jobs = self.db.jobs
-        for utc_minute, minute in self.observations(now):
+        jobs, fresh, self._fresh = self.db.jobs, self._fresh, {}
+        seen = self.observations(now)
+        for utc_minute, minute in seen:
             for tick in self.ticker.observe(minute, utc_minute):
                 scheduled = _instant_of(tick.minute, tick.utc_minute, self.zone)
-                for job in due(jobs, tick, self.zone):
+                # cron.c runs minute M on the database as loaded at the top of M.
+                ready = [j for j in jobs if j.source not in fresh or fresh[j.source] < scheduled]
+                for job in due(ready, tick, self.zone):
                     gated = job.smart is not None and self.mode != "cron"
                     (smart if gated else started).append((job, scheduled))
+        if self._stepped:  # what waits was timed on the old time line: look again now
+            self._stepped = False
+            self.engine.reconsider(now)
+        try:  # the minute made durable (its smart firings, its plain ones) before any starts
+            self.engine.add(smart, now, self._journal_entry(seen, now, started))
+        except Exception:  # the gate's trouble must not stop plain cron
+            log.exception("the decision engine failed; carrying on")
         for job, scheduled in started:  # plain lines never pass through the gate
             try:
                 self._launch(self, job, scheduled, "cron")
             except Exception:  # a bug in one launch must not stop the others
                 log.exception("%s: could not start job", job.label)
+        if started:
+            self._journal_done()
         try:
-            for job, scheduled in smart:
-                self.engine.add(job, scheduled, now)
             started += self.engine.process(now)
         except Exception:  # the gate's trouble must not stop plain cron
             log.exception("the decision engine failed; carrying on")
@@ -197,6 +241,77 @@ class Daemon:
         if self._status_key() != before and self.on_status is not None:
             self.on_status()  # a model loaded, dropped or retrained
         return started
+
+    # ------------------------------------------------------------------ the journal
+
+    def _journal_entry(
+        self, seen: list[tuple[int, int]], now: datetime, plain: list[tuple[Job, datetime]]
+    ) -> list[tuple[str, tuple[object, ...]]]:
+        """The journal row of this wake-up (none if it saw no new minute)."""
+        if self.journal is None or not seen:
+            return []
+        listed = [PlainFiring(job.id, job.label, scheduled) for job, scheduled in plain]
+        boot, mono = self.clock.boot_id(), self.clock.monotonic()
+        return self.journal.statements(seen[-1][0], now, boot, mono, listed)
+
+    def _journal_done(self) -> None:
+        """Every plain firing of this wake-up was handed to the launcher."""
+        if self.journal is None:
+            return
+        try:
+            self.journal.mark_complete()
+        except HistoryError as err:
+            log.error("history: %s (journal)", err)
+
+    def _jumped(self, start: datetime, end: datetime) -> None:
+        self.jumps = [*self.jumps[-(MAX_JUMPS - 1) :], Jump(start, end)]
+
+    def jump_over(self, instant: datetime) -> Jump | None:
+        """The forward clock step that carried the wall clock over `instant`, if one did."""
+        return next((jump for jump in reversed(self.jumps) if jump.covers(instant)), None)
+
+    def recover(self, now: datetime) -> None:
+        """At the first load: what the previous daemon journaled and did not start, and
+        the minutes no daemon observed (see smartcron.journal)."""
+        if self.journal is None:
+            return
+        try:
+            last = self.journal.last()
+        except HistoryError as err:
+            log.error("history: %s (journal not read)", err)
+            return
+        through = self._last_utc_minute  # this daemon's first minute is not run (cron.c)
+        boot, mono = self.clock.boot_id(), self.clock.monotonic()
+        also = self.journal.statements(through, now, boot, mono, [], complete=True)
+        also += self.journal.prune_statements(now - timedelta(days=self.config.history_days))
+        if last is None:
+            self.engine.add([], now, also)
+            return
+        jump = restart_jump(last, now, boot, mono)
+        if jump is not None:
+            log.info("%s while the daemon was not running", jump.text())
+            if jump.end > jump.start:
+                self._jumped(jump.start, jump.end)
+            self.engine.reconsider(now)
+        lost = []
+        if not last.complete:  # killed while starting a minute's jobs
+            for firing in last.plain:
+                if not self.journal.started(firing):
+                    item = (firing.job_id, firing.label, firing.scheduled)
+                    lost.append(_not_run(*item, reason=RESTARTED))
+        smart = self.mode != "cron"
+        jobs = self.db.jobs
+        pending, gap = gap_firings(
+            jobs, last.utc_minute, through, now, self.zone, smart=smart, jump=jump
+        )
+        for item in [*lost, *gap]:
+            when = item.first.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+            last = item.last.astimezone(self.zone)
+            more = f" (and {item.count - 1} more to {last:%H:%M})" if item.count > 1 else ""
+            log.warning("%s: firing of %s%s %s", item.label, when, more, item.reason)
+        if pending:
+            log.info("%d firing(s) of minutes no daemon saw are pending", len(pending))
+        self.engine.add(pending, now, [*also, *self.journal.not_run_statements([*lost, *gap], now)])
 
     def _dropped(self, before: tuple[object, ...], now: datetime) -> None:
         """The model was dropped: firings it deferred go back to the rules at once."""
@@ -296,6 +411,7 @@ class Daemon:
                 self.step()
             except Exception:
                 log.exception("unexpected error in the scheduling loop; carrying on")
+        self._journal_done()  # a clean stop: the last minute's plain firings were started
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True
@@ -320,3 +436,9 @@ def initial_mode(config: Config, model: bool = False) -> tuple[str, str]:
     if not model:
         return "legacy", "no usable model yet: rules only (hard constraints, no model)"
     return "smart", "rules and model"
+
+
+def _not_run(job_id: str, label: str, scheduled: datetime, *, reason: str) -> NotRun:
+    return NotRun(
+        job_id=job_id, label=label, first=scheduled, last=scheduled, count=1, reason=reason
+    )

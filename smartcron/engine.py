@@ -12,6 +12,7 @@ module keeps the open firings in memory and writes every transition through.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING
@@ -143,31 +144,41 @@ class Engine:
         if self.slots:
             log.info("%d pending firing(s) resumed", len(self.slots))
 
-    def add(self, job: Job, nominal: datetime, now: datetime) -> None:
-        """A cron tick of a smart job: a pending firing, persisted before evaluation."""
-        assert job.smart is not None
-        key = (job.id, nominal)
-        if key in self.slots:
-            return
-        zone = job.zone or self.daemon.zone
-        start, deadline = window_for(job.smart, nominal, zone)
-        firing = Firing(
-            id=None,
-            job_id=job.id,
-            nominal=nominal,
-            deadline=deadline,
-            not_before=start if start > nominal else None,
-        )
-        if self.store is not None:
+    def add(
+        self,
+        due: Sequence[tuple[Job, datetime]],
+        now: datetime,
+        also: Sequence[tuple[str, tuple[object, ...]]] = (),
+    ) -> None:
+        """Cron ticks of smart jobs: pending firings, persisted before evaluation, in one
+        transaction with `also` (the minute journal), before any job of the minute starts."""
+        fresh: dict[Key, Firing] = {}
+        for job, nominal in due:
+            assert job.smart is not None
+            key = (job.id, nominal)
+            if key in self.slots or key in fresh:
+                continue
+            start, deadline = window_for(job.smart, nominal, self._zone(job))
+            fresh[key] = Firing(
+                id=None,
+                job_id=job.id,
+                nominal=nominal,
+                deadline=deadline,
+                not_before=start if start > nominal else None,
+            )
+        if self.store is not None and (fresh or also):
             try:
-                stored = self.store.create(firing, now)
+                stored = self.store.create_all(list(fresh.values()), now, also)
             except HistoryError as err:
-                log.error("history: %s (firing of %s kept in memory)", err, job.label)
+                log.error("history: %s (%d firing(s) kept in memory)", err, len(fresh))
             else:
-                if stored.firing.state != "pending" or stored.firing.attempt:
-                    return  # already handled (or in hand) by an earlier daemon
-                firing = replace(firing, id=stored.firing.id)
-        self.slots[key] = Slot(firing, now)
+                for (key, firing), row in zip(list(fresh.items()), stored, strict=True):
+                    if row.firing.state != "pending" or row.firing.attempt:
+                        del fresh[key]  # already handled (or in hand) by an earlier daemon
+                    else:
+                        fresh[key] = replace(firing, id=row.firing.id)
+        for key, firing in fresh.items():
+            self.slots[key] = Slot(firing, now)
 
     # ------------------------------------------------------------ evaluation
 
@@ -191,7 +202,9 @@ class Engine:
         for slot in sorted(due, key=lambda s: (s.firing.nominal, s.firing.job_id)):
             firing = slot.firing
             job = jobs.get(firing.job_id)
-            if job is None or now - firing.deadline > MISSED_AFTER:
+            # A forward clock step over the deadline is not downtime: on_deadline applies.
+            jump = self.daemon.jump_over(firing.deadline) if now >= firing.deadline else None
+            if job is None or (jump is None and now - firing.deadline > MISSED_AFTER):
                 self._missed(slot, job, now)
                 continue
             assert job.smart is not None
@@ -204,6 +217,10 @@ class Engine:
             advisor = self.advisor if self.daemon.mode == "smart" else None
             local = _in_zone(firing, self._zone(job))
             verdict = evaluate(local, job.smart, snap, now, recheck=self.recheck, advisor=advisor)
+            if jump is not None:
+                verdict = replace(
+                    verdict, reason=f"{jump.text()} past its window; {verdict.reason}"
+                )
             if verdict.action == "run":
                 ready[firing.job_id, firing.nominal] = (slot, job, verdict, snap)
                 continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -109,20 +109,36 @@ class FiringStore:
     def create(self, firing: Firing, now: datetime) -> StoredFiring:
         """Persist a new pending firing, or return the one already stored for
         (job, nominal) in whatever state it reached (so nothing is created twice)."""
+        return self.create_all([firing], now)[0]
+
+    def create_all(
+        self,
+        firings: Sequence[Firing],
+        now: datetime,
+        also: Iterable[tuple[str, tuple[object, ...]]] = (),
+    ) -> list[StoredFiring]:
+        """`create` for several firings, written in one transaction with the statements
+        `also` (the minute journal: a crash leaves all of a minute or none of it)."""
         sql = (
             "INSERT OR IGNORE INTO firings"
             " (job_id, nominal, deadline, state, attempts, next_eval, created, updated)"
             " VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)"
         )
         at = to_db_time(now)
-        nominal = to_db_time(firing.nominal)
-        params = (firing.job_id, nominal, to_db_time(firing.deadline), at, at, at)
-        self._write([(sql, params)])
-        rows = self._read(
-            f"SELECT {_FIRING_COLUMNS} FROM firings WHERE job_id = ? AND nominal = ?",
-            (firing.job_id, nominal),
-        )
-        return _firing(rows[0])
+        statements = list(also)
+        for firing in firings:
+            nominal = to_db_time(firing.nominal)
+            params = (firing.job_id, nominal, to_db_time(firing.deadline), at, at, at)
+            statements.append((sql, params))
+        self._write(statements)
+        out = []
+        for firing in firings:
+            rows = self._read(
+                f"SELECT {_FIRING_COLUMNS} FROM firings WHERE job_id = ? AND nominal = ?",
+                (firing.job_id, to_db_time(firing.nominal)),
+            )
+            out.append(_firing(rows[0]))
+        return out
 
     def record(
         self,

@@ -114,6 +114,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX decisions_job_at ON decisions (job_id, at);
         """,
     ),
+    # The minute journal (smartcron.journal): the last wake-up's observed minute, its
+    # plain firings and the clocks, written with its smart firings before any job of
+    # the minute starts; and the plain firings a restart left unrun, counted per job.
+    Migration(
+        name="0003_minute_journal",
+        sql="""
+        CREATE TABLE journal (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            utc_minute INTEGER NOT NULL, at TEXT NOT NULL, boot_id TEXT, mono REAL,
+            plain TEXT NOT NULL, complete INTEGER NOT NULL);
+        CREATE TABLE not_run (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id TEXT NOT NULL, label TEXT NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
+            count INTEGER NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
+        CREATE INDEX not_run_at ON not_run (at);
+        """,
+    ),
 )
 
 
