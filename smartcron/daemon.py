@@ -21,6 +21,7 @@ from smartcron.engine import Engine
 from smartcron.executor import Runner, RunResult
 from smartcron.gate import Advisor, Firing
 from smartcron.history import HistoryError, HistoryStore
+from smartcron.historyguard import report
 from smartcron.jobs import Job
 from smartcron.journal import (
     RESTARTED,
@@ -261,7 +262,7 @@ class Daemon:
         try:
             self.journal.mark_complete()
         except HistoryError as err:
-            log.error("history: %s (journal)", err)
+            report(err, "journal")
 
     def _jumped(self, start: datetime, end: datetime) -> None:
         self.jumps = [*self.jumps[-(MAX_JUMPS - 1) :], Jump(start, end)]
@@ -278,7 +279,7 @@ class Daemon:
         try:
             last = self.journal.last()
         except HistoryError as err:
-            log.error("history: %s (journal not read)", err)
+            report(err, "journal not read")
             return
         through = self._last_utc_minute  # this daemon's first minute is not run (cron.c)
         boot, mono = self.clock.boot_id(), self.clock.monotonic()
@@ -353,7 +354,7 @@ class Daemon:
         try:
             removed = self.history.prune(timedelta(days=self.config.history_days), now)
         except HistoryError as err:
-            log.error("history: pruning failed: %s", err)
+            report(err, "not pruned")
             return
         if removed:
             log.info(

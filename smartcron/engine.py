@@ -29,6 +29,7 @@ from smartcron.gate import (
     window_for,
 )
 from smartcron.history import HistoryError, RunStatus
+from smartcron.historyguard import report
 from smartcron.jobs import Job
 from smartcron.monitor import Monitor, Snapshot
 from smartcron.smartspec import SmartSpec
@@ -117,7 +118,7 @@ class Engine:
         try:
             return self.store.record(firing, now, **fields)  # type: ignore[arg-type]
         except HistoryError as err:
-            log.error("history: %s (firing %s kept in memory)", err, firing.id)
+            report(err, f"firing {firing.id} kept in memory")
             return True
 
     def resume(self, now: datetime) -> None:
@@ -129,7 +130,7 @@ class Engine:
         try:
             stored = self.store.open_firings()
         except HistoryError as err:
-            log.error("history: %s (pending firings not resumed)", err)
+            report(err, "pending firings not resumed")
             return
         for item in stored:
             firing = item.firing
@@ -170,7 +171,7 @@ class Engine:
             try:
                 stored = self.store.create_all(list(fresh.values()), now, also)
             except HistoryError as err:
-                log.error("history: %s (%d firing(s) kept in memory)", err, len(fresh))
+                report(err, f"{len(fresh)} firing(s) kept in memory")
             else:
                 for (key, firing), row in zip(list(fresh.items()), stored, strict=True):
                     if row.firing.state != "pending" or row.firing.attempt:

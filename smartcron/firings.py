@@ -157,30 +157,38 @@ class FiringStore:
         """Record a decision and move the firing (state, attempts, next_eval) in one
         transaction. With `expect`, nothing happens unless the stored state is `expect`
         (False then). A firing without an id (its row could not be written) records
-        nothing and returns True."""
+        nothing and returns True.
+
+        The row is found by (job, nominal), never by the id in memory: after a corrupt
+        database was moved aside, that id names nothing, or another firing, in the fresh
+        file. A row missing there is written again first, in the state it had."""
         if firing.id is None:
             return True
         at = to_db_time(now)
+        key = (firing.job_id, to_db_time(firing.nominal))
+        again = (
+            "INSERT OR IGNORE INTO firings"
+            " (job_id, nominal, deadline, state, attempts, next_eval, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        was = expect or firing.state
+        row = (*key, to_db_time(firing.deadline), was, firing.attempt, None, at, at)
         update = (
             "UPDATE firings SET state = ?, attempts = ?, next_eval = ?, updated = ?"
-            " WHERE id = ?" + (" AND state = ?" if expect else "")
+            " WHERE job_id = ? AND nominal = ?" + (" AND state = ?" if expect else "")
         )
-        params: tuple[object, ...] = (
-            state or firing.state,
-            firing.attempt,
-            _t(next_eval),
-            at,
-            firing.id,
-        )
+        params: tuple[object, ...] = (state or firing.state, firing.attempt, _t(next_eval), at)
+        params += key + ((expect,) if expect else ())
         insert = (
             "INSERT INTO decisions (firing_id, job_id, at, verdict, until, reason, snapshot, model)"
-            " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE changes() > 0"
+            " SELECT (SELECT id FROM firings WHERE job_id = ? AND nominal = ?),"
+            " ?, ?, ?, ?, ?, ?, ? WHERE changes() > 0"
         )
         snap = None if snapshot is None else json.dumps(snapshot.to_dict())
-        values = (firing.id, firing.job_id, at, verdict, _t(until), reason, snap)
+        values = (*key, firing.job_id, at, verdict, _t(until), reason, snap)
         values += (None if model is None else json.dumps(dict(model)),)
-        counts = self._write([(update, params + ((expect,) if expect else ())), (insert, values)])
-        return counts[0] > 0
+        counts = self._write([(again, row), (update, params), (insert, values)])
+        return counts[1] > 0
 
     # ------------------------------------------------------------ reads
 

@@ -23,7 +23,7 @@ from smartcron.executor_fake import FakeOutcome
 from smartcron.history import HistoryStore, RunStart
 from tests.polling import wait_for
 from tests.test_daemon_e2e import BIN, runs, start, stop, write_config
-from tests.test_smart_daemon import START, make, utc
+from tests.test_smart_daemon import START, battery, make, utc
 from tests.users import is_root
 
 NEEDS_MOUNT = "needs root: mounts a read-only bind or a tiny tmpfs"
@@ -314,3 +314,27 @@ def test_history_is_picked_up_again_when_the_state_directory_can_be_written(
     assert rows.count((b"plain", "ok")) >= 4  # the minutes parked while down came through
     assert caplog.text.count("jobs still run, their history waits in memory") == 1
     assert caplog.text.count("can be written again") == 1
+    assert "(journal" not in caplog.text  # said once when it went down, not each minute
+
+
+def test_a_firing_deferred_across_a_corrupt_database_swap_still_runs_once(tmp_path, caplog):
+    # The engine holds the firing's id from the old file; the fresh file has no such row.
+    store = HistoryStore.open(tmp_path / "history.db", resilient=True)
+    tab = "#@smart name=b window=3h min_battery=50\n0 2 * * * b\n"
+    h = make(tmp_path, tab, battery(low_until="02:30"), history=store)
+    adopt(store, h)
+    h.run_until(utc("01:10"))  # 02:00 CET: deferred, the battery is low
+    assert h.runner.requests == []
+    base = {"job_id": "j", "source": "crontab", "user": "root", "started": START}
+    for i in range(200):
+        store.record_start(RunStart(**base, command=f"old {i} " + "x" * 400))
+    store._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(tmp_path / "history.db", "r+b") as db:
+        db.seek(4096 * 3)
+        db.write(os.urandom(4096 * 6))
+    h.run_until(utc("03:30"))
+    assert len(moved(tmp_path)) == 1
+    assert started(h, "b") == 1
+    (fresh,) = h.firings("b")
+    assert fresh.firing.state == "done"
+    assert "no longer pending" not in caplog.text
