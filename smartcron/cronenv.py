@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from smartcron.cronstream import _C_SPACE, _NUL, _QUOTES, MAX_ENVSTR, _bytes, _text
+from smartcron.cronstream import C_SPACE, MAX_ENVSTR, NUL, QUOTES, as_bytes, as_text
 
 # --------------------------------------------------------------------------- environment
 
 
-def _load_env_buffer(buf: bytearray) -> tuple[bytes, bytes] | None:
+def load_env_buffer(buf: bytearray) -> tuple[bytes, bytes] | None:
     """env.c's state machine over its `envstr` buffer (NUL-terminated, maybe with leftovers).
 
     A line ending in an opening quote makes env.c copy the NUL and read on into what
@@ -15,13 +15,13 @@ def _load_env_buffer(buf: bytearray) -> tuple[bytes, bytes] | None:
     """
 
     def at(i: int) -> int:
-        return buf[i] if i < len(buf) else _NUL
+        return buf[i] if i < len(buf) else NUL
 
     name, value = bytearray(), bytearray()
     out, state, quote, i = name, "NAMEI", 0, 0
-    while state != "ERROR" and at(i) != _NUL:
+    while state != "ERROR" and at(i) != NUL:
         if state in ("NAMEI", "VALUEI"):
-            if at(i) in _QUOTES:
+            if at(i) in QUOTES:
                 quote = at(i)
                 i += 1
             state = "NAME" if state == "NAMEI" else "VALUE"
@@ -35,7 +35,7 @@ def _load_env_buffer(buf: bytearray) -> tuple[bytes, bytes] | None:
                     state = "ERROR"
                     continue
             elif state == "NAME":
-                if c in _C_SPACE:
+                if c in C_SPACE:
                     state, i = "EQ1", i + 1
                     continue
                 if c == ord("="):
@@ -46,10 +46,10 @@ def _load_env_buffer(buf: bytearray) -> tuple[bytes, bytes] | None:
         elif state == "EQ1":
             if at(i) == ord("="):
                 state, out, quote = "EQ2", value, 0
-            elif at(i) not in _C_SPACE:
+            elif at(i) not in C_SPACE:
                 state = "ERROR"
             i += 1
-        elif at(i) in _C_SPACE:  # EQ2, FINI
+        elif at(i) in C_SPACE:  # EQ2, FINI
             i += 1
         else:
             state = "VALUEI" if state == "EQ2" else "ERROR"
@@ -58,8 +58,8 @@ def _load_env_buffer(buf: bytearray) -> tuple[bytes, bytes] | None:
     key = bytes(name).split(b"\0", 1)[0]
     # The unquoted-value trim and strdtb() both strip trailing isspace(), even inside
     # quotes ("a  " gives a); then one pair of matching quotes still around it goes.
-    val = bytes(value).split(b"\0", 1)[0].rstrip(_C_SPACE)
-    if len(val) >= 2 and val[0] in _QUOTES and val[-1] == val[0]:
+    val = bytes(value).split(b"\0", 1)[0].rstrip(C_SPACE)
+    if len(val) >= 2 and val[0] in QUOTES and val[-1] == val[0]:
         val = val[1:-1]
     if len(key) + 1 + len(val) >= MAX_ENVSTR - 1:
         return None
@@ -74,14 +74,14 @@ def parse_env_line(line: str, *, leftovers: bytes = b"") -> tuple[str, str] | No
     blanks may follow a closing quote); trailing blanks go even from inside quotes
     (`"a  "` gives `a`); a value still wrapped in the same quote loses that pair too
     (`'"a"'` gives `a`); only the first 998 bytes of the line are read. `leftovers`
-    is what follows the line's NUL in cron's buffer (see _load_env_buffer).
+    is what follows the line's NUL in cron's buffer (see load_env_buffer).
     """
-    data = _bytes(line).split(b"\0", 1)[0][: MAX_ENVSTR - 2]
+    data = as_bytes(line).split(b"\0", 1)[0][: MAX_ENVSTR - 2]
     buf = bytearray(MAX_ENVSTR)
     buf[: len(data) + 1 + len(leftovers)] = data + b"\0" + leftovers
     buf[MAX_ENVSTR - 1 :] = b"\0"
-    found = _load_env_buffer(buf[:MAX_ENVSTR])
-    return None if found is None else (_text(found[0]), _text(found[1]))
+    found = load_env_buffer(buf[:MAX_ENVSTR])
+    return None if found is None else (as_text(found[0]), as_text(found[1]))
 
 
 # --------------------------------------------------------------------------- commands

@@ -5,17 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smartcron.cronstream import (
-    _ALNUM,
-    _EOF,
-    _NL,
+    ALNUM,
     DOW_NAMES,
+    EOF,
     MAX_COMMAND,
     MAX_ENVSTR,
     MONTH_NAMES,
-    _bytes,
-    _Reason,
-    _Stream,
-    _text,
+    NL,
+    Reason,
+    Stream,
+    as_bytes,
+    as_text,
 )
 from smartcron.errors import CrontabSyntaxError, LineProblem
 
@@ -52,7 +52,7 @@ class TimeSpec:
 
 def _as_char(ch: int) -> int:
     """entry.c's field functions return `char`: a 0xFF byte comes back as EOF."""
-    return _EOF if ch == 0xFF else ch
+    return EOF if ch == 0xFF else ch
 
 
 def _wrap_int(value: int) -> int:
@@ -65,63 +65,63 @@ def _c_atoi(digits: bytes) -> int:
     return _wrap_int(min(int(digits), 2**63 - 1))
 
 
-def _get_number(s: _Stream, ch: int, low: int, names: tuple[str, ...] | None) -> tuple[int, int]:
+def _get_number(s: Stream, ch: int, low: int, names: tuple[str, ...] | None) -> tuple[int, int]:
     token = bytearray()
-    while ch in _ALNUM:
+    while ch in ALNUM:
         if len(token) + 1 >= MAX_ENVSTR:  # "if (++len >= MAX_TEMPSTR) return EOF"
-            return 0, _EOF
+            return 0, EOF
         token.append(ch)
         ch = s.get()
     if not token:
-        return 0, _EOF
+        return 0, EOF
     if names:
         lowered = token.decode("ascii").lower()
         if lowered in names:
             return names.index(lowered) + low, _as_char(ch)
     if token.isdigit():
         return _c_atoi(bytes(token)), _as_char(ch)
-    return 0, _EOF
+    return 0, EOF
 
 
 def _get_range(
-    s: _Stream, ch: int, low: int, high: int, names: tuple[str, ...] | None, bits: set[int]
+    s: Stream, ch: int, low: int, high: int, names: tuple[str, ...] | None, bits: set[int]
 ) -> int:
     if ch == ord("*"):
         first, last = low, high
         ch = s.get()
     else:
         first, ch = _get_number(s, ch, low, names)
-        if ch == _EOF:
-            return _EOF
+        if ch == EOF:
+            return EOF
         if ch != ord("-"):
             # "Step specified without range, eg: 1/20 * * * *" is an error.
             if ch == ord("/") or not low <= first <= high:
-                return _EOF
+                return EOF
             bits.add(first)
             return ch
         last, ch = _get_number(s, s.get(), low, names)
-        if ch == _EOF:
-            return _EOF
+        if ch == EOF:
+            return EOF
     step = 1
     if ch == ord("/"):
         step, ch = _get_number(s, s.get(), 0, None)
-        if ch == _EOF or step <= 0:
-            return _EOF
+        if ch == EOF or step <= 0:
+            return EOF
     if not (low <= first <= high and low <= last <= high):
-        return _EOF
+        return EOF
     # `for (i = num1; i <= num2; i += num3)` on a C int: a huge step overflows to a
     # negative i, which set_element() rejects (1-59/2147483647 is "bad minute").
     i = first
     while i <= last:
         if not low <= i <= high:
-            return _EOF
+            return EOF
         bits.add(i)
         i = _wrap_int(i + step)
     return _as_char(ch)  # first > last sets nothing: the range never matches
 
 
 def _get_list(
-    s: _Stream, ch: int, low: int, high: int, names: tuple[str, ...] | None
+    s: Stream, ch: int, low: int, high: int, names: tuple[str, ...] | None
 ) -> tuple[frozenset[int], int]:
     bits: set[int] = set()
     while True:
@@ -189,23 +189,23 @@ def _shared(values: frozenset[int]) -> frozenset[int]:
     return values
 
 
-def _load_times(s: _Stream) -> tuple[TimeSpec, int]:
+def load_times(s: Stream) -> tuple[TimeSpec, int]:
     """load_entry's time part: return the spec and the first character after the blanks."""
     start = s.pos
     ch = s.get()
     if ch == ord("@"):
         word, ch = s.get_string(MAX_COMMAND, b" \t\n")
-        spec = _keyword_spec(_text(word))
+        spec = _keyword_spec(as_text(word))
         if spec is None:
-            raise _Reason("bad time specifier")
+            raise Reason("bad time specifier")
         return spec, s.skip_blanks(ch)
     values: dict[str, frozenset[int]] = {}
     stars: dict[str, bool] = {}
     for name, low, high, names, reason in _LAYOUT:
         stars[name] = ch == ord("*")
         values[name], ch = _get_list(s, ch, low, high, names)
-        if ch == _EOF:
-            raise _Reason(reason)
+        if ch == EOF:
+            raise Reason(reason)
     dows = values["dows"]
     if 7 in dows:  # "make sundays equivilent"
         dows = (dows - {7}) | {0}
@@ -213,7 +213,7 @@ def _load_times(s: _Stream) -> tuple[TimeSpec, int]:
     # daemon with thousands of entries does not hold thousands of equal sets.
     values = {name: _shared(value) for name, value in values.items()}
     dows = _shared(dows)
-    text = _text(s.data[start : s.pos - 1]).rstrip(" \t\n")
+    text = as_text(s.data[start : s.pos - 1]).rstrip(" \t\n")
     spec = TimeSpec(
         minutes=values["minutes"],
         hours=values["hours"],
@@ -234,13 +234,13 @@ def parse_timespec(text: str) -> TimeSpec:
 
     Raises CrontabSyntaxError (path "<expr>", line 1) with cron's reason.
     """
-    s = _Stream(_bytes(text.strip(" \t")) + b"\n")
+    s = Stream(as_bytes(text.strip(" \t")) + b"\n")
     try:
-        spec, ch = _load_times(s)
-    except _Reason as err:
+        spec, ch = load_times(s)
+    except Reason as err:
         raise CrontabSyntaxError([LineProblem("<expr>", 1, err.reason)]) from None
-    if ch != _NL:
-        rest = _text(s.data[s.pos - 1 : -1])
+    if ch != NL:
+        rest = as_text(s.data[s.pos - 1 : -1])
         raise CrontabSyntaxError(
             [LineProblem("<expr>", 1, f"unexpected text after the time fields: {rest!r}")]
         )

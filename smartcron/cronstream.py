@@ -30,24 +30,27 @@ MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "o
 # Debian's DowNames has "Sun" twice (0 and 7); the first match wins, so "sun" is 0.
 DOW_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
-_EOF = -1
-_NL, _SP, _TAB, _NUL = 10, 32, 9, 0
+EOF = -1
+NL, _SP, _TAB, NUL = 10, 32, 9, 0
 _BLANKS = (_SP, _TAB)
-_QUOTES = (ord("'"), ord('"'))
-_C_SPACE = b" \t\n\v\f\r"  # isspace() in the C (and C.UTF-8) locale
-_ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+QUOTES = (ord("'"), ord('"'))
+C_SPACE = b" \t\n\v\f\r"  # isspace() in the C (and C.UTF-8) locale
+ALNUM = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _NONBLANK_END = re.compile(b"[ \t\n]")
 
 
-def _text(data: bytes) -> str:
+def as_text(data: bytes) -> str:
+    """Crontab bytes as text; undecodable bytes survive the round trip (as_bytes)."""
     return data.decode("utf-8", "surrogateescape")
 
 
-def _bytes(text: str | bytes) -> bytes:
+def as_bytes(text: str | bytes) -> bytes:
     return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
 
 
-class _Reason(Exception):
+class Reason(Exception):
+    """Why entry.c refuses a line; the parser turns it into a LineProblem with the line."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -61,7 +64,7 @@ def _terminators(terms: bytes) -> re.Pattern[bytes]:
     return re.compile(b"[\\x00" + re.escape(terms) + b"]")
 
 
-class _Stream:
+class Stream:
     """misc.c's get_char/unget_char/get_string/skip_comments over bytes, with LineNumber."""
 
     __slots__ = ("annotations", "data", "found", "line", "pos")
@@ -75,17 +78,17 @@ class _Stream:
 
     def get(self) -> int:
         if self.pos >= len(self.data):
-            return _EOF
+            return EOF
         ch = self.data[self.pos]
         self.pos += 1
-        if ch == _NL:
+        if ch == NL:
             self.line += 1
         return ch
 
     def unget(self, ch: int) -> None:
-        if ch != _EOF:
+        if ch != EOF:
             self.pos -= 1
-            if ch == _NL:
+            if ch == NL:
                 self.line -= 1
 
     def get_string(self, size: int, terms: bytes) -> tuple[bytes, int]:
@@ -111,7 +114,7 @@ class _Stream:
         return ch
 
     def skip_nonblanks(self, ch: int) -> int:
-        if ch in (_SP, _TAB, _NL, _EOF):
+        if ch in (_SP, _TAB, NL, EOF):
             return ch
         match = _NONBLANK_END.search(self.data, self.pos)
         self.pos = match.start() if match else len(self.data)
@@ -120,20 +123,20 @@ class _Stream:
     def skip_comments(self) -> None:
         """Skip blank lines, leading blanks and `#` lines, noting `#@smart` ones."""
         ch = self.get()
-        while ch != _EOF:
+        while ch != EOF:
             ch = self.skip_blanks(ch)
-            if ch in (_EOF, _NL):
-                ch = self.get() if ch == _NL else ch
+            if ch in (EOF, NL):
+                ch = self.get() if ch == NL else ch
                 continue
             if ch != ord("#"):
                 break
             start = self.pos - 1
             end = self.data.find(b"\n", start)
             end = len(self.data) if end < 0 else end
-            comment = _text(self.data[start:end])
+            comment = as_text(self.data[start:end])
             if comment.startswith(SMART_PREFIX):
                 self.annotations.append(Annotation(self.line, comment.rstrip("\r")))
             self.pos = end
             ch = self.get()
-            ch = self.get() if ch == _NL else ch
+            ch = self.get() if ch == NL else ch
         self.unget(ch)

@@ -29,23 +29,23 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from smartcron.cronenv import _load_env_buffer, parse_env_line, split_command
-from smartcron.cronfields import TimeSpec, _load_times, parse_timespec
+from smartcron.cronenv import load_env_buffer, parse_env_line, split_command
+from smartcron.cronfields import TimeSpec, load_times, parse_timespec
 from smartcron.cronstream import (
-    _EOF,
-    _NUL,
     DOW_NAMES,
+    EOF,
     MAX_COMMAND,
     MAX_ENVSTR,
     MAX_TAB_LINES,
     MONTH_NAMES,
     NHEADER_LINES,
+    NUL,
     SMART_PREFIX,
     Annotation,
-    _bytes,
-    _Reason,
-    _Stream,
-    _text,
+    Reason,
+    Stream,
+    as_bytes,
+    as_text,
 )
 from smartcron.errors import CrontabSyntaxError, LineProblem
 
@@ -131,30 +131,30 @@ def cron_d_name_ok(name: str) -> bool:
 
 
 def _load_entry(
-    s: _Stream, kind: Kind, user_exists: Callable[[str], bool] | None
+    s: Stream, kind: Kind, user_exists: Callable[[str], bool] | None
 ) -> tuple[TimeSpec, str | None, str]:
     """entry.c's load_entry from the stream position (a useful line starts here)."""
-    spec, ch = _load_times(s)
+    spec, ch = load_times(s)
     s.unget(ch)
     user: str | None = None
     if kind is Kind.SYSTEM:
         # get_string(username, MAX_COMMAND, file, " \t"): no "\n" among the
         # terminators, so a line without a blank after the user runs into the next one.
         name, ch = s.get_string(MAX_COMMAND, b" \t")
-        if ch == _EOF:
-            raise _Reason("bad command")
-        user = _text(name)
+        if ch == EOF:
+            raise Reason("bad command")
+        user = as_text(name)
         if not name or b"\n" in name or (user_exists is not None and not user_exists(user)):
-            raise _Reason("bad username")
+            raise Reason("bad username")
     elif ch == ord("*"):
         # A user command starting with '*' is refused (a sixth time field, usually).
-        raise _Reason("bad command")
+        raise Reason("bad command")
     command, ch = s.get_string(MAX_COMMAND, b"\n")
     if len(command) == MAX_COMMAND - 1:  # "assume that the command has been truncated"
-        raise _Reason("command too long")
-    if ch == _EOF:
-        raise _Reason("bad command")  # pragma: no cover - parse() always ends with "\n"
-    return spec, user, _text(command)
+        raise Reason("command too long")
+    if ch == EOF:
+        raise Reason("bad command")  # pragma: no cover - parse() always ends with "\n"
+    return spec, user, as_text(command)
 
 
 _CR_WARNING = "carriage return in line (CRLF file?); kept as cron does"
@@ -190,7 +190,7 @@ def parse(
     refused only if a job or assignment starts after line MAX_TAB_LINES + 3, as the
     spool copy has a 3-line header; trailing comments never count).
     """
-    data = _bytes(text)
+    data = as_bytes(text)
     problems: list[LineProblem] = []
     warnings: list[LineProblem] = []
     entries: list[Entry] = []
@@ -212,7 +212,7 @@ def parse(
     if not data.endswith(b"\n"):
         data += b"\n"
 
-    s = _Stream(data)
+    s = Stream(data)
     odd_lines: set[int] = set()  # lines already warned about (CR, NUL)
     envbuf = bytearray(MAX_ENVSTR)  # load_env's envstr; what it holds after the NUL matters
     # crontab.c: "while (... LineNumber < MAX_TAB_LINES + 2)"; user.c adds NHEADER_LINES
@@ -234,14 +234,14 @@ def parse(
                 warnings.append(LineProblem(path, number, _NUL_WARNING))
         line, _ = s.get_string(MAX_ENVSTR - 1, b"\n")
         envbuf[: len(line) + 1] = line + b"\0"
-        envbuf[MAX_ENVSTR - 1] = _NUL
-        assignment = _load_env_buffer(envbuf)
+        envbuf[MAX_ENVSTR - 1] = NUL
+        assignment = load_env_buffer(envbuf)
         if assignment is not None:
             key, value = assignment
             setting = key + b"=" + value
             envbuf[: len(setting) + 1] = setting + b"\0"  # sprintf(envstr, "%s=%s", ...)
-            env[_text(key)] = _text(value)
-            assignments.append(EnvAssignment(number, _text(key), _text(value)))
+            env[as_text(key)] = as_text(value)
+            assignments.append(EnvAssignment(number, as_text(key), as_text(value)))
             if s.pos - start > MAX_ENVSTR - 1:
                 warnings.append(
                     LineProblem(path, number, f"value cut to {MAX_ENVSTR - 2} bytes, as cron does")
@@ -251,7 +251,7 @@ def parse(
         pending, s.annotations = s.annotations, []
         try:
             spec, user, command = _load_entry(s, kind, user_exists)
-        except _Reason as err:
+        except Reason as err:
             hint = " (carriage return in line: CRLF line ends?)" if b"\r" in raw else ""
             if b"\0" in raw:
                 hint = " (NUL byte in line: binary file?)"
