@@ -43,15 +43,15 @@ from smartcron.clock import Clock, SystemClock
 from smartcron.jobenv import PasswdEntry, build_env, can_enter, job_environment
 from smartcron.runapi import (
     MIB,
+    Handle,
+    LateHandle,
     OnDone,
     RunHandle,
     Runner,
     RunRequest,
     RunResult,
-    _Handle,
-    _in_thread,
-    _LateHandle,
     cap_output,
+    in_thread,
 )
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class ProcessRunner:
         """Fork and exec on the job's own thread, so the daemon's loop never waits for
         an exec: twenty jobs due in one minute start side by side, not one by one."""
         started, t0 = self.clock.now(), time.monotonic()
-        late = _LateHandle()
+        late = LateHandle()
 
         def work() -> None:
             try:
@@ -139,7 +139,7 @@ class ProcessRunner:
             job.run()
 
         try:
-            _in_thread(f"job-{request.job_id}", work)
+            in_thread(f"job-{request.job_id}", work)
         except RuntimeError as exc:  # no thread to be had
             return _failed(request, started, f"cannot start job: {exc}", on_done)
         return late
@@ -209,9 +209,9 @@ def _failed(req: RunRequest, started: datetime, reason: str, on_done: OnDone) ->
         job_id=req.job_id, pid=None, started=started, ended=started, exit_code=ERROR_EXIT,
         signal=None, wall_s=0.0, output=output, output_size=len(output), spawn_error=reason,
     )  # fmt: skip
-    handle = _Handle(None, lambda: None)
+    handle = Handle(None, lambda: None)
     try:
-        _in_thread(f"job-{req.job_id}", lambda: handle.finish(result, on_done))
+        in_thread(f"job-{req.job_id}", lambda: handle.finish(result, on_done))
     except RuntimeError:  # no thread to be had: better here than an exception
         handle.finish(result, on_done)
     return handle
@@ -250,7 +250,7 @@ class _Job:
         proc, self.cg = spawned
         self.runner, self.req, self.proc, self.pid = runner, req, proc, proc.pid
         self.out_r, self.started, self.t0, self.on_done = out_r, started, t0, on_done
-        self.handle = _Handle(self.pid, self._request_stop)
+        self.handle = Handle(self.pid, self._request_stop)
         self.buf, self.size, self.out_eof = bytearray(), 0, False
         self.stop_requested = threading.Event()
         self.wake_r, self.wake_w = os.pipe()

@@ -91,7 +91,9 @@ def cap_output(data: bytes, size: int, cap: int) -> bytes:
     return data[:cap] + f"\n[smartcron: output cut at {cap} of {size} bytes]\n".encode()
 
 
-class _Handle:
+class Handle:
+    """A RunHandle for the runners: `finish` reports the result once, then wakes waiters."""
+
     def __init__(self, pid: int | None, stop: Callable[[], None]) -> None:
         self._pid = pid
         self._stop = stop
@@ -119,7 +121,7 @@ class _Handle:
         self._done.set()
 
 
-class _LateHandle:
+class LateHandle:
     """A RunHandle whose process is still being forked on the job's thread."""
 
     def __init__(self) -> None:
@@ -153,5 +155,11 @@ class _LateHandle:
             self._handle.terminate()
 
 
-def _in_thread(name: str, target: Callable[[], None]) -> None:
+def in_thread(name: str, target: Callable[[], None]) -> None:
+    """Run `target` on a daemon thread: a job's wait never holds up the daemon's exit."""
     threading.Thread(target=target, name=name, daemon=True).start()
+
+
+# The old private names, for the fakes until smartcron.testing imports the public ones.
+_Handle = Handle
+_in_thread = in_thread
