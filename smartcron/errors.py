@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from smartcron.crontab import Crontab
 
 
 class SmartcronError(Exception):
@@ -29,9 +25,10 @@ class CrontabSyntaxError(SmartcronError):
     """A crontab with one or more bad lines; like cron, the file is refused whole.
 
     `partial` is what the parser made of the other lines (their entries and warnings),
-    so that a checker can report every problem, not only the bad lines."""
+    so that a checker can report every problem, not only the bad lines. It is a
+    `crontab.Crontab`, typed `object` here because the parser imports this module."""
 
-    def __init__(self, problems: list[LineProblem], partial: Crontab | None = None) -> None:
+    def __init__(self, problems: list[LineProblem], partial: object | None = None) -> None:
         self.problems = tuple(problems)
         self.partial = partial
         super().__init__("\n".join(str(p) for p in self.problems))
