@@ -336,6 +336,13 @@ def call(path: Path, request: Reply, timeout: float = 30.0, retry_for: float = 0
         pause = min(2 * pause, BUSY_WAIT_MAX)
 
 
+def ask_reload(config: Config) -> None:
+    """Ask a running daemon to reload now; nothing when none answers (it rescans anyway)."""
+    if config.socket_path.exists():
+        with contextlib.suppress(SmartcronError):
+            call(config.socket_path, {"op": "reload"}, timeout=2.0)
+
+
 def _call_once(path: Path, request: Reply, timeout: float) -> Reply:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:

@@ -101,7 +101,7 @@ def check_lines(
         tab = parse(data, kind, path, install=True)
     except CrontabSyntaxError as err:
         problems += err.problems
-        if err.partial is None:  # pragma: no cover - parse() always sets it
+        if not isinstance(err.partial, Crontab):  # pragma: no cover - parse() always sets it
             return problems, []
         tab = err.partial
     warnings: list[Finding] = [*tab.warnings, *_zone_warnings(tab, path)]
@@ -422,30 +422,31 @@ def _backup_or_note(target: Target, old: bytes | None, notes: list[str]) -> Path
 
 
 class DirectStore:
-    """Root on the spool, or anyone on their own user-mode crontab: written in place."""
+    """Root on the spool, or anyone on their own user-mode crontab: written in place.
 
-    def __init__(self, config: Config, target: Target) -> None:
+    `notify` runs after each change, besides touching the directory (inotify sees it):
+    smartcrontab passes control.ask_reload, which this module cannot import (control
+    imports it)."""
+
+    def __init__(
+        self, config: Config, target: Target, notify: Callable[[], None] | None = None
+    ) -> None:
         self.config = config
         self.target = target
         self.user = target.user
+        self.notify = notify
 
     def read(self) -> bytes | None:
         return read(self.target)
 
     def install(self, data: bytes, source: str) -> list[str]:
         outcome = install(self.target, data, source)
-        self._poke_daemon()
+        if self.notify is not None:
+            self.notify()
         return list(outcome.notes)
 
     def remove(self) -> list[str]:
         outcome = remove(self.target)
-        self._poke_daemon()
+        if self.notify is not None:
+            self.notify()
         return list(outcome.notes)
-
-    def _poke_daemon(self) -> None:
-        """Besides touching the directory (inotify sees it), ask a running daemon to reload."""
-        from smartcron import control
-
-        if self.config.socket_path.exists():
-            with contextlib.suppress(SmartcronError):
-                control.call(self.config.socket_path, {"op": "reload"}, timeout=2.0)

@@ -19,7 +19,7 @@ from smartcron import config as configuration
 from smartcron import install
 from smartcron.cli.common import CONTEXT
 from smartcron.config import SYSTEM_CONFIG, defaults
-from smartcron.control import RemoteStore, Unavailable
+from smartcron.control import RemoteStore, Unavailable, ask_reload
 from smartcron.crontab import Kind
 from smartcron.errors import SmartcronError
 from smartcron.install import DirectStore
@@ -224,10 +224,11 @@ def open_store(user: str | None, user_mode: bool, config_file: str | None) -> St
     try:
         config = configuration.load(config_file, user_mode=user_mode)
         if user_mode:
-            store: Store = DirectStore(config, install.own_target(config, me.pw_name))
+            own = install.own_target(config, me.pw_name)
+            store: Store = DirectStore(config, own, notify=lambda: ask_reload(config))
         elif os.geteuid() == 0:
             spool = install.spool_target(config, target.pw_name, target.pw_uid, target.pw_gid)
-            store = DirectStore(config, spool)
+            store = DirectStore(config, spool, notify=lambda: ask_reload(config))
         else:
             return RemoteStore(config, me.pw_name)  # the daemon checks cron.allow itself
         install.check_allowed(config, target.pw_name)
