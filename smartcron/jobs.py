@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import TYPE_CHECKING
 
 from smartcron.crontab import Entry
+from smartcron.jobids import derived_id as derived_id  # its old home (a test imports it here)
 
 if TYPE_CHECKING:
     from smartcron.smartspec import SmartSpec
-
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,28 +50,6 @@ def job_document(job: Job) -> dict[str, object]:
         "smart": job.smart is not None,
         "settings": job.smart.as_dict() if job.smart is not None else None,
     }
-
-
-def derived_id(source: str, owner: str, schedule: str, command: str) -> str:
-    """An id from what makes a job itself: file, user, schedule and command.
-
-    Moving a line, or editing others, keeps it; changing the line makes a new job
-    (a `name=` job has a `named_id` instead).
-    """
-    key = "\0".join((source, owner, schedule, command))
-    # Two independent 32-bit checksums: an id, not a secret, and zlib is already in
-    # memory where hashlib would map OpenSSL's libcrypto (about 4 MB) into the daemon.
-    data = key.encode("utf-8", "surrogateescape")
-    digest = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
-    base = _NAME_CHARS.sub("_", source.rsplit("/", 1)[-1]).strip("_") or "crontab"
-    return f"{base}-{owner}-{digest[:10]}"
-
-
-def named_id(source: str, owner: str, name: str) -> str:
-    """A `name=` job's id: file, user and name, so that editing its schedule or command
-    keeps its open firings and its history (SPEC 4.1: "stable job name")."""
-    base = _NAME_CHARS.sub("_", source.rsplit("/", 1)[-1]).strip("_") or "crontab"
-    return f"{base}-{owner}-{name}"
 
 
 def assign_ids(candidates: Iterable[tuple[str, Job]]) -> list[Job]:

@@ -20,7 +20,8 @@ from smartcron.config import Config
 from smartcron.crontab import Crontab, Kind, cron_d_name_ok, parse
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
 from smartcron.jobfiles import JOB_FILE_SUFFIXES, load_job_file
-from smartcron.jobs import Job, assign_ids, derived_id, named_id
+from smartcron.jobids import derived_id, named_id
+from smartcron.jobs import Job, assign_ids
 from smartcron.permissions import FileData, RefusedFile, open_checked
 from smartcron.smartspec import Companion, companion_path, load_companion, smart_spec_for
 

@@ -35,7 +35,7 @@ from smartcron.annotations import (
 )
 from smartcron.crontab import Entry, TimeSpec
 from smartcron.errors import AnnotationError, LineProblem
-from smartcron.jobs import derived_id
+from smartcron.jobids import derived_id
 
 MAX_FILE_BYTES = 256 * 1024  # companions and job files
 DEFAULT_WINDOW_CAP = timedelta(hours=6)
