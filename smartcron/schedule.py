@@ -3,16 +3,15 @@
 Debian's cron (cron.c) works in local wall-clock minutes: every minute it asks whether
 each entry matches the wall time, and it treats a DST change as a jump of that clock.
 `matches` is its find_jobs test; `next_fires` turns it into instants, with cron.c's
-clock-change cases applied at DST transitions (what cron(8) calls "wildcard" jobs are
-those whose minute or hour field starts with ``*``):
+clock-change rules (`smartcron.clockrules`) applied at a zone's transitions:
 
-* spring forward by g minutes (cron sees a jump of g+1): for 5 <= g < 180 fixed-time
-  jobs run the skipped minutes and wildcard jobs do not; for g < 5 every job runs
-  them; for g >= 180 nobody does (a "correction"). Skipped minutes of one job collapse
-  into one firing at the first instant after the gap: Debian queues them all at that
-  moment (running them ~10 s apart), and one run is what a job can usefully see.
-* fall back by d <= 180 minutes: fixed-time jobs run at the first occurrence of a
-  repeated wall time only, wildcard jobs at both; for d > 180 both run twice.
+* spring forward: the skipped wall minutes run for the jobs the rules say catch up
+  (all of them on a small jump, fixed-time jobs on a DST-sized one, none on a
+  correction). Skipped minutes of one job collapse into one firing at the first instant
+  after the gap: Debian queues them all at that moment (running them ~10 s apart), and
+  one run is what a job can usefully see.
+* fall back: a repeated wall time runs at its first occurrence, and again at the second
+  for the jobs the rules say repeat (wildcard jobs; every job on a correction).
 
 croniter does the calendar search over naive wall time; it lives only in this module.
 """
@@ -31,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from smartcron.clockrules import classify, transition_jump
 from smartcron.crontab import TimeSpec
 from smartcron.errors import SmartcronError
 
@@ -44,9 +44,6 @@ _ALL_DOWS = frozenset(range(7))
 # Only a safety net: every plan that survives _plan() fires within ~40 years (a given
 # weekday on Feb 29 is the rarest), so croniter never gets near this bound.
 _MAX_YEARS = 100
-# cron.c's thresholds, in minutes of wall-clock jump.
-_SMALL_JUMP = 5
-_BIG_JUMP = 3 * 60
 
 
 def matches(spec: TimeSpec, wall: datetime) -> bool:
@@ -154,12 +151,11 @@ def _place(wall: datetime, tz: tzinfo, wildcard: bool) -> tuple[datetime, list[d
     if off0 == off1:
         return first, [first]
     second = (wall - off1).replace(tzinfo=UTC)
-    minutes = abs(off1 - off0) / _MINUTE
+    jump = classify(transition_jump(off1 - off0))
     if off0 > off1:  # fall back: `wall` happens twice, at `first` then `second`
-        twice = wildcard or minutes > _BIG_JUMP
-        return first, [first, second] if twice else [first]
-    # Spring forward: `wall` never happens; cron sees a jump of `minutes + 1` at the end.
-    if minutes + 1 > _BIG_JUMP or (wildcard and minutes + 1 > _SMALL_JUMP):
+        return first, [first, second] if jump.runs_repeated(wildcard) else [first]
+    # Spring forward: `wall` never happens; cron meets the jump at the gap's end.
+    if not jump.runs_skipped(wildcard):
         return second, []
     end = _gap_end(second, first, tz, off1)
     return end, [end]

@@ -1,16 +1,9 @@
 """cron's notion of time, as a pure state machine, and the pure "what is due" function.
 
-Debian's cron.c counts time in *local wall-clock minutes* and wakes once a minute.
-When the minute it sees is not the one after the last, it classifies the change
-(cron(8), "clock changes"); a job is "wildcard" when its minute or hour field starts
-with `*` (@hourly included), else "fixed-time":
-
-  +1 .. +5 minutes     late wake-up: run every job of every missed minute
-  +6 min .. +3 hours   DST begins / clock forward: wildcard jobs once for the new
-                       minute, fixed-time jobs for every skipped minute
-  -3 hours .. 0        DST ends / clock back: wildcard jobs for the new minute only;
-                       fixed-time jobs are not repeated (virtual time stays put)
-  beyond 3 hours       a correction: run the new minute's jobs, no catch-up
+Debian's cron.c counts time in *local wall-clock minutes* and wakes once a minute;
+when the minute it sees is not the one after the last, it applies its clock-change
+rules (`smartcron.clockrules`: late wake-up, DST begins, DST ends, correction).
+`Ticker` replays that loop minute by minute.
 
 SmartCron does not wake every minute, but it feeds this machine the minutes it would
 have seen (see `observed_minutes`), so it makes exactly cron's choices.
@@ -22,11 +15,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from smartcron.clockrules import Jump, classify
 from smartcron.jobs import Job
 from smartcron.schedule import matches
-
-_MAX_SMALL_JUMP = 5  # minutes
-_MAX_DST_JUMP = 3 * 60  # minutes
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -58,30 +49,29 @@ class Ticker:
     def __init__(self, minute: int) -> None:
         self.virtual = minute  # all jobs up to this local minute have run
         self.running = minute  # the local minute last observed
+        self.running_utc: int | None = None  # and the real minute it was observed in
 
     def observe(self, minute: int, utc_minute: int | None = None) -> list[Tick]:
         """The ticks to run now that the clock reads local minute `minute`."""
-        if minute == self.running:
-            return []
-        self.running = minute
-        diff = minute - self.virtual
-        if diff == 1:
-            self.virtual = minute
-            return [Tick(minute, utc_minute=utc_minute)]
-        if 0 < diff <= _MAX_SMALL_JUMP:  # woke up late: catch up on every minute
-            ticks = [Tick(m) for m in range(self.virtual + 1, minute)]
-            ticks.append(Tick(minute, utc_minute=utc_minute))
-            self.virtual = minute
-            return ticks
-        if _MAX_SMALL_JUMP < diff <= _MAX_DST_JUMP:  # DST begins: wildcard once, fixed all
-            ticks = [Tick(minute, wild=True, fixed=False, utc_minute=utc_minute)]
-            ticks += [Tick(m, wild=False, fixed=True) for m in range(self.virtual + 1, minute + 1)]
-            self.virtual = minute
-            return ticks
-        if -_MAX_DST_JUMP < diff <= 0:  # DST ends: wildcard jobs only; virtual time waits
-            return [Tick(minute, wild=True, fixed=False, utc_minute=utc_minute)]
-        self.virtual = minute  # a big correction: no catch-up
-        return [Tick(minute, utc_minute=utc_minute)]
+        seen = self.running_utc is None or utc_minute is None or utc_minute == self.running_utc
+        if minute == self.running and seen:
+            return []  # the same minute seen again (a small step back): cron sleeps on
+        # A new real minute reading the same local one is a zone going back by a minute
+        # or less: a jump of 0 for cron.c, which runs wildcard jobs again.
+        self.running, self.running_utc = minute, utc_minute
+        jump = classify(minute - self.virtual)
+        if jump is Jump.BACK:  # virtual time waits until the clock is past it again
+            wild, fixed = jump.runs_repeated(wildcard=True), jump.runs_repeated(wildcard=False)
+            return [Tick(minute, wild=wild, fixed=fixed, utc_minute=utc_minute)]
+        skipped = range(self.virtual + 1, minute)
+        self.virtual = minute
+        wild, fixed = jump.runs_skipped(wildcard=True), jump.runs_skipped(wildcard=False)
+        if wild == fixed:  # next minute, late wake-up, correction: every minute in order
+            return [*(Tick(m) for m in skipped if wild), Tick(minute, utc_minute=utc_minute)]
+        # DST begins (cron.c's order): wildcard jobs once, then each fixed-time minute.
+        ticks = [Tick(minute, wild=True, fixed=False, utc_minute=utc_minute)]
+        ticks += [Tick(m, wild=False, fixed=True) for m in [*skipped, minute]]
+        return ticks
 
 
 def observed_minutes(
