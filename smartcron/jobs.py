@@ -36,22 +36,6 @@ class Job:
         return self.entry.shell_command if self.job_file else self.entry.command
 
 
-def job_document(job: Job) -> dict[str, object]:
-    """A job as status.json and `smartcronctl list --json` show it."""
-    return {
-        "id": job.id,
-        "name": job.name,
-        "source": job.source,
-        "line": job.line,
-        "owner": job.owner,
-        "schedule": job.entry.spec.text,
-        "command": job.command,
-        "zone": str(job.zone) if job.zone is not None else None,
-        "smart": job.smart is not None,
-        "settings": job.smart.as_dict() if job.smart is not None else None,
-    }
-
-
 def assign_ids(candidates: Iterable[tuple[str, Job]]) -> list[Job]:
     """Give identical lines distinct ids (`…#2`), in file order, so none is merged away."""
     seen: dict[str, int] = {}

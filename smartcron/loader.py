@@ -24,6 +24,7 @@ from smartcron.jobids import derived_id, named_id
 from smartcron.jobs import Job, assign_ids
 from smartcron.permissions import FileData, RefusedFile, open_checked
 from smartcron.smartspec import Companion, companion_path, load_companion, smart_spec_for
+from smartcron.statusdoc import CompanionView, FileView
 
 log = logging.getLogger("smartcron")
 
@@ -49,8 +50,8 @@ class CompanionFile:
     state: str = "ok"
     problems: tuple[str, ...] = ()
 
-    def document(self) -> dict[str, object]:
-        return {"path": self.path, "state": self.state, "problems": list(self.problems)}
+    def view(self) -> CompanionView:
+        return CompanionView(path=self.path, state=self.state, problems=self.problems)
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,20 @@ class Loaded:
         """The stamp of F.smart.yaml, when there is one."""
         return None if self.companion_file is None else self.companion_file.stamp
 
-    def document(self) -> dict[str, object]:
+    def view(self) -> FileView:
         """How `status` (the daemon's file and the CLI's live view) shows this file."""
-        return {
-            "path": self.path,
-            "refused": self.refused,
-            "warnings": list(self.warnings),
-            "jobs": len(self.jobs),
-            "companion": None if self.companion_file is None else self.companion_file.document(),
-        }
+        companion = None if self.companion_file is None else self.companion_file.view()
+        return FileView(
+            path=self.path,
+            refused=self.refused,
+            warnings=self.warnings,
+            jobs=len(self.jobs),
+            companion=companion,
+        )
+
+    def document(self) -> dict[str, object]:
+        """view() as JSON."""
+        return self.view().to_json()
 
 
 def _user_exists(name: str) -> bool:
@@ -272,6 +278,7 @@ def _companion(
     stamp = _stamp_of(path)  # before reading: a write in between only rereads it later
     if stamp is None:
         return None, None
+    problems: tuple[str, ...]
     try:
         data = open_checked(path, source.rule, owner_uid)
         return load_companion(data.text, str(path)), CompanionFile(str(path), stamp)

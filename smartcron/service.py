@@ -34,11 +34,11 @@ from smartcron.firings import FiringStore
 from smartcron.gate import Firing
 from smartcron.history import HistoryError, HistoryStore, HistoryUnavailable, RunEnd, RunStatus
 from smartcron.jobenv import parse_pam_env_file
-from smartcron.jobs import job_document
 from smartcron.lifecycle import hostname, start_job
 from smartcron.mail import SendmailMailer, default_mail_charset
 from smartcron.monitor import SystemMonitor
 from smartcron.schedule import local_zone
+from smartcron.statusdoc import DaemonStatus, JobView, MailView
 from smartcron.wakeup import Waker
 
 if TYPE_CHECKING:
@@ -192,37 +192,38 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         raise
 
 
-def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
+def daemon_status(daemon: Daemon, started: datetime) -> DaemonStatus:
     """What `smartcronctl status` shows, as the daemon sees it."""
-    files = [loaded.document() for loaded in daemon.db.files.values()]
-    jobs = [job_document(job) for job in daemon.db.jobs]
-    return {
-        "pid": os.getpid(),
-        "started": started.isoformat(),
-        "updated": daemon.clock.now().isoformat(),
-        "user_mode": daemon.config.user_mode,
-        "mode": daemon.mode,
-        "mode_reason": daemon.mode_reason,
-        "zone": str(daemon.zone),
-        "mail": {
-            "command": daemon.config.mail_command,
-            "available": daemon.mailer.available(),
-        },
-        "files": files,
-        "jobs": jobs,
-        "running": len(daemon.running),
-        "containment": getattr(daemon.runner, "containment", None),  # cgroup v2 or pgid
-        "pending_firings": len(daemon.engine.slots),
-        "model": None if daemon.models is None else daemon.models.document(),
-        "retrain": None if daemon.retrainer is None else daemon.retrainer.document(),
-        "history": history_document(daemon.history),
-    }
+    history = history_document(daemon.history)
+    return DaemonStatus(
+        pid=os.getpid(),
+        started=started.isoformat(),
+        updated=daemon.clock.now().isoformat(),
+        user_mode=daemon.config.user_mode,
+        mode=daemon.mode,
+        mode_reason=daemon.mode_reason,
+        zone=str(daemon.zone),
+        mail=MailView(command=daemon.config.mail_command, available=daemon.mailer.available()),
+        files=tuple(loaded.view() for loaded in daemon.db.files.values()),
+        jobs=tuple(JobView.of(job) for job in daemon.db.jobs),
+        running=len(daemon.running),
+        containment=getattr(daemon.runner, "containment", None),  # cgroup v2 or pgid
+        pending_firings=len(daemon.engine.slots),
+        model=None if daemon.models is None else daemon.models.document(),
+        retrain=None if daemon.retrainer is None else daemon.retrainer.document(),
+        history=history,
+    )
+
+
+def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
+    """daemon_status() as status.json has it."""
+    return daemon_status(daemon, started).to_json()
 
 
 def history_document(history: object) -> dict[str, object] | None:
     """Whether runs are recorded (a damaged, read-only or full state directory: not)."""
     document = getattr(history, "document", None)
-    return None if document is None else document()  # type: ignore[no-any-return]
+    return None if document is None else document()
 
 
 def pam_environment() -> tuple[tuple[str, str], ...]:

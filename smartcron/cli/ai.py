@@ -22,8 +22,7 @@ from typing import Any
 
 import click
 
-from smartcron.cli.common import CONTEXT, print_json, user_errors
-from smartcron.cli.inspect import load_config, with_config
+from smartcron.cli.common import CONTEXT, load_config, print_json, user_errors, with_config
 from smartcron.errors import SmartcronError
 
 POLICIES = ("cron", "random", "rules", "smart", "oracle")

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from smartcron.config import Config
 from smartcron.errors import SmartcronError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -23,6 +24,25 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 logging.getLogger("smartcron").addHandler(logging.NullHandler())
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+config_options = [
+    click.option("--config", "config_file", metavar="FILE", help="Configuration file (TOML)."),
+    click.option("--user", "user_mode", is_flag=True, default=None, help="User mode."),
+]
+
+
+def with_config(func: F) -> F:
+    """--config FILE and --user, which load_config takes."""
+    for option in reversed(config_options):
+        func = option(func)
+    return func
+
+
+def load_config(config_file: str | None, user_mode: bool | None) -> Config:
+    from smartcron import config as configuration
+
+    return configuration.load(config_file, user_mode=True if user_mode else None)
 
 
 def fail(message: str) -> None:
