@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 from smartcron import schedule
 from smartcron.clock import STEP_THRESHOLD, Clock, Jump
 from smartcron.config import Config
-from smartcron.engine import Engine
+from smartcron.engine import Engine, EngineContext
 from smartcron.executor import Runner, RunResult
+from smartcron.firings import FiringStore
 from smartcron.gate import Advisor, Firing
 from smartcron.history import HistoryError, HistoryStore
 from smartcron.historyguard import report
@@ -131,7 +132,25 @@ class Daemon:
             advisor = self.models
         self.check_model(now)
         # Smart firings (not in cron mode): SystemMonitor by default, made when needed.
-        self.engine = Engine(self, monitor, advisor)
+        self.engine = Engine(
+            EngineContext(
+                clock=clock,
+                zone=zone,
+                store=FiringStore(history) if history is not None else None,
+                launch=self.launch_smart,
+                jobs=lambda: self.db.jobs,
+                run_owners=lambda: {
+                    run.job.id: run.job.owner
+                    for run in self.running.values()
+                    if "firing" in run.extra
+                },
+                mode=lambda: self.mode,
+                max_concurrent=config.max_concurrent,
+                jump_over=self.jump_over,
+                monitor=monitor,
+                advisor=advisor,
+            )
+        )
         if self.mode != "cron":
             self.engine.resume(now)
 

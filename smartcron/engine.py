@@ -1,75 +1,68 @@
-"""The decision engine: the daemon's smart half (SPEC 5), over the pure gate.
+"""The daemon's decision engine: smartcron.machine's firing state machine, with I/O.
 
 Each cron tick of an annotated job becomes a pending firing, persisted (firings.py)
-before it is evaluated. Pending firings are evaluated when their `next_eval` comes
-(a defer's `until`, at most a minute away, or the deadline), and again at once when a
-smart run ends (capacity and queues free up): never a busy loop. `run` verdicts go
-through `gate.admit` (priority, max_concurrent, overlap); a failed run is retried with
-backoff while the window lasts. The database is the truth across restarts; this
-module keeps the open firings in memory and writes every transition through.
+before it is evaluated. The machine says when to look at each firing again (a defer's
+`until`, at most a minute away, or the deadline; at once when a smart run ends) and
+what each decision is; this module adds what the machine leaves out: the wall clock,
+the system monitor, the FiringStore (each Effect is one transition written through)
+and launching (a callback into lifecycle). The database is the truth across restarts.
+
+The Engine does not hold the Daemon: an EngineContext carries the few things it needs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from smartcron.firings import FiringStore, verdict_fields
-from smartcron.gate import (
-    RECHECK,
-    Advisor,
-    Firing,
-    Verdict,
-    admit,
-    evaluate,
-    retry_at,
-    window_for,
-)
+from smartcron.clock import Clock, Jump
+from smartcron.executor import RunResult
+from smartcron.firings import FiringStore
+from smartcron.gate import RECHECK, Advisor, Firing
 from smartcron.history import HistoryError, RunStatus
 from smartcron.historyguard import report
 from smartcron.jobs import Job
+from smartcron.machine import MISSED_AFTER, Effect, Machine, Slot, Wakeup
 from smartcron.monitor import Monitor, Snapshot
 from smartcron.smartspec import SmartSpec
 
-if TYPE_CHECKING:
-    from smartcron.daemon import Daemon
-    from smartcron.executor import RunResult
-    from smartcron.lifecycle import RunningJob
+__all__ = ["MISSED_AFTER", "Engine", "EngineContext", "outcome_text"]
 
 log = logging.getLogger("smartcron")
 
-# A firing first evaluated this long after its deadline (the daemon was down, or the
-# machine asleep) is `missed`, not run: cron.c too catches up at most 3 hours.
-MISSED_AFTER = timedelta(hours=3)
 
-Key = tuple[str, datetime]
+class Run(Protocol):
+    """A smart run going (lifecycle.RunningJob): its job, and its firing in `extra`."""
 
-
-@dataclass
-class Slot:
-    """An open firing in memory: when to look at it next, and why it waits, if it does."""
-
-    firing: Firing
-    next_eval: datetime
-    waiting: str | None = None
+    job: Job
+    extra: dict[str, object]
 
 
-def _hhmm(instant: datetime, zone: tzinfo) -> str:
-    return instant.astimezone(zone).strftime("%H:%M")
+@dataclass(frozen=True, kw_only=True)
+class EngineContext:
+    """What the engine needs from the daemon, and nothing else.
 
+    `launch(job, firing, trigger)` starts a run (None: it could not); `jobs()` the jobs
+    loaded now; `run_owners()` job id -> owner of the smart runs going (a job removed
+    from its crontab may still run); `mode()` smart, legacy or cron (the advisor is
+    asked in smart only); `jump_over(instant)` the forward clock step over it, if one.
+    """
 
-def _in_zone(firing: Firing, zone: tzinfo) -> Firing:
-    """The firing's instants on the job's wall clock, so reasons read `deadline 03:00`."""
-    nb = firing.not_before
-    return replace(
-        firing,
-        nominal=firing.nominal.astimezone(zone),
-        deadline=firing.deadline.astimezone(zone),
-        not_before=None if nb is None else nb.astimezone(zone),
-    )
+    clock: Clock
+    zone: tzinfo
+    store: FiringStore | None
+    launch: Callable[[Job, Firing, str], object | None]
+    jobs: Callable[[], Sequence[Job]]
+    run_owners: Callable[[], Mapping[str, str]]
+    mode: Callable[[], str]
+    max_concurrent: int
+    jump_over: Callable[[datetime], Jump | None]
+    monitor: Monitor | None = None
+    advisor: Advisor | None = None
+    recheck: timedelta = RECHECK
 
 
 def outcome_text(result: RunResult, status: RunStatus) -> str:
@@ -85,20 +78,21 @@ def outcome_text(result: RunResult, status: RunStatus) -> str:
 
 
 class Engine:
-    def __init__(
-        self,
-        daemon: Daemon,
-        monitor: Monitor | None,
-        advisor: Advisor | None = None,
-        recheck: timedelta = RECHECK,
-    ) -> None:
-        self.daemon = daemon
-        self._monitor = monitor
-        self.advisor = advisor
-        self.recheck = recheck
-        self.store = FiringStore(daemon.history) if daemon.history is not None else None
-        self.slots: dict[Key, Slot] = {}
-        self.running: dict[str, int] = {}  # job id -> smart runs going
+    def __init__(self, context: EngineContext) -> None:
+        self.context = context
+        self._monitor = context.monitor
+        self.advisor = context.advisor
+        self.store = context.store
+        self.machine = Machine(context.zone, recheck=context.recheck)
+
+    @property
+    def slots(self) -> dict[tuple[str, datetime], Slot]:
+        return self.machine.slots
+
+    @property
+    def running(self) -> dict[str, int]:
+        """Smart runs going, by job id."""
+        return self.machine.running
 
     @property
     def monitor(self) -> Monitor:
@@ -110,16 +104,19 @@ class Engine:
 
     # ------------------------------------------------------------ persistence
 
-    def _record(self, firing: Firing, now: datetime, **fields: object) -> bool:
+    def _record(self, firing: Firing, now: datetime, **fields: Any) -> bool:
         """Write a transition; a database failure is logged and the engine carries on
         from memory (the firing is then only as safe as the process)."""
         if self.store is None:
             return True
         try:
-            return self.store.record(firing, now, **fields)  # type: ignore[arg-type]
+            return self.store.record(firing, now, **fields)
         except HistoryError as err:
             report(err, f"firing {firing.id} kept in memory")
             return True
+
+    def _apply(self, effect: Effect, now: datetime) -> bool:
+        return self._record(effect.firing, now, **effect.fields())
 
     def resume(self, now: datetime) -> None:
         """After a (re)start: pending firings resume; a firing left `running` by a dead
@@ -133,15 +130,9 @@ class Engine:
             report(err, "pending firings not resumed")
             return
         for item in stored:
-            firing = item.firing
-            if firing.state == "running":
-                # Its process may well have gone on and succeeded: the outcome is unknown,
-                # never a failure (and so never a training label, nor retried).
-                why = "the daemon stopped while it ran: outcome unknown (not run again)"
-                self._record(firing, now, verdict="interrupted", reason=why, state="interrupted")
-                continue
-            when = item.next_eval or now
-            self.slots[firing.job_id, firing.nominal] = Slot(firing, when)
+            effect = self.machine.resume(item.firing, item.next_eval, now)
+            if effect is not None:
+                self._apply(effect, now)
         if self.slots:
             log.info("%d pending firing(s) resumed", len(self.slots))
 
@@ -153,20 +144,11 @@ class Engine:
     ) -> None:
         """Cron ticks of smart jobs: pending firings, persisted before evaluation, in one
         transaction with `also` (the minute journal), before any job of the minute starts."""
-        fresh: dict[Key, Firing] = {}
+        fresh: dict[tuple[str, datetime], Firing] = {}
         for job, nominal in due:
-            assert job.smart is not None
             key = (job.id, nominal)
-            if key in self.slots or key in fresh:
-                continue
-            start, deadline = window_for(job.smart, nominal, self._zone(job))
-            fresh[key] = Firing(
-                id=None,
-                job_id=job.id,
-                nominal=nominal,
-                deadline=deadline,
-                not_before=start if start > nominal else None,
-            )
+            if not self.machine.is_open(*key) and key not in fresh:
+                fresh[key] = self.machine.firing_for(job, nominal)
         if self.store is not None and (fresh or also):
             try:
                 stored = self.store.create_all(list(fresh.values()), now, also)
@@ -178,58 +160,47 @@ class Engine:
                         del fresh[key]  # already handled (or in hand) by an earlier daemon
                     else:
                         fresh[key] = replace(firing, id=row.firing.id)
-        for key, firing in fresh.items():
-            self.slots[key] = Slot(firing, now)
+        for firing in fresh.values():
+            self.machine.open(firing, now)
 
     # ------------------------------------------------------------ evaluation
 
     def reconsider(self, now: datetime) -> None:
-        """Evaluate every open firing again now (the model was dropped: what it deferred,
-        the rules alone may run at once)."""
-        for slot in self.slots.values():
-            slot.next_eval = min(slot.next_eval, now)
+        """Evaluate every open firing again now (the model was dropped, or the clock
+        stepped: what it deferred may run at once)."""
+        self.machine.reconsider(now)
 
     def next_eval(self) -> datetime | None:
-        return min((slot.next_eval for slot in self.slots.values()), default=None)
+        return self.machine.next_eval()
 
     def process(self, now: datetime) -> list[tuple[Job, datetime]]:
         """Evaluate the firings due now, admit the ready ones, start them."""
-        due = [slot for slot in self.slots.values() if slot.next_eval <= now]
-        if not due:
+        if not any(slot.next_eval <= now for slot in self.slots.values()):
             return []
-        jobs = {job.id: job for job in self.daemon.db.jobs if job.smart is not None}
+        ctx = self.context
+        jobs = {job.id: job for job in ctx.jobs() if job.smart is not None}
         snaps: dict[str, Snapshot] = {}
-        ready: dict[Key, tuple[Slot, Job, Verdict, Snapshot]] = {}
-        for slot in sorted(due, key=lambda s: (s.firing.nominal, s.firing.job_id)):
-            firing = slot.firing
-            job = jobs.get(firing.job_id)
-            # A forward clock step over the deadline is not downtime: on_deadline applies.
-            jump = self.daemon.jump_over(firing.deadline) if now >= firing.deadline else None
-            if job is None or (jump is None and now - firing.deadline > MISSED_AFTER):
-                self._missed(slot, job, now)
-                continue
-            assert job.smart is not None
-            try:
-                snap = self._snapshot(job.smart, now, snaps)
-            except Exception:  # a broken monitor: look again in a minute
-                log.exception("%s: system snapshot failed", job.label)
-                slot.next_eval = now + self.recheck
-                continue
-            advisor = self.advisor if self.daemon.mode == "smart" else None
-            local = _in_zone(firing, self._zone(job))
-            verdict = evaluate(local, job.smart, snap, now, recheck=self.recheck, advisor=advisor)
-            if jump is not None:
-                verdict = replace(
-                    verdict, reason=f"{jump.text()} past its window; {verdict.reason}"
-                )
-            if verdict.action == "run":
-                ready[firing.job_id, firing.nominal] = (slot, job, verdict, snap)
-                continue
-            self._decided(slot, verdict, snap, now)
-        return self._admit(ready, now)
 
-    def _zone(self, job: Job | None) -> tzinfo:
-        return (job.zone if job is not None else None) or self.daemon.zone
+        def owners() -> dict[str, str]:
+            return {**{job.id: job.owner for job in ctx.jobs()}, **ctx.run_owners()}
+
+        wake = Wakeup(
+            now=now,
+            jobs=jobs,
+            snapshot=lambda spec: self._snapshot(spec, now, snaps),
+            owners=owners,
+            max_concurrent=ctx.max_concurrent,
+            advisor=self.advisor if ctx.mode() == "smart" else None,
+            jump_over=ctx.jump_over,
+        )
+        started = []
+        for effect in self.machine.process(wake):
+            if effect.kind == "start":
+                if self._launch(effect, now):
+                    started.append((effect.job, effect.firing.nominal))
+            else:
+                self._apply(effect, now)
+        return started
 
     def _snapshot(self, spec: SmartSpec, now: datetime, cache: dict[str, Snapshot]) -> Snapshot:
         """One snapshot per wake-up; min_disk on another path is measured there."""
@@ -248,155 +219,39 @@ class Engine:
                 cache[path] = snap  # a fake measured one path: min_disk counts as unknown
         return cache[path]
 
-    def _missed(self, slot: Slot, job: Job | None, now: datetime) -> None:
-        firing = slot.firing
-        if job is None and now < firing.deadline:
-            slot.next_eval = firing.deadline  # maybe a crontab mid-edit: wait and see
-            return
-        if job is None:
-            why = "the job is no longer in any crontab (or no longer annotated)"
-        else:
-            deadline = _hhmm(firing.deadline, self._zone(job))
-            why = f"the deadline {deadline} passed while the daemon was not running"
-        self._record(firing, now, verdict="missed", reason=why, state="missed")
-        del self.slots[firing.job_id, firing.nominal]
-        log.warning("%s: firing of %s missed: %s", firing.job_id, firing.nominal, why)
-
-    def _decided(self, slot: Slot, verdict: Verdict, snap: Snapshot, now: datetime) -> None:
-        """Record a defer or skip verdict."""
-        firing = slot.firing
-        fields = verdict_fields(verdict)
-        if verdict.action == "skip":
-            self._record(firing, now, **fields, snapshot=snap, state="skipped")
-            del self.slots[firing.job_id, firing.nominal]
-            log.info("%s: firing of %s skipped: %s", firing.job_id, firing.nominal, verdict.reason)
-            return
-        assert verdict.until is not None
-        until = max(verdict.until, now + timedelta(seconds=1))  # never a busy loop
-        self._record(firing, now, **fields, snapshot=snap, next_eval=until)
-        slot.next_eval, slot.waiting = until, None
-
-    def _admit(
-        self, ready: dict[Key, tuple[Slot, Job, Verdict, Snapshot]], now: datetime
-    ) -> list[tuple[Job, datetime]]:
-        """gate.admit (priority, overlap, the cap shared fairly between owners; a firing
-        at its deadline is not held by the cap), then start, wait or skip each."""
-        if not ready:
-            return []
-        pairs = [
-            (_in_zone(slot.firing, self._zone(job)), job.smart)
-            for slot, job, _, _ in ready.values()
-        ]
-        # Owners of the runs going too: a job removed from its crontab may still run.
-        owners = {job.id: job.owner for job in self.daemon.db.jobs}
-        for run in self.daemon.running.values():
-            if "firing" in run.extra:
-                owners[run.job.id] = run.job.owner
-        total = sum(self.running.values())
-        cap = self.daemon.config.max_concurrent
-        admission = admit(pairs, self.running, total, cap, owners=owners, now=now)  # type: ignore[arg-type]
-        started = []
-        for firing, _ in admission.start:
-            slot, job, verdict, snap = ready[firing.job_id, firing.nominal]
-            over = admission.reason_for(firing)  # started over the cap at its deadline
-            if over is not None:
-                verdict = replace(verdict, reason=f"{verdict.reason}; {over}")
-            if self._launch(slot, job, verdict, snap, now):
-                started.append((job, firing.nominal))
-        for firing, _ in admission.wait:
-            slot, _, _, snap = ready[firing.job_id, firing.nominal]
-            why = admission.reason_for(firing) or "waiting"
-            # Look again in a minute, or at the deadline: there the cap stops holding it.
-            deadline = slot.firing.deadline
-            slot.next_eval = now + self.recheck
-            if now < deadline:
-                slot.next_eval = min(slot.next_eval, deadline)
-            if why != slot.waiting:  # record a wait once, not every minute
-                self._record(
-                    slot.firing,
-                    now,
-                    verdict="defer",
-                    reason=why,
-                    snapshot=snap,
-                    next_eval=slot.next_eval,
-                )
-                slot.waiting = why
-        for firing, why in admission.skip:
-            slot, _, _, snap = ready[firing.job_id, firing.nominal]
-            self._record(
-                slot.firing, now, verdict="skip", reason=why, snapshot=snap, state="skipped"
-            )
-            del self.slots[firing.job_id, firing.nominal]
-        return started
-
-    def _launch(
-        self, slot: Slot, job: Job, verdict: Verdict, snap: Snapshot, now: datetime
-    ) -> bool:
+    def _launch(self, start: Effect, now: datetime) -> bool:
         """pending -> running (only from pending), then start the run."""
-        firing = replace(slot.firing, attempt=slot.firing.attempt + 1, state="running")
-        moved = self._record(
-            firing, now, **verdict_fields(verdict), snapshot=snap, state="running", expect="pending"
-        )
-        del self.slots[firing.job_id, firing.nominal]
-        if not moved:
-            log.error("%s: firing %s is no longer pending: not started", job.label, firing.id)
+        job: Job = start.job
+        if not self._apply(start, now):
+            log.error("%s: firing %s is no longer pending: not started", job.label, start.firing.id)
+            self.machine.not_started(start, None)
             return False
-        trigger = "retry" if slot.firing.attempt else "smart"
         running = None
         try:
-            running = self.daemon.launch_smart(job, firing, trigger)
+            running = self.context.launch(job, start.firing, start.trigger)
         except Exception:
             log.exception("%s: could not start job", job.label)
         if running is None:
-            why = "could not start (see the log)"
-            self._record(firing, now, verdict="failed", reason=why, state="failed")
+            failed = self.machine.not_started(start, "could not start (see the log)")
+            assert failed is not None
+            self._apply(failed, now)
             return False
-        self.running[job.id] = self.running.get(job.id, 0) + 1
         return True
 
     # ------------------------------------------------------------ outcomes
 
-    def finished(self, running: RunningJob, result: RunResult, status: RunStatus) -> None:
+    def finished(self, running: Run, result: RunResult, status: RunStatus) -> None:
         """A smart run ended: done, a retry inside the window, failed, or interrupted
         (the daemon stopped it: its outcome is unknown)."""
-        firing: Firing = running.extra["firing"]  # type: ignore[assignment]
-        spec = running.job.smart
-        assert spec is not None
-        now = self.daemon.clock.now()
-        count = self.running.get(firing.job_id, 0) - 1
-        if count > 0:
-            self.running[firing.job_id] = count
-        else:
-            self.running.pop(firing.job_id, None)
-        for slot in self.slots.values():  # capacity freed: look at the waiting ones now
-            if slot.waiting is not None:
-                slot.next_eval = min(slot.next_eval, now)
-        what = outcome_text(result, status)
-        if status is RunStatus.OK:
-            self._record(firing, now, verdict="done", reason=what, state="done")
-            return
-        if status is RunStatus.INTERRUPTED:  # stopped by the daemon: not the job's failure
-            why = f"stopped by the daemon ({what}): outcome unknown, not retried"
-            self._record(firing, now, verdict="interrupted", reason=why, state="interrupted")
-            return
-        again = retry_at(spec, firing.attempt, now)
-        if firing.attempt > spec.retry or again > firing.deadline:
-            left = (
-                "no retry left" if firing.attempt > spec.retry else "no retry before the deadline"
-            )
-            reason = f"{what}; {left}" if spec.retry else what
-            self._record(firing, now, verdict="failed", reason=reason, state="failed")
-            return
-        pending = replace(firing, state="pending", not_before=again)
-        at = _hhmm(again, self._zone(running.job))
-        reason = f"{what}; retry {firing.attempt} of {spec.retry} at {at}"
-        self._record(
-            pending,
-            now,
-            verdict="retry",
-            reason=reason,
-            until=again,
-            state="pending",
-            next_eval=again,
+        firing = running.extra["firing"]
+        assert isinstance(firing, Firing)
+        now = self.context.clock.now()
+        outcome = (
+            "ok"
+            if status is RunStatus.OK
+            else "interrupted"
+            if status is RunStatus.INTERRUPTED
+            else "failed"
         )
-        self.slots[firing.job_id, firing.nominal] = Slot(pending, again)
+        what = outcome_text(result, status)
+        self._apply(self.machine.finished(running.job, firing, outcome, what, now), now)
