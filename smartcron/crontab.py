@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from smartcron.cronenv import load_env_buffer, parse_env_line, split_command
@@ -75,10 +75,6 @@ class Kind(enum.Enum):
 
     USER = "user"
     SYSTEM = "system"
-
-
-class Keyword(enum.Enum):
-    REBOOT = "@reboot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +168,21 @@ def _next_line(data: bytes, pos: int) -> int:
     return len(data) if end < 0 else end + 1
 
 
+@dataclass
+class _Reading:
+    """What `parse` has made of the lines so far."""
+
+    path: str
+    entries: list[Entry] = field(default_factory=list)
+    assignments: list[EnvAssignment] = field(default_factory=list)
+    problems: list[LineProblem] = field(default_factory=list)
+    warnings: list[LineProblem] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    odd_lines: set[int] = field(default_factory=set)  # lines already warned about (CR, NUL)
+    # load_env's envstr: what it holds after the NUL matters (see the module docstring).
+    envbuf: bytearray = field(default_factory=lambda: bytearray(MAX_ENVSTR))
+
+
 def parse(
     text: str | bytes,
     kind: Kind = Kind.USER,
@@ -191,30 +202,11 @@ def parse(
     spool copy has a 3-line header; trailing comments never count).
     """
     data = as_bytes(text)
-    problems: list[LineProblem] = []
-    warnings: list[LineProblem] = []
-    entries: list[Entry] = []
-    assignments: list[EnvAssignment] = []
-    env: dict[str, str] = {}
-
-    last = data.rsplit(b"\n", 1)[-1]
-    if last.lstrip(b" \t") and not last.lstrip(b" \t").startswith(b"#"):
-        # Debian refuses the file ("missing newline before EOF"); a blank or comment
-        # last line it accepts silently.
-        warnings.append(
-            LineProblem(
-                path,
-                data.count(b"\n") + 1,
-                "no newline at end of file; the last line is still read"
-                " (Debian's cron would ignore the file)",
-            )
-        )
+    reading = _Reading(path)
+    reading.warnings.extend(_last_line_warning(data, path))
     if not data.endswith(b"\n"):
         data += b"\n"
-
     s = Stream(data)
-    odd_lines: set[int] = set()  # lines already warned about (CR, NUL)
-    envbuf = bytearray(MAX_ENVSTR)  # load_env's envstr; what it holds after the NUL matters
     # crontab.c: "while (... LineNumber < MAX_TAB_LINES + 2)"; user.c adds NHEADER_LINES
     # but leaves at end of file before it checks (so a long comment tail is fine).
     limit = MAX_TAB_LINES + 2 + (0 if install else NHEADER_LINES)
@@ -224,58 +216,84 @@ def parse(
         if s.pos >= len(data):
             at_eof = True
             break
-        number, start = s.line, s.pos
-        raw = _line_text(data, start)
-        if number not in odd_lines and (b"\r" in raw or b"\0" in raw):
-            odd_lines.add(number)
-            if b"\r" in raw:
-                warnings.append(LineProblem(path, number, _CR_WARNING))
-            if b"\0" in raw:
-                warnings.append(LineProblem(path, number, _NUL_WARNING))
-        line, _ = s.get_string(MAX_ENVSTR - 1, b"\n")
-        envbuf[: len(line) + 1] = line + b"\0"
-        envbuf[MAX_ENVSTR - 1] = NUL
-        assignment = load_env_buffer(envbuf)
-        if assignment is not None:
-            key, value = assignment
-            setting = key + b"=" + value
-            envbuf[: len(setting) + 1] = setting + b"\0"  # sprintf(envstr, "%s=%s", ...)
-            env[as_text(key)] = as_text(value)
-            assignments.append(EnvAssignment(number, as_text(key), as_text(value)))
-            if s.pos - start > MAX_ENVSTR - 1:
-                warnings.append(
-                    LineProblem(path, number, f"value cut to {MAX_ENVSTR - 2} bytes, as cron does")
-                )
-            continue
-        s.pos, s.line = start, number
-        pending, s.annotations = s.annotations, []
-        try:
-            spec, user, command = _load_entry(s, kind, user_exists)
-        except Reason as err:
-            hint = " (carriage return in line: CRLF line ends?)" if b"\r" in raw else ""
-            if b"\0" in raw:
-                hint = " (NUL byte in line: binary file?)"
-            problems.append(LineProblem(path, number, err.reason + hint))
-            # Debian stops here; we go on from the next line to report every bad one.
-            s.pos, s.line = _next_line(data, start), number + 1
-            continue
-        entries.append(
-            Entry(number, spec, command, user, tuple(env.items()), annotations=tuple(pending))
-        )
+        _read_line(s, reading, kind, user_exists)
     if s.line >= limit and (install or not at_eof):
-        problems.append(
+        reading.problems.append(
             LineProblem(path, limit - 1, f"crontab must not be longer than {MAX_TAB_LINES} lines")
         )
     for annotation in s.annotations:
-        warnings.append(
+        reading.warnings.append(
             LineProblem(path, annotation.line, "#@smart line is not followed by a job line")
         )
-    warnings.sort(key=lambda w: w.line)
-    tab = Crontab(kind, tuple(entries), tuple(assignments), tuple(warnings))
-    if problems:
-        raise CrontabSyntaxError(problems, partial=tab)
+    reading.warnings.sort(key=lambda w: w.line)
+    tab = Crontab(kind, tuple(reading.entries), tuple(reading.assignments), tuple(reading.warnings))
+    if reading.problems:
+        raise CrontabSyntaxError(reading.problems, partial=tab)
     return tab
 
 
-def format_problems(problems: Iterable[LineProblem]) -> str:
-    return "\n".join(str(p) for p in problems)
+def _last_line_warning(data: bytes, path: str) -> list[LineProblem]:
+    last = data.rsplit(b"\n", 1)[-1].lstrip(b" \t")
+    if not last or last.startswith(b"#"):
+        return []  # a blank or comment last line Debian accepts silently
+    # Debian refuses the file ("missing newline before EOF").
+    reason = (
+        "no newline at end of file; the last line is still read"
+        " (Debian's cron would ignore the file)"
+    )
+    return [LineProblem(path, data.count(b"\n") + 1, reason)]
+
+
+def _read_line(
+    s: Stream, reading: _Reading, kind: Kind, user_exists: Callable[[str], bool] | None
+) -> None:
+    """One useful line from the stream position: an assignment, an entry or a problem."""
+    number, start = s.line, s.pos
+    raw = _line_text(s.data, start)
+    _note_odd_bytes(reading, number, raw)
+    if _read_assignment(s, reading, number, start):
+        return
+    s.pos, s.line = start, number
+    pending, s.annotations = s.annotations, []
+    try:
+        spec, user, command = _load_entry(s, kind, user_exists)
+    except Reason as err:
+        hint = " (carriage return in line: CRLF line ends?)" if b"\r" in raw else ""
+        if b"\0" in raw:
+            hint = " (NUL byte in line: binary file?)"
+        reading.problems.append(LineProblem(reading.path, number, err.reason + hint))
+        # Debian stops here; we go on from the next line to report every bad one.
+        s.pos, s.line = _next_line(s.data, start), number + 1
+        return
+    env = tuple(reading.env.items())
+    reading.entries.append(Entry(number, spec, command, user, env, annotations=tuple(pending)))
+
+
+def _note_odd_bytes(reading: _Reading, number: int, raw: bytes) -> None:
+    if number in reading.odd_lines or not (b"\r" in raw or b"\0" in raw):
+        return
+    reading.odd_lines.add(number)
+    if b"\r" in raw:
+        reading.warnings.append(LineProblem(reading.path, number, _CR_WARNING))
+    if b"\0" in raw:
+        reading.warnings.append(LineProblem(reading.path, number, _NUL_WARNING))
+
+
+def _read_assignment(s: Stream, reading: _Reading, number: int, start: int) -> bool:
+    """env.c's load_env on the line at `start`; True (and the stream past it) if it is one."""
+    envbuf = reading.envbuf
+    line, _ = s.get_string(MAX_ENVSTR - 1, b"\n")
+    envbuf[: len(line) + 1] = line + b"\0"
+    envbuf[MAX_ENVSTR - 1] = NUL
+    assignment = load_env_buffer(envbuf)
+    if assignment is None:
+        return False
+    key, value = assignment
+    setting = key + b"=" + value
+    envbuf[: len(setting) + 1] = setting + b"\0"  # sprintf(envstr, "%s=%s", ...)
+    reading.env[as_text(key)] = as_text(value)
+    reading.assignments.append(EnvAssignment(number, as_text(key), as_text(value)))
+    if s.pos - start > MAX_ENVSTR - 1:
+        reason = f"value cut to {MAX_ENVSTR - 2} bytes, as cron does"
+        reading.warnings.append(LineProblem(reading.path, number, reason))
+    return True
