@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -268,8 +268,3 @@ def _validate(config: Config, file: Path) -> None:
             raise bad("retrain", f"off, daily, weekly or a cron expression: {err}") from None
         if timespec.reboot:
             raise bad("retrain", "@reboot is not a schedule for retraining")
-
-
-def with_overrides(config: Config, **changes: Any) -> Config:
-    """A copy with some fields changed (tests and the CLI's --mode)."""
-    return replace(config, **changes)

@@ -50,7 +50,6 @@ from smartcron.model import (
     OUTPUT_P,
     OUTPUT_RUNTIME,
     PKL_NAME,
-    check_file,
 )
 from smartcron.monitor import Snapshot
 
@@ -388,21 +387,3 @@ def _card(
         "sha256": {ONNX_NAME: _sha256(dir / ONNX_NAME), PKL_NAME: _sha256(dir / PKL_NAME)},
         "created": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
     }
-
-
-def load_pickle(directory: str | os.PathLike[str], *, owner_uid: int) -> tuple[Any, Any]:
-    """The fitted scikit-learn models, for training tools only: the same file checks as
-    load_model (owner, mode, size) and the card's sha256, before unpickling."""
-    import joblib
-
-    root = Path(directory)
-    pkl = root / PKL_NAME
-    problem = check_file(pkl, owner_uid=owner_uid) or check_file(
-        root / CARD_NAME, owner_uid=owner_uid
-    )
-    if problem:
-        raise TrainError(problem)
-    card = json.loads((root / CARD_NAME).read_text())
-    if card.get("sha256", {}).get(PKL_NAME) != _sha256(pkl):
-        raise TrainError(f"{pkl}: sha256 does not match the model card (tampered)")
-    return joblib.load(pkl)
