@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -69,62 +68,6 @@ class SystemClock:
 
     def file_time(self, stamp_ns: int) -> datetime:
         return datetime.fromtimestamp(stamp_ns / 1e9, UTC)
-
-
-class FakeClock:
-    """A clock that only moves when told to; sleeping jumps straight to the target.
-
-    Each FakeClock is its own boot unless given `boot_id` (and the `monotonic` reading
-    a restarted daemon would see). A file written while it read T has file_time T: it
-    remembers the real time of each move (leave a few ms between a move and a write:
-    the kernel stamps files with a coarse clock).
-    """
-
-    def __init__(
-        self, start: datetime, *, monotonic: float = 1000.0, boot_id: str | None = None
-    ) -> None:
-        if start.tzinfo is None:
-            raise ValueError("FakeClock needs an aware datetime")
-        self._now = start.astimezone(UTC)
-        self._mono = monotonic
-        self._boot = boot_id or uuid.uuid4().hex
-        self._marks = [(time.time(), self._now)]  # (real time, fake time from then on)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def boot_id(self) -> str:
-        return self._boot
-
-    def file_time(self, stamp_ns: int) -> datetime:
-        real = stamp_ns / 1e9
-        for mark, fake in reversed(self._marks):
-            if real >= mark:
-                return fake
-        first, fake = self._marks[0]
-        return fake - timedelta(seconds=first - real)  # older than the clock
-
-    def _moved(self) -> None:
-        self._marks.append((time.time(), self._now))
-        del self._marks[1:-64]  # bounded: only recent writes matter
-
-    def set(self, instant: datetime) -> None:
-        """Step the wall clock (like `date -s`): monotonic time does not move."""
-        self._now = instant.astimezone(UTC)
-        self._moved()
-
-    def advance(self, delta: timedelta) -> None:
-        """Let time pass."""
-        self._now += delta
-        self._mono += delta.total_seconds()
-        self._moved()
-
-    def sleep_until(self, instant: datetime, wake: threading.Event | None = None) -> None:
-        if instant > self._now:
-            self.advance(instant - self._now)
 
 
 @dataclass(frozen=True, slots=True)

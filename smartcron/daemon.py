@@ -37,7 +37,7 @@ from smartcron.loader import Database
 from smartcron.mail import Mailer
 from smartcron.monitor import Monitor
 from smartcron.ticker import Ticker, due, local_minute, observed_minutes, wall_of
-from smartcron.wakeup import Waker
+from smartcron.wakeup import Sleeper
 
 if TYPE_CHECKING:
     from smartcron.modelwatch import ModelWatch
@@ -78,7 +78,7 @@ class Daemon:
         history: HistoryStore,
         zone: tzinfo,
         launcher: Launcher | None = None,
-        waker: Waker | None = None,
+        waker: Sleeper | None = None,
         hostname: str = "localhost",
         mail_charset: str = "US-ASCII",
         pam_env: tuple[tuple[str, str], ...] = (),

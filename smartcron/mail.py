@@ -1,7 +1,7 @@
 """Mailing a job's output, as Debian's cron 3.0pl1-162 does it (do_command.c, popen.c).
 
 The decision and the message are pure functions; `Mailer` is the I/O interface, with a
-real `SendmailMailer` and a capturing `RecordingMailer` for tests and the simulator.
+real `SendmailMailer` (the capturing fake is `testing.RecordingMailer`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 DEFAULT_MAIL_COMMAND = "/usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem"
@@ -312,30 +312,3 @@ class SendmailMailer:
         # do_command.c logs "... got status 0x%04x from MTA" with the raw wait() status.
         error = f"got status 0x{wait_status(proc.returncode):04x} from MTA"
         return MailResult(sent=False, error=f"{error}: {said}" if said else error)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SentMail:
-    """One message captured by RecordingMailer."""
-
-    recipient: str
-    message: bytes
-    run_as: RunAs | None = None
-
-
-@dataclass(slots=True, kw_only=True)
-class RecordingMailer:
-    """A fake Mailer that keeps every message; `mta` False plays "no MTA installed"."""
-
-    mta: bool = True
-    fail_with: str | None = None
-    sent: list[SentMail] = field(default_factory=list)
-
-    def available(self) -> bool:
-        return self.mta
-
-    def send(self, recipient: str, message: bytes, *, run_as: RunAs | None = None) -> MailResult:
-        if self.fail_with is not None:
-            return MailResult(sent=False, error=self.fail_with)
-        self.sent.append(SentMail(recipient=recipient, message=message, run_as=run_as))
-        return MailResult(sent=True)

@@ -6,7 +6,7 @@ source present (logind, then xprintidle, then tty access times). The two subproc
 sources are cached for `refresh_s` seconds so a snapshot stays well under 5 ms (0.05 ms
 measured on the 2-core development container, tty source; test_monitor prints it; one
 `loginctl` call costs 5-20 ms, hence the cache).
-`ScriptedMonitor` is the fake for tests; `trace.TraceMonitor` replays a recorded trace.
+`testing.ScriptedMonitor` is the fake for tests; `trace.TraceMonitor` replays a trace.
 
 Absent things are explicit: no battery is `battery_percent=None`, never 0.
 """
@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -327,45 +327,3 @@ def _tty_idle(now: datetime, user: str | None) -> float | None:
     if newest is None:
         newest = psutil.boot_time()
     return max(0.0, round(stamp - newest, 1))
-
-
-class ScriptedMonitor:
-    """A fake: snapshots given in advance, or computed from the instant asked about.
-
-    With a sequence, each call returns the next one (the last repeats once the script
-    runs out). Either way the returned snapshot's `at` is the instant asked about, and
-    every instant asked about is kept in `calls`.
-    """
-
-    def __init__(self, script: Sequence[Snapshot] | Callable[[datetime], Snapshot]) -> None:
-        if not callable(script) and not script:
-            raise ValueError("ScriptedMonitor needs at least one snapshot")
-        self._script = script
-        self.calls: list[datetime] = []
-
-    def snapshot(self, now: datetime) -> Snapshot:
-        self.calls.append(now)
-        if callable(self._script):
-            snap = self._script(now)
-        else:
-            snap = self._script[min(len(self.calls), len(self._script)) - 1]
-        return replace(snap, at=now.astimezone(UTC))
-
-
-def sample_snapshot(at: datetime, **changes: Any) -> Snapshot:
-    """A plausible quiet laptop on AC with an away user; override any field by keyword."""
-    base = Snapshot(
-        at=at.astimezone(UTC),
-        load1=0.2,
-        load5=0.3,
-        load15=0.3,
-        cpu_percent=3.0,
-        ram_percent=40.0,
-        battery_percent=90.0,
-        charging=True,
-        on_ac=True,
-        idle_seconds=3600.0,
-        idle_source="trace",
-        disk_free_percent=60.0,
-    )
-    return replace(base, **changes)

@@ -5,7 +5,10 @@ instant with TFD_TIMER_CANCEL_ON_SET, so the kernel also wakes it the moment the
 wall clock is stepped (cron(8)'s clock-change rules need to know); on inotify
 watches of the crontab directories; and on a self-pipe that signal handlers and
 finished jobs write to. Without timerfd (not Linux, old kernel) it falls back to a
-bounded monotonic sleep.
+bounded monotonic sleep, timed on the injected clock.
+
+`Sleeper` is what the daemon's loop needs of a Waker; `testing.FakeWaker` is the fake
+(virtual time), and tests/test_contract_clock.py holds both to the same contract.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import logging
 import os
 import select
 import signal
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Protocol
+
+from smartcron.clock import Clock, SystemClock
 
 log = logging.getLogger("smartcron")
 
@@ -47,10 +53,35 @@ def _libc() -> ctypes.CDLL | None:
     return libc
 
 
-class Waker:
-    """One object to sleep on. `wait(deadline)` returns the set of reasons it woke."""
+class Sleeper(Protocol):
+    """What the daemon's loop sleeps on (Waker, or testing.FakeWaker)."""
 
-    def __init__(self) -> None:
+    @property
+    def watches_files(self) -> bool:
+        """True when a change in a watched directory wakes `wait` ("files")."""
+        ...
+
+    def notify(self) -> None:
+        """Wake the sleeper now, or its next wait at once (thread-safe)."""
+        ...
+
+    def watch(self, directories: list[Path]) -> None:
+        """Also wake on changes in these directories (once they exist)."""
+        ...
+
+    def wait(self, deadline: datetime) -> set[str]:
+        """Sleep until `deadline` or an event; the reasons: timer, clock, notify, files."""
+        ...
+
+
+class Waker:
+    """One object to sleep on. `wait(deadline)` returns the set of reasons it woke.
+
+    The timerfd is armed on the kernel's real-time clock, so pair it with the real
+    clock; `clock` times the fallback sleep (tests pass a FakeWaker instead)."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._read_fd, self._write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._libc = _libc()
         self._timer_fd = -1
@@ -72,10 +103,6 @@ class Waker:
     @property
     def watches_files(self) -> bool:
         return self._inotify is not None
-
-    @property
-    def sees_clock_steps(self) -> bool:
-        return self._timer_fd >= 0
 
     def install_signal_wakeup(self) -> None:
         """Route signals to the self-pipe so a handler never does real work."""
@@ -125,7 +152,7 @@ class Waker:
             fds.append(self._timer_fd)
             timeout = None
         else:
-            delay = (deadline - datetime.now(UTC)).total_seconds()
+            delay = (deadline - self._clock.now()).total_seconds()
             timeout = max(0.0, min(delay, FALLBACK_MAX_SLEEP))
         if self._inotify is not None:
             fds.append(self._inotify.fileno())

@@ -12,20 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from smartcron import config as configuration
 from smartcron import control
 from smartcron.control import ControlServer, RemoteStore, Unavailable, call
+from tests.userconfig import make_config
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="writes spool files for other uids")
 NOBODY = 65534
-
-
-def make_config(tmp_path: Path, user_mode: bool = False) -> configuration.Config:
-    path = tmp_path / "smartcron.toml"
-    keys = ("spool_dir", "state_dir", "run_dir", "jobs_dir", "allow_file", "deny_file")
-    path.write_text("".join(f'{k} = "{k}"\n' for k in keys) + 'crontab = ""\ncron_d = ""\n')
-    (tmp_path / "run_dir").mkdir()
-    return configuration.load(path, user_mode=user_mode)
 
 
 @pytest.fixture

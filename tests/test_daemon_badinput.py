@@ -6,11 +6,10 @@ import logging
 import sqlite3
 from datetime import UTC, datetime
 
-from smartcron.executor_fake import FakeOutcome, FakeRunner
 from smartcron.history import HistoryStore
 from smartcron.lifecycle import start_job
-from smartcron.mail import RecordingMailer
-from tests.test_daemon_clock import make_daemon
+from smartcron.testing import FakeOutcome, FakeRunner, RecordingMailer
+from tests.harness import make_daemon
 
 START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 

@@ -10,55 +10,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from smartcron.clock import FakeClock
-from smartcron.daemon import Daemon
-from tests.userconfig import user_config
-
-BERLIN = ZoneInfo("Europe/Berlin")
-
-
-class Recorder:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.runs: list[tuple[str, str]] = []
-
-    def __call__(self, daemon, job, scheduled, trigger) -> None:
-        self.runs.append((job.entry.command, self.clock.now().strftime("%H:%MZ")))
-
-
-def make_daemon(
-    tmp_path: Path, crontab: str, start: datetime
-) -> tuple[Daemon, FakeClock, Recorder]:
-    cfg = user_config(tmp_path, crontab)
-    clock = FakeClock(start)
-    recorder = Recorder(clock)
-    daemon = Daemon(
-        cfg,
-        clock=clock,
-        runner=None,  # type: ignore[arg-type]
-        mailer=None,  # type: ignore[arg-type]
-        history=None,  # type: ignore[arg-type]
-        zone=BERLIN,
-        launcher=recorder,
-    )
-    daemon.reload(force=True)
-    return daemon, clock, recorder
-
-
-def run_until(daemon: Daemon, clock: FakeClock, until: datetime) -> None:
-    """The real loop with the fake clock: sleep to the next due instant, then step."""
-    while True:
-        wake = daemon.next_wake()
-        if wake > until:
-            clock.sleep_until(until)
-            daemon.step()
-            return
-        clock.sleep_until(wake)
-        daemon.step()
+from tests.harness import BERLIN, make_daemon, run_until
 
 
 def utc(text: str) -> datetime:

@@ -271,7 +271,7 @@ def test_golden_inputs_and_corpus_get_debians_verdict(debian_crontab: Path):
 
 
 def test_every_user_case_of_the_table_gets_debians_verdict(debian_crontab: Path):
-    from test_crontab_table import CASES  # tests/ is on sys.path (rootdir-relative)
+    from tests.crontab_cases import CASES
 
     cases = [
         (c.text + "\n").encode("utf-8", "surrogateescape")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from smartcron.gate import Verdict
 from smartcron.history import HistoryError
-from tests.test_smart_daemon import battery, make, utc
+from tests.harness import battery, make, utc
 
 
 class Later:

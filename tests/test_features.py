@@ -15,7 +15,7 @@ import pytest
 
 from smartcron.features import FEATURES, NO_STATS, JobStats, Outcome, features, job_stats
 from smartcron.history import from_db_time, to_db_time
-from smartcron.monitor import sample_snapshot
+from smartcron.testing import sample_snapshot
 
 T = datetime(2026, 1, 7, 13, 30, tzinfo=UTC)  # a Wednesday
 HEAVY = ("pandas", "sklearn", "joblib", "skl2onnx", "onnx")
@@ -73,7 +73,7 @@ def test_job_stats_look_at_the_last_n_runs() -> None:
 
 def test_rewriting_the_history_after_t_changes_no_row_before_t(tmp_path: Path) -> None:
     from smartcron import train
-    from tests.test_train import simulated_history
+    from tests.modelkit import simulated_history
 
     db = simulated_history(tmp_path / "h.db", 4)
     before = train.load_dataset(db)

@@ -21,8 +21,8 @@ from smartcron.gate import (
     retry_at,
     window_for,
 )
-from smartcron.monitor import sample_snapshot
 from smartcron.smartspec import SmartSpec
+from smartcron.testing import sample_snapshot
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = datetime(2026, 2, 10, 1, 0, tzinfo=BERLIN)  # 00:00 UTC

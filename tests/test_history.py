@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.clock import FakeClock
 from smartcron.history import (
     MIGRATIONS,
     HistoryError,
@@ -22,6 +21,7 @@ from smartcron.history import (
     from_db_time,
     to_db_time,
 )
+from smartcron.testing import FakeClock
 
 T0 = datetime(2024, 3, 31, 1, 0, tzinfo=UTC)
 

@@ -14,7 +14,6 @@ from smartcron.mail import (
     DEFAULT_SENDER,
     MailDecision,
     Mailer,
-    RecordingMailer,
     RunAs,
     SendmailMailer,
     build_message,
@@ -24,6 +23,7 @@ from smartcron.mail import (
     subject_host,
     wait_status,
 )
+from smartcron.testing import RecordingMailer
 
 RECORDER = Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "sendmail-recorder"
 RECORDER_CMD = f"{RECORDER} -FCronDaemon -i -B8BITMIME -oem"

@@ -6,8 +6,6 @@ a model that returns NaN, fails or scores a known way; the card is then re-signe
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import pwd
 import shutil
@@ -17,99 +15,19 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper
 
 from smartcron import gate
 from smartcron.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.features import FEATURES, Outcome
 from smartcron.model import LoadedModel, ModelUnavailable, load_model
-from smartcron.monitor import sample_snapshot
 from smartcron.smartspec import SmartSpec
+from smartcron.testing import sample_snapshot
+from tests.modelkit import graph, install
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # a Monday, 01:00
 ROOT = os.geteuid() == 0
 N = len(FEATURES)
-
-
-def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
-    """A stand-in model: P(success) = hour / 24 (or NaN for positive loads), runtime from
-    log1p 600 s (or a Reshape that only works on one row: an inference error)."""
-    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, N])
-    outs = [
-        helper.make_tensor_value_info("p_success", TensorProto.FLOAT, [None, 2]),
-        helper.make_tensor_value_info("runtime_log1p", TensorProto.FLOAT, [None, 1]),
-    ]
-    hour, idle = FEATURES.index("hour"), FEATURES.index("idle_log1p")
-    inits = [
-        helper.make_tensor("h0", TensorProto.INT64, [1], [hour]),
-        helper.make_tensor("h1", TensorProto.INT64, [1], [hour + 1]),
-        helper.make_tensor("i0", TensorProto.INT64, [1], [idle]),
-        helper.make_tensor("i1", TensorProto.INT64, [1], [idle + 1]),
-        helper.make_tensor("c0", TensorProto.INT64, [1], [0]),
-        helper.make_tensor("c2", TensorProto.INT64, [1], [2]),
-        helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("day", TensorProto.FLOAT, [], [24.0]),
-        helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
-        helper.make_tensor("rt", TensorProto.FLOAT, [], [float(np.log1p(600.0))]),
-        helper.make_tensor("shape1", TensorProto.INT64, [2], [1, 1]),
-        helper.make_tensor("l1", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0]),
-    ]
-    nodes = [helper.make_node("Slice", ["features", "h0", "h1", "axis"], ["h"])]
-    if p_success == "hour":
-        nodes.append(helper.make_node("Div", ["h", "day"], ["p"]))
-    elif p_success == "idle":  # P(success) = idle_log1p / 10: the user away helps
-        nodes.append(helper.make_node("Slice", ["features", "i0", "i1", "axis"], ["i"]))
-        nodes.append(helper.make_node("Div", ["i", "ten"], ["p"]))
-    elif p_success == "load":  # P(success) = 1 - load1 / 10
-        nodes.append(helper.make_node("Slice", ["features", "c0", "l1", "axis"], ["l"]))
-        nodes.append(helper.make_node("Div", ["l", "ten"], ["lt"]))
-        nodes.append(helper.make_node("Sub", ["one", "lt"], ["p"]))
-    else:  # sqrt(-load1): NaN for any load above zero, 0 on the all-zero probe
-        nodes.append(helper.make_node("Slice", ["features", "c0", "h0", "axis"], ["l0"]))
-        nodes.append(helper.make_node("Slice", ["l0", "c0", "h1", "axis"], ["l"]))
-        nodes += [helper.make_node("Neg", ["h"], ["nh"]), helper.make_node("Sqrt", ["nh"], ["p"])]
-    nodes.append(helper.make_node("Sub", ["one", "p"], ["q"]))
-    nodes.append(helper.make_node("Concat", ["q", "p"], ["p_success"], axis=1))
-    nodes.append(helper.make_node("Mul", ["h", "one"], ["h_"]))
-    nodes.append(helper.make_node("Sub", ["h_", "h_"], ["zero"]))
-    nodes.append(helper.make_node("Add", ["zero", "rt"], ["r"]))
-    if runtime == "plain":
-        nodes.append(helper.make_node("Identity", ["r"], ["runtime_log1p"]))
-    else:
-        nodes.append(helper.make_node("Reshape", ["r", "shape1"], ["runtime_log1p"]))
-    model = helper.make_model(
-        helper.make_graph(nodes, "stand-in", [x], outs, initializer=inits),
-        opset_imports=[helper.make_opsetid("", 17)],
-    )
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
-
-
-def card(blob: bytes, **changes: object) -> dict:
-    data = {
-        "format": 1,
-        "features": list(FEATURES),
-        "timezone": "UTC",
-        "active": {"idle_below_s": 60, "by_hour_of_week": [0.1] * 168},
-        "sha256": {"model.onnx": hashlib.sha256(blob).hexdigest()},
-        "created": (NOW - timedelta(days=1)).isoformat(),
-    }
-    return data | changes
-
-
-def install(directory: Path, blob: bytes, **changes: object) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o755)
-    (directory / "model.onnx").write_bytes(blob)
-    (directory / "model.json").write_text(json.dumps(card(blob, **changes)))
-    for name in ("model.onnx", "model.json"):
-        os.chmod(directory / name, 0o644)
-    return directory
 
 
 def load(directory: Path, **options: object) -> LoadedModel | ModelUnavailable:

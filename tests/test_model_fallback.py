@@ -5,7 +5,7 @@ the model directory, then broken one way per test. Each test asserts the mode, t
 logged reason (once), and that the jobs still run at their rules time: `backup`
 (min_battery=30, battery low until 01:20Z) at 01:20Z, `report` (no rules) and the
 plain line at their cron time, 01:00Z. Then a good model is put back: smart again.
-Crafted ONNX graphs (tests/test_model.py) stand in for models failing at inference.
+Crafted ONNX graphs (tests/modelkit.py) stand in for models failing at inference.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import pwd
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -32,9 +31,8 @@ from smartcron.features import FEATURES
 from smartcron.firings import FiringStore
 from smartcron.modelwatch import ModelWatch
 from smartcron.service import status_document
-from tests.test_model import graph, install
-from tests.test_smart_daemon import BERLIN, START, Harness, battery, make, utc
-from tests.test_train import TINY, simulated_history
+from tests.harness import BERLIN, START, Harness, battery, make, utc
+from tests.modelkit import TINY, edit_card, graph, install, put, simulated_history
 
 ROOT = os.geteuid() == 0
 CRONTAB = (
@@ -58,22 +56,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _info(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "smartcron")
-
-
-def put(trained: Path, directory: Path) -> Path:
-    """A fresh copy of the trained model (new inodes: the daemon sees a change)."""
-    if directory.is_dir():
-        shutil.rmtree(directory)
-    shutil.copytree(trained, directory)
-    os.chmod(directory, 0o755)
-    for file in directory.iterdir():
-        os.chmod(file, 0o644)
-    return directory
-
-
-def edit_card(directory: Path, **changes: object) -> None:
-    card = json.loads((directory / "model.json").read_text())
-    (directory / "model.json").write_text(json.dumps(card | changes))
 
 
 def smart(tmp_path: Path, **settings: object) -> Harness:
@@ -112,10 +94,10 @@ def check_fallback(h: Harness, caplog: pytest.LogCaptureFixture, words: str) -> 
 
 
 def check_recovery(h: Harness, trained: Path, caplog: pytest.LogCaptureFixture) -> None:
-    put(trained, h.daemon.config.models_dir)
-    h.run_until(utc("01:40"))  # the poll tick sees the change, lets it settle 2 s
+    put(trained, h.daemon.config.models_dir)  # at 01:30: the Waker sees the change at once
+    h.run_until(utc("01:30") + timedelta(seconds=1))  # and lets it settle 2 s
     assert h.daemon.mode == "legacy"
-    h.run_until(utc("01:41"))
+    h.run_until(utc("01:31"))
     assert h.daemon.mode == "smart", h.daemon.mode_reason
     assert any("model loaded from" in r.getMessage() for r in caplog.records)
 
@@ -358,7 +340,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from smartcron.gate import Firing
 from smartcron.modelwatch import ModelWatch
-from smartcron.monitor import sample_snapshot
+from smartcron.testing import sample_snapshot
 from smartcron.smartspec import SmartSpec
 now = datetime.now(UTC)
 watch = ModelWatch(Path({str(d)!r}), owner_uid={os.geteuid()}, max_age=None)

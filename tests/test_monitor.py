@@ -8,14 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from smartcron.monitor import (
-    IDLE_SOURCES,
-    Monitor,
-    ScriptedMonitor,
-    Snapshot,
-    SystemMonitor,
-    sample_snapshot,
-)
+from smartcron.monitor import IDLE_SOURCES, Monitor, Snapshot, SystemMonitor
+from smartcron.testing import ScriptedMonitor, sample_snapshot
 from smartcron.trace import TraceMonitor, load_trace
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from smartcron.history import HistoryStore, RunEnd, RunStart, RunStatus
-from tests.test_daemon_clock import make_daemon
+from tests.harness import make_daemon
 
 
 def add_run(store: HistoryStore, started: datetime, finished: bool) -> int:

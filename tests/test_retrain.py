@@ -26,9 +26,8 @@ from smartcron.errors import ConfigError
 from smartcron.history import HistoryStore
 from smartcron.modelwatch import ModelWatch
 from smartcron.retrain import Retrainer, train_command, worse_than
-from tests.test_model_fallback import edit_card, put
-from tests.test_smart_daemon import BERLIN, START, Harness, make, utc
-from tests.test_train import TINY, simulated_history
+from tests.harness import BERLIN, START, Harness, make, utc
+from tests.modelkit import TINY, edit_card, put, simulated_history
 
 CRONTAB = "*/30 * * * * plain\n#@smart window=1h\n0 * * * * hourly\n"
 

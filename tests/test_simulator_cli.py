@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_simulator import CRONTAB, T0, WORLD, trace_text
 
 from smartcron.cli.ctl import main
 from smartcron.sim.metrics import KEYS
 from smartcron.trace import read_trace
+from tests.simkit import CRONTAB, T0, WORLD, trace_text
 
 
 @pytest.fixture
@@ -142,9 +142,9 @@ def test_trace_gen_offers_every_kind_of_the_generator():
 
 
 def test_trace_record_samples_the_system_monitor_on_the_clock(tmp_path, monkeypatch):
-    from smartcron import clock
+    from smartcron import clock, testing
 
-    monkeypatch.setattr(clock, "SystemClock", lambda: clock.FakeClock(T0))
+    monkeypatch.setattr(clock, "SystemClock", lambda: testing.FakeClock(T0))
     out = tmp_path / "rec.csv"
     code, _, err = run("trace-record", "--minutes", "3", "--out", str(out))
     assert code == 0, err

@@ -1,148 +1,17 @@
 """The decision engine inside the daemon, on a FakeClock, a ScriptedMonitor and a FakeRunner.
 
 Zone Europe/Berlin in February (CET, UTC+1): 02:00 local is 01:00Z. Jobs run for the
-FakeOutcome's duration in virtual time: the harness finishes each run when the clock
-reaches its end, as the real runner's callback (and the waker) would.
+FakeOutcome's duration in virtual time (tests/harness.py): the daemon's own loop runs
+on a FakeWaker, which finishes each run when the clock reaches its end.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from smartcron.clock import FakeClock
-from smartcron.daemon import Daemon
-from smartcron.executor import RunRequest
-from smartcron.executor_fake import FakeOutcome, FakeRunner
-from smartcron.firings import FiringStore
-from smartcron.history import HistoryStore
-from smartcron.mail import RecordingMailer
-from smartcron.monitor import ScriptedMonitor, Snapshot, sample_snapshot
-from tests.userconfig import user_config
-
-BERLIN = ZoneInfo("Europe/Berlin")
-START = datetime(2026, 2, 10, 0, 58, 30, tzinfo=UTC)  # 01:58:30 CET
-
-
-def utc(hhmm: str) -> datetime:
-    hour, minute = map(int, hhmm.split(":"))
-    return datetime(2026, 2, 10, hour, minute, tzinfo=UTC)
-
-
-def battery(low_until: str | None = None, percent: float = 18.0) -> Callable[[datetime], Snapshot]:
-    """A laptop on battery: `percent` until `low_until` (UTC HH:MM), then 80%."""
-
-    def script(now: datetime) -> Snapshot:
-        low = low_until is None or now < utc(low_until)
-        return sample_snapshot(
-            now, battery_percent=percent if low else 80.0, on_ac=False, charging=False
-        )
-
-    return script
-
-
-@dataclass
-class Harness:
-    daemon: Daemon
-    clock: FakeClock
-    runner: FakeRunner
-    mailer: RecordingMailer
-    history: HistoryStore
-    monitor: ScriptedMonitor
-    outcomes: Mapping[str, list[FakeOutcome]]
-    ends: list[tuple[datetime, int, str, FakeOutcome]] = field(default_factory=list)
-    starts: list[tuple[str, str]] = field(default_factory=list)  # (command, HH:MMZ)
-
-    @property
-    def store(self) -> FiringStore:
-        return FiringStore(self.history)
-
-    def job(self, command: str):
-        return next(job for job in self.daemon.db.jobs if job.entry.command == command)
-
-    def run_until(self, until: datetime) -> None:
-        """The daemon's loop: sleep to the next wake-up or job end, finish runs, step."""
-        seen = len(self.runner.requests)
-        while True:
-            wake = min([self.daemon.next_wake(), *(end for end, *_ in self.ends)])
-            if wake > until:
-                self.clock.sleep_until(until)
-                return
-            self.clock.sleep_until(wake)
-            for item in sorted(self.ends, key=lambda e: e[:2]):
-                if item[0] <= self.clock.now():
-                    self.ends.remove(item)
-                    self.runner.finish(item[2], item[3])
-            self.daemon.step()
-            for number, request in enumerate(self.runner.requests[seen:], seen):
-                outcome = self.runner.responder(request)  # once per run: it pops the plan
-                span = outcome.duration_s
-                if request.timeout is not None:
-                    span = min(span, request.timeout)
-                end = self.clock.now() + timedelta(seconds=span)
-                self.ends.append((end, number, request.job_id, outcome))
-                self.starts.append((request.command, self.clock.now().strftime("%H:%MZ")))
-            seen = len(self.runner.requests)
-
-    def firings(self, command: str):
-        return self.store.firings([self.job(command).id])
-
-    def trail(self, command: str) -> list[tuple[str, str, str]]:
-        """(HH:MMZ, verdict, reason) of every decision of the job's firings, oldest first."""
-        out = []
-        for stored in reversed(self.firings(command)):
-            assert stored.firing.id is not None
-            for d in self.store.decisions(stored.firing.id):
-                out.append((d.at.strftime("%H:%MZ"), d.verdict, d.reason))
-        return out
-
-
-def make(
-    tmp_path: Path,
-    crontab: str,
-    script: Callable[[datetime], Snapshot] | None = None,
-    *,
-    start: datetime = START,
-    outcomes: Mapping[str, list[FakeOutcome]] | None = None,
-    history: HistoryStore | None = None,
-    advisor: object = None,
-    **settings: object,
-) -> Harness:
-    """A user-mode daemon on `crontab`; `outcomes` by command, one per run (the last repeats)."""
-    cfg = user_config(tmp_path, crontab, **settings)
-    clock = FakeClock(start)
-    plan = {cmd: list(items) for cmd, items in (outcomes or {}).items()}
-
-    def respond(request: RunRequest) -> FakeOutcome:
-        items = plan.get(request.command)
-        if not items:
-            return FakeOutcome()
-        return items.pop(0) if len(items) > 1 else items[0]
-
-    runner = FakeRunner(respond, auto=False, clock=clock)
-    mailer = RecordingMailer()
-    store = history or HistoryStore.open(tmp_path / "history.db", clock=clock)
-    monitor = ScriptedMonitor(script or (lambda now: sample_snapshot(now)))
-    daemon = Daemon(
-        cfg,
-        clock=clock,
-        runner=runner,
-        mailer=mailer,
-        history=store,
-        zone=BERLIN,
-        monitor=monitor,
-        advisor=advisor,  # type: ignore[arg-type]
-    )
-    daemon.reload(force=True)
-    return Harness(daemon, clock, runner, mailer, store, monitor, plan)
-
-
-def runs(h: Harness, command: str):
-    return [r for r in reversed(h.history.runs(limit=500)) if r.start.command == command]
-
+from smartcron.testing import FakeOutcome
+from tests.harness import START, Harness, battery, make, runs, utc
 
 # ------------------------------------------------------------------ deferring
 

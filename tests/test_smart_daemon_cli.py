@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from smartcron.cli.ctl import main
 from smartcron.cli.jobs import trail_lines
-from smartcron.executor_fake import FakeOutcome
 from smartcron.history import HistoryStore
-from tests.test_smart_daemon import battery, make, utc
+from smartcron.testing import FakeOutcome
+from tests.harness import battery, make, utc
 
 CRONTAB = (
     "#@smart name=nightly_backup window=2h min_battery=30\n0 2 * * * backup\n"

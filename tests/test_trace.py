@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.clock import FakeClock
 from smartcron.errors import SmartcronError
-from smartcron.monitor import ScriptedMonitor, sample_snapshot
+from smartcron.testing import FakeClock, ScriptedMonitor, sample_snapshot
 from smartcron.trace import (
     COLUMNS,
     TraceError,

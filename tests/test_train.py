@@ -21,20 +21,10 @@ from smartcron.history import HistoryStore
 from smartcron.model import LoadedModel, load_model
 from smartcron.trace import read_trace
 from smartcron.world import read_world
+from tests.modelkit import TINY, simulated_history
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-TINY = {"n_estimators": 8, "max_depth": 5, "min_samples_leaf": 5}
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def simulated_history(path: Path, days: int) -> Path:
-    """`days` of cron on the laptop fixtures, recorded as the daemon records them."""
-    world = read_world(FIXTURES / "worlds" / "laptop.yaml")
-    scenario = simulator.load_scenario(FIXTURES / "crontabs" / "laptop.crontab", zone=UTC)
-    trace = read_trace(FIXTURES / "traces" / "laptop-8w.csv.gz")
-    end = trace.start + timedelta(days=days)
-    simulator.simulate(scenario, trace, world, "cron", end=end, history=str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from smartcron.crontab import parse
 from smartcron.errors import SmartcronError
-from smartcron.monitor import sample_snapshot
+from smartcron.testing import sample_snapshot
 from smartcron.world import (
     MAX_BYTES,
     JobLaw,

@@ -1,4 +1,4 @@
-"""A user-mode configuration on a crontab in a temporary directory (daemon tests)."""
+"""Configurations in a temporary directory (daemon and control socket tests)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,13 @@ def user_config(tmp_path: Path, crontab: str, **settings: object) -> configurati
         deny_file=tmp_path / "deny",
         **settings,  # type: ignore[arg-type]
     )
+
+
+def make_config(tmp_path: Path, user_mode: bool = False) -> configuration.Config:
+    """A system-mode (or `user_mode`) Config loaded from a file, its spool, state and run
+    directories under `tmp_path` (control socket tests)."""
+    path = tmp_path / "smartcron.toml"
+    keys = ("spool_dir", "state_dir", "run_dir", "jobs_dir", "allow_file", "deny_file")
+    path.write_text("".join(f'{k} = "{k}"\n' for k in keys) + 'crontab = ""\ncron_d = ""\n')
+    (tmp_path / "run_dir").mkdir()
+    return configuration.load(path, user_mode=user_mode)

@@ -21,8 +21,8 @@ from smartcron.cgroup import JOBS_DIR, JobCgroups
 from smartcron.executor import ProcessRunner, RunRequest, RunResult
 from smartcron.jobenv import job_environment, resolve_user
 from smartcron.service import status_document
+from tests.harness import make, runs, utc
 from tests.polling import wait_for
-from tests.test_smart_daemon import make, runs, utc
 from tests.users import NOT_ROOT, is_root
 
 GRACE = 0.5

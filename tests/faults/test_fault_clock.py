@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smartcron.clock import FakeClock
-from smartcron.monitor import sample_snapshot
-from tests.test_smart_daemon import START, make, runs, utc
+from smartcron.testing import FakeClock, sample_snapshot
+from tests.harness import START, make, runs, utc
 
 BACKUP = "#@smart window=1h min_battery=30{extra}\n0 2 * * * backup\n"
 DESPITE = "deadline 03:00 reached: running despite battery 18% < min_battery 30%"
@@ -112,16 +111,14 @@ def _restart(monkeypatch, tmp_path, first_clock: FakeClock, at: datetime, real_s
     """A new daemon on the same state dir at wall time `at`, `real_s` real seconds after
     the first one stopped, on the same boot."""
     clock = FakeClock(at, monotonic=first_clock.monotonic() + real_s, boot_id="boot-1")
-    monkeypatch.setattr("tests.test_smart_daemon.FakeClock", lambda start: clock)
-    return make(tmp_path, BACKUP.format(extra=""), power([18.0]), start=at)
+    return make(tmp_path, BACKUP.format(extra=""), power([18.0]), clock=clock)
 
 
 def test_after_real_downtime_on_the_same_boot_the_firing_is_missed_while_not_running(
     tmp_path, monkeypatch
 ):
     first_clock = FakeClock(START, boot_id="boot-1")
-    monkeypatch.setattr("tests.test_smart_daemon.FakeClock", lambda start: first_clock)
-    first = make(tmp_path, BACKUP.format(extra=""), power([18.0]))
+    first = make(tmp_path, BACKUP.format(extra=""), power([18.0]), clock=first_clock)
     first.run_until(utc("01:10"))
     later = datetime(2026, 2, 10, 9, 0, 30, tzinfo=UTC)
     down = (later - utc("01:10")).total_seconds()
@@ -139,8 +136,7 @@ def test_a_clock_step_while_the_daemon_was_down_is_told_from_downtime_by_the_boo
     tmp_path, monkeypatch
 ):
     first_clock = FakeClock(START, boot_id="boot-1")
-    monkeypatch.setattr("tests.test_smart_daemon.FakeClock", lambda start: first_clock)
-    first = make(tmp_path, BACKUP.format(extra=""), power([18.0]))
+    first = make(tmp_path, BACKUP.format(extra=""), power([18.0]), clock=first_clock)
     first.run_until(utc("01:10"))
     at = utc("01:15") + timedelta(hours=5)  # down 5 minutes, and the clock set 5 h on
     second = _restart(monkeypatch, tmp_path, first_clock, at, 300.0)

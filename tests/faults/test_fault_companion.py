@@ -22,9 +22,9 @@ import pytest
 
 from smartcron.service import status_document
 from smartcron.wakeup import Waker
+from tests.harness import START, Harness, battery, make, utc
 from tests.polling import wait_for
-from tests.test_daemon_e2e import write_config
-from tests.test_smart_daemon import START, Harness, battery, make, utc
+from tests.realdaemon import write_config
 
 CRONTAB = "#@smart name=b\n0 2 * * * backup\n* * * * * tick\n"  # backup: 02:00 CET = 01:00Z
 BIN = Path(sys.executable).parent

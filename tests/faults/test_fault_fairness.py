@@ -15,16 +15,20 @@ from pathlib import Path
 import pytest
 
 from smartcron import config as configuration
-from smartcron.clock import FakeClock
 from smartcron.daemon import Daemon
 from smartcron.executor import RunRequest
-from smartcron.executor_fake import FakeOutcome, FakeRunner
 from smartcron.gate import Firing, admit
 from smartcron.history import HistoryStore
-from smartcron.mail import RecordingMailer
-from smartcron.monitor import ScriptedMonitor, sample_snapshot
 from smartcron.smartspec import SmartSpec
-from tests.test_smart_daemon import BERLIN, Harness, utc
+from smartcron.testing import (
+    FakeClock,
+    FakeOutcome,
+    FakeRunner,
+    RecordingMailer,
+    ScriptedMonitor,
+    sample_snapshot,
+)
+from tests.harness import BERLIN, Harness, utc
 from tests.users import NOT_ROOT, is_root
 
 T0 = datetime(2026, 2, 10, 1, 0, tzinfo=BERLIN)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.executor_fake import FakeOutcome
 from smartcron.history import HistoryStore, RunStart
+from smartcron.testing import FakeOutcome
+from tests.harness import START, battery, make, utc
 from tests.polling import wait_for
-from tests.test_daemon_e2e import BIN, runs, start, stop, write_config
-from tests.test_smart_daemon import START, battery, make, utc
+from tests.realdaemon import BIN, runs, start, stop, write_config
 from tests.users import is_root
 
 NEEDS_MOUNT = "needs root: mounts a read-only bind or a tiny tmpfs"

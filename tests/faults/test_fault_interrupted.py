@@ -16,12 +16,11 @@ import pytest
 
 from smartcron import service, train
 from smartcron.cli.jobs import explain_document
-from smartcron.executor_fake import FakeOutcome
 from smartcron.firings import FiringStore
 from smartcron.gate import Firing
 from smartcron.history import HistoryStore, RunEnd, RunStart, RunStatus
-from smartcron.monitor import sample_snapshot
-from tests.test_smart_daemon import Harness, make, utc
+from smartcron.testing import FakeOutcome, sample_snapshot
+from tests.harness import Harness, make, utc
 
 CRONTAB = "#@smart name=backup window=2h retry=2\n0 2 * * * backup\n"
 HOUR = {"backup": [FakeOutcome(duration_s=3600)]}
@@ -83,7 +82,6 @@ def test_a_smart_run_the_daemon_stops_itself_is_interrupted_and_not_retried(tmp_
     handle = running.extra["handle"]
     handle.terminate()  # as a stop that terminates its jobs would (RunResult.interrupted)
     assert handle.wait(5.0) is not None
-    h.ends.clear()
     h.daemon.collect()
     h.run_until(utc("03:30"))
 

@@ -21,8 +21,7 @@ from datetime import UTC, datetime
 
 from smartcron.journal import CLOSED, DOWN, RESTARTED, Journal
 from smartcron.lifecycle import start_job
-from tests.test_daemon_clock import make_daemon, run_until
-from tests.test_smart_daemon import make, runs
+from tests.harness import make, make_daemon, run_until, runs
 
 SMART = 11
 CRONTAB = "".join(f"#@smart window=1h\n52 1 * * * smart-{i}\n" for i in range(SMART))

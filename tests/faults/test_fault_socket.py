@@ -30,7 +30,7 @@ import smartcron
 from smartcron import control, install
 from smartcron.control import ControlServer, RemoteStore
 from tests.polling import wait_for
-from tests.test_control import make_config
+from tests.userconfig import make_config
 from tests.users import NOT_ROOT, ThrowawayUser, is_root, throwaway_user
 
 needs_root = pytest.mark.skipif(not is_root(), reason=NOT_ROOT)
