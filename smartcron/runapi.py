@@ -158,8 +158,3 @@ class LateHandle:
 def in_thread(name: str, target: Callable[[], None]) -> None:
     """Run `target` on a daemon thread: a job's wait never holds up the daemon's exit."""
     threading.Thread(target=target, name=name, daemon=True).start()
-
-
-# The old private names, for the fakes until smartcron.testing imports the public ones.
-_Handle = Handle
-_in_thread = in_thread

@@ -19,23 +19,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "smartcron"
 # Import edges (importer, imported) that close a cycle and that other work is removing.
 # Each stays listed only while it exists; empty both sets when that work is done.
 KNOWN_EDGES: set[tuple[str, str]] = {
-    # The Daemon handed to the engine and to lifecycle.start_job (issue 12, point 3: a
-    # small run context and callbacks replace it).
-    ("smartcron.engine", "smartcron.daemon"),
+    # lifecycle.start_job(daemon, ...) reads a dozen of the Daemon's attributes (issue 12,
+    # point 3: a small run context and callbacks replace it, as EngineContext did for
+    # the engine).
     ("smartcron.lifecycle", "smartcron.daemon"),
-    # Old import paths of the fakes, served from smartcron.testing while they move there.
-    ("smartcron.clock", "smartcron.testing"),
-    ("smartcron.mail", "smartcron.testing"),
-    ("smartcron.monitor", "smartcron.testing"),
 }
 
 # (importer, imported module, name): private names still imported across modules, in
-# files owned by other work (the fakes move to smartcron.testing, which is to import
-# runapi's public Handle and in_thread).
-KNOWN_PRIVATE: set[tuple[str, str, str]] = {
-    ("smartcron.testing", "smartcron.runapi", "_Handle"),
-    ("smartcron.testing", "smartcron.runapi", "_in_thread"),
-}
+# files owned by other work. Empty: keep it so.
+KNOWN_PRIVATE: set[tuple[str, str, str]] = set()
 
 
 def module_name(path: Path) -> str:
