@@ -15,7 +15,6 @@ import os
 import pwd
 import re
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import platformdirs
 
 from smartcron import __version__
+from smartcron.atomicfile import fsync_dir, write_atomic
 from smartcron.config import APP, Config
 from smartcron.crontab import Crontab, Entry, Kind, parse
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
@@ -287,42 +287,6 @@ def read(target: Target) -> bytes | None:
     return b"".join(chunks)
 
 
-def write_atomic(path: Path, data: bytes, *, uid: int, gid: int, mode: int = 0o600) -> None:
-    """Temp file beside `path`, fsync, chown/chmod, rename, fsync the directory.
-
-    The temporary name starts with "tmp." like crontab.c's, which the loader skips.
-    rename() replaces a symlink planted at `path` instead of following it.
-    """
-    fd, tmp = tempfile.mkstemp(prefix="tmp.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        if os.geteuid() == 0:
-            os.fchown(fd, uid, gid)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, path)
-    except BaseException:
-        if fd >= 0:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
 def ensure_dir(target: Target) -> list[str]:
     """Create the crontab's directory if needed. Returns notes for the user (stderr)."""
     directory = target.path.parent
@@ -350,7 +314,8 @@ def backup(directory: Path, user: str, data: bytes) -> Path:
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     path = directory / f"{user}.{stamp}"
-    write_atomic(path, strip_header(data), uid=os.geteuid(), gid=os.getegid())
+    owner = (os.geteuid(), os.getegid())
+    write_atomic(path, strip_header(data), mode=0o600, owner=owner, temp_prefix="tmp.")
     pattern = re.compile(re.escape(user) + r"\.\d{8}-\d{6}-\d{6}")
     kept = sorted(p for p in os.listdir(directory) if pattern.fullmatch(p))
     for old in kept[:-KEEP_BACKUPS]:
@@ -385,8 +350,9 @@ def install(target: Target, data: bytes, source: str) -> Outcome:
     write_atomic(
         target.path,
         (header(source) if target.spool else b"") + data,
-        uid=target.uid,
-        gid=target.gid,
+        mode=0o600,
+        owner=(target.uid, target.gid),
+        temp_prefix="tmp.",
     )
     poke(target)
     return Outcome(strip_header(old) if old is not None else None, saved, tuple(notes))

@@ -18,13 +18,13 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smartcron.atomicfile import write_atomic
 from smartcron.clock import SystemClock
 from smartcron.config import Config
 from smartcron.daemon import Daemon
@@ -177,21 +177,6 @@ def first_start_this_boot(state_dir: Path) -> bool:
     return True
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def daemon_status(daemon: Daemon, started: datetime) -> DaemonStatus:
     """What `smartcronctl status` shows, as the daemon sees it."""
     history = history_document(daemon.history)
@@ -243,14 +228,7 @@ def sandbox_prefix(config: Config) -> tuple[str, ...]:
 
 def serve(config: Config, *, foreground: bool) -> int:
     """Run the daemon until stopped. Returns the exit status."""
-    for directory in (config.state_dir, config.run_dir):
-        try:
-            directory.mkdir(
-                parents=True, exist_ok=True, mode=0o755 if directory == config.run_dir else 0o700
-            )
-        except OSError:  # a read-only file system answers EROFS even when it exists
-            if not directory.is_dir():
-                raise
+    make_dirs(config)
     lock_fds = acquire_lock(config.lock_file)
     started = datetime.now(UTC)
     # cron.c computes the charset from the locale it was started in (before Python's
@@ -262,32 +240,8 @@ def serve(config: Config, *, foreground: bool) -> int:
     waker = Waker()
     zone = local_zone()
     models, retrainer = model_parts(config, history, zone, waker)
-    daemon = Daemon(
-        config,
-        clock=SystemClock(),
-        runner=ProcessRunner(grace_s=config.kill_grace),
-        mailer=SendmailMailer(config.mail_command),
-        history=history,
-        zone=zone,
-        waker=waker,
-        hostname=hostname(),
-        mail_charset=charset,
-        pam_env=pam_environment(),
-        sandbox=sandbox_prefix(config),
-        monitor=SystemMonitor(
-            user=pwd.getpwuid(os.geteuid()).pw_name if config.user_mode else None
-        ),
-        models=models,
-        retrainer=retrainer,
-    )
-    try:
-        marked = history.mark_interrupted_runs("the daemon stopped while the job ran")
-    except HistoryError as err:
-        marked = 0
-        if not isinstance(err, HistoryUnavailable):
-            log.error("history: %s", err)
-    if marked:
-        log.warning("%d run(s) of a previous daemon marked interrupted", marked)
+    daemon = system_daemon(config, history, waker, zone, charset, models, retrainer)
+    mark_interrupted_runs(history)
 
     def publish() -> None:
         publish_status(config, status_document(daemon, started))
@@ -307,13 +261,7 @@ def serve(config: Config, *, foreground: bool) -> int:
     daemon.reload(force=True)
     waker.watch(watch_dirs(config) + ([] if models is None else models.watch_dirs()))
     publish()
-    if first_start_this_boot(config.state_dir):
-        log.info("Running @reboot jobs")
-        for job in daemon.db.jobs:
-            if job.entry.spec.reboot:
-                start_job(daemon, job, None, "reboot")
-    else:
-        log.info("Skipping @reboot jobs -- not system startup")
+    run_reboot_jobs(config, daemon)
     from smartcron.control import start_control  # smartcrontab's socket; stops at exit
 
     start_control(config, daemon)
@@ -338,6 +286,71 @@ def serve(config: Config, *, foreground: bool) -> int:
             os.close(fd)
     log.info("stopped")
     return 0
+
+
+def make_dirs(config: Config) -> None:
+    """The state and run directories; one that exists on a read-only file system is fine."""
+    for directory in (config.state_dir, config.run_dir):
+        try:
+            directory.mkdir(
+                parents=True, exist_ok=True, mode=0o755 if directory == config.run_dir else 0o700
+            )
+        except OSError:  # a read-only file system answers EROFS even when it exists
+            if not directory.is_dir():
+                raise
+
+
+def system_daemon(
+    config: Config,
+    history: HistoryStore,
+    waker: Waker,
+    zone: tzinfo,
+    charset: str,
+    models: ModelWatch | None,
+    retrainer: Retrainer | None,
+) -> Daemon:
+    """The Daemon on the real clock, processes, sendmail and system monitor."""
+    return Daemon(
+        config,
+        clock=SystemClock(),
+        runner=ProcessRunner(grace_s=config.kill_grace),
+        mailer=SendmailMailer(config.mail_command),
+        history=history,
+        zone=zone,
+        waker=waker,
+        hostname=hostname(),
+        mail_charset=charset,
+        pam_env=pam_environment(),
+        sandbox=sandbox_prefix(config),
+        monitor=SystemMonitor(
+            user=pwd.getpwuid(os.geteuid()).pw_name if config.user_mode else None
+        ),
+        models=models,
+        retrainer=retrainer,
+    )
+
+
+def mark_interrupted_runs(history: HistoryStore) -> None:
+    """Runs a previous daemon left 'running' ended with it: say so in their rows."""
+    try:
+        marked = history.mark_interrupted_runs("the daemon stopped while the job ran")
+    except HistoryError as err:
+        marked = 0
+        if not isinstance(err, HistoryUnavailable):
+            log.error("history: %s", err)
+    if marked:
+        log.warning("%d run(s) of a previous daemon marked interrupted", marked)
+
+
+def run_reboot_jobs(config: Config, daemon: Daemon) -> None:
+    """@reboot jobs, on the first start since the machine booted (as Debian's cron)."""
+    if first_start_this_boot(config.state_dir):
+        log.info("Running @reboot jobs")
+        for job in daemon.db.jobs:
+            if job.entry.spec.reboot:
+                start_job(daemon, job, None, "reboot")
+    else:
+        log.info("Skipping @reboot jobs -- not system startup")
 
 
 class HistoryCare:
