@@ -240,7 +240,7 @@ def read_world(path: str | Path) -> World:
     return load_world(text, name)
 
 
-def parse_duration(text: str | float) -> float:
+def duration_seconds(text: str | float) -> float:
     """Seconds in ``30s``, ``20m``, ``2h``, ``1d`` or ``1h30m``; a number is seconds."""
     if isinstance(text, int | float):
         return float(text)
@@ -288,7 +288,7 @@ def _build(data: Mapping[str, Any], path: str, root: Any) -> World:
                         f"{safeyaml.where(path, root, keys)}: {safeyaml.keypath(keys)}: {err}"
                     ) from None
             rules.append(FailRule(when=tuple(conditions), p=float(rule["p"])))
-        runtime = parse_duration(spec.get("runtime", 60))
+        runtime = duration_seconds(spec.get("runtime", 60))
         if runtime <= 0:
             keys = ["jobs", name, "runtime"]
             raise WorldError(

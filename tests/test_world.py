@@ -14,8 +14,8 @@ from smartcron.world import (
     WorldError,
     _condition,
     draw,
+    duration_seconds,
     load_world,
-    parse_duration,
     read_world,
 )
 
@@ -111,7 +111,7 @@ def test_runtime_grows_with_load(world):
     [("30s", 30), ("20m", 1200), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), (90, 90)],
 )
 def test_durations(text, seconds):
-    assert parse_duration(text) == seconds
+    assert duration_seconds(text) == seconds
 
 
 def test_unknown_jobs_get_the_default_law(world):
