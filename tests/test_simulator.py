@@ -213,12 +213,21 @@ def test_on_deadline_skip_is_skipped_not_missed_and_run_runs_at_the_deadline(tmp
 
 
 def test_a_firing_kept_waiting_past_its_deadline_is_a_window_miss(tmp_path):
+    # overlap=queue holds a firing past its deadline (the cap does not: see below)
+    crontab = "#@smart name=a window=1m overlap=queue\n0,1 0 * * * a\n"
+    sc, tl, w = scenario(tmp_path, crontab, "jobs:\n  a: {runtime: 5m}\n")
+    out = simulate(sc, tl, w, "rules").metrics()
+    assert out["window_misses"] == 1 and out["runs"] == 2
+    assert out["delay_p95_s"] == 240.0  # the 00:01 firing waited for the first to end
+
+
+def test_a_firing_at_its_deadline_starts_over_the_cap_as_in_the_daemon(tmp_path):
     crontab = "#@smart name=a window=0s\n0 0 * * * a\n#@smart name=b window=1m\n0 0 * * * b\n"
     world = "jobs:\n  a: {runtime: 5m}\n  b: {runtime: 5m}\n"
     sc, tl, w = scenario(tmp_path, crontab, world)
     out = simulate(sc, tl, w, "rules", max_concurrent=1).metrics()
-    assert out["window_misses"] == 1 and out["runs"] == 2
-    assert out["delay_p95_s"] == 300.0  # the second waited for the first to end
+    assert out["window_misses"] == 0 and out["runs"] == 2
+    assert out["delay_p95_s"] == 60.0  # b waited for capacity until its deadline
 
 
 def test_retries_back_off_inside_the_window_and_meet_the_same_dice(tmp_path):

@@ -1,17 +1,21 @@
-"""The simulator's virtual clock: the daemon's schedule and gate on a trace, minute by minute.
+"""The simulator's driver: the daemon's firing state machine on a virtual clock.
 
-Event-driven, never minute-scanning: a heap holds each job's next nominal firing, each
-pending firing's next evaluation (a verdict's ``until``) and each run's end, keyed by
-minute index. Every decision is a call of ``smartcron.gate`` (``evaluate``,
-``deadline_for``/``window_for``, ``retry_at``, ``admit``), exactly as the daemon makes
-it; outcomes come from the world (``fails`` with common random numbers, ``runtime_s``)
-at the start minute. Nothing sleeps.
+The decisions are smartcron.machine's, exactly as the daemon makes them (window,
+deadline, capacity, overlap, retries); this module adds only what the daemon's Engine
+adds in real life, in virtual form: a clock (minute indexes of the Timeline), a monitor
+(the trace's snapshot of the minute) and an executor (the world: ``runtime_s`` and
+``fails`` with common random numbers, at the start minute). Nothing sleeps.
 
-Runs: a run occupies [start, start + runtime) and frees its slot at the first minute
-after; a ``timeout`` shorter than the runtime kills it there (a failure). A failed run
-retries (``retry_at`` from its end) while attempts remain and the retry instant is not
-past the deadline (SPEC 4.1: backoff inside the window); every attempt meets the
-firing's one draw.
+Event-driven, never minute-scanning: a heap holds each job's next nominal firing and
+each smart run's end; the machine says when it next wants to look at an open firing.
+Each wake-up does what a daemon's does, in its order: runs that ended, then the ticks
+of the minute, then the machine. A run occupies [start, start + runtime) and its end is
+seen at the first minute boundary after (the daemon's wake-ups, in a simulation, are
+minutes); a ``timeout`` shorter than the runtime kills it there (a failure).
+
+Speed: a firing deferred because its constraints fail would be looked at every minute;
+the machine's `skip_ahead` jumps to the next minute where they hold (the Timeline's
+masks), or the deadline (`exact=True`, and ``--history``, look every minute).
 """
 
 from __future__ import annotations
@@ -19,43 +23,40 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from smartcron import gate
+from smartcron.machine import Effect, Machine, Outcome, Wakeup
 from smartcron.schedule import next_fires
 from smartcron.sim.metrics import JobStats
-from smartcron.sim.policies import Policy, oracle_minute, random_minute
+from smartcron.sim.policies import Policy, decide_step, oracle_minute, random_minute
 from smartcron.sim.recorder import Recorder
 from smartcron.sim.scenario import SimJob
 from smartcron.sim.timeline import Timeline
 from smartcron.smartspec import SmartSpec
 from smartcron.world import World
 
-_END, _NOMINAL, _EVAL, _READY = 0, 1, 2, 3  # also the order of events within a minute
+_END, _NOMINAL = 0, 1  # also the order of events within a minute (as the daemon's step)
 
 
 @dataclass(slots=True, eq=False)
 class _Job:
     job: SimJob
-    spec: SmartSpec | None  # None: not gated here (plain line, or the cron policy)
+    gated: bool  # a smart job under a policy other than cron: through the machine
     cpu: float
     stats: JobStats
     fires: Iterator[datetime]
-    running: int = 0
-    mask: bytes | None = None  # minutes where the job's constraints hold
 
 
 @dataclass(slots=True, eq=False)
-class _Pending:
-    """A firing in flight."""
+class _Run:
+    """A smart run going: what the machine hears when it ends."""
 
     job: _Job
     firing: gate.Firing
-    nominal: int  # minute indexes
-    first: int  # the window's first minute
-    last: int  # the last minute starting at or before the deadline
-    started: int = -1
+    outcome: Outcome
+    what: str
 
 
 @dataclass(slots=True)
@@ -76,46 +77,76 @@ class Engine:
     exact: bool = False  # evaluate every minute of a deferral (no skipping ahead)
     on_run: Callable[[str, datetime, bool, float], None] | None = None  # job, end, ok, s
     progress: Callable[[int], None] | None = None
-    evaluations: int = 0
     stats: dict[str, JobStats] = field(default_factory=dict)
+    machine: Machine | None = None
     _heap: list[tuple[int, int, int, object]] = field(default_factory=list)
     _seq: int = 0
-    _total: int = 0  # smart runs going (the admission cap counts these)
-    _waiting: list[_Pending] = field(default_factory=list)  # admitted to wait
+    _by_id: dict[str, _Job] = field(default_factory=dict)
+    _chosen: dict[tuple[str, datetime], datetime] = field(default_factory=dict)
 
     @property
     def skip_ahead(self) -> bool:
         return not self.exact and self.recorder is None and self.recheck == timedelta(minutes=1)
 
+    @property
+    def evaluations(self) -> int:
+        return 0 if self.machine is None else self.machine.evaluations
+
+    def _machine(self) -> Machine:
+        decide: Callable[..., gate.Verdict] = gate.evaluate
+        if self.policy is Policy.RANDOM:
+            decide = decide_step("random", lambda f: self._choose(f, self._random))
+        elif self.policy is Policy.ORACLE:
+            decide = decide_step("oracle", lambda f: self._choose(f, self._oracle))
+        skip = self._skip if self.skip_ahead and self.policy.gated else None
+        zone = self.timeline.start.tzinfo
+        assert zone is not None
+        return Machine(
+            zone,
+            recheck=self.recheck,
+            decide=decide,
+            retries=self.policy is not Policy.ORACLE,
+            skip_ahead=skip,
+        )
+
     def run(self) -> dict[str, JobStats]:
+        self.machine = machine = self._machine()
         t0 = self.timeline.instant(self.start) - timedelta(seconds=1)
         for sim in self.jobs:
-            spec = sim.smart if self.policy is not Policy.CRON else None
+            gated = sim.smart is not None and self.policy is not Policy.CRON
             cpu = self.world.law_for(sim.id).cpu
-            job = _Job(sim, spec, cpu, JobStats(), next_fires(sim.timespec, t0, sim.zone))
+            job = _Job(sim, gated, cpu, JobStats(), next_fires(sim.timespec, t0, sim.zone))
             self.stats[sim.id] = job.stats
+            self._by_id[sim.id] = job
             self._next_nominal(job)
-        heap, pop = self._heap, heapq.heappop
-        while heap:
-            minute = heap[0][0]
+        smart = {sim.id: sim for sim in self.jobs if self._by_id[sim.id].gated}
+        owners = {sim.id: sim.owner for sim in self.jobs}
+        heap, pop, tl = self._heap, heapq.heappop, self.timeline
+        while heap or machine.slots:
+            minute = heap[0][0] if heap else math.inf
+            wanted = machine.next_eval()
+            if wanted is not None:
+                minute = min(minute, tl.index_ceil(wanted))
+            assert isinstance(minute, int)
             if self.progress is not None:
                 self.progress(minute)
-            ready: list[_Pending] = []
-            freed = False
+            now = tl.instant(minute)
             while heap and heap[0][0] == minute:
                 _, kind, _, item = pop(heap)
                 if kind == _END:
-                    self._end(item, minute)  # type: ignore[arg-type]
-                    freed = True
-                elif kind == _NOMINAL:
-                    self._nominal(item, minute)  # type: ignore[arg-type]
-                elif kind == _EVAL:
-                    if self._evaluate(item, minute):  # type: ignore[arg-type]
-                        ready.append(item)  # type: ignore[arg-type]
+                    self._end(item, now)  # type: ignore[arg-type]
                 else:
-                    ready.append(item)  # type: ignore[arg-type]
-            if ready or (freed and self._waiting):
-                self._admit(ready, minute)
+                    self._nominal(item, minute)  # type: ignore[arg-type]
+            wake = Wakeup(
+                now=now,
+                jobs=smart,
+                snapshot=lambda _spec, m=minute: tl.snapshot(m),
+                owners=lambda: owners,
+                max_concurrent=self.max_concurrent,
+                advisor=self.advisor,
+            )
+            for effect in machine.process(wake):
+                self._effect(effect, minute)
         return self.stats
 
     # ------------------------------------------------------------ events
@@ -132,71 +163,82 @@ class Engine:
             return
 
     def _nominal(self, job: _Job, minute: int) -> None:
+        """A cron tick: a plain line (or any line under the cron policy) starts at once;
+        a smart one becomes a pending firing of the machine, looked at now."""
         self._next_nominal(job)
         job.stats.firings += 1
         nominal = self.timeline.instant(minute)
-        smart, zone = job.job.smart, job.job.zone
-        if smart is None:  # plain cron: at its time, no gate, no admission, no firing row
+        smart = job.job.smart
+        if not job.gated:
             firing = gate.Firing(id=None, job_id=job.job.id, nominal=nominal, deadline=nominal)
-            self._start(_Pending(job, firing, minute, minute, minute), minute)
+            if smart is not None and self.recorder is not None:  # cron: rows for training
+                firing = self.recorder.firing(self.machine_firing(job, nominal))
+                self.recorder.started(firing, nominal, self.timeline.snapshot(minute))
+            self._start(job, firing, minute, None)
             return
-        opens, deadline = gate.window_for(smart, nominal, zone)
-        firing = gate.Firing(
-            id=None,
-            job_id=job.job.id,
-            nominal=nominal,
-            deadline=gate.deadline_for(smart, nominal, zone),
-            not_before=opens if opens > nominal else None,
-        )
+        assert self.machine is not None
+        firing = self.machine.firing_for(job.job, nominal)
         if self.recorder is not None:
             firing = self.recorder.firing(firing)
-        first = max(minute, self.timeline.index_ceil(opens))
-        item = _Pending(job, firing, minute, first, max(first, self.timeline.index(deadline)))
-        if self.policy is Policy.CRON:
-            self._start(item, minute)
-        elif self.policy.gated:
-            self._push(minute, _EVAL, item)
-        elif self.policy is Policy.RANDOM:
-            chosen = random_minute(self.seed, job.job.id, nominal, first, item.last)
-            self._push(chosen, _READY, item)
-        else:
-            self._push(self._oracle(item), _READY, item)
+        self.machine.open(firing, nominal)
 
-    def _oracle(self, item: _Pending) -> int:
-        cpu, tl = item.job.cpu, self.timeline
+    def machine_firing(self, job: _Job, nominal: datetime) -> gate.Firing:
+        """The firing the daemon would make (its window), for the cron policy's rows."""
+        assert job.job.smart is not None
+        deadline = gate.deadline_for(job.job.smart, nominal, job.job.zone)
+        return gate.Firing(id=None, job_id=job.job.id, nominal=nominal, deadline=deadline)
+
+    def _effect(self, effect: Effect, minute: int) -> None:
+        """Count and record what the machine decided; carry out a start."""
+        job = self._by_id[effect.firing.job_id]
+        if self.recorder is not None:
+            self.recorder.effect(effect, self.timeline.instant(minute))
+        if effect.kind == "start":
+            self._chosen.pop((effect.firing.job_id, effect.firing.nominal), None)
+            self._start(job, effect.firing, minute, effect)
+        elif effect.kind == "skip" and effect.firing.attempt == 0:
+            job.stats.skipped += 1  # a skipped retry leaves the firing started
+        elif effect.kind == "missed":
+            job.stats.window_misses += 1
+
+    def _end(self, run: _Run, now: datetime) -> None:
+        assert self.machine is not None
+        effect = self.machine.finished(run.job.job, run.firing, run.outcome, run.what, now)
+        if self.recorder is not None:
+            self.recorder.effect(effect, now)
+
+    # ------------------------------------------------------------ policies
+
+    def _choose(self, firing: gate.Firing, how: Callable[[gate.Firing, int, int], int]) -> datetime:
+        """The minute a random or oracle policy picked for a firing (picked once)."""
+        key = (firing.job_id, firing.nominal)
+        if key not in self._chosen:
+            first, last = self._window(firing)
+            self._chosen[key] = self.timeline.instant(how(firing, first, last))
+        return self._chosen[key]
+
+    def _random(self, firing: gate.Firing, first: int, last: int) -> int:
+        return random_minute(self.seed, firing.job_id, firing.nominal, first, last)
+
+    def _oracle(self, firing: gate.Firing, first: int, last: int) -> int:
+        cpu, tl = self._by_id[firing.job_id].cpu, self.timeline
         return oracle_minute(
             self.world,
-            item.job.job.id,
-            item.first,
-            item.last,
+            firing.job_id,
+            first,
+            last,
             tl.snapshot,
             lambda minute, runtime: cpu * tl.active_seconds(minute, runtime),
         )
 
-    def _evaluate(self, item: _Pending, minute: int) -> bool:
-        """One gate evaluation; True when the verdict is run."""
-        assert item.job.spec is not None
-        now = self.timeline.instant(minute)
-        snap = self.timeline.snapshot(minute)
-        verdict = gate.evaluate(
-            item.firing, item.job.spec, snap, now, recheck=self.recheck, advisor=self.advisor
-        )
-        self.evaluations += 1
-        if self.recorder is not None:
-            self.recorder.verdict(item.firing, now, verdict, snap)
-        if verdict.action == "run":
-            return True
-        if verdict.action == "skip":
-            self._skipped(item, now, None)  # the verdict is recorded already
-            return False
-        assert verdict.until is not None
-        after = max(minute + 1, self.timeline.index_ceil(verdict.until))
-        if self.skip_ahead and verdict.failed and after == minute + 1:
-            after = self._skip_ahead(item, minute)
-        self._push(after, _EVAL, item)
-        return False
+    def _window(self, firing: gate.Firing) -> tuple[int, int]:
+        """The first and last minute a firing's first run may start in its window."""
+        tl = self.timeline
+        nominal = tl.index(firing.nominal)
+        first = max(nominal, tl.index_ceil(firing.not_before or firing.nominal))
+        return first, max(first, tl.index(firing.deadline))
 
-    def _skip_ahead(self, item: _Pending, minute: int) -> int:
+    def _skip(self, firing: gate.Firing, spec: SmartSpec, now: datetime) -> datetime:
         """The next minute the gate could answer other than "defer: constraints fail".
 
         Below the deadline and past `not_before`, evaluate() defers a firing whose
@@ -206,51 +248,20 @@ class Engine:
         constraint_failures, per minute), else the deadline. `exact=True` evaluates
         every minute instead; a test checks both give the same runs.
         """
-        assert item.job.spec is not None
         tl = self.timeline
-        deadline = tl.index_ceil(item.firing.deadline)
-        mask = item.job.mask
-        if mask is None:
-            mask = item.job.mask = tl.hold_mask(item.job.spec)
-        found = tl.next_hold(mask, minute, deadline - 1)
-        return deadline if found is None else found
-
-    def _skipped(self, item: _Pending, now: datetime, reason: str | None) -> None:
-        if item.started < 0:  # a skipped retry leaves the firing started
-            item.job.stats.skipped += 1
-        if self.recorder is not None and reason is not None:
-            self.recorder.skip(item.firing, now, reason)
-
-    def _admit(self, new: list[_Pending], minute: int) -> None:
-        """gate.admit over the firings that just became ready and those still waiting.
-
-        A waiting firing is offered again only when a run ends or another firing becomes
-        ready: in other minutes nothing admit looks at has changed.
-        """
-        ready, self._waiting = self._waiting + new, []
-        by_key = {(p.firing.job_id, p.firing.nominal): p for p in ready}
-        pairs = [(p.firing, p.job.spec) for p in ready]
-        running = {p.job.job.id: p.job.running for p in ready if p.job.running}
-        admission = gate.admit(pairs, running, self._total, self.max_concurrent)  # type: ignore[arg-type]
-        now = self.timeline.instant(minute)
-        for firing, _ in admission.start:
-            self._start(by_key[firing.job_id, firing.nominal], minute)
-        for firing, _ in admission.wait:
-            item = by_key[firing.job_id, firing.nominal]
-            self._waiting.append(item)
-            if self.recorder is not None and item in new:
-                self.recorder.note(firing, now, "wait", admission.reason_for(firing) or "wait")
-        for firing, reason in admission.skip:
-            self._skipped(by_key[firing.job_id, firing.nominal], now, reason)
+        deadline = tl.index_ceil(firing.deadline)
+        found = tl.next_hold(tl.hold_mask(spec), tl.index(now), deadline - 1)
+        return tl.instant(deadline if found is None else found)
 
     # ------------------------------------------------------------ runs
 
-    def _start(self, item: _Pending, minute: int) -> None:
-        job, sim, tl = item.job, item.job.job, self.timeline
+    def _start(self, job: _Job, firing: gate.Firing, minute: int, start: Effect | None) -> None:
+        """A run begins at `minute`: the world says how long it lasts and how it ends."""
+        sim, tl = job.job, self.timeline
         snap = tl.snapshot(minute)
         runtime = self.world.runtime_s(sim.id, snap)
-        failed = self.world.fails(sim.id, item.firing.nominal, snap, self.seed)
-        timeout = sim.smart.timeout if sim.smart is not None and job.spec is not None else None
+        failed = self.world.fails(sim.id, firing.nominal, snap, self.seed)
+        timeout = sim.smart.timeout if sim.smart is not None and start is not None else None
         timed_out = timeout is not None and runtime > timeout.total_seconds()
         if timeout is not None and timed_out:
             runtime, failed = timeout.total_seconds(), True
@@ -261,45 +272,25 @@ class Engine:
             cpu=job.cpu,
             failed=failed,
         )
-        if item.started < 0:
-            item.started = minute
-            job.stats.delays.append(60 * (minute - item.nominal))
-            if minute > item.last:
+        if start is None or firing.attempt == 1:  # a firing's first run
+            nominal = tl.index(firing.nominal)
+            job.stats.delays.append(60 * (minute - nominal))
+            if start is not None and minute > self._window(firing)[1]:
                 job.stats.window_misses += 1
         began = tl.instant(minute)
         ends = began + timedelta(seconds=runtime)
-        retry = self._retry(item, ends) if failed else None
         if self.on_run is not None:
             self.on_run(sim.id, ends, not failed, runtime)
+        if timed_out:
+            what = f"timed out after {runtime:.0f} s"
+        else:
+            what = f"exit {int(failed)} in {runtime:.0f} s"
         if self.recorder is not None:
-            if not self.policy.gated and item.firing.id is not None:
-                self.recorder.started(item.firing, began, snap)
-            self.recorder.run(
-                sim,
-                item.firing,
-                began,
-                ends,
-                cpu_s=job.cpu * runtime,
-                failed=failed,
-                timed_out=timed_out,
-                retry=retry,
-            )
-        if retry is not None:
-            item.firing = replace(item.firing, attempt=item.firing.attempt + 1, not_before=retry)
-            self._push(tl.index_ceil(retry), _EVAL if self.policy.gated else _READY, item)
-        if job.spec is not None:  # a smart run: admission counts it until it ends
-            job.running += 1
-            self._total += 1
-            self._push(minute + max(1, math.ceil(runtime / 60)), _END, job)
-
-    def _retry(self, item: _Pending, ended: datetime) -> datetime | None:
-        """When the failed run's retry may start, or None (none left, or past the deadline)."""
-        spec, firing = item.job.spec, item.firing
-        if spec is None or not self.policy.retries or firing.attempt >= spec.retry:
-            return None
-        at = gate.retry_at(spec, firing.attempt + 1, ended)
-        return at if at <= firing.deadline else None
-
-    def _end(self, job: _Job, minute: int) -> None:
-        job.running -= 1
-        self._total -= 1
+            trigger = "cron" if start is None else start.trigger
+            self.recorder.run(sim, firing, began, ends, cpu_s=job.cpu * runtime,
+                              failed=failed, timed_out=timed_out, trigger=trigger)  # fmt: skip
+            if start is None and firing.id is not None:  # the cron policy's smart job
+                self.recorder.ended(firing, ends, failed, what)
+        if start is not None:  # a smart run: the machine counts it until it ends
+            run = _Run(job, firing, "failed" if failed else "ok", what)
+            self._push(minute + max(1, math.ceil(runtime / 60)), _END, run)

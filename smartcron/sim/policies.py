@@ -1,19 +1,19 @@
-"""How a policy picks when a smart firing becomes ready (SPEC 9).
+"""How a policy picks when a smart firing starts (SPEC 9).
+
+Every policy but ``cron`` is the daemon's firing state machine (smartcron.machine):
+capacity, overlap, the deadline and retries are its; a policy only plugs in its
+decision step (`decide_step`).
 
 * ``cron``: at its nominal time; no gate, no retries, no admission (pure cron, as the
-  daemon's ``cron`` mode).
+  daemon's ``cron`` mode: the machine is not used).
 * ``random``: a uniform minute of its window, seeded by (seed, job, nominal); retries
   at their backoff instant.
-* ``rules``: the daemon's legacy mode: ``gate.evaluate`` at the nominal time and again
-  at each verdict's ``until``, retries through the gate.
+* ``rules``: the daemon's legacy mode: the machine with ``gate.evaluate``, no advisor.
 * ``smart``: ``rules`` with a model advisor (``gate.Advisor``); needs one.
 * ``oracle``: knows the world and the future trace: the minute of the window with the
   lowest P(fail), then the least interference, then the earliest. It never retries:
   with one draw per firing, a run that failed at the window's lowest P(fail) would fail
   again at any later minute of it.
-
-Every policy but ``cron`` goes through ``gate.admit`` (priority, the concurrency cap,
-``overlap``). Plain cron lines ignore the policy and run at their nominal time.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
+from smartcron.gate import Firing, Verdict
 from smartcron.monitor import Snapshot
+from smartcron.smartspec import SmartSpec
 from smartcron.world import World, draw
 
 
@@ -82,3 +84,19 @@ def oracle_minute(
             best = key
     assert best is not None
     return best[2]
+
+
+def decide_step(policy: str, chosen: Callable[[Firing], datetime]) -> Callable[..., Verdict]:
+    """A decision step for the machine (gate.evaluate's signature) that starts a firing's
+    first run at `chosen(firing)` and a retry at its backoff instant, with no gate."""
+
+    def decide(
+        firing: Firing, spec: SmartSpec, snap: Snapshot, now: datetime, **_: object
+    ) -> Verdict:
+        at = firing.not_before if firing.attempt else chosen(firing)
+        if at is not None and now < at:
+            when = at.astimezone(firing.nominal.tzinfo).strftime("%H:%M")
+            return Verdict(action="defer", until=at, reason=f"{policy} policy: at {when}")
+        return Verdict(action="run", until=None, reason=f"{policy} policy")
+
+    return decide

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from smartcron.firings import FiringStore, verdict_fields
-from smartcron.gate import Firing, Verdict
+from smartcron.firings import FiringStore
+from smartcron.gate import Firing
 from smartcron.history import HistoryStore, RunEnd, RunStart, RunStatus, Trigger
+from smartcron.machine import Effect
 from smartcron.monitor import Snapshot
 from smartcron.sim.scenario import SimJob
-
-_STATE = {"run": "running", "defer": "pending", "skip": "skipped"}
 
 
 class Recorder:
@@ -35,28 +34,23 @@ class Recorder:
         stored = self.firings.create(firing, firing.nominal)
         return replace(firing, id=stored.firing.id)
 
-    def verdict(self, firing: Firing, now: datetime, verdict: Verdict, snap: Snapshot) -> None:
-        self.firings.record(
-            firing,
-            now,
-            **verdict_fields(verdict),
-            snapshot=snap,
-            state=_STATE[verdict.action],
-            next_eval=verdict.until,
-        )
+    def effect(self, effect: Effect, now: datetime) -> None:
+        """One of the machine's decisions, written as the daemon's Engine writes it."""
+        self.firings.record(effect.firing, now, **effect.fields())
 
     def started(self, firing: Firing, now: datetime, snap: Snapshot) -> None:
-        """A start chosen without the gate (cron, random, oracle policies)."""
+        """A start without the machine (the cron policy's smart jobs)."""
         reason = f"{self.policy} policy"
         self.firings.record(
             firing, now, verdict="run", reason=reason, snapshot=snap, state="running"
         )
 
-    def note(self, firing: Firing, now: datetime, verdict: str, reason: str) -> None:
-        self.firings.note(firing, now, verdict, reason)
-
-    def skip(self, firing: Firing, now: datetime, reason: str) -> None:
-        self.firings.record(firing, now, verdict="skip", reason=reason, state="skipped")
+    def ended(self, firing: Firing, now: datetime, failed: bool, reason: str) -> None:
+        """The end of a run started without the machine: done or failed, no retry."""
+        verdict = "failed" if failed else "done"
+        self.firings.record(
+            replace(firing, state="running"), now, verdict=verdict, reason=reason, state=verdict
+        )
 
     def run(
         self,
@@ -68,15 +62,9 @@ class Recorder:
         cpu_s: float,
         failed: bool,
         timed_out: bool,
-        retry: datetime | None,
+        trigger: str,
     ) -> None:
-        """A run, and the firing's outcome: done, failed, or pending for a retry."""
-        if firing.id is None:
-            trigger = Trigger.CRON
-        elif firing.attempt:
-            trigger = Trigger.RETRY
-        else:
-            trigger = Trigger.CRON if self.policy == "cron" else Trigger.SMART
+        """A run's row (trigger cron, smart or retry), its end known at its start."""
         run_id = self.history.record_start(
             RunStart(
                 job_id=job.id,
@@ -84,7 +72,7 @@ class Recorder:
                 user=job.owner,
                 command=job.command,
                 started=started,
-                trigger=trigger,
+                trigger=Trigger(trigger),
                 scheduled=firing.nominal,
                 job_name=job.smart.name if job.smart is not None else None,
                 line=job.line,
@@ -107,16 +95,6 @@ class Recorder:
             ),
         )
         self.runs += 1
-        if firing.id is None:
-            return
-        if retry is not None:
-            reason = f"run failed; retry {firing.attempt + 1} of this firing"
-            self.firings.record(
-                firing, ended, verdict="retry", reason=reason, state="pending", next_eval=retry
-            )
-        else:
-            verdict = "failed" if failed else "done"
-            self.firings.record(firing, ended, verdict=verdict, reason=status.value, state=verdict)
 
     def close(self) -> None:
         self.history.close()
