@@ -32,7 +32,7 @@ DST_JUMP = 3 * 60
 _MINUTE = timedelta(minutes=1)
 
 
-class Jump(enum.Enum):
+class WakeupKind(enum.Enum):
     """How cron.c reads a change of its local minute counter (its wakeupKind)."""
 
     NEXT = "next minute"
@@ -43,24 +43,24 @@ class Jump(enum.Enum):
 
     def runs_skipped(self, wildcard: bool) -> bool:
         """Whether a job runs the minutes a forward jump passed over."""
-        return self is Jump.LATE or (self is Jump.FORWARD and not wildcard)
+        return self is WakeupKind.LATE or (self is WakeupKind.FORWARD and not wildcard)
 
     def runs_repeated(self, wildcard: bool) -> bool:
         """Whether a job runs again the wall minutes a backward jump returns to."""
-        return self is Jump.CORRECTION or (self is Jump.BACK and wildcard)
+        return self is WakeupKind.CORRECTION or (self is WakeupKind.BACK and wildcard)
 
 
-def classify(jump: int) -> Jump:
+def classify(jump: int) -> WakeupKind:
     """cron.c's verdict on `jump` = the new local minute - the last one jobs ran for."""
     if jump == 1:
-        return Jump.NEXT
+        return WakeupKind.NEXT
     if 0 < jump <= SMALL_JUMP:
-        return Jump.LATE
+        return WakeupKind.LATE
     if SMALL_JUMP < jump <= DST_JUMP:
-        return Jump.FORWARD
+        return WakeupKind.FORWARD
     if -DST_JUMP < jump <= 0:
-        return Jump.BACK
-    return Jump.CORRECTION
+        return WakeupKind.BACK
+    return WakeupKind.CORRECTION
 
 
 def transition_jump(offset_change: timedelta) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from smartcron.clockrules import Jump, classify
+from smartcron.clockrules import WakeupKind, classify
 from smartcron.jobs import Job
 from smartcron.schedule import matches
 
@@ -60,7 +60,7 @@ class Ticker:
         # or less: a jump of 0 for cron.c, which runs wildcard jobs again.
         self.running, self.running_utc = minute, utc_minute
         jump = classify(minute - self.virtual)
-        if jump is Jump.BACK:  # virtual time waits until the clock is past it again
+        if jump is WakeupKind.BACK:  # virtual time waits until the clock is past it again
             wild, fixed = jump.runs_repeated(wildcard=True), jump.runs_repeated(wildcard=False)
             return [Tick(minute, wild=wild, fixed=fixed, utc_minute=utc_minute)]
         skipped = range(self.virtual + 1, minute)
