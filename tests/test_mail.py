@@ -13,7 +13,6 @@ import pytest
 from smartcron.mail import (
     DEFAULT_SENDER,
     MailDecision,
-    Mailer,
     RunAs,
     SendmailMailer,
     build_message,
@@ -24,9 +23,7 @@ from smartcron.mail import (
     wait_status,
 )
 from smartcron.testing import RecordingMailer
-
-RECORDER = Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "sendmail-recorder"
-RECORDER_CMD = f"{RECORDER} -FCronDaemon -i -B8BITMIME -oem"
+from tests.mailkit import RECORDER, RECORDER_CMD, recorder_mailer, stored
 
 # e->envp of `MAILTO=ops` above a line in alice's crontab: crontab order, then the
 # defaults load_entry() adds (SHELL, HOME, PATH), then LOGNAME.
@@ -37,21 +34,6 @@ JOB_ENV = {
     "PATH": "/usr/bin:/bin",
     "LOGNAME": "alice",
 }
-
-
-def stored(maildir: Path) -> list[tuple[list[str], bytes, dict[str, str]]]:
-    """(argv, message, identity) of each message the recorder kept, oldest first."""
-    out = []
-    for eml in sorted(maildir.glob("*.eml")):
-        argv = eml.with_suffix(".argv").read_text().splitlines()
-        who = dict(line.split("=", 1) for line in eml.with_suffix(".who").read_text().splitlines())
-        out.append((argv, eml.read_bytes(), who))
-    return out
-
-
-def recorder_mailer(maildir: Path, **extra: str) -> SendmailMailer:
-    env = {"PATH": "/usr/bin:/bin", "SMARTCRON_MAILDIR": str(maildir), **extra}
-    return SendmailMailer(RECORDER_CMD, env=env, timeout=10)
 
 
 # --- safe_p and the decision ------------------------------------------------------
@@ -386,13 +368,6 @@ def test_run_as_for_user_reads_passwd_and_groups() -> None:
     run_as = RunAs.for_user("root", home="/srv")
     assert (run_as.uid, run_as.gid, run_as.cwd) == (0, 0, "/srv")
     assert 0 in run_as.groups
-
-
-@pytest.mark.parametrize("kind", ["recording", "sendmail"])
-def test_every_mailer_honours_the_contract(kind: str, tmp_path: Path) -> None:
-    mailer: Mailer = RecordingMailer() if kind == "recording" else recorder_mailer(tmp_path)
-    assert mailer.available()
-    assert mailer.send("alice", b"Subject: x\n\nbody\n").sent
 
 
 def test_recording_mailer_keeps_messages_and_can_fail() -> None:

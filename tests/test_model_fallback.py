@@ -24,7 +24,6 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
-from smartcron import train
 from smartcron.cli.ctl import main
 from smartcron.daemon import Daemon
 from smartcron.features import FEATURES
@@ -32,7 +31,7 @@ from smartcron.firings import FiringStore
 from smartcron.modelwatch import ModelWatch
 from smartcron.service import status_document
 from tests.harness import BERLIN, START, Harness, battery, make, utc
-from tests.modelkit import TINY, edit_card, graph, install, put, simulated_history
+from tests.modelkit import edit_card, graph, install, put
 
 ROOT = os.geteuid() == 0
 CRONTAB = (
@@ -42,15 +41,6 @@ CRONTAB = (
     "0 2 * * * plain\n"
 )
 RULES_TIMES = [("backup", "01:20Z"), ("plain", "01:00Z"), ("report", "01:00Z")]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real model: a week of simulated cron history, tiny forests."""
-    history = simulated_history(tmp_path_factory.mktemp("hist") / "history.db", 8)
-    out = tmp_path_factory.mktemp("trained")
-    train.train(history, out, params=TINY, now=START - timedelta(days=1))
-    return out
 
 
 @pytest.fixture(autouse=True)

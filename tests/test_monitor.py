@@ -1,16 +1,16 @@
 import json
 import os
+import statistics
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
 import pytest
 
-from smartcron.monitor import IDLE_SOURCES, Monitor, Snapshot, SystemMonitor
+from smartcron.monitor import IDLE_SOURCES, Snapshot, SystemMonitor
 from smartcron.testing import ScriptedMonitor, sample_snapshot
-from smartcron.trace import TraceMonitor, load_trace
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
@@ -81,17 +81,19 @@ def test_system_monitor_reads_sane_values_on_this_machine():
         assert snap.charging is None
 
 
-def test_system_monitor_snapshot_is_cheap(capsys):
+def test_system_monitor_snapshot_stays_within_its_5_ms_budget():
+    # The budget monitor.py promises (a snapshot per evaluation, each minute per waiting
+    # firing); 0.05 ms measured on the 2-core development container, so the median of
+    # 200 calls has a hundredfold margin and only fails on a real regression (a
+    # subprocess or a blocking read per call).
     mon = SystemMonitor(environ={})
     mon.snapshot(datetime.now(UTC))
-    runs = 200
-    start = time.perf_counter()
-    for _ in range(runs):
+    costs = []
+    for _ in range(200):
+        start = time.perf_counter()
         mon.snapshot(datetime.now(UTC))
-    per_call_ms = (time.perf_counter() - start) / runs * 1000
-    # Reported, not asserted: timing depends on the machine (0.05 ms on the development container).
-    with capsys.disabled():
-        print(f"\nSystemMonitor.snapshot: {per_call_ms:.3f} ms per call")
+        costs.append(time.perf_counter() - start)
+    assert statistics.median(costs) * 1000 < 5.0
 
 
 def test_missing_disk_path_gives_no_disk_value():
@@ -172,25 +174,3 @@ def test_scripted_monitor_can_be_a_function_of_time():
     assert mon.snapshot(T0.replace(hour=3)).load5 == 3.0
     with pytest.raises(ValueError):
         ScriptedMonitor([])
-
-
-def _monitors() -> list[Monitor]:
-    text = "timestamp,load1,load5,cpu_percent,ram_percent,disk_free_percent\n"
-    text += "".join(
-        f"{(T0 + timedelta(minutes=i)).isoformat()},0.5,0.4,5,40,50\n" for i in range(-5, 5)
-    )
-    return [
-        SystemMonitor(environ={}),
-        ScriptedMonitor([sample_snapshot(T0)]),
-        TraceMonitor(load_trace(text)),
-    ]
-
-
-@pytest.mark.parametrize("mon", _monitors(), ids=lambda m: type(m).__name__)
-def test_every_monitor_answers_for_the_instant_asked_in_utc(mon):
-    now = T0.astimezone(timezone(timedelta(hours=2)))
-    snap = mon.snapshot(now)
-    assert isinstance(snap, Snapshot)
-    assert snap.at == now and snap.at.tzinfo == UTC
-    assert snap.idle_source in IDLE_SOURCES
-    assert Snapshot.from_dict(snap.to_dict()) == replace(snap)

@@ -20,14 +20,13 @@ from pathlib import Path
 import pytest
 
 from smartcron import config as configuration
-from smartcron import train
 from smartcron.daemon import Daemon
 from smartcron.errors import ConfigError
 from smartcron.history import HistoryStore
 from smartcron.modelwatch import ModelWatch
 from smartcron.retrain import Retrainer, train_command, worse_than
-from tests.harness import BERLIN, START, Harness, make, utc
-from tests.modelkit import TINY, edit_card, put, simulated_history
+from tests.harness import BERLIN, Harness, make, utc
+from tests.modelkit import edit_card, put, simulated_history
 
 CRONTAB = "*/30 * * * * plain\n#@smart window=1h\n0 * * * * hourly\n"
 
@@ -40,13 +39,6 @@ def _info(caplog: pytest.LogCaptureFixture) -> None:
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return simulated_history(tmp_path_factory.mktemp("hist") / "history.db", 8)
-
-
-@pytest.fixture(scope="module")
-def trained(history: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("trained")
-    train.train(history, out, params=TINY, now=START - timedelta(days=1))
-    return out
 
 
 def copier(source: Path, nice_file: Path | None = None):

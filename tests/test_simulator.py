@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,54 +9,11 @@ import pytest
 
 from smartcron import gate, simulator
 from smartcron.simulator import Policy, SimulationError, Timeline, load_scenario, simulate
-from smartcron.trace import load_trace, write_rows
+from smartcron.trace import load_trace
 from smartcron.world import load_world
+from tests.simkit import CRONTAB, T0, WORLD, trace_text
 
-T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, 00:00
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-CRONTAB = """\
-*/10 * * * * echo plain
-#@smart name=backup window=20m idle=5m
-0 0 * * * backup.sh
-"""
-WORLD = """\
-seed: 3
-jobs:
-  backup:
-    runtime: 2m
-    cpu: 1.0
-    fail:
-      - when: {idle_seconds: "<60"}
-        p: 1.0
-"""
-
-
-def trace_text(minutes: int = 30, **columns: dict[int, object]) -> str:
-    """A trace: user active (idle 10 s) in minutes 0-4, then idle; on AC but for 9-10.
-
-    `columns` override single minutes: {"load5": {3: 2.5}}.
-    """
-    rows = []
-    for i in range(minutes):
-        row = {
-            "timestamp": T0 + timedelta(minutes=i),
-            "load1": 0.1,
-            "load5": 0.1,
-            "cpu_percent": 5,
-            "ram_percent": 40,
-            "battery_percent": 80,
-            "charging": i not in (9, 10),
-            "on_ac": i not in (9, 10),
-            "idle_seconds": 10 if i < 5 else (i - 4) * 60,
-            "disk_free_percent": 50,
-        }
-        for name, values in columns.items():
-            row[name] = values.get(i, row[name])
-        rows.append(row)
-    out = io.StringIO()
-    write_rows(rows, out)
-    return out.getvalue()
 
 
 def scenario(tmp_path: Path, crontab: str = CRONTAB, world: str = WORLD, **trace_columns):
