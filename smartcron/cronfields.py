@@ -142,16 +142,17 @@ _FULL = {
     "dows": frozenset(range(7)),
 }
 
-# entry.c's @keywords; note which STAR flags each one sets (they matter for the day
-# rule and for the clock-change rules: @hourly is a wildcard job, @daily is not).
-_KEYWORDS: dict[str, dict[str, object]] = {
-    "yearly": {"minutes": {0}, "hours": {0}, "doms": {1}, "months": {1}, "dow_star": True},
-    "annually": {"minutes": {0}, "hours": {0}, "doms": {1}, "months": {1}, "dow_star": True},
-    "monthly": {"minutes": {0}, "hours": {0}, "doms": {1}, "dow_star": True},
-    "weekly": {"minutes": {0}, "hours": {0}, "dows": {0}, "dom_star": True},
-    "daily": {"minutes": {0}, "hours": {0}},
-    "midnight": {"minutes": {0}, "hours": {0}},
-    "hourly": {"minutes": {0}, "hour_star": True},
+# entry.c's @keywords: the fields each one sets (the others are full), and which STAR
+# flags (they matter for the day rule and for the clock-change rules: @hourly is a
+# wildcard job, @daily is not).
+_KEYWORDS: dict[str, tuple[dict[str, set[int]], frozenset[str]]] = {
+    "yearly": ({"minutes": {0}, "hours": {0}, "doms": {1}, "months": {1}}, frozenset({"dow"})),
+    "annually": ({"minutes": {0}, "hours": {0}, "doms": {1}, "months": {1}}, frozenset({"dow"})),
+    "monthly": ({"minutes": {0}, "hours": {0}, "doms": {1}}, frozenset({"dow"})),
+    "weekly": ({"minutes": {0}, "hours": {0}, "dows": {0}}, frozenset({"dom"})),
+    "daily": ({"minutes": {0}, "hours": {0}}, frozenset()),
+    "midnight": ({"minutes": {0}, "hours": {0}}, frozenset()),
+    "hourly": ({"minutes": {0}}, frozenset({"hour"})),
 }
 
 
@@ -159,12 +160,24 @@ def _keyword_spec(word: str) -> TimeSpec | None:
     if word == "reboot":
         empty: frozenset[int] = frozenset()
         return TimeSpec(empty, empty, empty, empty, empty, reboot=True, text="@reboot")
-    fields = _KEYWORDS.get(word)
-    if fields is None:
+    if word not in _KEYWORDS:
         return None
-    values = {name: frozenset(fields.get(name, full)) for name, full in _FULL.items()}  # type: ignore[arg-type]
-    flags = {k: bool(fields.get(k, False)) for k in ("dom_star", "dow_star", "hour_star")}
-    return TimeSpec(**values, **flags, text="@" + word)
+    fields, stars = _KEYWORDS[word]
+
+    def values(name: str) -> frozenset[int]:
+        return frozenset(fields.get(name, _FULL[name]))
+
+    return TimeSpec(
+        values("minutes"),
+        values("hours"),
+        values("doms"),
+        values("months"),
+        values("dows"),
+        dom_star="dom" in stars,
+        dow_star="dow" in stars,
+        hour_star="hour" in stars,
+        text="@" + word,
+    )
 
 
 _LAYOUT = (
