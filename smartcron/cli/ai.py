@@ -212,7 +212,8 @@ def costs(
     # every decision a full plan (a deferred firing's minute re-check scores one row only)
     loaded = load_advisor(model_dir)
     advisor = SmartAdvisor(loaded.model, loaded.history, replace(loaded.policy, recheck=None))
-    spec = SmartSpec(window=timedelta(hours=2))
+    window = timedelta(hours=2)
+    spec = SmartSpec(window=window)
     minutes = int((end - start).total_seconds() // 60) - 180
     rng = np.random.default_rng(0)
     picks = [timeline.index(start) + int(i) for i in rng.integers(0, minutes, n)]
@@ -229,11 +230,13 @@ def costs(
         t2 = time.perf_counter()
         clf.predict_proba(row)
         t3 = time.perf_counter()
-        decide.append(t1 - t0), onnx_one.append(t2 - t1), sk_one.append(t3 - t2)
+        decide.append(t1 - t0)
+        onnx_one.append(t2 - t1)
+        sk_one.append(t3 - t2)
     return {
         "decisions": n,
         "slots_per_decision": sum(
-            1 for k in range(advisor.policy.max_slots + 1) if k * advisor.policy.step < spec.window
+            1 for k in range(advisor.policy.max_slots + 1) if k * advisor.policy.step < window
         ),
         "decision_ms": _quantiles(decide),
         "onnx_one_row_ms": _quantiles(onnx_one),

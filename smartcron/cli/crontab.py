@@ -95,7 +95,7 @@ def usage(message: str) -> NoReturn:
 class CrontabCommand(click.Command):
     """Usage errors as crontab.c's usage(): Debian's message on stderr, exit 1 (not 2)."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
             code = super().main(*args, **kwargs)

@@ -128,7 +128,9 @@ def next_cmd(
         who = f" ({item['user']})" if item["user"] else ""
         click.echo(f"{path}:{item['line']}: {entry.spec.text}{who} {item['command']}")
         note = "at boot only" if entry.spec.reboot else "never"
-        for line in item["times"] or [note]:
+        fired = item["times"]
+        assert isinstance(fired, list)
+        for line in fired or [note]:
             click.echo(f"  {line}")
 
 
