@@ -176,3 +176,26 @@ def test_trace_record_refuses_a_disk_path_that_does_not_exist(tmp_path):
                        "--disk-path", str(tmp_path / "nowhere"))  # fmt: skip
     assert code == 2 and "does not exist" in err
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_simulate_history_records_a_firing_that_waits_for_capacity(files, tmp_path):
+    # It crashed here (the recorder called FiringStore.note, which never existed).
+    Path(files["crontab"]).write_text(
+        "#@smart name=a window=1h priority=1\n0 0 * * * a\n#@smart name=b window=1h\n0 0 * * * b\n"
+    )
+    Path(files["world"]).write_text("jobs:\n  a: {runtime: 10m}\n  b: {runtime: 5m}\n")
+    db = tmp_path / "sim.db"
+    code, _, err = simulate(files, "--max-concurrent", "1", "--history", str(db), "--json")
+    assert code == 0, err
+    from smartcron.firings import FiringStore
+    from smartcron.history import HistoryStore
+
+    store = FiringStore(HistoryStore.open(db))
+    (b,) = [f for f in store.firings(["b"]) if f.firing.nominal == T0]
+    assert b.firing.id is not None
+    trail = [(d.at - T0, d.verdict, d.reason) for d in store.decisions(b.firing.id)]
+    assert trail[0] == (timedelta(0), "defer", "waiting: 1 smart job(s) running (max_concurrent 1)")
+    assert trail[1:] == [
+        (timedelta(minutes=10), "run", "constraints hold"),
+        (timedelta(minutes=15), "done", "exit 0 in 300 s"),
+    ]
