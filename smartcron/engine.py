@@ -25,7 +25,7 @@ from smartcron.gate import RECHECK, Advisor, Firing
 from smartcron.history import HistoryError, RunStatus
 from smartcron.historyguard import report
 from smartcron.jobs import Job
-from smartcron.machine import MISSED_AFTER, Effect, Machine, Slot, Wakeup
+from smartcron.machine import MISSED_AFTER, Effect, Machine, Outcome, Slot, Wakeup
 from smartcron.monitor import Monitor, Snapshot
 from smartcron.smartspec import SmartSpec
 
@@ -246,12 +246,10 @@ class Engine:
         firing = running.extra["firing"]
         assert isinstance(firing, Firing)
         now = self.context.clock.now()
-        outcome = (
-            "ok"
-            if status is RunStatus.OK
-            else "interrupted"
-            if status is RunStatus.INTERRUPTED
-            else "failed"
-        )
+        outcome: Outcome = "failed"
+        if status is RunStatus.OK:
+            outcome = "ok"
+        elif status is RunStatus.INTERRUPTED:  # stopped by the daemon: not the job's failure
+            outcome = "interrupted"
         what = outcome_text(result, status)
         self._apply(self.machine.finished(running.job, firing, outcome, what, now), now)

@@ -265,18 +265,19 @@ class Machine:
     ) -> Effect:
         """A defer or skip verdict."""
         firing = slot.firing
-        common = {"verdict": verdict.action, "reason": verdict.reason, "until": verdict.until}
-        common.update(model=verdict.model, snapshot=snap)
+        effect = Effect(kind="defer", firing=firing, job=job, verdict=verdict.action,
+                        reason=verdict.reason, until=verdict.until, model=verdict.model,
+                        snapshot=snap)  # fmt: skip
         if verdict.action == "skip":
             del self.slots[firing.job_id, firing.nominal]
             log.info("%s: firing of %s skipped: %s", firing.job_id, firing.nominal, verdict.reason)
-            return Effect(kind="skip", firing=firing, job=job, state="skipped", **common)  # type: ignore[arg-type]
-        assert verdict.until is not None
+            return replace(effect, kind="skip", state="skipped")
+        assert verdict.until is not None and job.smart is not None
         until = max(verdict.until, now + timedelta(seconds=1))  # never a busy loop
         if self.skip_ahead is not None and verdict.failed and until == now + self.recheck:
             until = max(until, self.skip_ahead(firing, job.smart, now))
         slot.next_eval, slot.waiting = until, None
-        return Effect(kind="defer", firing=firing, job=job, next_eval=until, **common)  # type: ignore[arg-type]
+        return replace(effect, next_eval=until)
 
     def _admit(
         self, ready: dict[Key, tuple[Slot, Any, Verdict, Snapshot]], wake: Wakeup

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from smartcron import gate
 from smartcron.machine import Effect, Machine, Outcome, Wakeup
+from smartcron.monitor import Snapshot
 from smartcron.schedule import next_fires
 from smartcron.sim.metrics import JobStats
 from smartcron.sim.policies import Policy, decide_step, oracle_minute, random_minute
@@ -140,7 +141,7 @@ class Engine:
             wake = Wakeup(
                 now=now,
                 jobs=smart,
-                snapshot=lambda _spec, m=minute: tl.snapshot(m),
+                snapshot=self._monitor(minute),
                 owners=lambda: owners,
                 max_concurrent=self.max_concurrent,
                 advisor=self.advisor,
@@ -148,6 +149,10 @@ class Engine:
             for effect in machine.process(wake):
                 self._effect(effect, minute)
         return self.stats
+
+    def _monitor(self, minute: int) -> Callable[[SmartSpec], Snapshot]:
+        """The trace as the machine's monitor at `minute` (asked only when it evaluates)."""
+        return lambda _spec: self.timeline.snapshot(minute)
 
     # ------------------------------------------------------------ events
 
