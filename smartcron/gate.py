@@ -1,8 +1,8 @@
 """The gate: pure decisions about smart firings (SPEC 5). No clock, no I/O.
 
 `evaluate` is a pipeline of small steps, structlog-style: each step returns a Verdict
-or None to pass to the next. The daemon (smartcron.engine) and the simulator call the
-same functions, so both make the same choices.
+or None to pass to the next. Only the firing state machine (smartcron.machine) calls
+`evaluate` and `admit`; the daemon and the simulator both drive that machine.
 
 Unknown readings: a `None` in the snapshot never fails a constraint, with one
 exception: `ac=yes` needs evidence of mains power (`on_ac` True, or `on_ac` None on a

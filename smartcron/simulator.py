@@ -1,11 +1,12 @@
-"""The simulator (SPEC 9): the daemon's schedule, smart specs and gate on a virtual clock,
-with a trace for the machine and a world for what jobs do. The library behind
+"""The simulator (SPEC 9): the daemon's schedule, smart specs and firing state machine on
+a virtual clock, with a trace for the machine and a world for what jobs do. The library behind
 ``smartcronctl simulate``; the parts live in smartcron.sim:
 
 * sim.scenario: the crontab's jobs, resolved as the daemon resolves them;
 * sim.timeline: the trace on a minute grid, with the flags the metrics need;
 * sim.policies: cron, random, rules, smart, oracle;
-* sim.engine: the event loop calling smartcron.gate;
+* sim.engine: the virtual clock driving the daemon's firing state machine
+  (smartcron.machine);
 * sim.metrics: SPEC 9's metrics; sim.recorder: ``--history``.
 """
 
