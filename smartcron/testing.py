@@ -1,7 +1,6 @@
 """Fakes for tests, shipped with the package (as structlog ships structlog.testing).
 
-Each fake keeps the promises of the interface it stands for, checked by the same
-contract suite as the real implementation (tests/test_contract_*.py):
+Each fake keeps its interface's promises (tests/test_contract_*.py, also run on the real):
 
 - `FakeClock` (Clock): time moves only when told; sleeping jumps to the target.
 - `FakeWaker` (wakeup.Sleeper): the daemon's own `run()` loop in virtual time; jobs of
@@ -10,8 +9,8 @@ contract suite as the real implementation (tests/test_contract_*.py):
 - `ScriptedMonitor`, `sample_snapshot` (Monitor): snapshots given in advance.
 - `RecordingMailer`, `SentMail` (Mailer): keeps every message.
 
-`run_until(daemon, until)` runs a daemon built with a FakeWaker until a virtual instant.
-Nothing here imports pandas or scikit-learn, and the daemon never imports this module.
+`run_until(daemon, until)` runs a daemon built with a FakeWaker to a virtual instant.
+No pandas nor scikit-learn here; the daemon never imports this (tests/test_test_layout).
 """
 
 from __future__ import annotations
@@ -43,17 +42,9 @@ if TYPE_CHECKING:
     from smartcron.daemon import Daemon
 
 __all__ = [
-    "FakeClock",
-    "FakeOutcome",
-    "FakeRunner",
-    "FakeWaker",
-    "RecordingMailer",
-    "Responder",
-    "ScriptedMonitor",
-    "SentMail",
-    "run_until",
-    "sample_snapshot",
-]
+    "FakeClock", "FakeOutcome", "FakeRunner", "FakeWaker", "RecordingMailer", "Responder",
+    "ScriptedMonitor", "SentMail", "run_until", "sample_snapshot",
+]  # fmt: skip
 
 
 # ------------------------------------------------------------------ Clock
@@ -252,9 +243,6 @@ class FakeWaker:
     def watches_files(self) -> bool:
         return True
 
-    def install_signal_wakeup(self) -> None:
-        """Nothing to route: no signal reaches a fake."""
-
     def notify(self) -> None:
         self._pending.add("notify")
 
@@ -265,11 +253,6 @@ class FakeWaker:
     def stop_at(self, until: datetime, stop: Callable[[], None]) -> None:
         """Call `stop` (e.g. daemon.request_stop) once the clock would pass `until`."""
         self._until, self._stop = until, stop
-
-    def next_end(self) -> datetime | None:
-        """When the next of the runner's jobs ends, if one runs."""
-        self._note_starts()
-        return min((end for end, *_ in self._ends), default=None)
 
     def wait(self, deadline: datetime) -> set[str]:
         woke = self._woken()
