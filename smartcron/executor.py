@@ -34,9 +34,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from smartcron.cgroup import JobCgroup, JobCgroups, child_setup
 from smartcron.clock import Clock, SystemClock
@@ -150,7 +150,9 @@ class ProcessRunner:
             raise _SpawnError(f"refused: not root, cannot run a job as uid {req.uid}")
         groups = os.getgrouplist(req.user, req.gid) if euid == 0 else os.getgroups()
         # As root, always the owner's credentials, even for root's own jobs (Debian too).
-        creds = {"user": req.uid, "group": req.gid, "extra_groups": groups} if euid == 0 else {}
+        creds: _Creds = (
+            {"user": req.uid, "group": req.gid, "extra_groups": groups} if euid == 0 else {}
+        )
         if req.sandbox:
             found = shutil.which(req.sandbox[0])  # the daemon's PATH, not the job's
             if found is None:
@@ -164,21 +166,24 @@ class ProcessRunner:
         out_r, out_w = os.pipe()  # both close-on-exec; Popen dup2s them onto 0, 1, 2
         in_r, in_w = os.pipe()
         argv = [*req.sandbox, req.shell, "-c", req.command]
-        common = dict(
-            executable=executable, stdin=in_r, stdout=out_w, stderr=out_w,
-            env=dict(req.env), cwd=cwd, start_new_session=True,
-        )  # fmt: skip
+
+        def popen(setup: Callable[[], None] | None, ids: _Creds) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                argv, executable=executable, stdin=in_r, stdout=out_w, stderr=out_w,
+                env=dict(req.env), cwd=cwd, start_new_session=True, preexec_fn=setup, **ids,
+            )  # fmt: skip
+
         try:
             try:
-                hook = {} if cg is None else {"preexec_fn": child_setup(cg, **creds)}
-                proc = subprocess.Popen(argv, **common, **(hook or creds))  # type: ignore
+                # With a cgroup, child_setup drops to the owner itself (after entering it).
+                proc = popen(None, creds) if cg is None else popen(child_setup(cg, **creds), {})
             except subprocess.SubprocessError:  # raised in preexec_fn: without the cgroup
                 assert cg is not None
                 log.warning("job %s: cannot enter %s; its process group only", req.job_id,
                             cg.path)  # fmt: skip
                 self.cgroups.release(cg)
                 cg = None
-                proc = subprocess.Popen(argv, **common, **creds)  # type: ignore
+                proc = popen(None, creds)
         except BaseException:
             os.close(out_r)
             os.close(in_w)
@@ -200,6 +205,14 @@ class ProcessRunner:
         except OSError as err:  # e.g. cgroup.max.descendants reached: run it anyway
             log.warning("job %s: no cgroup (%s); its process group only", job_id, err)
             return None
+
+
+class _Creds(TypedDict, total=False):
+    """Popen's user=/group=/extra_groups= (or child_setup's): empty when not root."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
 
 
 def _failed(req: RunRequest, started: datetime, reason: str, on_done: OnDone) -> RunHandle:
@@ -325,8 +338,9 @@ class _Job:
     def _collect(self) -> RunResult:
         linger = self.runner.linger_s
         deadline = None if self.req.timeout is None else self.t0 + self.req.timeout
+        pidfd: int | None = None
         try:
-            pidfd: int | None = os.pidfd_open(self.pid)
+            pidfd = os.pidfd_open(self.pid)
             self.sel.register(pidfd, selectors.EVENT_READ, "exit")
         except OSError:
             pidfd = None  # before Linux 5.3: poll

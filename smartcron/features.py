@@ -297,11 +297,15 @@ def state_profile(
         departures[column] = [x - how[k[0]] - moh[k[2]] for x, k in zip(xs, keys, strict=True)]
     idle = [(s.at, s.idle_seconds) for s in ordered]
     active = active_table(idle, tz, idle_below, prior)
-    known = [(s, k) for s, k in zip(ordered, keys, strict=True) if s.idle_seconds is not None]
-    acts = [float(s.idle_seconds < idle_below) - active[k[0]] for s, k in known]  # type: ignore[operator]
+    known = [
+        (s, k, s.idle_seconds)
+        for s, k in zip(ordered, keys, strict=True)
+        if s.idle_seconds is not None
+    ]
+    acts = [float(idle < idle_below) - active[k[0]] for _, k, idle in known]
     tau = {c: _persistence(ordered, departures[c]) for c in PROFILED}
-    tau["active"] = _persistence([s for s, _ in known], acts)
-    while_active = sorted(s.idle_seconds for s, _ in known if s.idle_seconds < idle_below)  # type: ignore[operator]
+    tau["active"] = _persistence([s for s, _, _ in known], acts)
+    while_active = sorted(idle for _, _, idle in known if idle < idle_below)
     typical = while_active[len(while_active) // 2] if while_active else idle_below / 4
     return Profile(
         hour_of_week={c: [round(v, 4) for v in how_tab[c]] for c in PROFILED},

@@ -185,8 +185,8 @@ class FiringStore:
             " ?, ?, ?, ?, ?, ?, ? WHERE changes() > 0"
         )
         snap = None if snapshot is None else json.dumps(snapshot.to_dict())
-        values = (*key, firing.job_id, at, verdict, _t(until), reason, snap)
-        values += (None if model is None else json.dumps(dict(model)),)
+        model_json = None if model is None else json.dumps(dict(model))
+        values = (*key, firing.job_id, at, verdict, _t(until), reason, snap, model_json)
         counts = self._write([(again, row), (update, params), (insert, values)])
         return counts[1] > 0
 
@@ -202,7 +202,7 @@ class FiringStore:
 
     def firings(self, job_ids: Iterable[str] | None = None, limit: int = 20) -> list[StoredFiring]:
         """The latest firings (of some jobs), newest first."""
-        where, params = "", ()
+        where, params = "", tuple[str, ...]()
         if job_ids is not None:
             ids = tuple(job_ids)
             where = f"WHERE job_id IN ({', '.join('?' * len(ids))})" if ids else "WHERE 0"

@@ -17,8 +17,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -186,7 +185,7 @@ class Guard:
     _clock: Clock
     _lock: threading.RLock
     _conn: sqlite3.Connection | None
-    _pending: deque[object]
+    _pending: Sized  # the store's queue of failed writes: only counted here
     _next_reopen: datetime
     _next_check: datetime
 

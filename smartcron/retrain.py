@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeGuard
 
 from smartcron.cronfields import parse_timespec
 from smartcron.schedule import next_fires
@@ -81,7 +81,7 @@ def _holdout(card: Mapping[str, Any]) -> Mapping[str, Any]:
     return holdout if isinstance(holdout, Mapping) else {}
 
 
-def _number(value: object) -> bool:
+def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 

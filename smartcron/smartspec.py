@@ -54,7 +54,10 @@ GLOBAL_ORIGIN = "<global config>"
 
 def _schema(key: str) -> dict[str, Any]:
     kind = KINDS[key]
-    duration = [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}]
+    duration: list[dict[str, Any]] = [
+        {"type": "number", "minimum": 0},
+        {"type": "string", "pattern": DURATION_PATTERN},
+    ]
     number = {"type": "string", "pattern": NUMBER_PATTERN}
     fragments: dict[str, list[dict[str, Any]]] = {
         "name": [{"type": "string", "pattern": NAME_PATTERN}],

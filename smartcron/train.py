@@ -138,6 +138,13 @@ def _read(conn: sqlite3.Connection, name: str) -> tuple[Any, Any]:
     return runs, decisions
 
 
+def _instant(text: str) -> datetime:
+    """A time column the queries never leave NULL (runs.ended, decisions.at)."""
+    when = from_db_time(text)
+    assert when is not None
+    return when
+
+
 def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     """The training rows of the history at `db` (read-only)."""
     import pandas as pd
@@ -167,11 +174,11 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     past: dict[str, list[Outcome]] = {}
     for run in runs.sort_values(["ended", "id"], kind="stable").itertuples():
         rt = None if math.isnan(run.runtime_s) else float(run.runtime_s)
-        outcome = Outcome(ended=from_db_time(run.ended), ok=bool(run.ok), runtime_s=rt)
+        outcome = Outcome(ended=_instant(run.ended), ok=bool(run.ok), runtime_s=rt)
         past.setdefault(str(run.job_id), []).append(outcome)
     vectors, ats = [], []
     for row in rows.itertuples():
-        at = from_db_time(row.at)
+        at = _instant(row.at)
         nominal = from_db_time(row.scheduled) or from_db_time(row.nominal) or at
         snap = Snapshot.from_dict(json.loads(row.snapshot))
         vectors.append(features(snap, job_stats(past[row.job_id], at), nominal, at, tz=tz))
