@@ -17,8 +17,8 @@ import numpy as np
 
 from smartcron.errors import SmartcronError
 from smartcron.features import (
-    JobStats,
-    Outcome,
+    JobHistoryStats,
+    RunOutcome,
     features,
     forecast,
     hour_of_week,
@@ -39,40 +39,40 @@ from smartcron.model import (
 class StatsReader(Protocol):
     """A job's record before an instant (strictly: runs that ended earlier)."""
 
-    def stats(self, job_id: str, before: datetime) -> JobStats: ...
+    def stats(self, job_id: str, before: datetime) -> JobHistoryStats: ...
 
 
 class HistoryStats:
-    """JobStats from a HistoryStore (the daemon's)."""
+    """JobHistoryStats from a HistoryStore (the daemon's)."""
 
     def __init__(self, store: Any, window: int = 10) -> None:
         self.store, self.window = store, window
 
-    def stats(self, job_id: str, before: datetime) -> JobStats:
+    def stats(self, job_id: str, before: datetime) -> JobHistoryStats:
         outcomes = []
         for row in self.store.runs(job_id, limit=self.window * 3):
             end = row.end
             if end is None or row.status.value not in ("ok", "failed", "timeout"):
                 continue
             ok = row.status.value == "ok" and end.exit_code == 0 and not end.timed_out
-            outcomes.append(Outcome(ended=end.ended, ok=ok, runtime_s=end.runtime_s))
+            outcomes.append(RunOutcome(ended=end.ended, ok=ok, runtime_s=end.runtime_s))
         outcomes.sort(key=lambda o: o.ended)
         return job_stats(outcomes, before, self.window)
 
 
 class MemoryStats:
-    """JobStats from outcomes given as they happen (the simulator, tests)."""
+    """JobHistoryStats from outcomes given as they happen (the simulator, tests)."""
 
     def __init__(self) -> None:
-        self._runs: dict[str, list[Outcome]] = {}
+        self._runs: dict[str, list[RunOutcome]] = {}
 
-    def add(self, job_id: str, outcome: Outcome) -> None:
+    def add(self, job_id: str, outcome: RunOutcome) -> None:
         runs = self._runs.setdefault(job_id, [])
         runs.append(outcome)
         if len(runs) > 1 and runs[-2].ended > outcome.ended:
             runs.sort(key=lambda o: o.ended)
 
-    def stats(self, job_id: str, before: datetime) -> JobStats:
+    def stats(self, job_id: str, before: datetime) -> JobHistoryStats:
         return job_stats(self._runs.get(job_id, []), before)
 
 
@@ -159,7 +159,7 @@ class SmartAdvisor:
         return float(self.model.active[hour_of_week(mid, self.model.tz)])
 
     def _score(
-        self, snap: Any, stats: JobStats, nominal: datetime, slots: list[datetime]
+        self, snap: Any, stats: JobHistoryStats, nominal: datetime, slots: list[datetime]
     ) -> _Scores:
         """P(success), runtime (s) and P(user active during the run) per slot."""
         tz, profile = self.model.tz, self.model.profile

@@ -173,7 +173,7 @@ def default_config_file(user_mode: bool) -> Path:
     return SYSTEM_CONFIG
 
 
-def load(
+def read_config(
     path: Path | str | None = None, *, user_mode: bool | None = None, mode: str | None = None
 ) -> Config:
     """Build the configuration: built-in defaults, then the TOML file, then overrides.

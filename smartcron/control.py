@@ -278,7 +278,7 @@ class ControlServer:
 
     def _install(
         self, target: install.Target, request: dict[str, Any]
-    ) -> tuple[install.Outcome, list[str]]:
+    ) -> tuple[install.InstallOutcome, list[str]]:
         data = request.get("data")
         source = request.get("source", "-")
         if not isinstance(data, str) or not isinstance(source, str) or len(source) > 4096:

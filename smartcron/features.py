@@ -2,7 +2,7 @@
 
 `features()` is the only place a vector is built: training, the simulator and the
 daemon all call it, so what the model learnt from is what it is asked about. A job's
-past enters only through `JobStats`, built by `job_stats()` from runs that *ended
+past enters only through `JobHistoryStats`, built by `job_stats()` from runs that *ended
 strictly before* the decision instant: a run still going, or one that ends at the
 instant itself, tells nothing yet (no leakage from the future into a decision).
 
@@ -49,7 +49,7 @@ _TAU = 2.0 * math.pi
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class RunOutcome:
     """One finished run, as the model sees a job's past."""
 
     ended: datetime
@@ -58,7 +58,7 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class JobStats:
+class JobHistoryStats:
     """A job's recent record at one instant (see `job_stats`)."""
 
     last_ok: bool | None = None
@@ -67,17 +67,19 @@ class JobStats:
     mean_runtime_s: float | None = None
 
 
-NO_STATS = JobStats()
+NO_STATS = JobHistoryStats()
 
 
-def job_stats(outcomes: Sequence[Outcome], before: datetime, n: int = RECENT_RUNS) -> JobStats:
+def job_stats(
+    outcomes: Sequence[RunOutcome], before: datetime, n: int = RECENT_RUNS
+) -> JobHistoryStats:
     """Stats of the last `n` runs in `outcomes` (sorted by `ended`) that ended < `before`."""
     cut = bisect.bisect_left(outcomes, before, key=lambda o: o.ended)
     recent = outcomes[max(0, cut - n) : cut]
     if not recent:
         return NO_STATS
     times = [o.runtime_s for o in recent if o.runtime_s is not None]
-    return JobStats(
+    return JobHistoryStats(
         last_ok=recent[-1].ok,
         success_rate=sum(o.ok for o in recent) / len(recent),
         runs=len(recent),
@@ -90,7 +92,7 @@ def _flag(value: bool | None, default: float) -> float:
 
 
 def features(
-    snap: Snapshot, stats: JobStats, nominal: datetime, now: datetime, *, tz: tzinfo = UTC
+    snap: Snapshot, stats: JobHistoryStats, nominal: datetime, now: datetime, *, tz: tzinfo = UTC
 ) -> list[float]:
     """The vector for deciding at `now` about the firing nominally at `nominal`.
 

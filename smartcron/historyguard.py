@@ -138,7 +138,7 @@ def quick_check(conn: sqlite3.Connection) -> str | None:
     return None if found == "ok" else found or "quick_check returned nothing"
 
 
-def check_file(path: str) -> str | None:
+def check_database_file(path: str) -> str | None:
     """What is wrong with the database file on disk, or None: `quick_check` through a
     connection of its own, because the daemon's cached pages would hide the damage."""
     if not os.path.exists(path):
@@ -270,7 +270,7 @@ class Guard:
                 return
             if self._conn is not None and now >= self._next_check:
                 self._next_check = now + CHECK_EVERY
-                problem = check_file(self.path)
+                problem = check_database_file(self.path)
                 if problem:
                     self._replace(f"{self.path}: {problem}")
 

@@ -331,13 +331,13 @@ def poke(target: Target) -> None:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class InstallOutcome:
     previous: bytes | None  # the replaced or removed crontab, header stripped
     backup: Path | None
     notes: tuple[str, ...] = ()
 
 
-def install(target: Target, data: bytes, source: str) -> Outcome:
+def install(target: Target, data: bytes, source: str) -> InstallOutcome:
     """Replace the crontab with `data` (already checked). Keeps a backup of the old one."""
     notes = ensure_dir(target)
     try:
@@ -355,10 +355,10 @@ def install(target: Target, data: bytes, source: str) -> Outcome:
         temp_prefix="tmp.",
     )
     poke(target)
-    return Outcome(strip_header(old) if old is not None else None, saved, tuple(notes))
+    return InstallOutcome(strip_header(old) if old is not None else None, saved, tuple(notes))
 
 
-def remove(target: Target) -> Outcome:
+def remove(target: Target) -> InstallOutcome:
     """crontab -r: backup, then unlink. Raises NoCrontab."""
     old = read(target)
     if old is None:
@@ -371,7 +371,7 @@ def remove(target: Target) -> Outcome:
         raise NoCrontab(target.user) from None
     fsync_dir(target.path.parent)
     poke(target)
-    return Outcome(strip_header(old), saved, tuple(notes))
+    return InstallOutcome(strip_header(old), saved, tuple(notes))
 
 
 def _backup_or_note(target: Target, old: bytes | None, notes: list[str]) -> Path | None:

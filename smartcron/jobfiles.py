@@ -137,7 +137,7 @@ def load_job_file(text: str, path: str, *, system: bool = False) -> JobFileEntry
     `system`: a file of /etc/smartcron/jobs (may name a `user`). Raises AnnotationError
     listing every problem as ``path:line: key: reason``.
     """
-    load = safeyaml.load_json if path.lower().endswith(".json") else safeyaml.load
+    load = safeyaml.load_json if path.lower().endswith(".json") else safeyaml.load_yaml
     try:
         data, root = load(text, path, what="job file", max_bytes=MAX_FILE_BYTES)
     except safeyaml.YamlError as err:

@@ -47,7 +47,7 @@ class PlainFiring:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Entry:
+class WakeupRecord:
     """The journal's one row: the last wake-up that observed new minutes."""
 
     utc_minute: int
@@ -111,7 +111,7 @@ class Journal:
         """Every plain firing of the last wake-up was handed to the launcher."""
         self._write([("UPDATE journal SET complete = 1", ())])
 
-    def last(self) -> Entry | None:
+    def last(self) -> WakeupRecord | None:
         rows = self._read("SELECT utc_minute, at, boot_id, mono, plain, complete FROM journal")
         if not rows:
             return None
@@ -120,7 +120,7 @@ class Journal:
             PlainFiring(job_id, label, from_db_time(when))  # type: ignore[arg-type]
             for job_id, label, when in json.loads(plain)
         )
-        return Entry(
+        return WakeupRecord(
             utc_minute=minute,
             at=from_db_time(at),  # type: ignore[arg-type]
             boot_id=boot,
@@ -182,7 +182,7 @@ class Journal:
         return [("DELETE FROM not_run WHERE at < ?", (to_db_time(older_than),))]
 
 
-def restart_jump(entry: Entry, now: datetime, boot_id: str, mono: float) -> Jump | None:
+def restart_jump(entry: WakeupRecord, now: datetime, boot_id: str, mono: float) -> Jump | None:
     """The clock step between the last journaled wake-up and now, if within one boot
     the wall clock moved differently from the monotonic clock (else: downtime)."""
     if entry.boot_id != boot_id or entry.mono is None or mono < entry.mono:

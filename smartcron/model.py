@@ -59,17 +59,6 @@ class ModelFailure(Exception):
     """One inference failed (error, NaN, too slow): fall back to the rules."""
 
 
-def check_file(path: Path, *, owner_uid: int, max_bytes: int = MAX_ONNX_BYTES) -> str | None:
-    """Why `path` must not be trusted, or None. Checks the path itself (not a symlink)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return f"{path}: missing"
-    except OSError as err:
-        return f"{path}: unreadable: {err.strerror or err}"
-    return _check_stat(path, st, owner_uid, max_bytes)
-
-
 def _check_stat(path: Path, st: os.stat_result, owner_uid: int, max_bytes: int) -> str | None:
     if not stat.S_ISREG(st.st_mode):
         return f"{path}: not a regular file"

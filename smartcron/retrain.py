@@ -86,7 +86,7 @@ def _number(value: object) -> TypeGuard[float]:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RetrainOutcome:
     """How the last retraining ended: swapped, kept (the old model) or failed."""
 
     at: datetime
@@ -131,7 +131,7 @@ class Retrainer:
         self.timeout = timeout
         self.next_due: datetime | None = None
         self.child: _Child | None = None
-        self.last: Outcome | None = None
+        self.last: RetrainOutcome | None = None
 
     @classmethod
     def from_config(
@@ -269,7 +269,7 @@ class Retrainer:
                 os.replace(out / name, self.model_dir / name)
 
     def _done(self, now: datetime, result: str, why: str) -> bool:
-        self.last = Outcome(now, result, why)
+        self.last = RetrainOutcome(now, result, why)
         level = {"swapped": logging.INFO, "kept": logging.WARNING}.get(result, logging.ERROR)
         log.log(level, "retraining: %s: %s", result, why)
         return result == "swapped"

@@ -138,7 +138,7 @@ def check_size(text: str, path: str, what: str = "file", max_bytes: int = MAX_BY
         raise YamlError(path, f"{what} larger than {_size_label(max_bytes)}")
 
 
-def load(
+def load_yaml(
     text: str, path: str, *, what: str = "file", max_bytes: int = MAX_BYTES
 ) -> tuple[Any, yaml.Node | None]:
     """Parse one YAML document safely. Returns (data, root node); (None, None) if empty."""
@@ -190,7 +190,7 @@ def _depth(data: Any) -> int:
 def load_json(
     text: str, path: str, *, what: str = "file", max_bytes: int = MAX_BYTES
 ) -> tuple[Any, yaml.Node | None]:
-    """Parse JSON with the json module (NaN and Infinity refused), capped like `load`.
+    """Parse JSON with the json module (NaN and Infinity refused), capped like `load_yaml`.
 
     The root node, for line numbers only, comes from composing the text as YAML (JSON
     is nearly a subset); it is None where that fails.

@@ -230,7 +230,7 @@ def companion_path(crontab_path: Path) -> Path:
 def load_companion(text: str, path: str) -> Companion:
     """Parse and validate companion YAML. Raises AnnotationError (``path:line: key: why``)."""
     try:
-        data, root = safeyaml.load(text, path, what="companion file", max_bytes=MAX_FILE_BYTES)
+        data, root = safeyaml.load_yaml(text, path, what="companion file", max_bytes=MAX_FILE_BYTES)
     except safeyaml.YamlError as err:
         raise AnnotationError([problem(path, err.line, err.reason)]) from None
     problems = schema_problems(data, COMPANION_SCHEMA, path, root, extra_hint=_NAME_HINT)

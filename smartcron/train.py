@@ -34,8 +34,8 @@ import numpy as np
 from smartcron.errors import SmartcronError
 from smartcron.features import (
     FEATURES,
-    Outcome,
     Profile,
+    RunOutcome,
     active_table,
     features,
     job_stats,
@@ -171,10 +171,10 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     )
     dropped = int(rows["snapshot"].isna().sum())
     rows = rows.dropna(subset=["snapshot"]).sort_values(["at_t", "id"], kind="stable")
-    past: dict[str, list[Outcome]] = {}
+    past: dict[str, list[RunOutcome]] = {}
     for run in runs.sort_values(["ended", "id"], kind="stable").itertuples():
         rt = None if math.isnan(run.runtime_s) else float(run.runtime_s)
-        outcome = Outcome(ended=_instant(run.ended), ok=bool(run.ok), runtime_s=rt)
+        outcome = RunOutcome(ended=_instant(run.ended), ok=bool(run.ok), runtime_s=rt)
         past.setdefault(str(run.job_id), []).append(outcome)
     vectors, ats = [], []
     for row in rows.itertuples():

@@ -211,7 +211,7 @@ def draw(seed: int, job: str, nominal: datetime) -> float:
 def load_world(text: str, path: str = "<world>") -> World:
     """Parse and validate world YAML text. Raises WorldError naming file:line and key."""
     try:
-        data, root = safeyaml.load(text, path, what="world file", max_bytes=MAX_BYTES)
+        data, root = safeyaml.load_yaml(text, path, what="world file", max_bytes=MAX_BYTES)
     except safeyaml.YamlError as err:
         raise WorldError(str(err)) from None
     if data is None:

@@ -20,7 +20,7 @@ def test_system_mode_defaults_are_crons_paths(monkeypatch):
     monkeypatch.delenv("SMARTCRON_CONFIG", raising=False)
     if configuration.SYSTEM_CONFIG.exists():
         pytest.skip(f"{configuration.SYSTEM_CONFIG} exists on this machine")
-    cfg = configuration.load(None, user_mode=False)
+    cfg = configuration.read_config(None, user_mode=False)
     assert cfg.crontab == Path("/etc/crontab")
     assert cfg.cron_d == Path("/etc/cron.d")
     assert cfg.spool_dir == Path("/var/spool/cron/crontabs")
@@ -34,7 +34,7 @@ def test_user_mode_reads_only_the_users_own_crontab(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     monkeypatch.delenv("SMARTCRON_CONFIG", raising=False)
-    cfg = configuration.load(None, user_mode=True)
+    cfg = configuration.read_config(None, user_mode=True)
     assert cfg.user_crontab == tmp_path / "conf" / "smartcron" / "crontab"
     assert (cfg.crontab, cfg.cron_d, cfg.spool_dir) == (None, None, None)
     assert cfg.state_dir == tmp_path / "data" / "smartcron"
@@ -42,14 +42,16 @@ def test_user_mode_reads_only_the_users_own_crontab(tmp_path, monkeypatch):
 
 
 def test_relative_paths_are_taken_from_the_config_files_directory(tmp_path):
-    cfg = configuration.load(write(tmp_path, 'state_dir = "st"\ncron_d = ""\n'), user_mode=False)
+    cfg = configuration.read_config(
+        write(tmp_path, 'state_dir = "st"\ncron_d = ""\n'), user_mode=False
+    )
     assert cfg.state_dir == tmp_path / "st"
     assert cfg.cron_d is None  # "" disables
 
 
 def test_smartcron_config_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SMARTCRON_CONFIG", str(write(tmp_path, "max_concurrent = 3\n")))
-    assert configuration.load(user_mode=False).max_concurrent == 3
+    assert configuration.read_config(user_mode=False).max_concurrent == 3
 
 
 @pytest.mark.parametrize(
@@ -72,11 +74,11 @@ def test_smartcron_config_names_the_file(tmp_path, monkeypatch):
 def test_bad_configuration_is_an_error_naming_file_and_key(tmp_path, text, message):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
-        configuration.load(path, user_mode=False)
+        configuration.read_config(path, user_mode=False)
     assert str(err.value).startswith(str(path))
     assert message in str(err.value)
 
 
 def test_an_explicit_config_that_does_not_exist_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
-        configuration.load(tmp_path / "missing.toml", user_mode=False)
+        configuration.read_config(tmp_path / "missing.toml", user_mode=False)

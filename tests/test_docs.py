@@ -164,7 +164,7 @@ def test_the_example_config_is_valid_when_uncommented(tmp_path: Path) -> None:
     lines = [line[2:] for line in example.splitlines() if re.match(r"^# [a-z_]+ = ", line)]
     path = tmp_path / "smartcron.toml"
     path.write_text("\n".join(lines) + "\n")
-    config = configuration.load(path, user_mode=True)
+    config = configuration.read_config(path, user_mode=True)
     assert config.mode == "smart" and config.output_cap == 1024 * 1024
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.features import FEATURES, NO_STATS, JobStats, Outcome, features, job_stats
+from smartcron.features import FEATURES, NO_STATS, JobHistoryStats, RunOutcome, features, job_stats
 from smartcron.history import from_db_time, to_db_time
 from smartcron.testing import sample_snapshot
 
@@ -53,11 +53,11 @@ def test_idle_is_log_scaled() -> None:
 
 def test_job_stats_use_only_runs_that_ended_strictly_before() -> None:
     runs = [
-        Outcome(ended=T - timedelta(hours=2), ok=True, runtime_s=100.0),
-        Outcome(ended=T - timedelta(hours=1), ok=False, runtime_s=300.0),
-        Outcome(ended=T, ok=True, runtime_s=5.0),  # ends at the instant: not known yet
+        RunOutcome(ended=T - timedelta(hours=2), ok=True, runtime_s=100.0),
+        RunOutcome(ended=T - timedelta(hours=1), ok=False, runtime_s=300.0),
+        RunOutcome(ended=T, ok=True, runtime_s=5.0),  # ends at the instant: not known yet
     ]
-    assert job_stats(runs, T) == JobStats(
+    assert job_stats(runs, T) == JobHistoryStats(
         last_ok=False, success_rate=0.5, runs=2, mean_runtime_s=200.0
     )
     assert job_stats(runs, T - timedelta(hours=2)) == NO_STATS
@@ -65,7 +65,8 @@ def test_job_stats_use_only_runs_that_ended_strictly_before() -> None:
 
 def test_job_stats_look_at_the_last_n_runs() -> None:
     runs = [
-        Outcome(ended=T - timedelta(minutes=k), ok=k > 3, runtime_s=1.0) for k in range(20, 0, -1)
+        RunOutcome(ended=T - timedelta(minutes=k), ok=k > 3, runtime_s=1.0)
+        for k in range(20, 0, -1)
     ]
     stats = job_stats(runs, T, n=5)
     assert stats.runs == 5 and stats.success_rate == pytest.approx(2 / 5)

@@ -19,7 +19,7 @@ import pytest
 
 from smartcron import gate
 from smartcron.advisor import MemoryStats, Policy, SmartAdvisor
-from smartcron.features import FEATURES, Outcome
+from smartcron.features import FEATURES, RunOutcome
 from smartcron.model import LoadedModel, ModelUnavailable, load_model
 from smartcron.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
@@ -204,9 +204,9 @@ def test_advisor_ignores_outcomes_after_the_decision_instant(tmp_path: Path) -> 
     assert isinstance(model, LoadedModel)
     past, future = MemoryStats(), MemoryStats()
     for stats in (past, future):
-        stats.add("job", Outcome(ended=NOW - timedelta(hours=1), ok=True, runtime_s=60))
-    future.add("job", Outcome(ended=NOW, ok=False, runtime_s=9999))  # not strictly before
-    future.add("job", Outcome(ended=NOW + timedelta(hours=1), ok=False, runtime_s=9999))
+        stats.add("job", RunOutcome(ended=NOW - timedelta(hours=1), ok=True, runtime_s=60))
+    future.add("job", RunOutcome(ended=NOW, ok=False, runtime_s=9999))  # not strictly before
+    future.add("job", RunOutcome(ended=NOW + timedelta(hours=1), ok=False, runtime_s=9999))
     assert past.stats("job", NOW) == future.stats("job", NOW)
     firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + SPEC.window)  # type: ignore[operator]
     snap = sample_snapshot(NOW)

@@ -276,7 +276,7 @@ def test_config_keys(tmp_path: Path) -> None:
 
     def load(text: str) -> configuration.Config:
         conf.write_text(text)
-        return configuration.load(conf, user_mode=True)
+        return configuration.read_config(conf, user_mode=True)
 
     c = load('state_dir = "state"\n')
     assert c.models_dir == tmp_path / "state" / "models" and c.default_model_dir is None

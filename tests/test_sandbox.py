@@ -17,7 +17,7 @@ from smartcron.service import SANDBOX_PREFIX, sandbox_prefix
 def base_config(tmp_path, sandbox: str) -> configuration.Config:
     path = tmp_path / "smartcron.toml"
     path.write_text(f'sandbox = "{sandbox}"\nstate_dir = "state"\n')
-    return configuration.load(path, user_mode=False)
+    return configuration.read_config(path, user_mode=False)
 
 
 def test_no_sandbox_wraps_nothing(tmp_path):

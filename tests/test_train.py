@@ -146,7 +146,7 @@ def test_shuffling_the_future_of_a_trace_changes_no_decision_before_it(
     import random
 
     from smartcron.advisor import MemoryStats, load_advisor
-    from smartcron.features import Outcome
+    from smartcron.features import RunOutcome
 
     start = datetime(2026, 1, 13, tzinfo=UTC)  # the day after the 8 training days
     t, end = start + timedelta(hours=12), start + timedelta(days=2)
@@ -177,7 +177,7 @@ def test_shuffling_the_future_of_a_trace_changes_no_decision_before_it(
             "smart",
             advisor=advisor,
             history=str(tmp_path / f"{name}.db"),
-            on_run=lambda job, at, ok, s: stats.add(job, Outcome(ended=at, ok=ok, runtime_s=s)),
+            on_run=lambda job, at, ok, s: stats.add(job, RunOutcome(ended=at, ok=ok, runtime_s=s)),
         )
         with sqlite3.connect(tmp_path / f"{name}.db") as conn:
             return conn.execute(

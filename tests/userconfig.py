@@ -39,4 +39,4 @@ def make_config(tmp_path: Path, user_mode: bool = False) -> configuration.Config
     keys = ("spool_dir", "state_dir", "run_dir", "jobs_dir", "allow_file", "deny_file")
     path.write_text("".join(f'{k} = "{k}"\n' for k in keys) + 'crontab = ""\ncron_d = ""\n')
     (tmp_path / "run_dir").mkdir()
-    return configuration.load(path, user_mode=user_mode)
+    return configuration.read_config(path, user_mode=user_mode)

@@ -42,7 +42,7 @@ def with_config(func: F) -> F:
 def load_config(config_file: str | None, user_mode: bool | None) -> Config:
     from smartcron import config as configuration
 
-    return configuration.load(config_file, user_mode=True if user_mode else None)
+    return configuration.read_config(config_file, user_mode=True if user_mode else None)
 
 
 def fail(message: str) -> None:

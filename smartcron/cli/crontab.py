@@ -165,7 +165,7 @@ def main(
         usage("-n can only be used with a file or -e")
     if check is not None:  # -T: silent and 0 when valid, else every `path:line: reason`
         data, path = read_input(check)
-        problems, _ = check_file(data, path, Kind.SYSTEM if system else Kind.USER)
+        problems, _ = check_crontab_file(data, path, Kind.SYSTEM if system else Kind.USER)
         sys.exit(1 if problems else 0)
     if not any(ops) and file is None:
         # Debian reads stdin when there is no argument at all; at a terminal that is the
@@ -176,7 +176,7 @@ def main(
     store = open_store(user, user_mode, config_file)
     try:
         if list_:
-            list_cmd(store)
+            print_crontab(store)
         elif remove:
             delete_cmd(store, ask)
         elif edit:
@@ -222,7 +222,7 @@ def open_store(user: str | None, user_mode: bool, config_file: str | None) -> St
     if not user_mode and os.geteuid() != 0:
         user_mode = not system_configured(config_file)
     try:
-        config = configuration.load(config_file, user_mode=user_mode)
+        config = configuration.read_config(config_file, user_mode=user_mode)
         if user_mode:
             own = install.own_target(config, me.pw_name)
             store: Store = DirectStore(config, own, notify=lambda: ask_reload(config))
@@ -261,7 +261,7 @@ def fail_with(error: install.InstallError) -> NoReturn:
     die(f"{prog_name()}: {error}")
 
 
-def list_cmd(store: Store) -> None:
+def print_crontab(store: Store) -> None:
     data = store.read()
     if data is None:
         die(f"no crontab for {store.user}")
@@ -299,7 +299,7 @@ def yes_no(question: str, again: str, repeat: bool) -> bool | None:
             click.echo(question, nl=False)
 
 
-def check_file(data: bytes, path: str, kind: Kind) -> install.Verdict:
+def check_crontab_file(data: bytes, path: str, kind: Kind) -> install.Verdict:
     """install.check(), its problems and warnings told on stderr together, in line order."""
     problems, warnings = install.check_lines(data, path, kind, companion=path != "-")
     found = [(p, str(p)) for p in problems] + [(w, f"{w} (warning)") for w in warnings]
@@ -310,7 +310,7 @@ def check_file(data: bytes, path: str, kind: Kind) -> install.Verdict:
 
 def try_install(store: Store, data: bytes, path: str, dry_run: bool) -> bool:
     """crontab.c's replace_cmd(): check, then install. False on a syntax error."""
-    problems, warnings = check_file(data, path, Kind.USER)
+    problems, warnings = check_crontab_file(data, path, Kind.USER)
     if problems:
         err("errors in crontab file, can't install.")
         return False

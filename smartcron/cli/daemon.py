@@ -50,7 +50,7 @@ def main(
     if system_mode and os.geteuid() != 0:
         fail("smartcron: system mode needs root (use --user to run your own crontab)")
     try:
-        config = configuration.load(
+        config = configuration.read_config(
             config_file,
             user_mode=True if user_mode else (False if system_mode else None),
             mode=mode,

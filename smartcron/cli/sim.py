@@ -78,7 +78,7 @@ def simulate_cmd(
         raise SmartcronError("--policy smart needs --model DIR (a model from smartcronctl train)")
     if model is not None and policy != "smart":
         raise SmartcronError("--model is for --policy smart only")
-    advisor, on_run = load_advisor(model) if model is not None else (None, None)
+    advisor, on_run = simulation_advisor(model) if model is not None else (None, None)
     world = read_world(world_path)
     scenario = simulator.load_scenario(crontab, zone=zone, jobs_dir=jobs_dir, system=system)
     for warning in scenario.warnings:
@@ -121,19 +121,18 @@ def simulate_cmd(
     _print_table(metrics, result)
 
 
-def load_advisor(model: str) -> tuple[Any, Callable[[str, datetime, bool, float], None]]:
+def simulation_advisor(model: str) -> tuple[Any, Callable[[str, datetime, bool, float], None]]:
     """The model advisor for --policy smart, and the hook that tells it each simulated
     run's outcome (the job's recent record is one of the model's features)."""
-    from smartcron.advisor import MemoryStats
-    from smartcron.advisor import load_advisor as load
-    from smartcron.features import Outcome
+    from smartcron.advisor import MemoryStats, load_advisor
+    from smartcron.features import RunOutcome
 
     stats = MemoryStats()
 
     def on_run(job: str, ended: datetime, ok: bool, runtime_s: float) -> None:
-        stats.add(job, Outcome(ended=ended, ok=ok, runtime_s=runtime_s))
+        stats.add(job, RunOutcome(ended=ended, ok=ok, runtime_s=runtime_s))
 
-    return load(model, stats), on_run
+    return load_advisor(model, stats), on_run
 
 
 @contextmanager
