@@ -2,7 +2,9 @@
 
 Starting happens on the main thread. The runner calls back on a worker thread when
 the job is done; that thread sends the mail (sendmail may be slow) and hands the
-result to the main thread, which alone writes the history database.
+result to the main thread, which alone writes the history database. Both ends take a
+RunContext (runcontext.py), never the Daemon: the daemon's own bookkeeping (what runs,
+the engine's count) stays in the daemon.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,36 +21,28 @@ from smartcron.history import HistoryUnavailable, RunEnd, RunStart, RunStatus
 from smartcron.jobenv import job_environment, resolve_user
 from smartcron.jobs import Job
 from smartcron.mail import RunAs, build_message, decide_mail
+from smartcron.runcontext import JobDone, RunContext, RunningJob
 
 if TYPE_CHECKING:
-    from smartcron.daemon import Daemon
     from smartcron.gate import Firing
+
+__all__ = ["RunningJob", "finish_job", "hostname", "mail_policy", "shown", "start_job"]
 
 log = logging.getLogger("smartcron")
 
 
-@dataclass
-class RunningJob:
-    job: Job
-    scheduled: datetime | None
-    trigger: str
-    env: dict[str, str]
-    run_id: int | None = None
-    mail_sent: bool | None = None
-    mail_reason: str | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-
-
 def start_job(
-    daemon: Daemon,
+    run: RunContext,
     job: Job,
     scheduled: datetime | None,
     trigger: str,
     *,
+    done: JobDone,
     firing: Firing | None = None,
 ) -> RunningJob | None:
     """Start one job now, as cron's do_command would; a smart `firing` adds its timeout,
-    mail policy and firing id. None if it could not start."""
+    mail policy and firing id. None if it could not start. When the run ends, its mail
+    is sent and `done(running, result)` called, both on the runner's worker thread."""
     pw = resolve_user(job.owner)
     if pw is None:
         log.error("(%s) ORPHAN (no passwd entry): %s skipped", job.owner, job.label)
@@ -60,18 +53,51 @@ def start_job(
         job.entry,
         pw,
         job_id=job.id,
-        pam_env=daemon.pam_env,
+        pam_env=run.settings.pam_env,
         timeout=None if timeout is None else timeout.total_seconds(),
-        output_cap=daemon.config.output_cap,
-        sandbox=daemon.sandbox,
+        output_cap=run.settings.output_cap,
+        sandbox=run.settings.sandbox,
     )
     # Mail shows cron's own list (e->envp), not PAM's additions; the run gets both.
     running = RunningJob(job, scheduled, trigger, job_environment(job.entry.env, pw))
     running.extra["job_env"] = request.env
     if firing is not None:
         running.extra["firing"] = firing
+    running.run_id = _record_start(run, running, firing)
+    log.info("(%s) CMD (%s)", job.owner, shown(job.command))
+
+    def on_done(result: RunResult) -> None:  # worker thread
+        try:
+            _mail(run, running, result)
+        except Exception:  # the mail must never lose the run's record
+            log.exception("%s: mailing the output failed", job.label)
+        done(running, result)
+
     try:
-        running.run_id = daemon.history.record_start(
+        handle = run.runner.start(request, on_done)
+    except Exception as err:  # its row must not stay 'running', nor stop the next job
+        log.exception("%s: could not start job", job.label)
+        _record_end(
+            run,
+            running,
+            RunEnd(
+                status=RunStatus.SPAWN_ERROR,
+                ended=run.clock.now(),
+                note=f"could not start: {err}",
+            ),
+        )
+        return None
+    running.extra["handle"] = handle
+    return running
+
+
+def _record_start(run: RunContext, running: RunningJob, firing: Firing | None) -> int | None:
+    """The run's history row (its id), or None if history could not take it."""
+    if run.history is None:
+        return None
+    job = running.job
+    try:
+        return run.history.record_start(
             RunStart(
                 job_id=job.id,
                 job_name=job.name,
@@ -79,46 +105,18 @@ def start_job(
                 line=job.line,
                 user=job.owner,
                 command=job.command,
-                started=daemon.clock.now(),
-                scheduled=scheduled,
-                trigger=trigger,
+                started=run.clock.now(),
+                scheduled=running.scheduled,
+                trigger=running.trigger,
                 firing_id=None if firing is None else firing.id,
             )
         )
     except Exception as err:  # history never stops a job (issue 11), whatever failed
         # A full disk or a locked file: the store queues the write and retries it;
         # a HistoryWriteError still carries the run's id, so its end is recorded too.
-        running.run_id = getattr(err, "run_id", None)
         if not isinstance(err, HistoryUnavailable):  # that one the store logged once
             log.error("history: %s (the job still runs)", err)
-    log.info("(%s) CMD (%s)", job.owner, shown(job.command))
-
-    def on_done(result: RunResult) -> None:  # worker thread
-        try:
-            _mail(daemon, running, result)
-        except Exception:  # the mail must never lose the run's record
-            log.exception("%s: mailing the output failed", job.label)
-        daemon.finished.put((running, result))
-        if daemon.waker is not None:
-            daemon.waker.notify()
-
-    try:
-        handle = daemon.runner.start(request, on_done)
-    except Exception as err:  # its row must not stay 'running', nor stop the next job
-        log.exception("%s: could not start job", job.label)
-        _record_end(
-            daemon,
-            running,
-            RunEnd(
-                status=RunStatus.SPAWN_ERROR,
-                ended=daemon.clock.now(),
-                note=f"could not start: {err}",
-            ),
-        )
-        return None
-    daemon.running[id(running)] = running
-    running.extra["handle"] = handle
-    return running
+        return getattr(err, "run_id", None)
 
 
 def mail_policy(running: RunningJob, result: RunResult) -> str | None:
@@ -131,14 +129,14 @@ def mail_policy(running: RunningJob, result: RunResult) -> str | None:
     return "mail=error: the run succeeded" if status_of(result) is RunStatus.OK else None
 
 
-def _mail(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
+def _mail(run: RunContext, running: RunningJob, result: RunResult) -> None:
     withheld = mail_policy(running, result)
     if withheld is not None:
         running.mail_sent, running.mail_reason = False, withheld
         return
     env = running.env
     decision = decide_mail(
-        env, running.job.owner, result.output_size, mta_available=daemon.mailer.available()
+        env, running.job.owner, result.output_size, mta_available=run.mailer.available()
     )
     for value in decision.unsafe:
         log.warning("(%s) UNSAFE MAIL (%s)", running.job.owner, value)
@@ -152,18 +150,18 @@ def _mail(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
         sender=decision.sender,
         recipient=decision.recipient,
         user=running.job.owner,
-        hostname=daemon.hostname,
+        hostname=run.settings.hostname,
         command=running.job.entry.shell_command,
         env=running.env,
         output=result.output,
-        charset=daemon.mail_charset,
-        fqdn=daemon.config.fqdn_in_subject,
+        charset=run.settings.mail_charset,
+        fqdn=run.settings.fqdn_in_subject,
         job_env=running.extra["job_env"],  # type: ignore[arg-type]
     )
     run_as = None
     if os.geteuid() == 0:
         run_as = RunAs.for_user(running.job.owner, env.get("HOME"))
-    sent = daemon.mailer.send(decision.recipient, message, run_as=run_as)
+    sent = run.mailer.send(decision.recipient, message, run_as=run_as)
     running.mail_sent = sent.sent
     running.mail_reason = None if sent.sent else (sent.error or "mail command failed")
 
@@ -178,10 +176,10 @@ def status_of(result: RunResult) -> RunStatus:
     return RunStatus.OK if result.exit_code == 0 else RunStatus.FAILED
 
 
-def finish_job(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
-    """Record a finished run (main thread). Each step is walled off from the others: the
-    engine's bookkeeping (its running count) must happen whatever recording did."""
-    daemon.running.pop(id(running), None)
+def finish_job(run: RunContext, running: RunningJob, result: RunResult) -> RunStatus:
+    """Record a finished run (main thread) and return its status. Each step is walled
+    off from the others: the caller's bookkeeping after it (the engine's running count)
+    must happen whatever recording did."""
     job = running.job
     status = status_of(result)
     how = f"exit {result.exit_code}" if result.signal is None else f"signal {result.signal}"
@@ -205,24 +203,20 @@ def finish_job(daemon: Daemon, running: RunningJob, result: RunResult) -> None:
     except Exception:
         log.exception("%s: the run's record could not be made", job.label)
     else:
-        _record_end(daemon, running, end)
-    if daemon.config.job_log_dir is not None:
+        _record_end(run, running, end)
+    if run.settings.job_log_dir is not None:
         try:
-            _append_job_log(daemon.config.job_log_dir, job, running, result)
+            _append_job_log(run.settings.job_log_dir, job, running, result)
         except Exception:
             log.exception("%s: writing the job log failed", job.label)
-    if "firing" in running.extra:
-        try:
-            daemon.engine.finished(running, result, status)
-        except Exception:  # one firing's bookkeeping must not stop the loop
-            log.exception("%s: recording the smart run's outcome failed", job.label)
+    return status
 
 
-def _record_end(daemon: Daemon, running: RunningJob, end: RunEnd) -> None:
-    if running.run_id is None:
+def _record_end(run: RunContext, running: RunningJob, end: RunEnd) -> None:
+    if running.run_id is None or run.history is None:
         return
     try:
-        daemon.history.record_end(running.run_id, end)
+        run.history.record_end(running.run_id, end)
     except HistoryUnavailable:
         pass  # parked in memory; the store said once why
     except Exception as err:

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from smartcron.daemon import Daemon
+from smartcron.daemon import Daemon, SmartParts
 from smartcron.executor import RunRequest
 from smartcron.firings import FiringStore
 from smartcron.history import HistoryStore
 from smartcron.jobs import Job
 from smartcron.monitor import Snapshot
+from smartcron.runcontext import RunContext, RunSettings
 from smartcron.testing import (
     FakeClock,
     FakeOutcome,
@@ -55,7 +56,7 @@ class Recorder:
         self.clock = clock
         self.runs: list[tuple[str, str]] = []
 
-    def __call__(self, daemon: Daemon, job: Job, scheduled: Any, trigger: str, **_: Any) -> None:
+    def __call__(self, job: Job, scheduled: Any, trigger: str, **_: Any) -> None:
         self.runs.append((job.entry.command, self.clock.now().strftime("%H:%MZ")))
 
 
@@ -66,16 +67,14 @@ def make_daemon(
     cfg = user_config(tmp_path, crontab)
     clock = FakeClock(start)
     recorder = Recorder(clock)
-    daemon = Daemon(
-        cfg,
-        clock=clock,
+    run = RunContext(
         runner=None,  # type: ignore[arg-type]
         mailer=None,  # type: ignore[arg-type]
-        history=None,  # type: ignore[arg-type]
-        zone=BERLIN,
-        launcher=recorder,
-        waker=FakeWaker(clock),
+        history=None,
+        clock=clock,
+        settings=RunSettings.of(cfg),
     )
+    daemon = Daemon(cfg, run, zone=BERLIN, launcher=recorder, waker=FakeWaker(clock))
     daemon.reload(force=True)
     return daemon, clock, recorder
 
@@ -180,15 +179,14 @@ def make(
     mailer = RecordingMailer()
     store = history or HistoryStore.open(tmp_path / "history.db", clock=clock)
     monitor = ScriptedMonitor(script or (lambda now: sample_snapshot(now)))
+    run = RunContext(
+        runner=runner, mailer=mailer, history=store, clock=clock, settings=RunSettings.of(cfg)
+    )
     daemon = Daemon(
         cfg,
-        clock=clock,
-        runner=runner,
-        mailer=mailer,
-        history=store,
+        run,
         zone=BERLIN,
-        monitor=monitor,
-        advisor=advisor,  # type: ignore[arg-type]
+        smart=SmartParts(monitor=monitor, advisor=advisor),  # type: ignore[arg-type]
         waker=FakeWaker(clock, runner),
     )
     daemon.reload(force=True)

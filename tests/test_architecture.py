@@ -3,14 +3,13 @@
 other), and no private name (`_x`) imported from another module (a public name in
 disguise: make it public in a shared module, or move the caller).
 
-The KNOWN sets list what other work still has to remove; they may only shrink (a
-warning names an entry that is no longer true).
+The KNOWN sets list what other work still has to remove; they may only shrink (a test
+fails on an entry that is no longer true). Both are empty: keep them so.
 """
 
 from __future__ import annotations
 
 import ast
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "smartcron"
 
 # Import edges (importer, imported) that close a cycle and that other work is removing.
 # Each stays listed only while it exists; empty both sets when that work is done.
-KNOWN_EDGES: set[tuple[str, str]] = {
-    # lifecycle.start_job(daemon, ...) reads a dozen of the Daemon's attributes (issue 12,
-    # point 3: a small run context and callbacks replace it, as EngineContext did for
-    # the engine).
-    ("smartcron.lifecycle", "smartcron.daemon"),
-}
+KNOWN_EDGES: set[tuple[str, str]] = set()
 
 # (importer, imported module, name): private names still imported across modules, in
 # files owned by other work. Empty: keep it so.
@@ -180,11 +174,10 @@ def test_no_private_name_is_imported_across_modules():
     assert not new, f"private names imported across modules: {new}"
 
 
-def test_known_exceptions_that_are_gone_are_reported():
-    """A warning, not a failure, while the work that removes them is in flight: strike
-    an entry the warning names (and make this an assert once both sets are empty)."""
+def test_known_exceptions_are_still_true():
+    """Both KNOWN sets are empty now; an entry added to either must name an edge or an
+    import that exists (strike it when the work that removes it is done)."""
     graph = import_graph()
     gone = [edge for edge in sorted(KNOWN_EDGES) if edge[1] not in graph[edge[0]]]
     gone += sorted(KNOWN_PRIVATE - private_imports())
-    for entry in gone:
-        warnings.warn(f"no longer true, strike it from test_architecture: {entry}", stacklevel=1)
+    assert not gone, f"no longer true, strike it from test_architecture: {gone}"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from smartcron.history import HistoryStore
-from smartcron.lifecycle import start_job
 from smartcron.testing import FakeOutcome, FakeRunner, RecordingMailer
 from tests.harness import make_daemon
 
@@ -35,21 +35,21 @@ class FullDisk:
 
 def daemon_with(tmp_path, crontab: str, runner: FakeRunner, store: HistoryStore):
     daemon, _, _ = make_daemon(tmp_path, crontab, START)
-    daemon.runner, daemon.mailer, daemon.history = runner, RecordingMailer(), store
+    daemon.run_context = replace(
+        daemon.run_context, runner=runner, mailer=RecordingMailer(), history=store
+    )
     return daemon
 
 
 def test_a_job_whose_user_was_deleted_is_logged_and_skipped_and_the_next_one_runs(tmp_path, caplog):
-    from dataclasses import replace
-
     runner = FakeRunner()
     store = HistoryStore.open(tmp_path / "history.db")
     daemon = daemon_with(tmp_path, "0 1 * * * first\n0 2 * * * second\n", runner, store)
     gone, kept = daemon.db.jobs
     gone = replace(gone, owner="deleted-user-xyz")
     with caplog.at_level(logging.ERROR, logger="smartcron"):
-        start_job(daemon, gone, START, "cron")
-        start_job(daemon, kept, START, "cron")
+        daemon.start(gone, START, "cron")
+        daemon.start(kept, START, "cron")
     assert "(deleted-user-xyz) ORPHAN (no passwd entry)" in caplog.text
     assert [request.command for request in runner.requests] == ["second"]
 
@@ -62,7 +62,7 @@ def test_a_full_history_disk_never_stops_the_job_and_its_record_is_kept_for_late
     store._conn = disk  # type: ignore[assignment]
     (job,) = daemon.db.jobs
     with caplog.at_level(logging.ERROR, logger="smartcron"):
-        start_job(daemon, job, START, "cron")
+        daemon.start(job, START, "cron")
     assert [request.command for request in runner.requests] == ["echo hi"]  # it ran
     assert "history:" in caplog.text and "the job still runs" in caplog.text
     disk.full = False  # space again

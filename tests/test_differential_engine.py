@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.daemon import Daemon
+from smartcron.daemon import Daemon, SmartParts
 from smartcron.executor import RunRequest
 from smartcron.gate import Firing, Verdict
 from smartcron.history import HistoryStore
-from smartcron.lifecycle import start_job
 from smartcron.monitor import Snapshot
+from smartcron.runcontext import RunContext, RunSettings
 from smartcron.simulator import load_scenario, simulate
 from smartcron.smartspec import SmartSpec
 from smartcron.testing import FakeClock, FakeOutcome, FakeRunner, FakeWaker, RecordingMailer
@@ -102,9 +102,9 @@ def run_daemon(tmp: Path, trace, world, scenario, advisor: Quarters | None) -> P
     launched: dict[str, deque[datetime]] = {}
     outcomes: dict[int, FakeOutcome] = {}
 
-    def launcher(daemon, job, scheduled, trigger, *, firing=None):
+    def launcher(job, scheduled, trigger, *, firing=None):
         launched.setdefault(job.id, deque()).append(scheduled)
-        return start_job(daemon, job, scheduled, trigger, firing=firing)
+        return daemon.start(job, scheduled, trigger, firing=firing)
 
     def respond(request: RunRequest) -> FakeOutcome:
         if id(request) not in outcomes:  # the world's dice, at the start
@@ -119,17 +119,20 @@ def run_daemon(tmp: Path, trace, world, scenario, advisor: Quarters | None) -> P
     runner = FakeRunner(respond, auto=False, clock=clock)
     cfg = user_config(tmp, CRONTAB, max_concurrent=1, mode="smart" if advisor else "legacy")
     history = HistoryStore.open(tmp / "history.db", clock=clock)
-    daemon = Daemon(
-        cfg,
-        clock=clock,
+    run = RunContext(
         runner=runner,
         mailer=RecordingMailer(),
         history=history,
+        clock=clock,
+        settings=RunSettings.of(cfg),
+    )
+    daemon = Daemon(
+        cfg,
+        run,
         zone=UTC,
+        smart=SmartParts(monitor=monitor, advisor=advisor),
         launcher=launcher,
         waker=FakeWaker(clock, runner),
-        monitor=monitor,
-        advisor=advisor,
     )
     assert daemon.mode == ("smart" if advisor else "legacy")
     daemon.reload(force=True)

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from onnx import TensorProto, helper
 
 from smartcron.cli.ctl import main
-from smartcron.daemon import Daemon
+from smartcron.daemon import Daemon, SmartParts
 from smartcron.features import FEATURES
 from smartcron.firings import FiringStore
 from smartcron.modelwatch import ModelWatch
@@ -55,13 +55,11 @@ def smart(tmp_path: Path, **settings: object) -> Harness:
     config = h.daemon.config
     h.daemon = Daemon(
         config,
-        clock=h.clock,
-        runner=h.runner,
-        mailer=h.mailer,
-        history=h.history,
+        h.daemon.run_context,
         zone=BERLIN,
-        monitor=h.monitor,
-        models=ModelWatch.from_config(config, history=h.history),
+        smart=SmartParts(
+            monitor=h.monitor, models=ModelWatch.from_config(config, history=h.history)
+        ),
     )
     h.daemon.reload(force=True)
     return h

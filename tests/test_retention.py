@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from smartcron.history import HistoryStore, RunEnd, RunStart, RunStatus
@@ -21,7 +22,7 @@ def test_the_daemon_prunes_runs_older_than_history_days_once_a_day(tmp_path):
     now = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
     daemon, clock, _ = make_daemon(tmp_path, "", now)
     store = HistoryStore.open(tmp_path / "history.db")
-    daemon.history = store
+    daemon.run_context = replace(daemon.run_context, history=store)
     old = add_run(store, now - timedelta(days=91), finished=True)
     still_running = add_run(store, now - timedelta(days=120), finished=False)
     recent = add_run(store, now - timedelta(days=80), finished=True)

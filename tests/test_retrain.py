@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from smartcron import config as configuration
-from smartcron.daemon import Daemon
+from smartcron.daemon import Daemon, SmartParts
 from smartcron.errors import ConfigError
 from smartcron.history import HistoryStore
 from smartcron.modelwatch import ModelWatch
@@ -68,14 +68,9 @@ def retraining(tmp_path: Path, command, **settings: object) -> Harness:
     )
     h.daemon = Daemon(
         config,
-        clock=h.clock,
-        runner=h.runner,
-        mailer=h.mailer,
-        history=h.history,
+        h.daemon.run_context,
         zone=BERLIN,
-        monitor=h.monitor,
-        models=models,
-        retrainer=retrainer,
+        smart=SmartParts(monitor=h.monitor, models=models, retrainer=retrainer),
     )
     h.daemon.reload(force=True)
     return h

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,9 @@ def test_a_smart_jobs_timeout_kills_its_setsid_grandchild_and_is_recorded(tmp_pa
         f"{own_cgroup(cgfile)}; setsid sh -c 'echo $$ > {pidfile}; exec sleep 300' & sleep 300"
     )
     h = make(tmp_path, f"#@smart timeout=2s\n0 2 * * * {command}\n")
-    h.daemon.runner = ProcessRunner(grace_s=GRACE, cgroups=cgroups())
+    h.daemon.run_context = replace(
+        h.daemon.run_context, runner=ProcessRunner(grace_s=GRACE, cgroups=cgroups())
+    )
     h.clock.sleep_until(utc("01:00"))
     t0 = time.monotonic()
     h.daemon.step()
@@ -211,7 +214,7 @@ def test_without_cgroup_v2_the_process_group_is_killed_and_status_says_so(tmp_pa
         assert not alive(child)
         assert JOBS_DIR not in cgfile.read_text()  # it stayed in the daemon's cgroup
         h = make(tmp_path / "d", "0 2 * * * true\n")
-        h.daemon.runner = runner
+        h.daemon.run_context = replace(h.daemon.run_context, runner=runner)
         doc = status_document(h.daemon, utc("01:00"))
         assert doc["containment"] == (
             f"process group: {tmp_path / 'no-cgroup2-here'} is not a cgroup v2 mount"

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from smartcron import config as configuration
-from smartcron.daemon import Daemon
+from smartcron.daemon import Daemon, SmartParts
 from smartcron.executor import RunRequest
 from smartcron.gate import Firing, admit
 from smartcron.history import HistoryStore
+from smartcron.runcontext import RunContext, RunSettings
 from smartcron.smartspec import SmartSpec
 from smartcron.testing import (
     FakeClock,
@@ -160,10 +161,10 @@ def system_harness(tmp_path: Path, alice: str, bob: str, outcomes: dict) -> Harn
     history = HistoryStore.open(tmp_path / "history.db", clock=clock)
     monitor = ScriptedMonitor(lambda now: sample_snapshot(now))
     mailer = RecordingMailer()
-    daemon = Daemon(
-        cfg, clock=clock, runner=runner, mailer=mailer, history=history, zone=BERLIN,
-        monitor=monitor,
-    )  # fmt: skip
+    run = RunContext(
+        runner=runner, mailer=mailer, history=history, clock=clock, settings=RunSettings.of(cfg)
+    )
+    daemon = Daemon(cfg, run, zone=BERLIN, smart=SmartParts(monitor=monitor))
     daemon.reload(force=True)
     assert {job.owner for job in daemon.db.jobs if job.smart} == {"root", "daemon"}
     return Harness(daemon, clock, runner, mailer, history, monitor, plan)

@@ -20,7 +20,6 @@ import time
 from datetime import UTC, datetime
 
 from smartcron.journal import CLOSED, DOWN, RESTARTED, Journal
-from smartcron.lifecycle import start_job
 from tests.harness import make, make_daemon, run_until, runs
 
 SMART = 11
@@ -37,10 +36,10 @@ class Killed(BaseException):
 
 
 def kill_at_first_plain_start(daemon) -> None:
-    def launch(daemon, job, scheduled, trigger, *, firing=None):
+    def launch(job, scheduled, trigger, *, firing=None):
         if trigger == "cron":
             raise Killed
-        return start_job(daemon, job, scheduled, trigger, firing=firing)
+        return daemon.start(job, scheduled, trigger, firing=firing)
 
     daemon._launch = launch
 
