@@ -244,6 +244,7 @@ def _run(case: _Case) -> Verdict | None:
 
 
 PIPELINE: tuple[Step, ...] = (_past_deadline, _not_yet, _constraints, _advice, _run)
+_HOLDS = Verdict(action="run", until=None, reason="constraints hold")  # frozen: shared
 
 
 def evaluate(
@@ -257,6 +258,18 @@ def evaluate(
 ) -> Verdict:
     """run, defer(until, reason) or skip(reason) for `firing` at `now` (SPEC 5)."""
     now = now.astimezone(UTC)
+    failures = constraint_failures(spec, snap)
+    start = firing.not_before
+    # The common case, the pipeline's own answer without building a _Case (a firing
+    # waiting for capacity is gated again every minute): before the deadline, past
+    # not_before, the constraints hold and no model is asked, so every step passes to _run.
+    if (
+        not failures
+        and now < firing.deadline
+        and (start is None or now >= start)
+        and (advisor is None or not spec.ai)
+    ):
+        return _HOLDS
     case = _Case(
         firing=firing,
         spec=spec,
@@ -264,7 +277,7 @@ def evaluate(
         now=now,
         recheck=recheck,
         advisor=advisor,
-        failures=constraint_failures(spec, snap),
+        failures=failures,
     )
     for step in PIPELINE:
         verdict = step(case)
@@ -348,7 +361,8 @@ def admit(
     held: dict[str, int] = {}
     for job_id, count in running.items():
         if count > 0:
-            held[owner_of(job_id)] = held.get(owner_of(job_id), 0) + count
+            who = owner_of(job_id)
+            held[who] = held.get(who, 0) + count
     late: list[tuple[Firing, SmartSpec]] = []
     queues: dict[str, list[tuple[Firing, SmartSpec]]] = {}
     for item in sorted(ready, key=_order):

@@ -1,14 +1,13 @@
 """The firing state machine (SPEC 5): pure, no clock, no I/O, no persistence.
 
-Firings go in (`open`), wake-ups drive it (`process(now, ...)`), runs end (`finished`);
+Firings go in (`open`), wake-ups drive it (`process(wakeup)`), runs end (`finished`);
 out come Effects: start, defer (until), wait (capacity or a queue), skip, missed, and a
 run's outcome: done, failed, retry (at), interrupted. Two drivers share it, so that
 window, deadline, capacity, overlap, retry and clock-step rules exist once:
 
-* the daemon (smartcron.engine) adds the wall clock, the FiringStore (each Effect is
-  one `FiringStore.record`) and launching through lifecycle;
-* the simulator (smartcron.sim.engine) adds a virtual clock, a trace monitor and the
-  world's runtimes and outcomes.
+* the daemon (smartcron.engine): the wall clock, the FiringStore (one record per Effect)
+  and launching through lifecycle;
+* the simulator (smartcron.sim.engine): a virtual clock, a trace, the world.
 
 A firing's `attempt` counts the runs started (it goes up at `start`); a failed run is
 retried while `attempt <= spec.retry` and the backoff instant is not past the deadline.
@@ -36,7 +35,8 @@ MISSED_AFTER = timedelta(hours=3)
 
 Key = tuple[str, datetime]
 Kind = Literal["start", "defer", "wait", "skip", "missed", "done", "failed", "retry", "interrupted"]
-Outcome = Literal["ok", "failed", "interrupted"]
+RunOutcomeKind = Literal["ok", "failed", "interrupted"]  # how a smart run ended
+Outcome = RunOutcomeKind  # its old name, until smartcron.engine imports the new one
 
 
 class SmartJob(Protocol):
@@ -52,9 +52,8 @@ class SmartJob(Protocol):
     def smart(self) -> SmartSpec | None: ...
 
 
-# A policy's decision step, gate.evaluate's signature: (firing, spec, snap, now, *,
-# recheck, advisor) -> Verdict. The simulator's random and oracle policies plug theirs
-# in; capacity, overlap and retry stay the machine's.
+# A policy's decision step, gate.evaluate's signature (firing, spec, snap, now, *, recheck,
+# advisor) -> Verdict: random and oracle plug theirs in; capacity, overlap, retry stay here.
 Decide = Callable[..., Verdict]
 
 
@@ -82,24 +81,28 @@ class Effect:
 
     def fields(self) -> dict[str, Any]:
         """FiringStore.record's keywords."""
-        names = ("verdict", "reason", "until", "model", "snapshot", "state", "next_eval")
-        return {name: getattr(self, name) for name in (*names, "expect")}
+        names = ("verdict", "reason", "until", "model", "snapshot", "state", "next_eval", "expect")
+        return {name: getattr(self, name) for name in names}
 
 
-@dataclass
+@dataclass(slots=True)
 class Slot:
-    """An open firing: when to look at it next, and why it waits, if it does."""
+    """An open firing: when to look at it next, and why it waits, if it does. `local`:
+    the firing on its job's wall clock (`zone`), kept because a firing waiting for
+    capacity is gated again every minute."""
 
     firing: Firing
     next_eval: datetime
     waiting: str | None = None
+    local: Firing | None = None
+    zone: tzinfo | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Wakeup:
-    """What a driver sees at one wake-up. `snapshot(spec)`: the machine's state for that
-    job's constraints; `owners()`: job id -> user, for the fair cap (asked only when
-    firings are ready); `jump_over(instant)`: the forward clock step over it, if one."""
+    """What a driver sees at one wake-up. `snapshot(spec)`: the system for that job's
+    constraints; `owners()`: job id -> user, for the fair cap (asked only when firings are
+    ready); `jump_over(instant)`: the forward clock step over it, if one."""
 
     now: datetime
     jobs: Mapping[str, Any]  # job id -> SmartJob, the annotated jobs loaded
@@ -117,6 +120,8 @@ def hhmm(instant: datetime, zone: tzinfo) -> str:
 def in_zone(firing: Firing, zone: tzinfo) -> Firing:
     """The firing's instants on the job's wall clock, so reasons read `deadline 03:00`."""
     nb = firing.not_before
+    if firing.nominal.tzinfo is firing.deadline.tzinfo is (nb or firing.nominal).tzinfo is zone:
+        return firing  # astimezone to its own zone changes nothing
     return replace(
         firing,
         nominal=firing.nominal.astimezone(zone),
@@ -150,10 +155,19 @@ class Machine:
         self.skip_ahead = skip_ahead
         self.slots: dict[Key, Slot] = {}
         self.running: dict[str, int] = {}  # job id -> smart runs going
-        self.evaluations = 0
+        self.evaluations = 0  # the gate decisions made, repeated ones included
+        self.repeated = 0  # of which known without asking the gate (`repeat_quiet`)
+        self.quiet: list[Slot] = []  # the last wake-up's firings, if it was quiet (process)
 
     def zone_of(self, job: SmartJob | None) -> tzinfo:
-        return (job.zone if job is not None else None) or self.zone
+        return job.zone or self.zone if job is not None else self.zone
+
+    def _local(self, slot: Slot, job: SmartJob) -> Firing:
+        """`in_zone(slot.firing, job's zone)`, made once per slot (and zone)."""
+        zone = self.zone_of(job)
+        if slot.local is None or slot.zone is not zone:
+            slot.local, slot.zone = in_zone(slot.firing, zone), zone
+        return slot.local
 
     # ------------------------------------------------------------ firings in
 
@@ -183,14 +197,8 @@ class Machine:
             # Its process may well have gone on and succeeded: the outcome is unknown,
             # never a failure (and so never a training label, nor retried).
             why = "the daemon stopped while it ran: outcome unknown (not run again)"
-            return Effect(
-                kind="interrupted",
-                firing=firing,
-                job=None,
-                verdict="interrupted",
-                reason=why,
-                state="interrupted",
-            )
+            return Effect(kind="interrupted", firing=firing, job=None, verdict="interrupted",
+                          reason=why, state="interrupted")  # fmt: skip
         self.open(firing, next_eval or now)
         return None
 
@@ -207,6 +215,7 @@ class Machine:
     def process(self, wake: Wakeup) -> list[Effect]:
         """Evaluate the firings due at `wake.now`, admit the ready ones."""
         now = wake.now
+        self.quiet = []
         due = [slot for slot in self.slots.values() if slot.next_eval <= now]
         if not due:
             return []
@@ -227,7 +236,7 @@ class Machine:
                 log.exception("%s: system snapshot failed", getattr(job, "label", job.id))
                 slot.next_eval = now + self.recheck
                 continue
-            local = in_zone(firing, self.zone_of(job))
+            local = self._local(slot, job)
             verdict = self.decide(
                 local, spec, snap, now, recheck=self.recheck, advisor=wake.advisor
             )
@@ -240,7 +249,19 @@ class Machine:
                 ready[firing.job_id, firing.nominal] = (slot, job, verdict, snap)
             else:
                 out.append(self._decided(slot, job, verdict, snap, now))
-        return out + self._admit(ready, wake)
+        out += self._admit(ready, wake)
+        if not out and len(ready) == len(due) and all(slot.waiting for slot in due):
+            self.quiet = due  # each waited already, was gated `run` and waits still
+        return out
+
+    def repeat_quiet(self, until: datetime, times: int) -> None:
+        """The driver knows the next `times` wake-ups (a `recheck` apart) repeat the last,
+        quiet one: no run ends, nothing else is due, no constraint fails, no model is
+        asked, no deadline comes. Each would leave this state as it is: count them."""
+        for slot in self.quiet:
+            slot.next_eval = min(until, slot.firing.deadline)
+        self.evaluations += times * len(self.quiet)
+        self.repeated += times * len(self.quiet)
 
     def _missed(self, slot: Slot, job: SmartJob | None, now: datetime) -> list[Effect]:
         firing = slot.firing
@@ -254,11 +275,9 @@ class Machine:
             why = f"the deadline {deadline} passed while the daemon was not running"
         del self.slots[firing.job_id, firing.nominal]
         log.warning("%s: firing of %s missed: %s", firing.job_id, firing.nominal, why)
-        return [
-            Effect(
-                kind="missed", firing=firing, job=job, verdict="missed", reason=why, state="missed"
-            )
-        ]
+        effect = Effect(kind="missed", firing=firing, job=job, verdict="missed", reason=why,
+                        state="missed")  # fmt: skip
+        return [effect]
 
     def _decided(
         self, slot: Slot, job: SmartJob, verdict: Verdict, snap: Snapshot, now: datetime
@@ -287,10 +306,7 @@ class Machine:
         if not ready:
             return []
         now = wake.now
-        pairs = [
-            (in_zone(slot.firing, self.zone_of(job)), job.smart)
-            for slot, job, _, _ in ready.values()
-        ]
+        pairs = [(self._local(slot, job), job.smart) for slot, job, _, _ in ready.values()]
         total = sum(self.running.values())
         cap = wake.max_concurrent
         admission = gate.admit(pairs, self.running, total, cap, owners=wake.owners(), now=now)
@@ -348,7 +364,7 @@ class Machine:
             self.running.pop(job_id, None)
 
     def finished(
-        self, job: SmartJob, firing: Firing, outcome: Outcome, what: str, now: datetime
+        self, job: SmartJob, firing: Firing, outcome: RunOutcomeKind, what: str, now: datetime
     ) -> Effect:
         """A smart run ended (`what`: `exit 1 in 12 s`...): done, a retry inside the
         window, failed, or interrupted (the daemon stopped it: its outcome is unknown)."""
@@ -379,13 +395,6 @@ class Machine:
         pending = replace(firing, state="pending", not_before=again)
         at = hhmm(again, self.zone_of(job))
         self.open(pending, again)
-        return Effect(
-            kind="retry",
-            firing=pending,
-            job=job,
-            verdict="retry",
-            reason=f"{what}; retry {firing.attempt} of {spec.retry} at {at}",
-            until=again,
-            state="pending",
-            next_eval=again,
-        )
+        why = f"{what}; retry {firing.attempt} of {spec.retry} at {at}"
+        return Effect(kind="retry", firing=pending, job=job, verdict="retry", reason=why,
+                      until=again, state="pending", next_eval=again)  # fmt: skip

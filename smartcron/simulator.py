@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any
 
 from smartcron.gate import Advisor
-from smartcron.sim.engine import Engine
-from smartcron.sim.metrics import JobStats, report
-from smartcron.sim.policies import Policy
+from smartcron.sim.engine import Simulation
+from smartcron.sim.metrics import JobMetrics, metrics_report
+from smartcron.sim.policies import SimPolicy
 from smartcron.sim.recorder import Recorder
 from smartcron.sim.scenario import (
     Scenario,
@@ -35,9 +35,9 @@ from smartcron.trace import Trace
 from smartcron.world import World
 
 __all__ = [
-    "Policy",
     "Scenario",
     "SimJob",
+    "SimPolicy",
     "SimResult",
     "SimulationError",
     "Timeline",
@@ -49,11 +49,11 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class SimResult:
-    policy: Policy
+    policy: SimPolicy
     start: datetime
     end: datetime
     seed: int
-    stats: dict[str, JobStats]
+    stats: dict[str, JobMetrics]
     unnamed: list[str]  # jobs the world does not name: the default law
     evaluations: int = 0
     seconds: float = 0.0  # wall time of the event loop
@@ -65,14 +65,14 @@ class SimResult:
 
     def metrics(self) -> dict[str, Any]:
         """SPEC 9's keys for all jobs, and ``jobs``: the same per job."""
-        return report(self.stats)
+        return metrics_report(self.stats)
 
 
 def simulate(
     scenario: Scenario,
     trace: Trace | Timeline,
     world: World,
-    policy: Policy | str,
+    policy: SimPolicy | str,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -93,10 +93,10 @@ def simulate(
     total) now and then; `on_run(job, ended, ok, runtime_s)` each run (an advisor's
     job statistics: smartcron.advisor.MemoryStats). Raises SimulationError.
     """
-    policy = Policy(policy)
-    if policy is Policy.SMART and advisor is None:
+    policy = SimPolicy(policy)
+    if policy is SimPolicy.SMART and advisor is None:
         raise SimulationError("policy 'smart' needs a model (--model DIR); 'rules' runs without")
-    if policy is not Policy.SMART and advisor is not None:
+    if policy is not SimPolicy.SMART and advisor is not None:
         raise SimulationError(f"policy {policy.value!r} takes no advisor (only 'smart' does)")
     unnamed = check_world(world, scenario)
     timeline = trace if isinstance(trace, Timeline) else Timeline(trace, world, scenario.specs())
@@ -117,7 +117,7 @@ def simulate(
                 state["next"] = minute + step
                 progress(min(minute, hi) - lo, hi - lo)
 
-    engine = Engine(
+    engine = Simulation(
         jobs=list(scenario.jobs),
         timeline=timeline,
         world=world,

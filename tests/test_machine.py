@@ -101,3 +101,30 @@ def test_skip_ahead_moves_a_deferral_whose_constraints_fail():
     opened(machine, job)
     (defer,) = wake(machine, T0, job, load=3.0)
     assert defer.next_eval == minutes(20) and machine.next_eval() == minutes(20)
+
+
+def test_the_gates_shortcut_answers_as_its_pipeline():
+    """gate.evaluate answers the common case (constraints hold, window open, no model)
+    without building the pipeline's case: the same Verdict as the pipeline's steps."""
+    from smartcron import gate
+
+    class Defers:
+        def advise(self, firing, spec, snap, now):
+            return gate.Verdict(action="defer", until=now + timedelta(minutes=5), reason="m")
+
+    t0 = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
+    for spec in (SmartSpec(), SmartSpec(max_load=1.0), SmartSpec(ai=False, max_load=1.0)):
+        for load in (0.5, 2.0):
+            snap = replace(sample_snapshot(t0), load5=load)
+            fails = gate.constraint_failures(spec, snap)
+            for minutes in (-5, 0, 30, 60, 90):
+                now = t0 + timedelta(minutes=minutes)
+                for nb in (None, t0 + timedelta(minutes=10)):
+                    end = t0 + timedelta(hours=1)
+                    f = gate.Firing(id=None, job_id="j", nominal=t0, deadline=end, not_before=nb)
+                    for adv in (None, Defers()):
+                        case = gate._Case(firing=f, spec=spec, snap=snap, now=now,
+                                          recheck=gate.RECHECK, advisor=adv,
+                                          failures=fails)  # fmt: skip
+                        piped = next(v for step in gate.PIPELINE if (v := step(case)))
+                        assert gate.evaluate(f, spec, snap, now, advisor=adv) == piped

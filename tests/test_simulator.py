@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smartcron import gate, simulator
-from smartcron.simulator import Policy, SimulationError, Timeline, load_scenario, simulate
+from smartcron.simulator import SimPolicy, SimulationError, Timeline, load_scenario, simulate
 from smartcron.trace import load_trace
 from smartcron.world import load_world
 from tests.simkit import CRONTAB, T0, WORLD, trace_text
@@ -213,7 +213,7 @@ def test_bad_input_is_a_clear_error(tmp_path):
     extra = load_world(WORLD + "  ghost: {runtime: 1m}\n", "w.yaml")
     with pytest.raises(SimulationError, match="ghost"):
         simulate(sc, tl, extra, "rules")
-    assert Policy("oracle") is Policy.ORACLE and simulator.check_world(w, sc) == [
+    assert SimPolicy("oracle") is SimPolicy.ORACLE and simulator.check_world(w, sc) == [
         j.id for j in sc.jobs if j.id != "backup"
     ]
 
@@ -260,3 +260,58 @@ def test_smart_asks_the_advisor_once_constraints_hold_and_it_may_defer(tmp_path)
     assert advisor.asked == [T0 + 9 * minute, T0 + 12 * minute]  # idle=5m holds from 9
     assert out["jobs"]["backup"]["delay_mean_s"] == 720.0
     assert ("backup", T0 + 14 * minute, True) in ran
+
+
+QUEUE_CRONTAB = """\
+#@smart name=long window=1h
+0 0 * * * long.sh
+#@smart name=w1 window=1h max_load=1
+1 0 * * * w1.sh
+#@smart name=w2 window=1h
+2 0 * * * w2.sh
+#@smart name=late window=15m on_deadline=run
+3 0 * * * late.sh
+"""
+QUEUE_WORLD = """\
+jobs:
+  long: {runtime: 20m, cpu: 1}
+  w1: {runtime: 5m, cpu: 1}
+  w2: {runtime: 5m, cpu: 1}
+  late: {runtime: 5m, cpu: 1}
+"""
+
+
+def test_minutes_repeating_a_capacity_wait_are_counted_not_replayed(tmp_path, monkeypatch):
+    """Firings waiting for capacity are gated again every minute (as in the daemon);
+    minutes that only repeat a quiet wait are skipped: same decisions, at the same
+    minutes, and the same evaluation count, with fewer calls to the gate. Here w1's
+    load rises mid-wait (a defer), `late` reaches its deadline (started over the cap)."""
+    from smartcron.sim.engine import Simulation
+
+    loads = {i: 2.5 for i in range(8, 12)}
+    sc, tl, w = scenario(tmp_path, QUEUE_CRONTAB, QUEUE_WORLD, minutes=120, load5=loads)
+    runs = {}
+    for repeat in (True, False):
+        seen, calls = [], []
+        real_effect, real_evaluate = Simulation._effect, gate.evaluate
+
+        def effect(self, eff, minute, seen=seen, real=real_effect):
+            seen.append((minute, eff.kind, eff.firing.job_id, eff.reason))
+            real(self, eff, minute)
+
+        def evaluate(*args, calls=calls, real=real_evaluate, **kwargs):
+            calls.append(args[3])
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(Simulation, "_effect", effect)
+        monkeypatch.setattr(gate, "evaluate", evaluate)
+        if not repeat:
+            monkeypatch.setattr(Simulation, "_repeat_quiet", lambda self, minute: None)
+        result = simulate(sc, tl, w, "rules", max_concurrent=1)
+        runs[repeat] = (result.metrics(), seen, result.evaluations, len(calls))
+        monkeypatch.undo()
+    fast, slow = runs[True], runs[False]
+    assert fast[:3] == slow[:3]
+    assert fast[3] < slow[3] == slow[2]
+    kinds = [kind for _, kind, _, _ in fast[1]]
+    assert "wait" in kinds and "defer" in kinds and fast[0]["runs"] == 4

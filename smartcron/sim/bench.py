@@ -13,6 +13,7 @@ import re
 import tempfile
 import time
 from datetime import UTC
+from functools import partial
 from pathlib import Path
 
 from smartcron import simulator, tracegen
@@ -20,6 +21,10 @@ from smartcron.trace import read_trace
 from smartcron.world import read_world
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def _stagger(by: int, match: re.Match[str]) -> str:
+    return f"{(int(match[1]) + by) % 60}{match[2]}"
 
 
 def build(directory: Path, copies: int, days: int, seed: int = 1) -> tuple[Path, Path, Path]:
@@ -35,12 +40,7 @@ def build(directory: Path, copies: int, days: int, seed: int = 1) -> tuple[Path,
         for name in names:
             block = block.replace(f"name={name}", f"name={name}_{i:03d}")
         # stagger minutes so the copies do not all start at once
-        block = re.sub(
-            r"^(\d+)( \S+ \S+ \S+ \S+ )",
-            lambda m, i=i: f"{(int(m[1]) + i) % 60}{m[2]}",
-            block,
-            flags=re.M,
-        )
+        block = re.sub(r"^(\d+)( \S+ \S+ \S+ \S+ )", partial(_stagger, i), block, flags=re.M)
         tab.append(block)
         copy = laws
         for name in names:

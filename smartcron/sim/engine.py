@@ -1,10 +1,11 @@
 """The simulator's driver: the daemon's firing state machine on a virtual clock.
 
 The decisions are smartcron.machine's, exactly as the daemon makes them (window,
-deadline, capacity, overlap, retries); this module adds only what the daemon's Engine
-adds in real life, in virtual form: a clock (minute indexes of the Timeline), a monitor
-(the trace's snapshot of the minute) and an executor (the world: ``runtime_s`` and
-``fails`` with common random numbers, at the start minute). Nothing sleeps.
+deadline, capacity, overlap, retries); this module adds only what the daemon's driver
+(smartcron.engine) adds in real life, in virtual form: a clock (minute indexes of the
+Timeline), a monitor (the trace's snapshot of the minute) and an executor (the world:
+``runtime_s`` and ``fails`` with common random numbers, at the start minute). Nothing
+sleeps.
 
 Event-driven, never minute-scanning: a heap holds each job's next nominal firing and
 each smart run's end; the machine says when it next wants to look at an open firing.
@@ -13,9 +14,12 @@ of the minute, then the machine. A run occupies [start, start + runtime) and its
 seen at the first minute boundary after (the daemon's wake-ups, in a simulation, are
 minutes); a ``timeout`` shorter than the runtime kills it there (a failure).
 
-Speed: a firing deferred because its constraints fail would be looked at every minute;
-the machine's `skip_ahead` jumps to the next minute where they hold (the Timeline's
-masks), or the deadline (`exact=True`, and ``--history``, look every minute).
+Speed, with no decision changed (`exact=True`, and ``--history``, look every minute):
+a firing deferred because its constraints fail would be looked at every minute; the
+machine's `skip_ahead` jumps to the next minute where they hold (the Timeline's masks),
+or the deadline. A firing waiting for capacity is gated again every minute, as in the
+daemon; minutes that would only repeat a quiet wake-up are counted, not replayed
+(`_repeat_quiet`).
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from smartcron import gate
-from smartcron.machine import Effect, Machine, Outcome, Wakeup
+from smartcron.machine import Effect, Machine, RunOutcomeKind, Wakeup
 from smartcron.monitor import Snapshot
 from smartcron.schedule import next_fires
-from smartcron.sim.metrics import JobStats
-from smartcron.sim.policies import Policy, decide_step, oracle_minute, random_minute
+from smartcron.sim.metrics import JobMetrics
+from smartcron.sim.policies import SimPolicy, decide_step, oracle_minute, random_minute
 from smartcron.sim.recorder import Recorder
 from smartcron.sim.scenario import SimJob
 from smartcron.sim.timeline import Timeline
@@ -46,7 +50,7 @@ class _Job:
     job: SimJob
     gated: bool  # a smart job under a policy other than cron: through the machine
     cpu: float
-    stats: JobStats
+    stats: JobMetrics
     fires: Iterator[datetime]
 
 
@@ -56,18 +60,18 @@ class _Run:
 
     job: _Job
     firing: gate.Firing
-    outcome: Outcome
+    outcome: RunOutcomeKind
     what: str
 
 
 @dataclass(slots=True)
-class Engine:
-    """One simulation. `run()` fills each job's JobStats."""
+class Simulation:
+    """One simulation run: `run()` fills each job's JobMetrics."""
 
     jobs: list[SimJob]
     timeline: Timeline
     world: World
-    policy: Policy
+    policy: SimPolicy
     seed: int
     start: int  # minute indexes of the period [start, end): nominal times inside count
     end: int
@@ -78,7 +82,7 @@ class Engine:
     exact: bool = False  # evaluate every minute of a deferral (no skipping ahead)
     on_run: Callable[[str, datetime, bool, float], None] | None = None  # job, end, ok, s
     progress: Callable[[int], None] | None = None
-    stats: dict[str, JobStats] = field(default_factory=dict)
+    stats: dict[str, JobMetrics] = field(default_factory=dict)
     machine: Machine | None = None
     _heap: list[tuple[int, int, int, object]] = field(default_factory=list)
     _seq: int = 0
@@ -95,9 +99,9 @@ class Engine:
 
     def _machine(self) -> Machine:
         decide: Callable[..., gate.Verdict] = gate.evaluate
-        if self.policy is Policy.RANDOM:
+        if self.policy is SimPolicy.RANDOM:
             decide = decide_step("random", lambda f: self._choose(f, self._random))
-        elif self.policy is Policy.ORACLE:
+        elif self.policy is SimPolicy.ORACLE:
             decide = decide_step("oracle", lambda f: self._choose(f, self._oracle))
         skip = self._skip if self.skip_ahead and self.policy.gated else None
         zone = self.timeline.start.tzinfo
@@ -106,17 +110,17 @@ class Engine:
             zone,
             recheck=self.recheck,
             decide=decide,
-            retries=self.policy is not Policy.ORACLE,
+            retries=self.policy is not SimPolicy.ORACLE,
             skip_ahead=skip,
         )
 
-    def run(self) -> dict[str, JobStats]:
+    def run(self) -> dict[str, JobMetrics]:
         self.machine = machine = self._machine()
         t0 = self.timeline.instant(self.start) - timedelta(seconds=1)
         for sim in self.jobs:
-            gated = sim.smart is not None and self.policy is not Policy.CRON
+            gated = sim.smart is not None and self.policy is not SimPolicy.CRON
             cpu = self.world.law_for(sim.id).cpu
-            job = _Job(sim, gated, cpu, JobStats(), next_fires(sim.timespec, t0, sim.zone))
+            job = _Job(sim, gated, cpu, JobMetrics(), next_fires(sim.timespec, t0, sim.zone))
             self.stats[sim.id] = job.stats
             self._by_id[sim.id] = job
             self._next_nominal(job)
@@ -148,7 +152,34 @@ class Engine:
             )
             for effect in machine.process(wake):
                 self._effect(effect, minute)
+            if machine.quiet and self.skip_ahead:
+                self._repeat_quiet(minute)
         return self.stats
+
+    def _repeat_quiet(self, minute: int) -> None:
+        """After a quiet wake-up (only firings waiting for capacity, gated `run` again and
+        still waiting: Machine.quiet), skip the minutes that would repeat it exactly: up
+        to the next event (a run's end, a tick), another firing's next look, a waiter's
+        deadline, or the first minute a waiter's constraints fail (the Timeline's masks).
+        A waiter whose job asks the model is asked every minute (no skipping)."""
+        assert self.machine is not None
+        machine, tl = self.machine, self.timeline
+        quiet = {id(slot) for slot in machine.quiet}
+        stop = min(tl.index_ceil(slot.firing.deadline) for slot in machine.quiet)
+        if self._heap:
+            stop = min(stop, self._heap[0][0])
+        for slot in machine.slots.values():
+            if id(slot) not in quiet:
+                stop = min(stop, tl.index_ceil(slot.next_eval))
+        for slot in machine.quiet:
+            spec = self._by_id[slot.firing.job_id].job.smart
+            assert spec is not None
+            if self.advisor is not None and spec.ai:
+                return
+            fails = tl.next_fail(tl.hold_mask(spec), minute, stop - 1)
+            stop = stop if fails is None else fails
+        if stop > minute + 1:
+            machine.repeat_quiet(tl.instant(stop), stop - minute - 1)
 
     def _monitor(self, minute: int) -> Callable[[SmartSpec], Snapshot]:
         """The trace as the machine's monitor at `minute` (asked only when it evaluates)."""

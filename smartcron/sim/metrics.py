@@ -34,7 +34,7 @@ KEYS = (
 
 
 @dataclass(slots=True)
-class JobStats:
+class JobMetrics:
     """Running totals for one job (or all of them)."""
 
     firings: int = 0
@@ -57,7 +57,7 @@ class JobStats:
             self.failures += 1
             self.wasted_cpu_s += cpu_s
 
-    def merge(self, other: JobStats) -> None:
+    def merge(self, other: JobMetrics) -> None:
         for name in ("firings", "runs", "failures", "window_misses", "skipped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("wasted_cpu_s", "interference_cpu_s", "on_battery_cpu_s"):
@@ -84,9 +84,9 @@ class JobStats:
         }
 
 
-def report(per_job: dict[str, JobStats]) -> dict[str, Any]:
+def metrics_report(per_job: dict[str, JobMetrics]) -> dict[str, Any]:
     """Totals at the top level (SPEC 9's keys) and ``jobs``: the same keys per job."""
-    total = JobStats()
+    total = JobMetrics()
     for stats in per_job.values():
         total.merge(stats)
     out = total.as_dict()

@@ -29,7 +29,7 @@ from smartcron.smartspec import SmartSpec
 from smartcron.world import World, draw
 
 
-class Policy(enum.StrEnum):
+class SimPolicy(enum.StrEnum):
     CRON = "cron"
     RANDOM = "random"
     RULES = "rules"
@@ -39,16 +39,16 @@ class Policy(enum.StrEnum):
     @property
     def gated(self) -> bool:
         """Decisions come from gate.evaluate."""
-        return self in (Policy.RULES, Policy.SMART)
+        return self in (SimPolicy.RULES, SimPolicy.SMART)
 
     @property
     def admitted(self) -> bool:
         """Ready firings pass gate.admit (the executor's rules)."""
-        return self is not Policy.CRON
+        return self is not SimPolicy.CRON
 
     @property
     def retries(self) -> bool:
-        return self in (Policy.RANDOM, Policy.RULES, Policy.SMART)
+        return self in (SimPolicy.RANDOM, SimPolicy.RULES, SimPolicy.SMART)
 
 
 def random_minute(seed: int, job: str, nominal: datetime, first: int, last: int) -> int:

@@ -13,6 +13,7 @@ from array import array
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from smartcron import gate
 from smartcron.monitor import Snapshot
@@ -47,7 +48,9 @@ class Timeline:
         self.trace = trace
         self.start = trace.start
         self.minutes = n = len(trace)
-        self._cols = {name: array("d", bytes(8 * n)) for name in (*_FLOATS, *_OPTIONAL)}
+        self._cols: dict[str, array[Any]] = {
+            name: array("d", bytes(8 * n)) for name in (*_FLOATS, *_OPTIONAL)
+        }
         self._cols.update({name: array("b", bytes(n)) for name in _FLAGS})
         active, battery = bytearray(n), bytearray(n)
         self._singles: dict[_Single, bytearray] = {}
@@ -155,12 +158,19 @@ class Timeline:
 
     def next_hold(self, mask: bytes, after: int, last: int) -> int | None:
         """The first minute in (after, last] where `mask` holds, or None."""
+        return self._next(mask, 1, after, last)
+
+    def next_fail(self, mask: bytes, after: int, last: int) -> int | None:
+        """The first minute in (after, last] where `mask` does not hold, or None."""
+        return self._next(mask, 0, after, last)
+
+    def _next(self, mask: bytes, flag: int, after: int, last: int) -> int | None:
         n = self.minutes
         if after + 1 < n:
-            found = mask.find(1, after + 1, min(last, n - 1) + 1)
+            found = mask.find(flag, after + 1, min(last, n - 1) + 1)
             if found >= 0:
                 return found
-        if last >= n and mask[n - 1]:  # past the end the last minute repeats
+        if last >= n and mask[n - 1] == flag:  # past the end the last minute repeats
             return max(after + 1, n)
         return None
 
