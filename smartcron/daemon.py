@@ -22,7 +22,7 @@ from smartcron.executor import Runner, RunResult
 from smartcron.firings import FiringStore
 from smartcron.gate import Firing
 from smartcron.history import HistoryError, HistoryStore
-from smartcron.historyguard import report
+from smartcron.historyguard import log_history_failure
 from smartcron.jobs import Job
 from smartcron.journal import Journal, PlainFiring
 from smartcron.lifecycle import finish_job, start_job
@@ -252,7 +252,7 @@ class Daemon:
         try:
             self.journal.mark_complete()
         except HistoryError as err:
-            report(err, "journal")
+            log_history_failure(err, "journal")
 
     def recover(self, now: datetime) -> None:
         """At the first load: what the previous daemon journaled and did not start, and
@@ -317,7 +317,7 @@ class Daemon:
         try:
             removed = self.history.prune(timedelta(days=self.config.history_days), now)
         except HistoryError as err:
-            report(err, "not pruned")
+            log_history_failure(err, "not pruned")
             return
         if removed:
             log.info(

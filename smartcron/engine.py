@@ -23,7 +23,7 @@ from smartcron.executor import RunResult
 from smartcron.firings import FiringStore
 from smartcron.gate import RECHECK, Advisor, Firing
 from smartcron.history import HistoryError, RunStatus
-from smartcron.historyguard import report
+from smartcron.historyguard import log_history_failure
 from smartcron.jobs import Job
 from smartcron.machine import MISSED_AFTER, Effect, Machine, Outcome, Slot, Wakeup
 from smartcron.monitor import Monitor, Snapshot
@@ -112,7 +112,7 @@ class Engine:
         try:
             return self.store.record(firing, now, **fields)
         except HistoryError as err:
-            report(err, f"firing {firing.id} kept in memory")
+            log_history_failure(err, f"firing {firing.id} kept in memory")
             return True
 
     def _apply(self, effect: Effect, now: datetime) -> bool:
@@ -127,7 +127,7 @@ class Engine:
         try:
             stored = self.store.open_firings()
         except HistoryError as err:
-            report(err, "pending firings not resumed")
+            log_history_failure(err, "pending firings not resumed")
             return
         for item in stored:
             effect = self.machine.resume(item.firing, item.next_eval, now)
@@ -153,7 +153,7 @@ class Engine:
             try:
                 stored = self.store.create_all(list(fresh.values()), now, also)
             except HistoryError as err:
-                report(err, f"{len(fresh)} firing(s) kept in memory")
+                log_history_failure(err, f"{len(fresh)} firing(s) kept in memory")
             else:
                 for (key, firing), row in zip(list(fresh.items()), stored, strict=True):
                     if row.firing.state != "pending" or row.firing.attempt:

@@ -65,7 +65,7 @@ class HistoryUnavailable(HistoryWriteError):
     full): the write waits in memory. The store logged why once, when it happened."""
 
 
-def report(err: Exception, what: str) -> None:
+def log_history_failure(err: Exception, what: str) -> None:
     """Log a failed history call with what it cost, unless it is the store's own
     `HistoryUnavailable`: that was logged once when history went down, not each minute."""
     if not isinstance(err, HistoryUnavailable):

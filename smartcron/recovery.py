@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from smartcron.clock import Clock, Jump
 from smartcron.history import HistoryError
-from smartcron.historyguard import report
+from smartcron.historyguard import log_history_failure
 from smartcron.jobs import Job
 from smartcron.journal import RESTARTED, Journal, NotRun, Statement, gap_firings, restart_jump
 
@@ -50,7 +50,7 @@ def recover(
     try:
         last = journal.last()
     except HistoryError as err:
-        report(err, "journal not read")
+        log_history_failure(err, "journal not read")
         return None
     boot, mono = clock.boot_id(), clock.monotonic()
     also = journal.statements(through, now, boot, mono, [], complete=True)
