@@ -25,7 +25,7 @@ from smartcron.gate import RECHECK, Advisor, Firing
 from smartcron.history import HistoryError, RunStatus
 from smartcron.historyguard import log_history_failure
 from smartcron.jobs import Job
-from smartcron.machine import MISSED_AFTER, Effect, Machine, Outcome, Slot, Wakeup
+from smartcron.machine import MISSED_AFTER, Effect, Machine, RunOutcomeKind, Slot, Wakeup
 from smartcron.monitor import Monitor, Snapshot
 from smartcron.smartspec import SmartSpec
 
@@ -246,7 +246,7 @@ class Engine:
         firing = running.extra["firing"]
         assert isinstance(firing, Firing)
         now = self.context.clock.now()
-        outcome: Outcome = "failed"
+        outcome: RunOutcomeKind = "failed"
         if status is RunStatus.OK:
             outcome = "ok"
         elif status is RunStatus.INTERRUPTED:  # stopped by the daemon: not the job's failure
