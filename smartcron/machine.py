@@ -36,7 +36,6 @@ MISSED_AFTER = timedelta(hours=3)
 Key = tuple[str, datetime]
 Kind = Literal["start", "defer", "wait", "skip", "missed", "done", "failed", "retry", "interrupted"]
 RunOutcomeKind = Literal["ok", "failed", "interrupted"]  # how a smart run ended
-Outcome = RunOutcomeKind  # its old name, until smartcron.engine imports the new one
 
 
 class SmartJob(Protocol):

@@ -12,7 +12,34 @@ from smartcron.errors import CrontabSyntaxError
 
 # Tokens cron's grammar cares about, so that random files get past the first field.
 TOKENS = [
-    *"0 1 5 7 12 23 31 59 60 * - , / @ % = # \\ ' \" \t \r \n \0 \xff x".split(" "),
+    *[
+        "0",
+        "1",
+        "5",
+        "7",
+        "12",
+        "23",
+        "31",
+        "59",
+        "60",
+        "*",
+        "-",
+        ",",
+        "/",
+        "@",
+        "%",
+        "=",
+        "#",
+        "\\",
+        "'",
+        '"',
+        "\t",
+        "\r",
+        "\n",
+        "\x00",
+        "ÿ",
+        "x",
+    ],
     " ",
     "\n",
     "\t",
@@ -30,7 +57,7 @@ TOKENS = [
     "#@smart window=2h",
     "FOO=",
     "A='b",
-    "MAILTO=\"\"",
+    'MAILTO=""',
 ]
 
 cronish = st.lists(st.sampled_from(TOKENS), max_size=80).map(
