@@ -83,8 +83,8 @@ def crontab(entries: int, seed: int = SEED) -> str:
 
 def due_in(text: str, start: datetime, end: datetime) -> tuple[list[float], int]:
     """(distinct due instants as epoch seconds, firings) in (start, end], as the daemon sees."""
-    from smartcron.crontab import parse
-    from smartcron.schedule import local_zone, next_fires
+    from smartcron.cron.crontab import parse
+    from smartcron.cron.schedule import local_zone, next_fires
 
     zone = local_zone()
     instants: set[datetime] = set()

@@ -150,7 +150,7 @@ def write_estate(directory: Path, exprs: list[str], files: int, seed: int) -> li
 
 def _clear_caches() -> None:
     """Empty every functools cache of the parser and the schedule: each run starts cold."""
-    from smartcron import crontab, schedule
+    from smartcron.cron import crontab, schedule
 
     for module in (crontab, schedule):
         for value in vars(module).values():
@@ -161,8 +161,8 @@ def _clear_caches() -> None:
 
 def load_once(paths: list[Path]) -> tuple[float, float, int]:
     """Read and parse every file, then each entry's first firing: (parse s, next s, entries)."""
-    from smartcron.crontab import parse
-    from smartcron.schedule import next_fires
+    from smartcron.cron.crontab import parse
+    from smartcron.cron.schedule import next_fires
 
     _clear_caches()
     t0 = time.perf_counter()

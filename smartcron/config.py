@@ -259,7 +259,7 @@ def _validate(config: Config, file: Path) -> None:
         raise bad("retrain", "must be off, daily, weekly or a cron expression")
     spec = config.retrain_spec
     if spec is not None:
-        from smartcron.cronfields import parse_timespec
+        from smartcron.cron.cronfields import parse_timespec
         from smartcron.errors import SmartcronError
 
         try:

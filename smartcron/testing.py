@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartcron.clock import Clock, SystemClock
-from smartcron.mail import MailResult, RunAs
-from smartcron.monitor import Snapshot
-from smartcron.runapi import (
+from smartcron.run.mail import MailResult, RunAs
+from smartcron.run.runapi import (
     Handle,
     OnDone,
     RunHandle,
@@ -37,9 +36,10 @@ from smartcron.runapi import (
     cap_output,
     in_thread,
 )
+from smartcron.smart.monitor import Snapshot
 
 if TYPE_CHECKING:
-    from smartcron.daemon import Daemon
+    from smartcron.daemon.loop import Daemon
 
 __all__ = [
     "FakeClock", "FakeOutcome", "FakeRunner", "FakeWaker", "RecordingMailer", "Responder",

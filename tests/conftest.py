@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.mail import SendmailMailer
+from smartcron.run.mail import SendmailMailer
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model, trained once per session: eight days of simulated cron history on
     the laptop fixtures, tiny forests, made the day before tests.harness.START. Copy it
     (modelkit.put) before changing anything in it."""
-    from smartcron import train  # the train extra: only the tests that ask pay for it
+    from smartcron.ai import train  # the train extra: only the tests that ask pay for it
     from tests.harness import START
     from tests.modelkit import TINY, simulated_history
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smartcron.crontab import Kind
+from smartcron.cron.crontab import Kind
 
 
 @dataclass(frozen=True)

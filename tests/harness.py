@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from smartcron.daemon import Daemon, SmartParts
-from smartcron.executor import RunRequest
-from smartcron.firings import FiringStore
-from smartcron.history import HistoryStore
-from smartcron.jobs import Job
-from smartcron.monitor import Snapshot
-from smartcron.runcontext import RunContext, RunSettings
+from smartcron.daemon.loop import Daemon, SmartParts
+from smartcron.run.executor import RunRequest
+from smartcron.run.runcontext import RunContext, RunSettings
+from smartcron.smart.firings import FiringStore
+from smartcron.smart.jobs import Job
+from smartcron.smart.monitor import Snapshot
+from smartcron.store.history import HistoryStore
 from smartcron.testing import (
     FakeClock,
     FakeOutcome,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smartcron.mail import SendmailMailer
+from smartcron.run.mail import SendmailMailer
 
 RECORDER = Path(__file__).resolve().parent.parent / "fixtures" / "bin" / "sendmail-recorder"
 

@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from smartcron import simulator
-from smartcron.features import FEATURES
-from smartcron.trace import read_trace
-from smartcron.world import read_world
+from smartcron.ai.features import FEATURES
+from smartcron.sim import simulator
+from smartcron.sim.trace import read_trace
+from smartcron.sim.world import read_world
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # a Monday, 01:00: cards are made the day before

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from smartcron.executor import RunRequest, RunResult
-from smartcron.jobenv import PasswdEntry, job_environment, resolve_user
-from smartcron.runapi import Runner
+from smartcron.run.executor import RunRequest, RunResult
+from smartcron.run.jobenv import PasswdEntry, job_environment, resolve_user
+from smartcron.run.runapi import Runner
 
 
 def request(command: str, pw: PasswdEntry | None = None, **changes: object) -> RunRequest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
-from smartcron.trace import write_rows
+from smartcron.sim.trace import write_rows
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday, 00:00
 

@@ -155,8 +155,8 @@ def private_imports() -> set[tuple[str, str, str]]:
 
 
 def test_the_checker_sees_the_package():
-    assert {"smartcron.crontab", "smartcron.cli.ctl", "smartcron.sim"} <= MODULES.keys()
-    assert "smartcron.errors" in import_graph()["smartcron.crontab"]
+    assert {"smartcron.cron.crontab", "smartcron.cli.ctl", "smartcron.sim"} <= MODULES.keys()
+    assert "smartcron.errors" in import_graph()["smartcron.cron.crontab"]
 
 
 def test_cycle_detection_finds_a_cycle_through_function_level_imports():

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from smartcron.clockrules import DST_JUMP, SMALL_JUMP, WakeupKind, classify, transition_jump
-from smartcron.crontab import Entry, parse_timespec
-from smartcron.jobs import Job
-from smartcron.schedule import next_fires
-from smartcron.ticker import Tick, Ticker, due, local_minute
+from smartcron.cron.clockrules import DST_JUMP, SMALL_JUMP, WakeupKind, classify, transition_jump
+from smartcron.cron.crontab import Entry, parse_timespec
+from smartcron.cron.schedule import next_fires
+from smartcron.daemon.ticker import Tick, Ticker, due, local_minute
+from smartcron.smart.jobs import Job
 
 MINUTE = timedelta(minutes=1)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from smartcron.clock import Clock, SystemClock
+from smartcron.daemon.wakeup import Sleeper, Waker
 from smartcron.testing import FakeClock, FakeWaker
-from smartcron.wakeup import Sleeper, Waker
 
 SHORT = timedelta(milliseconds=200)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from smartcron.mail import Mailer, SendmailMailer
+from smartcron.run.mail import Mailer, SendmailMailer
 from smartcron.testing import RecordingMailer
 
 MESSAGE = b"From: root (Cron Daemon)\nSubject: x\n\nbody \xff\n"

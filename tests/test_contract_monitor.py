@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from smartcron.monitor import IDLE_SOURCES, Monitor, Snapshot, SystemMonitor
+from smartcron.sim.trace import TraceMonitor, load_trace
+from smartcron.smart.monitor import IDLE_SOURCES, Monitor, Snapshot, SystemMonitor
 from smartcron.testing import ScriptedMonitor, sample_snapshot
-from smartcron.trace import TraceMonitor, load_trace
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from smartcron.executor import ProcessRunner, RunRequest, RunResult
-from smartcron.runapi import Runner
+from smartcron.run.executor import ProcessRunner, RunRequest, RunResult
+from smartcron.run.runapi import Runner
 from smartcron.testing import FakeClock, FakeOutcome, FakeRunner
 from tests.runkit import request, run
 

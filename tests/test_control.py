@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from smartcron import control
-from smartcron.control import ControlServer, RemoteStore, Unavailable, call
+from smartcron.daemon import control
+from smartcron.daemon.control import ControlServer, RemoteStore, Unavailable, call
 from tests.userconfig import make_config
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="writes spool files for other uids")

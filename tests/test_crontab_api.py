@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smartcron.crontab import cron_d_name_ok, parse_env_line, parse_timespec, split_command
+from smartcron.cron.crontab import cron_d_name_ok, parse_env_line, parse_timespec, split_command
 from smartcron.errors import CrontabSyntaxError
 
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from smartcron.crontab import Kind, parse
+from smartcron.cron.crontab import Kind, parse
 from smartcron.errors import CrontabSyntaxError
 
 CRON_BYTES = b"* */-,0123456789 \t\n\n\n#@=\"'%\\\r\x00\xffmonjanSUNdailyrebootMAILTO"

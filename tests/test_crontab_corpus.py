@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.crontab import Crontab, Kind, cron_d_name_ok, parse
+from smartcron.cron.crontab import Crontab, Kind, cron_d_name_ok, parse
 
 CORPUS = Path(__file__).resolve().parent.parent / "fixtures" / "corpus"
 FILES = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name != "README.md")
@@ -73,7 +73,7 @@ EXPECTED_NEXT = {
 
 
 def test_next_fire_times_are_plausible():
-    schedule = pytest.importorskip("smartcron.schedule")
+    schedule = pytest.importorskip("smartcron.cron.schedule")
     for path in FILES:
         key = f"{path.parent.name}/{path.name}"
         fires = []

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from smartcron.crontab import Crontab, Entry, Kind, parse
+from smartcron.cron.crontab import Crontab, Entry, Kind, parse
 from smartcron.errors import CrontabSyntaxError
 
 GOLDEN = Path(__file__).parent / "golden"

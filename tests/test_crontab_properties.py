@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartcron.crontab import Crontab, Kind, parse
+from smartcron.cron.crontab import Crontab, Kind, parse
 from smartcron.errors import CrontabSyntaxError
 
 # Tokens cron's grammar cares about, so that random files get past the first field.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from smartcron.crontab import parse
+from smartcron.cron.crontab import parse
 from smartcron.errors import CrontabSyntaxError
 from tests.crontab_cases import CASES, Case
 

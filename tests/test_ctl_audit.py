@@ -27,7 +27,7 @@ def test_train_defaults_to_the_configurations_history_and_model_dir(tmp_path, mo
         seen.update(history=str(history), out=str(out))
         return SimpleNamespace(card={"fake": True}, out=out)
 
-    monkeypatch.setattr("smartcron.train.train", fake_train)
+    monkeypatch.setattr("smartcron.ai.train.train", fake_train)
     conf = config_file(tmp_path, model_dir=str(tmp_path / "mymodels"))
     result = CliRunner().invoke(main, ["train", "--config", str(conf), "--user", "--json"])
     assert result.exit_code == 0, result.output

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from smartcron.history import HistoryStore
+from smartcron.store.history import HistoryStore
 from smartcron.testing import FakeOutcome, FakeRunner, RecordingMailer
 from tests.harness import make_daemon
 

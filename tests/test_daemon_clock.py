@@ -52,8 +52,8 @@ def test_fall_back_repeats_wildcard_jobs_but_not_fixed_ones(tmp_path):
 
 def test_the_schedule_and_the_ticker_agree_across_both_dst_changes(tmp_path):
     """`next` (schedule.next_fires) and the daemon (ticker) must name the same instants."""
-    from smartcron.crontab import parse_timespec
-    from smartcron.schedule import next_fires
+    from smartcron.cron.crontab import parse_timespec
+    from smartcron.cron.schedule import next_fires
 
     lines = ["30 2 * * *", "*/20 * * * *", "0 * * * *", "15 1-4 * * *", "@hourly", "* 2 * * *"]
     for day, start in (("spring", "2026-03-28T23:00:30"), ("fall", "2026-10-24T22:00:30")):

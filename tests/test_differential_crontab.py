@@ -33,7 +33,7 @@ from compat.debian import (  # noqa: E402
     fetch_crontab,
     namespace_problem,
 )
-from smartcron.crontab import Kind, parse  # noqa: E402
+from smartcron.cron.crontab import Kind, parse  # noqa: E402
 from smartcron.errors import CrontabSyntaxError  # noqa: E402
 
 pytestmark = pytest.mark.debian

@@ -1,5 +1,5 @@
 """The daemon and the simulator make the same decisions: one firing state machine, two
-drivers (smartcron.machine; smartcron.engine with the wall clock and the FiringStore,
+drivers (smartcron.smart.machine; smartcron.smart.engine with the wall clock and the FiringStore,
 smartcron.sim.engine with a virtual clock).
 
 The real Daemon runs its own `run()` loop on a FakeClock (FakeWaker), a TraceMonitor
@@ -24,18 +24,18 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.daemon import Daemon, SmartParts
-from smartcron.executor import RunRequest
-from smartcron.gate import Firing, Verdict
-from smartcron.history import HistoryStore
-from smartcron.monitor import Snapshot
-from smartcron.runcontext import RunContext, RunSettings
-from smartcron.simulator import load_scenario, simulate
-from smartcron.smartspec import SmartSpec
+from smartcron.daemon.loop import Daemon, SmartParts
+from smartcron.run.executor import RunRequest
+from smartcron.run.runcontext import RunContext, RunSettings
+from smartcron.sim.simulator import load_scenario, simulate
+from smartcron.sim.trace import TraceMonitor, load_trace
+from smartcron.sim.world import load_world
+from smartcron.smart.gate import Firing, Verdict
+from smartcron.smart.monitor import Snapshot
+from smartcron.smart.smartspec import SmartSpec
+from smartcron.store.history import HistoryStore
 from smartcron.testing import FakeClock, FakeOutcome, FakeRunner, FakeWaker, RecordingMailer
 from smartcron.testing import run_until as run_daemon_until
-from smartcron.trace import TraceMonitor, load_trace
-from smartcron.world import load_world
 from tests.userconfig import user_config
 
 DAY0 = datetime(2026, 1, 5, tzinfo=UTC)

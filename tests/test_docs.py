@@ -169,7 +169,7 @@ def test_the_example_config_is_valid_when_uncommented(tmp_path: Path) -> None:
 
 
 def test_every_smart_key_is_in_smartcrontab_5_and_the_readme() -> None:
-    annotations = pytest.importorskip("smartcron.annotations")
+    annotations = pytest.importorskip("smartcron.smart.annotations")
     page = plain((MAN / "smartcrontab.5").read_text())
     draft = (ROOT / "README.md").read_text()
     for key in annotations.KEYS:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from smartcron.gate import Verdict
-from smartcron.history import HistoryError
+from smartcron.smart.gate import Verdict
+from smartcron.store.history import HistoryError
 from tests.harness import battery, make, utc
 
 
@@ -76,9 +76,9 @@ def test_a_deferred_firing_sleeps_until_its_next_evaluation(tmp_path):
 def test_the_firing_store_creates_once_and_moves_only_from_the_expected_state():
     from dataclasses import replace
 
-    from smartcron.firings import FiringStore
-    from smartcron.gate import Firing
-    from smartcron.history import HistoryStore
+    from smartcron.smart.firings import FiringStore
+    from smartcron.smart.gate import Firing
+    from smartcron.store.history import HistoryStore
 
     store = FiringStore(HistoryStore.open(":memory:"))
     new = Firing(id=None, job_id="j", nominal=utc("01:00"), deadline=utc("02:00"))

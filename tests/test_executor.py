@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from users import NOT_ROOT, ThrowawayUser, is_root, throwaway_user
 
-from smartcron.crontab import Kind, parse
-from smartcron.executor import (
+from smartcron.cron.crontab import Kind, parse
+from smartcron.run.executor import (
     ProcessRunner,
     RunResult,
     request_for_entry,
 )
-from smartcron.jobenv import job_environment, resolve_user
+from smartcron.run.jobenv import job_environment, resolve_user
 from tests.runkit import request, run
 
 ROOT = resolve_user("root")
@@ -279,8 +279,8 @@ def test_root_jobs_get_roots_own_groups(runner):
 
 USER_MODE = """
 import sys
-from smartcron.executor import ProcessRunner, RunRequest
-from smartcron.jobenv import job_environment, resolve_user
+from smartcron.run.executor import ProcessRunner, RunRequest
+from smartcron.run.jobenv import job_environment, resolve_user
 me = resolve_user(sys.argv[1])
 env = job_environment([], me)
 def req(uid):

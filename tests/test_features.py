@@ -1,4 +1,4 @@
-"""smartcron.features: one vector per evaluation, and nothing from the future in it."""
+"""smartcron.ai.features: one vector per evaluation, and nothing from the future in it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.features import FEATURES, NO_STATS, JobHistoryStats, RunOutcome, features, job_stats
-from smartcron.history import from_db_time, to_db_time
+from smartcron.ai.features import (
+    FEATURES,
+    NO_STATS,
+    JobHistoryStats,
+    RunOutcome,
+    features,
+    job_stats,
+)
+from smartcron.store.history import from_db_time, to_db_time
 from smartcron.testing import sample_snapshot
 
 T = datetime(2026, 1, 7, 13, 30, tzinfo=UTC)  # a Wednesday
@@ -73,7 +80,7 @@ def test_job_stats_look_at_the_last_n_runs() -> None:
 
 
 def test_rewriting_the_history_after_t_changes_no_row_before_t(tmp_path: Path) -> None:
-    from smartcron import train
+    from smartcron.ai import train
     from tests.modelkit import simulated_history
 
     db = simulated_history(tmp_path / "h.db", 4)
@@ -107,8 +114,8 @@ def test_rewriting_the_history_after_t_changes_no_row_before_t(tmp_path: Path) -
 
 def test_the_daemon_side_never_imports_the_training_stack() -> None:
     code = (
-        "import sys, smartcron.features, smartcron.model, smartcron.advisor;"
-        "import smartcron.gate, smartcron.cli.ctl;"
+        "import sys, smartcron.ai.features, smartcron.ai.model, smartcron.ai.advisor;"
+        "import smartcron.smart.gate, smartcron.cli.ctl;"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -135,7 +142,7 @@ def _spiky_week(weeks: int = 2) -> list:
 
 
 def test_state_profile_learns_levels_minute_offsets_and_activity() -> None:
-    from smartcron.features import state_profile
+    from smartcron.ai.features import state_profile
 
     p = state_profile(_spiky_week(), UTC, 60.0)
     noon, night = MONDAY + timedelta(hours=12), MONDAY + timedelta(hours=3)
@@ -152,7 +159,7 @@ def test_state_profile_learns_levels_minute_offsets_and_activity() -> None:
 def test_persistence_is_fitted_from_the_lag_correlation_of_departures() -> None:
     import random as stdlib_random
 
-    from smartcron.features import state_profile
+    from smartcron.ai.features import state_profile
 
     rng, x, snaps = stdlib_random.Random(3), 0.0, []
     for k in range(14 * 96):  # an AR(1) departure, 15 minutes apart: tau = 15 / ln(1/0.8)
@@ -164,7 +171,7 @@ def test_persistence_is_fitted_from_the_lag_correlation_of_departures() -> None:
 
 
 def test_forecast_moves_to_the_level_and_keeps_a_decaying_departure() -> None:
-    from smartcron.features import forecast, p_active_at, state_profile
+    from smartcron.ai.features import forecast, p_active_at, state_profile
 
     p = state_profile(_spiky_week(), UTC, 60.0)
     now = MONDAY + timedelta(days=14, hours=12)  # Monday 12:00, the spike

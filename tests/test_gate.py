@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from smartcron.gate import (
+from smartcron.smart.gate import (
     Firing,
     Verdict,
     admit,
@@ -21,7 +21,7 @@ from smartcron.gate import (
     retry_at,
     window_for,
 )
-from smartcron.smartspec import SmartSpec
+from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.history import (
+from smartcron.store.history import (
     MIGRATIONS,
     HistoryError,
     HistoryStore,
@@ -128,7 +128,7 @@ def test_the_next_migration_is_applied_to_an_existing_database(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     HistoryStore.open(db_path).close()
-    import smartcron.history as history
+    import smartcron.store.history as history
 
     extra = history.Migration(name="0099_tags", sql="CREATE TABLE tags (run_id INTEGER);\n")
     monkeypatch.setattr(history, "MIGRATIONS", (*MIGRATIONS, extra))
@@ -140,7 +140,7 @@ def test_a_failing_migration_leaves_no_trace(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     HistoryStore.open(db_path).close()
-    import smartcron.history as history
+    import smartcron.store.history as history
 
     bad = history.Migration(name="0099_bad", sql="CREATE TABLE t (x);\nSELECT * FROM nowhere;\n")
     monkeypatch.setattr(history, "MIGRATIONS", (*MIGRATIONS, bad))

@@ -1,4 +1,4 @@
-from smartcron.jobenv import (
+from smartcron.run.jobenv import (
     PasswdEntry,
     build_env,
     job_environment,

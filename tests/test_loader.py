@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from smartcron import config as configuration
-from smartcron.loader import Database
+from smartcron.daemon.loader import Database
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files as others")
 NOBODY = 65534

@@ -1,12 +1,12 @@
-"""The firing state machine alone: no clock, no database, no runner (smartcron.machine)."""
+"""The firing state machine alone: no clock, no database, no runner (smartcron.smart.machine)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from smartcron.machine import Machine, Wakeup
-from smartcron.smartspec import SmartSpec
+from smartcron.smart.machine import Machine, Wakeup
+from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
 
 T0 = datetime(2026, 2, 10, 1, 0, tzinfo=UTC)
@@ -106,7 +106,7 @@ def test_skip_ahead_moves_a_deferral_whose_constraints_fail():
 def test_the_gates_shortcut_answers_as_its_pipeline():
     """gate.evaluate answers the common case (constraints hold, window open, no model)
     without building the pipeline's case: the same Verdict as the pipeline's steps."""
-    from smartcron import gate
+    from smartcron.smart import gate
 
     class Defers:
         def advise(self, firing, spec, snap, now):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.mail import (
+from smartcron.run.mail import (
     DEFAULT_SENDER,
     MailDecision,
     RunAs,

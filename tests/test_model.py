@@ -1,4 +1,4 @@
-"""smartcron.model and smartcron.advisor: refusing a model, guarded inference, advice.
+"""smartcron.ai.model and smartcron.ai.advisor: refusing a model, guarded inference, advice.
 
 Crafted tiny ONNX graphs (onnx.helper) stand in for trained models where a test needs
 a model that returns NaN, fails or scores a known way; the card is then re-signed.
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from smartcron import gate
-from smartcron.advisor import MemoryStats, Policy, SmartAdvisor
-from smartcron.features import FEATURES, RunOutcome
-from smartcron.model import LoadedModel, ModelUnavailable, load_model
-from smartcron.smartspec import SmartSpec
+from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
+from smartcron.ai.features import FEATURES, RunOutcome
+from smartcron.ai.model import LoadedModel, ModelUnavailable, load_model
+from smartcron.smart import gate
+from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
 from tests.modelkit import graph, install
 
@@ -114,7 +114,7 @@ def test_an_unreadable_model_is_refused(tmp_path: Path) -> None:
             assert "unreadable" in refused(d)
             return
         code = (
-            "import sys; from smartcron.model import load_model;"
+            "import sys; from smartcron.ai.model import load_model;"
             f"print(load_model({str(d)!r}, owner_uid=0, max_age=None).reason)"
         )
         try:

@@ -1,6 +1,6 @@
 """Smart mode and its fallback to legacy, in the daemon on a FakeClock (SPEC 5, 6).
 
-A tiny real model (smartcron.train on a simulated week of history) is installed in
+A tiny real model (smartcron.ai.train on a simulated week of history) is installed in
 the model directory, then broken one way per test. Each test asserts the mode, the
 logged reason (once), and that the jobs still run at their rules time: `backup`
 (min_battery=30, battery low until 01:20Z) at 01:20Z, `report` (no rules) and the
@@ -24,12 +24,12 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper
 
+from smartcron.ai.features import FEATURES
+from smartcron.ai.modelwatch import ModelWatch
 from smartcron.cli.ctl import main
-from smartcron.daemon import Daemon, SmartParts
-from smartcron.features import FEATURES
-from smartcron.firings import FiringStore
-from smartcron.modelwatch import ModelWatch
-from smartcron.service import status_document
+from smartcron.daemon.loop import Daemon, SmartParts
+from smartcron.daemon.service import status_document
+from smartcron.smart.firings import FiringStore
 from tests.harness import BERLIN, START, Harness, battery, make, utc
 from tests.modelkit import edit_card, graph, install, put
 
@@ -326,10 +326,10 @@ def test_loading_and_advising_never_import_the_training_stack(tmp_path: Path, tr
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from smartcron.gate import Firing
-from smartcron.modelwatch import ModelWatch
+from smartcron.smart.gate import Firing
+from smartcron.ai.modelwatch import ModelWatch
 from smartcron.testing import sample_snapshot
-from smartcron.smartspec import SmartSpec
+from smartcron.smart.smartspec import SmartSpec
 now = datetime.now(UTC)
 watch = ModelWatch(Path({str(d)!r}), owner_uid={os.geteuid()}, max_age=None)
 watch.refresh(now)

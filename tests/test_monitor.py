@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from smartcron.monitor import IDLE_SOURCES, Snapshot, SystemMonitor
+from smartcron.smart.monitor import IDLE_SOURCES, Snapshot, SystemMonitor
 from smartcron.testing import ScriptedMonitor, sample_snapshot
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from smartcron.history import HistoryStore, RunEnd, RunStart, RunStatus
+from smartcron.store.history import HistoryStore, RunEnd, RunStart, RunStatus
 from tests.harness import make_daemon
 
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from smartcron import config as configuration
-from smartcron.daemon import Daemon, SmartParts
+from smartcron.ai.modelwatch import ModelWatch
+from smartcron.ai.retrain import Retrainer, train_command, worse_than
+from smartcron.daemon.loop import Daemon, SmartParts
 from smartcron.errors import ConfigError
-from smartcron.history import HistoryStore
-from smartcron.modelwatch import ModelWatch
-from smartcron.retrain import Retrainer, train_command, worse_than
+from smartcron.store.history import HistoryStore
 from tests.harness import BERLIN, Harness, make, utc
 from tests.modelkit import edit_card, put, simulated_history
 

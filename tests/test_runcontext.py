@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smartcron.executor import RunResult
-from smartcron.history import HistoryStore, RunStatus
-from smartcron.lifecycle import finish_job, start_job
-from smartcron.runcontext import RunContext, RunningJob, RunSettings
+from smartcron.run.executor import RunResult
+from smartcron.run.lifecycle import finish_job, start_job
+from smartcron.run.runcontext import RunContext, RunningJob, RunSettings
+from smartcron.store.history import HistoryStore, RunStatus
 from smartcron.testing import FakeClock, FakeOutcome, FakeRunner, RecordingMailer
 from tests.harness import make_daemon
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from smartcron import config as configuration
+from smartcron.daemon.service import SANDBOX_PREFIX, sandbox_prefix
 from smartcron.errors import SmartcronError
-from smartcron.executor import ProcessRunner, RunRequest
-from smartcron.service import SANDBOX_PREFIX, sandbox_prefix
+from smartcron.run.executor import ProcessRunner, RunRequest
 
 
 def base_config(tmp_path, sandbox: str) -> configuration.Config:

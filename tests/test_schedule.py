@@ -1,4 +1,4 @@
-"""Properties of smartcron.schedule against oracles written from cron's own words.
+"""Properties of smartcron.cron.schedule against oracles written from cron's own words.
 
 The oracles read the *field text* (not the parser's TimeSpec), as crontab(5) describes
 it: `*` is first-last, `a-b/n` steps through a range, names and 0/7 for Sunday, and
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartcron.crontab import parse_timespec
+from smartcron.cron.crontab import parse_timespec
+from smartcron.cron.schedule import entry_zone, local_zone, matches, next_fires
 from smartcron.errors import SmartcronError
-from smartcron.schedule import entry_zone, local_zone, matches, next_fires
 
 MINUTE = timedelta(minutes=1)
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")

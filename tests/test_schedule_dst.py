@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from smartcron.crontab import parse_timespec
-from smartcron.schedule import next_fires
+from smartcron.cron.crontab import parse_timespec
+from smartcron.cron.schedule import next_fires
 
 
 def fires(expr: str, after: str, zone: str, count: int) -> list[str]:

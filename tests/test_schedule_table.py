@@ -12,8 +12,8 @@ from itertools import islice
 
 import pytest
 
-from smartcron.crontab import parse_timespec
-from smartcron.schedule import next_fires
+from smartcron.cron.crontab import parse_timespec
+from smartcron.cron.schedule import next_fires
 
 NEW_YEAR = "2026-01-01T00:00:00+00:00"
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from smartcron import gate, simulator
-from smartcron.simulator import SimPolicy, SimulationError, Timeline, load_scenario, simulate
-from smartcron.trace import load_trace
-from smartcron.world import load_world
+from smartcron.sim import simulator
+from smartcron.sim.simulator import SimPolicy, SimulationError, Timeline, load_scenario, simulate
+from smartcron.sim.trace import load_trace
+from smartcron.sim.world import load_world
+from smartcron.smart import gate
 from tests.simkit import CRONTAB, T0, WORLD, trace_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -139,8 +140,8 @@ def test_skipping_ahead_over_deferrals_changes_no_outcome():
     """The fast path (next minute where the gate's constraints hold) against the
     daemon's minute-by-minute evaluation, on a week of the shipped laptop scenario."""
     sc = load_scenario(FIXTURES / "crontabs" / "laptop.crontab", zone=UTC, owner="alice")
-    from smartcron.trace import read_trace
-    from smartcron.world import read_world
+    from smartcron.sim.trace import read_trace
+    from smartcron.sim.world import read_world
 
     w = read_world(FIXTURES / "worlds" / "laptop.yaml")
     tl = Timeline(read_trace(FIXTURES / "traces" / "laptop-8w.csv.gz"), w, sc.specs())
@@ -219,8 +220,8 @@ def test_bad_input_is_a_clear_error(tmp_path):
 
 
 def test_history_holds_the_runs_and_decisions(tmp_path):
-    from smartcron.firings import FiringStore
-    from smartcron.history import HistoryStore
+    from smartcron.smart.firings import FiringStore
+    from smartcron.store.history import HistoryStore
 
     sc, tl, w = scenario(tmp_path)
     db = tmp_path / "h.db"

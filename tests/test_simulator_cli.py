@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from smartcron.cli.ctl import main
 from smartcron.sim.metrics import KEYS
-from smartcron.trace import read_trace
+from smartcron.sim.trace import read_trace
 from tests.simkit import CRONTAB, T0, WORLD, trace_text
 
 
@@ -134,8 +134,8 @@ def test_trace_gen_writes_to_stdout_with_a_dash(tmp_path):
 
 
 def test_trace_gen_offers_every_kind_of_the_generator():
-    from smartcron import tracegen
     from smartcron.cli.sim import trace_gen_cmd
+    from smartcron.sim import tracegen
 
     kind = next(p for p in trace_gen_cmd.params if p.name == "kind")
     assert tuple(kind.type.choices) == tracegen.KINDS  # type: ignore[attr-defined]
@@ -187,8 +187,8 @@ def test_simulate_history_records_a_firing_that_waits_for_capacity(files, tmp_pa
     db = tmp_path / "sim.db"
     code, _, err = simulate(files, "--max-concurrent", "1", "--history", str(db), "--json")
     assert code == 0, err
-    from smartcron.firings import FiringStore
-    from smartcron.history import HistoryStore
+    from smartcron.smart.firings import FiringStore
+    from smartcron.store.history import HistoryStore
 
     store = FiringStore(HistoryStore.open(db))
     (b,) = [f for f in store.firings(["b"]) if f.firing.nominal == T0]

@@ -291,7 +291,7 @@ def test_cron_mode_ignores_annotations(tmp_path):
 
 
 def test_legacy_is_the_mode_until_a_model_exists_and_status_says_why(tmp_path):
-    from smartcron.service import status_document
+    from smartcron.daemon.service import status_document
 
     h = make(tmp_path, "#@smart name=b\n0 2 * * * backup\n0 3 * * * plain\n")
     doc = status_document(h.daemon, START)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from smartcron.cli.ctl import main
 from smartcron.cli.jobs import trail_lines
-from smartcron.history import HistoryStore
+from smartcron.store.history import HistoryStore
 from smartcron.testing import FakeOutcome
 from tests.harness import battery, make, utc
 
@@ -95,7 +95,7 @@ def test_a_run_of_identical_defers_reads_as_one_line():
     from datetime import timedelta
     from zoneinfo import ZoneInfo
 
-    from smartcron.firings import Decision
+    from smartcron.smart.firings import Decision
 
     t = utc("01:00")
     rows = [
@@ -153,7 +153,7 @@ def test_status_says_the_model_is_not_in_use_without_a_daemon(monkeypatch):
 
     from smartcron.cli.inspect import _print_model
 
-    monkeypatch.setattr("smartcron.modelwatch.summary_text", lambda card: "card")
+    monkeypatch.setattr("smartcron.ai.modelwatch.summary_text", lambda card: "card")
     model = {"dir": "/m", "source": "/m", "in_use": True, "card": {"features": 20}}
     for running, said in ((True, "(in use)"), (False, "the daemon is not running")):
         console = Console(record=True, width=100)

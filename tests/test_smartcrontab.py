@@ -201,7 +201,7 @@ def test_check_only_system_format_still_refuses_a_line_without_a_user(tab):
 
 
 def test_check_only_reports_every_problem_in_line_order_past_a_bad_line(tab):
-    pytest.importorskip("smartcron.smartspec")
+    pytest.importorskip("smartcron.smart.smartspec")
     mix = tab.dir / "mix"
     mix.write_text("bad line\n#@smart foo=1\n* * * * * x\nCRON_TZ=Nowhere/X\n* * * * * y")
     result = tab("-T", str(mix))
@@ -226,7 +226,7 @@ def test_check_only_warns_of_an_unknown_cron_tz_as_the_daemon_does(tab):
 
 
 def test_check_only_rejects_a_bad_smart_annotation(tab):
-    pytest.importorskip("smartcron.smartspec")
+    pytest.importorskip("smartcron.smart.smartspec")
     result = tab("-T", "-", stdin="#@smart window=forever\n0 4 * * * backup\n")
     assert result.returncode == 1
     assert result.stderr.startswith("-:1: ")
@@ -285,7 +285,7 @@ def test_dry_run_checks_and_installs_nothing(tab):
 
 
 def test_dry_run_reports_every_problem_past_a_bad_line(tab):
-    pytest.importorskip("smartcron.smartspec")
+    pytest.importorskip("smartcron.smart.smartspec")
     result = tab("-n", "-", stdin="bad line\n#@smart foo=1\n* * * * * x\n")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [

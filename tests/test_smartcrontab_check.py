@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from smartcron import install
 from smartcron.cli import crontab as cli
-from smartcron.crontab import Kind
+from smartcron.cron.crontab import Kind
+from smartcron.daemon import install
 
 
 def test_a_refused_file_names_its_bad_annotations_too_for_the_daemons_reply():
-    pytest.importorskip("smartcron.smartspec")
+    pytest.importorskip("smartcron.smart.smartspec")
     data = b"#@smart foo=1\n0 4 * * * x\nbad line\n#@smart bar=2\n0 5 * * * y"
     problems, warnings = install.check(data, "f")
     assert problems == ["f:1: unknown key 'foo'", "f:3: bad minute", "f:4: unknown key 'bar'"]

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartcron.annotations import (
+from smartcron.cron.crontab import Annotation
+from smartcron.errors import AnnotationError, SmartcronError
+from smartcron.smart.annotations import (
     KEYS,
     FileProblem,
     check_settings,
@@ -16,8 +18,6 @@ from smartcron.annotations import (
     parse_annotations,
     split_words,
 )
-from smartcron.crontab import Annotation
-from smartcron.errors import AnnotationError, SmartcronError
 
 
 def notes(*lines: str, first: int = 7) -> tuple[Annotation, ...]:

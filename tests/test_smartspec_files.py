@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smartcron.errors import AnnotationError
-from smartcron.jobfiles import JobFileEntry, load_job_file
-from smartcron.smartspec import MAX_FILE_BYTES, Companion, SmartSpec, load_companion
+from smartcron.smart.jobfiles import JobFileEntry, load_job_file
+from smartcron.smart.smartspec import MAX_FILE_BYTES, Companion, SmartSpec, load_companion
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 H, M = timedelta(hours=1), timedelta(minutes=1)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from smartcron.crontab import parse
+from smartcron.cron.crontab import parse
 from smartcron.errors import AnnotationError
-from smartcron.smartspec import companion_path, load_companion, smart_spec_for
+from smartcron.smart.smartspec import companion_path, load_companion, smart_spec_for
 
 GOLDEN = Path(__file__).parent / "golden_smart"
 CASES = sorted(GOLDEN.glob("*.crontab"))

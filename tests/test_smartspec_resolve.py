@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.annotations import KEYS
-from smartcron.crontab import Annotation, Entry, parse, parse_timespec
+from smartcron.cron.crontab import Annotation, Entry, parse, parse_timespec
 from smartcron.errors import AnnotationError
-from smartcron.jobs import derived_id
-from smartcron.smartspec import (
+from smartcron.smart.annotations import KEYS
+from smartcron.smart.jobs import derived_id
+from smartcron.smart.smartspec import (
     Companion,
     SmartSpec,
     companion_path,

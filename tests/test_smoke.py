@@ -1,4 +1,4 @@
-from smartcron.crontab import Kind, parse
+from smartcron.cron.crontab import Kind, parse
 
 
 def test_a_minimal_user_crontab_parses():

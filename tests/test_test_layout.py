@@ -56,7 +56,9 @@ def _modules_after(statement: str) -> set[str]:
 
 
 def test_the_daemon_never_loads_the_fakes():
-    loaded = _modules_after("import smartcron.service, smartcron.daemon, smartcron.cli.daemon")
+    loaded = _modules_after(
+        "import smartcron.daemon.service, smartcron.daemon.loop, smartcron.cli.daemon"
+    )
     assert "smartcron.testing" not in loaded
 
 

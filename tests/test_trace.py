@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from smartcron.errors import SmartcronError
-from smartcron.testing import FakeClock, ScriptedMonitor, sample_snapshot
-from smartcron.trace import (
+from smartcron.sim.trace import (
     COLUMNS,
     TraceError,
     TraceMonitor,
@@ -17,6 +16,7 @@ from smartcron.trace import (
     read_trace,
     record_trace,
 )
+from smartcron.testing import FakeClock, ScriptedMonitor, sample_snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 T0 = datetime(2026, 1, 5, tzinfo=UTC)

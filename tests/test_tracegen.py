@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.trace import load_trace, read_trace, write_rows
-from smartcron.tracegen import DEFAULT_START, KINDS, generate, main, write_csv
+from smartcron.sim.trace import load_trace, read_trace, write_rows
+from smartcron.sim.tracegen import DEFAULT_START, KINDS, generate, main, write_csv
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "traces"
 

@@ -1,4 +1,4 @@
-"""smartcron.train: from a simulated history to an artifact load_model accepts.
+"""smartcron.ai.train: from a simulated history to an artifact load_model accepts.
 
 Histories come from the simulator (cron policy on the laptop fixtures), as `make model`
 makes them; forests are tiny so the module stays within a few seconds.
@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from smartcron import simulator, train
+from smartcron.ai import train
+from smartcron.ai.model import LoadedModel, load_model
 from smartcron.cli.ctl import main
-from smartcron.history import HistoryStore
-from smartcron.model import LoadedModel, load_model
-from smartcron.trace import read_trace
-from smartcron.world import read_world
+from smartcron.sim import simulator
+from smartcron.sim.trace import read_trace
+from smartcron.sim.world import read_world
+from smartcron.store.history import HistoryStore
 from tests.modelkit import TINY, simulated_history
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -145,8 +146,8 @@ def test_shuffling_the_future_of_a_trace_changes_no_decision_before_it(
     import gzip
     import random
 
-    from smartcron.advisor import MemoryStats, load_advisor
-    from smartcron.features import RunOutcome
+    from smartcron.ai.advisor import MemoryStats, load_advisor
+    from smartcron.ai.features import RunOutcome
 
     start = datetime(2026, 1, 13, tzinfo=UTC)  # the day after the 8 training days
     t, end = start + timedelta(hours=12), start + timedelta(days=2)

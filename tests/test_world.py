@@ -4,10 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.crontab import parse
+from smartcron.cron.crontab import parse
 from smartcron.errors import SmartcronError
-from smartcron.testing import sample_snapshot
-from smartcron.world import (
+from smartcron.sim.world import (
     MAX_BYTES,
     JobLaw,
     World,
@@ -18,6 +17,7 @@ from smartcron.world import (
     load_world,
     read_world,
 )
+from smartcron.testing import sample_snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MON_10 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # Monday 10:00

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from smartcron.jobenv import PasswdEntry, resolve_user
+from smartcron.run.jobenv import PasswdEntry, resolve_user
 
 NOT_ROOT = "needs root: creates users and switches uid"
 

@@ -1,7 +1,7 @@
 """smartcronctl train, model and bench-ai: the AI core's commands (SPEC 6, 9).
 
-Thin over smartcron.train (pandas, scikit-learn: imported only by `train` and
-`bench-ai`) and smartcron.model (what the daemon loads). `run_bench` is the library
+Thin over smartcron.ai.train (pandas, scikit-learn: imported only by `train` and
+`bench-ai`) and smartcron.ai.model (what the daemon loads). `run_bench` is the library
 behind bench-ai: cron over the training days into a temporary history, train, then
 every policy over the test days, plus the costs of a decision.
 """
@@ -60,7 +60,7 @@ def train_cmd(
 
     from rich.console import Console
 
-    from smartcron import train
+    from smartcron.ai import train
 
     if history is None or out is None:
         config = load_config(config_file, user_mode)
@@ -108,7 +108,7 @@ def model_cmd(
       smartcronctl model --dir models
       smartcronctl model --user --json
     """
-    from smartcron.model import CARD_NAME, ModelUnavailable, load_model
+    from smartcron.ai.model import CARD_NAME, ModelUnavailable, load_model
 
     where = directory or str(load_config(config_file, user_mode).models_dir)
     loaded = load_model(where, owner_uid=os.geteuid())
@@ -146,11 +146,12 @@ def run_bench(
     progress: Any = None,
 ) -> dict[str, Any]:
     """Train on the first `train_days` (cron policy), compare policies on the next `test_days`."""
-    from smartcron import simulator, train
-    from smartcron.advisor import load_advisor
-    from smartcron.history import HistoryStore
-    from smartcron.trace import read_trace
-    from smartcron.world import read_world
+    from smartcron.ai import train
+    from smartcron.ai.advisor import load_advisor
+    from smartcron.sim import simulator
+    from smartcron.sim.trace import read_trace
+    from smartcron.sim.world import read_world
+    from smartcron.store.history import HistoryStore
 
     say = progress or (lambda _text: None)
     world = read_world(world_path)
@@ -204,10 +205,10 @@ def costs(
     and, on one row, ONNX vs scikit-learn predict_proba; RSS with and without the model."""
     import numpy as np
 
-    from smartcron.advisor import SmartAdvisor, load_advisor
-    from smartcron.features import NO_STATS, features
-    from smartcron.gate import Firing
-    from smartcron.smartspec import SmartSpec
+    from smartcron.ai.advisor import SmartAdvisor, load_advisor
+    from smartcron.ai.features import NO_STATS, features
+    from smartcron.smart.gate import Firing
+    from smartcron.smart.smartspec import SmartSpec
 
     # every decision a full plan (a deferred firing's minute re-check scores one row only)
     loaded = load_advisor(model_dir)
@@ -253,7 +254,7 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 
 _RSS = """
 import os, sys, psutil
-import smartcron.gate, smartcron.features, smartcron.model as m
+import smartcron.smart.gate, smartcron.ai.features, smartcron.ai.model as m
 before = psutil.Process().memory_info().rss
 if sys.argv[1]:
     assert m.load_model(sys.argv[1], owner_uid=os.geteuid())

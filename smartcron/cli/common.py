@@ -70,7 +70,7 @@ def user_errors(func: F) -> F:
 
 def zone_option(name: str | None) -> tzinfo:
     """--tz NAME, else the system zone."""
-    from smartcron.schedule import local_zone
+    from smartcron.cron.schedule import local_zone
 
     if not name:
         return local_zone()

@@ -16,13 +16,13 @@ from typing import Any, NoReturn
 import click
 
 from smartcron import config as configuration
-from smartcron import install
 from smartcron.cli.common import CONTEXT
 from smartcron.config import SYSTEM_CONFIG, defaults
-from smartcron.control import RemoteStore, Unavailable, ask_reload
-from smartcron.crontab import Kind
+from smartcron.cron.crontab import Kind
+from smartcron.daemon import install
+from smartcron.daemon.control import RemoteStore, Unavailable, ask_reload
+from smartcron.daemon.install import DirectStore
 from smartcron.errors import SmartcronError
-from smartcron.install import DirectStore
 
 Store = DirectStore | RemoteStore
 

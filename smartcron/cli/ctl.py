@@ -88,8 +88,8 @@ def next_cmd(
       smartcronctl next --expr '@weekly' --tz Europe/Berlin --json
       smartcronctl next --file mycrontab --after 2026-03-29T00:00
     """
-    from smartcron.crontab import Kind, parse, parse_timespec
-    from smartcron.schedule import entry_zone, next_fires
+    from smartcron.cron.crontab import Kind, parse, parse_timespec
+    from smartcron.cron.schedule import entry_zone, next_fires
 
     if (expr is None) == (file is None):
         raise click.UsageError("give exactly one of --expr and --file")

@@ -42,8 +42,8 @@ def main(
       smartcron --user -f --config demo.toml       # a demo configuration
     """
     from smartcron import config as configuration
+    from smartcron.daemon.service import serve, setup_logging
     from smartcron.errors import SmartcronError
-    from smartcron.service import serve, setup_logging
 
     if user_mode and system_mode:
         raise click.UsageError("--user and --system exclude each other")

@@ -1,6 +1,6 @@
 """smartcronctl status and history: what the daemon is doing and what it did.
 
-Thin click layers over smartcron.status and smartcron.explain, which read the daemon's
+Thin click layers over smartcron.daemon.status and smartcron.daemon.explain, which read the daemon's
 status file (or load the crontabs when it does not run) and the history database
 read-only (WAL: never blocks the daemon).
 """
@@ -29,7 +29,7 @@ def status_cmd(config_file: str | None, user_mode: bool | None, as_json: bool) -
       smartcronctl status
       smartcronctl status --user --json
     """
-    from smartcron.status import status_report
+    from smartcron.daemon.status import status_report
 
     config = load_config(config_file, user_mode)
     doc = status_report(config, datetime.now(UTC)).to_json()
@@ -112,7 +112,7 @@ def _print_reliability(console: Any, doc: dict[str, Any]) -> None:
 
 def _print_model(console: Any, doc: dict[str, Any]) -> None:
     """The model card in use (or last used) and the retraining schedule."""
-    from smartcron.modelwatch import summary_text
+    from smartcron.ai.modelwatch import summary_text
 
     model = doc.get("model")
     if model:
@@ -162,8 +162,8 @@ def history_cmd(
       smartcronctl history --limit 5
       smartcronctl history --job nightly_backup --json
     """
-    from smartcron.explain import UnknownJob, job_ids, recent_runs
-    from smartcron.status import open_history
+    from smartcron.daemon.explain import UnknownJob, job_ids, recent_runs
+    from smartcron.daemon.status import open_history
 
     config = load_config(config_file, user_mode)
     store = open_history(config)

@@ -1,6 +1,6 @@
 """smartcronctl list and explain: the jobs, their pending firings, and why each did what.
 
-Thin click layers over smartcron.explain, which builds both documents (reading the
+Thin click layers over smartcron.daemon.explain, which builds both documents (reading the
 crontabs or the running daemon's status file, and the history database read-only).
 """
 
@@ -14,8 +14,8 @@ import click
 
 from smartcron.cli.common import CONTEXT, load_config, print_json, user_errors, with_config
 from smartcron.config import Config
-from smartcron.explain import UnknownJob, explain_job, list_jobs
-from smartcron.explain import trail_lines as trail_lines  # tests import it from here
+from smartcron.daemon.explain import UnknownJob, explain_job, list_jobs
+from smartcron.daemon.explain import trail_lines as trail_lines  # tests import it from here
 
 REFRESH_S = 2.0
 

@@ -1,6 +1,6 @@
 """smartcronctl simulate, trace-gen and trace-record: the simulator's commands (SPEC 9).
 
-Thin: the work is in smartcron.simulator, smartcron.tracegen and smartcron.trace.
+Thin: the work is in smartcron.sim.simulator, smartcron.sim.tracegen and smartcron.sim.trace.
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ def simulate_cmd(
         --policy rules
       smartcronctl simulate ... --policy oracle --from 2026-01-12T00:00Z --json
     """
-    from smartcron import simulator
-    from smartcron.trace import read_trace
-    from smartcron.world import read_world
+    from smartcron.sim import simulator
+    from smartcron.sim.trace import read_trace
+    from smartcron.sim.world import read_world
 
     zone = zone_option(tz)
     first = instant_option(start, zone, "--from") if start else None
@@ -124,8 +124,8 @@ def simulate_cmd(
 def simulation_advisor(model: str) -> tuple[Any, Callable[[str, datetime, bool, float], None]]:
     """The model advisor for --policy smart, and the hook that tells it each simulated
     run's outcome (the job's recent record is one of the model's features)."""
-    from smartcron.advisor import MemoryStats, load_advisor
-    from smartcron.features import RunOutcome
+    from smartcron.ai.advisor import MemoryStats, load_advisor
+    from smartcron.ai.features import RunOutcome
 
     stats = MemoryStats()
 
@@ -221,12 +221,12 @@ def trace_gen_cmd(kind: str, days: int, seed: int, start: str | None, out: str) 
       smartcronctl trace-gen laptop --days 56 --seed 1 --out laptop-8w.csv.gz
       smartcronctl trace-gen server --days 365 --seed 3 --out server-1y.csv.gz
     """
-    from smartcron import tracegen
+    from smartcron.sim import tracegen
 
     first = tracegen.DEFAULT_START if start is None else instant_option(start, UTC, "--start")
     generated = tracegen.generate(kind, first, days, seed)
     if out == "-":
-        from smartcron.trace import write_rows
+        from smartcron.sim.trace import write_rows
 
         rows = write_rows(generated, sys.stdout)
     else:
@@ -253,8 +253,8 @@ def trace_record_cmd(minutes: int, out: str, disk_path: str) -> None:
       smartcronctl trace-record --minutes 1440 --out today.csv
     """
     from smartcron.clock import SystemClock
-    from smartcron.monitor import SystemMonitor
-    from smartcron.trace import record_trace
+    from smartcron.sim.trace import record_trace
+    from smartcron.smart.monitor import SystemMonitor
 
     monitor = SystemMonitor(disk_path=disk_path)
     if out == "-":

@@ -1,1 +1,1 @@
-"""The simulator's parts; the public API is smartcron.simulator."""
+"""The simulator's parts; the public API is smartcron.sim.simulator."""

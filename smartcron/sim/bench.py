@@ -1,7 +1,7 @@
 """Simulator speed: firings per second over a year, many jobs (``python -m smartcron.sim.bench``).
 
 Builds a synthetic scenario in a temporary directory: a year-long laptop trace from
-smartcron.tracegen, and a crontab of `copies` copies of the laptop demo's five smart
+smartcron.sim.tracegen, and a crontab of `copies` copies of the laptop demo's five smart
 jobs (staggered minutes, distinct names) with a world giving each copy its original's
 law. Prints the setup time (trace and timeline) and the event loop's firings/s.
 """
@@ -16,9 +16,9 @@ from datetime import UTC
 from functools import partial
 from pathlib import Path
 
-from smartcron import simulator, tracegen
-from smartcron.trace import read_trace
-from smartcron.world import read_world
+from smartcron.sim import simulator, tracegen
+from smartcron.sim.trace import read_trace
+from smartcron.sim.world import read_world
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

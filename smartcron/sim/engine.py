@@ -1,8 +1,8 @@
 """The simulator's driver: the daemon's firing state machine on a virtual clock.
 
-The decisions are smartcron.machine's, exactly as the daemon makes them (window,
+The decisions are smartcron.smart.machine's, exactly as the daemon makes them (window,
 deadline, capacity, overlap, retries); this module adds only what the daemon's driver
-(smartcron.engine) adds in real life, in virtual form: a clock (minute indexes of the
+(smartcron.smart.engine) adds in real life, in virtual form: a clock (minute indexes of the
 Timeline), a monitor (the trace's snapshot of the minute) and an executor (the world:
 ``runtime_s`` and ``fails`` with common random numbers, at the start minute). Nothing
 sleeps.
@@ -30,17 +30,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from smartcron import gate
-from smartcron.machine import Effect, Machine, RunOutcomeKind, Wakeup
-from smartcron.monitor import Snapshot
-from smartcron.schedule import next_fires
+from smartcron.cron.schedule import next_fires
 from smartcron.sim.metrics import JobMetrics
 from smartcron.sim.policies import SimPolicy, decide_step, oracle_minute, random_minute
 from smartcron.sim.recorder import Recorder
 from smartcron.sim.scenario import SimJob
 from smartcron.sim.timeline import Timeline
-from smartcron.smartspec import SmartSpec
-from smartcron.world import World
+from smartcron.sim.world import World
+from smartcron.smart import gate
+from smartcron.smart.machine import Effect, Machine, RunOutcomeKind, Wakeup
+from smartcron.smart.monitor import Snapshot
+from smartcron.smart.smartspec import SmartSpec
 
 _END, _NOMINAL = 0, 1  # also the order of events within a minute (as the daemon's step)
 

@@ -1,6 +1,6 @@
 """How a policy picks when a smart firing starts (SPEC 9).
 
-Every policy but ``cron`` is the daemon's firing state machine (smartcron.machine):
+Every policy but ``cron`` is the daemon's firing state machine (smartcron.smart.machine):
 capacity, overlap, the deadline and retries are its; a policy only plugs in its
 decision step (`decide_step`).
 
@@ -23,10 +23,10 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
-from smartcron.gate import Firing, Verdict
-from smartcron.monitor import Snapshot
-from smartcron.smartspec import SmartSpec
-from smartcron.world import World, draw
+from smartcron.sim.world import World, draw
+from smartcron.smart.gate import Firing, Verdict
+from smartcron.smart.monitor import Snapshot
+from smartcron.smart.smartspec import SmartSpec
 
 
 class SimPolicy(enum.StrEnum):

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from smartcron.firings import FiringStore
-from smartcron.gate import Firing
-from smartcron.history import HistoryStore, RunEnd, RunStart, RunStatus, Trigger
-from smartcron.machine import Effect
-from smartcron.monitor import Snapshot
 from smartcron.sim.scenario import SimJob
+from smartcron.smart.firings import FiringStore
+from smartcron.smart.gate import Firing
+from smartcron.smart.machine import Effect
+from smartcron.smart.monitor import Snapshot
+from smartcron.store.history import HistoryStore, RunEnd, RunStart, RunStatus, Trigger
 
 
 class Recorder:

@@ -16,12 +16,18 @@ from dataclasses import dataclass, replace
 from datetime import tzinfo
 from pathlib import Path
 
-from smartcron.crontab import Kind, TimeSpec, parse
+from smartcron.cron.crontab import Kind, TimeSpec, parse
+from smartcron.cron.schedule import entry_zone
 from smartcron.errors import AnnotationError, SmartcronError
-from smartcron.jobfiles import JOB_FILE_SUFFIXES, load_job_file
-from smartcron.schedule import entry_zone
-from smartcron.smartspec import SmartSpec, companion_path, job_name, load_companion, smart_spec_for
-from smartcron.world import World
+from smartcron.sim.world import World
+from smartcron.smart.jobfiles import JOB_FILE_SUFFIXES, load_job_file
+from smartcron.smart.smartspec import (
+    SmartSpec,
+    companion_path,
+    job_name,
+    load_companion,
+    smart_spec_for,
+)
 
 
 class SimulationError(SmartcronError):

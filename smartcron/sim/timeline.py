@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from smartcron import gate
-from smartcron.monitor import Snapshot
-from smartcron.smartspec import SmartSpec
-from smartcron.trace import Trace
-from smartcron.world import World
+from smartcron.sim.trace import Trace
+from smartcron.sim.world import World
+from smartcron.smart import gate
+from smartcron.smart.monitor import Snapshot
+from smartcron.smart.smartspec import SmartSpec
 
 MINUTE = timedelta(minutes=1)
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.cgroup import JOBS_DIR, JobCgroups
-from smartcron.executor import ProcessRunner, RunRequest, RunResult
-from smartcron.jobenv import job_environment, resolve_user
-from smartcron.service import status_document
+from smartcron.daemon.service import status_document
+from smartcron.run.cgroup import JOBS_DIR, JobCgroups
+from smartcron.run.executor import ProcessRunner, RunRequest, RunResult
+from smartcron.run.jobenv import job_environment, resolve_user
 from tests.harness import make, runs, utc
 from tests.polling import wait_for
 from tests.users import NOT_ROOT, is_root

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.service import status_document
-from smartcron.wakeup import Waker
+from smartcron.daemon.service import status_document
+from smartcron.daemon.wakeup import Waker
 from tests.harness import START, Harness, battery, make, utc
 from tests.polling import wait_for
 from tests.realdaemon import write_config

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from smartcron import config as configuration
-from smartcron.daemon import Daemon, SmartParts
-from smartcron.executor import RunRequest
-from smartcron.gate import Firing, admit
-from smartcron.history import HistoryStore
-from smartcron.runcontext import RunContext, RunSettings
-from smartcron.smartspec import SmartSpec
+from smartcron.daemon.loop import Daemon, SmartParts
+from smartcron.run.executor import RunRequest
+from smartcron.run.runcontext import RunContext, RunSettings
+from smartcron.smart.gate import Firing, admit
+from smartcron.smart.smartspec import SmartSpec
+from smartcron.store.history import HistoryStore
 from smartcron.testing import (
     FakeClock,
     FakeOutcome,

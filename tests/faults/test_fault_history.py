@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.history import HistoryStore, RunStart
+from smartcron.store.history import HistoryStore, RunStart
 from smartcron.testing import FakeOutcome
 from tests.harness import START, battery, make, utc
 from tests.polling import wait_for

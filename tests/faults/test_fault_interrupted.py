@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from smartcron import service, train
+from smartcron.ai import train
 from smartcron.cli.jobs import explain_document
-from smartcron.firings import FiringStore
-from smartcron.gate import Firing
-from smartcron.history import HistoryStore, RunEnd, RunStart, RunStatus
+from smartcron.daemon import service
+from smartcron.smart.firings import FiringStore
+from smartcron.smart.gate import Firing
+from smartcron.store.history import HistoryStore, RunEnd, RunStart, RunStatus
 from smartcron.testing import FakeOutcome, sample_snapshot
 from tests.harness import Harness, make, utc
 

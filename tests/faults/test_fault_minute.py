@@ -19,7 +19,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from smartcron.journal import CLOSED, DOWN, RESTARTED, Journal
+from smartcron.store.journal import CLOSED, DOWN, RESTARTED, Journal
 from tests.harness import make, make_daemon, run_until, runs
 
 SMART = 11

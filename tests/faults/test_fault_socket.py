@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 import smartcron
-from smartcron import control, install
-from smartcron.control import ControlServer, RemoteStore
+from smartcron.daemon import control, install
+from smartcron.daemon.control import ControlServer, RemoteStore
 from tests.polling import wait_for
 from tests.userconfig import make_config
 from tests.users import NOT_ROOT, ThrowawayUser, is_root, throwaway_user

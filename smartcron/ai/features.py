@@ -1,0 +1,376 @@
+"""The model's inputs (SPEC 6): one fixed-width vector per evaluation.
+
+`features()` is the only place a vector is built: training, the simulator and the
+daemon all call it, so what the model learnt from is what it is asked about. A job's
+past enters only through `JobHistoryStats`, built by `job_stats()` from runs that *ended
+strictly before* the decision instant: a run still going, or one that ends at the
+instant itself, tells nothing yet (no leakage from the future into a decision).
+
+Numbers only, never NaN: an absent battery is 100 % with ``has_battery = 0``, an
+unknown idle time is 0 s with ``idle_known = 0``, a job without history gets neutral
+values with ``runs = 0``. Pure: no clock, no I/O, no pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
+
+from smartcron.smart.monitor import Snapshot
+
+# The order is the model's contract: the card lists it and load_model compares.
+FEATURES: tuple[str, ...] = (
+    "load1",
+    "load5",
+    "cpu_percent",
+    "ram_percent",
+    "battery_percent",  # 100 when there is no battery
+    "has_battery",
+    "charging",
+    "on_ac",
+    "idle_log1p",  # log1p(idle seconds): minutes matter near 0, hours do not
+    "idle_known",
+    "disk_free_percent",
+    "hour",  # local hour 0-23 (trees split it directly)
+    "hour_sin",
+    "hour_cos",
+    "weekday",  # 0 = Monday
+    "last_ok",  # the job's last finished run: 1 ok, 0 failed, 0.5 none yet
+    "success_rate",  # over its last RECENT_RUNS finished runs (0.5 with none)
+    "runs",  # how many of those there are (0..RECENT_RUNS)
+    "runtime_log1p",  # log1p(mean runtime s of those runs): also tells jobs apart
+    "minutes_late",  # minutes since the nominal time
+)
+RECENT_RUNS = 10
+_TAU = 2.0 * math.pi
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    """One finished run, as the model sees a job's past."""
+
+    ended: datetime
+    ok: bool  # exit 0 and no timeout
+    runtime_s: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobHistoryStats:
+    """A job's recent record at one instant (see `job_stats`)."""
+
+    last_ok: bool | None = None
+    success_rate: float | None = None
+    runs: int = 0
+    mean_runtime_s: float | None = None
+
+
+NO_STATS = JobHistoryStats()
+
+
+def job_stats(
+    outcomes: Sequence[RunOutcome], before: datetime, n: int = RECENT_RUNS
+) -> JobHistoryStats:
+    """Stats of the last `n` runs in `outcomes` (sorted by `ended`) that ended < `before`."""
+    cut = bisect.bisect_left(outcomes, before, key=lambda o: o.ended)
+    recent = outcomes[max(0, cut - n) : cut]
+    if not recent:
+        return NO_STATS
+    times = [o.runtime_s for o in recent if o.runtime_s is not None]
+    return JobHistoryStats(
+        last_ok=recent[-1].ok,
+        success_rate=sum(o.ok for o in recent) / len(recent),
+        runs=len(recent),
+        mean_runtime_s=sum(times) / len(times) if times else None,
+    )
+
+
+def _flag(value: bool | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def features(
+    snap: Snapshot, stats: JobHistoryStats, nominal: datetime, now: datetime, *, tz: tzinfo = UTC
+) -> list[float]:
+    """The vector for deciding at `now` about the firing nominally at `nominal`.
+
+    `tz` is the zone hour and weekday are read in (the model card's ``timezone``).
+    """
+    local = now.astimezone(tz)
+    hour = local.hour + local.minute / 60.0
+    battery = snap.battery_percent
+    idle = snap.idle_seconds
+    runtime = stats.mean_runtime_s
+    return [
+        snap.load1,
+        snap.load5,
+        snap.cpu_percent,
+        snap.ram_percent,
+        100.0 if battery is None else battery,
+        0.0 if battery is None else 1.0,
+        _flag(snap.charging, 0.0),
+        _flag(snap.on_ac, 1.0 if battery is None else 0.0),
+        0.0 if idle is None else math.log1p(max(0.0, idle)),
+        0.0 if idle is None else 1.0,
+        100.0 if snap.disk_free_percent is None else snap.disk_free_percent,
+        float(local.hour),
+        math.sin(_TAU * hour / 24.0),
+        math.cos(_TAU * hour / 24.0),
+        float(local.weekday()),
+        _flag(stats.last_ok, 0.5),
+        0.5 if stats.success_rate is None else stats.success_rate,
+        float(stats.runs),
+        0.0 if runtime is None else math.log1p(max(0.0, runtime)),
+        (now - nominal).total_seconds() / 60.0,
+    ]
+
+
+def hour_of_week(at: datetime, tz: tzinfo = UTC) -> int:
+    """0 (Monday 00:xx) .. 167 (Sunday 23:xx), in `tz`."""
+    local = at.astimezone(tz)
+    return local.weekday() * 24 + local.hour
+
+
+def active_table(
+    samples: Iterable[tuple[datetime | None, float | None]],
+    tz: tzinfo,
+    idle_below: float,
+    prior: float = 2.0,
+) -> list[float]:
+    """P(user active: idle < `idle_below` s) per hour of week from (instant, idle s)
+    samples, one per minute, shrunk towards the overall share where samples are few."""
+    seen: dict[datetime, float] = {}
+    for at, idle in samples:
+        if at is not None and idle is not None:
+            seen.setdefault(at.replace(second=0, microsecond=0), idle)
+    counts, actives = [0] * 168, [0] * 168
+    for at, idle in seen.items():
+        how = hour_of_week(at, tz)
+        counts[how] += 1
+        actives[how] += idle < idle_below
+    share = sum(actives) / sum(counts) if seen else 0.5
+    return [
+        round((a + prior * share) / (n + prior), 4) for a, n in zip(actives, counts, strict=True)
+    ]
+
+
+# ------------------------------------------------------------------ forecasting a slot
+#
+# The advisor scores later slots of a window. What the machine will look like then is
+# not known at decision time; `Profile` is what the history taught about its rhythm
+# (learnt by `state_profile` at training time, stored in the model card): per column a
+# level by hour of week plus an offset by minute of hour, how long a departure from that
+# level persists (`tau_min`), and P(user active) by hour of week. `forecast` combines
+# them with the current snapshot: level(slot) + (now - level(now)) * exp(-lead / tau).
+# Battery, AC, charging and disk are held as they are now.
+
+PROFILED: tuple[str, ...] = ("load1", "load5", "cpu_percent", "ram_percent")
+_UPPER = {"cpu_percent": 100.0, "ram_percent": 100.0}
+PROFILE_PRIOR = 2.0  # pseudo-samples: a level with few samples leans on the coarser one
+MAX_LAG_MIN = 240.0  # anomaly persistence is measured on sample pairs up to this far apart
+_LAG_BIN_MIN = 5.0
+_TAUS = tuple(round(1.0 * 1.15**k, 3) for k in range(60))  # 1 min .. ~2.8 days
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The machine's rhythm, as learnt from the history's snapshots (see module notes)."""
+
+    hour_of_week: dict[str, list[float]]  # PROFILED column -> 168 levels
+    minute_of_hour: dict[str, list[float]]  # PROFILED column -> 60 offsets
+    tau_min: dict[str, float]  # PROFILED columns and "active": persistence, minutes
+    active: list[float]  # 168: P(user active)
+    idle_below: float  # seconds: what counts as active
+    active_idle_s: float  # a typical idle time while active
+
+    def level(self, column: str, at: datetime, tz: tzinfo) -> float:
+        local = at.astimezone(tz)
+        how = local.weekday() * 24 + local.hour
+        return self.hour_of_week[column][how] + self.minute_of_hour[column][local.minute]
+
+    def p_active(self, at: datetime, tz: tzinfo) -> float:
+        return self.active[hour_of_week(at, tz)]
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": list(PROFILED),
+            "hour_of_week": self.hour_of_week,
+            "minute_of_hour": self.minute_of_hour,
+            "tau_min": self.tau_min,
+            "idle_below_s": self.idle_below,
+            "active_idle_s": self.active_idle_s,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, active: Sequence[float]) -> Profile:
+        """From the card's ``profile`` (and its ``active`` table); ValueError if malformed."""
+        if list(data["columns"]) != list(PROFILED):
+            raise ValueError(f"profile.columns: {list(PROFILED)} expected")
+        how = {c: [float(v) for v in data["hour_of_week"][c]] for c in PROFILED}
+        moh = {c: [float(v) for v in data["minute_of_hour"][c]] for c in PROFILED}
+        tau = {c: float(data["tau_min"][c]) for c in (*PROFILED, "active")}
+        values = [v for c in PROFILED for v in (*how[c], *moh[c])] + list(tau.values())
+        if any(len(how[c]) != 168 or len(moh[c]) != 60 for c in PROFILED):
+            raise ValueError("profile: 168 hour-of-week levels and 60 minute offsets expected")
+        if not all(math.isfinite(v) for v in values) or min(tau.values()) < 0:
+            raise ValueError("profile: non-finite value or negative persistence")
+        return cls(
+            hour_of_week=how,
+            minute_of_hour=moh,
+            tau_min=tau,
+            active=[float(v) for v in active],
+            idle_below=float(data["idle_below_s"]),
+            active_idle_s=float(data["active_idle_s"]),
+        )
+
+
+def _decay(lead_min: float, tau: float) -> float:
+    return math.exp(-lead_min / tau) if tau > 0 else 0.0
+
+
+def p_active_at(profile: Profile, snap: Snapshot, at: datetime, tz: tzinfo) -> float:
+    """P(user active at `at`) given the snapshot taken now: the hour-of-week share, plus
+    the current departure from it decaying with the lead time."""
+    base = profile.p_active(at, tz)
+    if snap.idle_seconds is None:
+        return base
+    now_active = float(snap.idle_seconds < profile.idle_below)
+    lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
+    departure = now_active - profile.p_active(snap.at, tz)
+    return min(1.0, max(0.0, base + departure * _decay(lead, profile.tau_min["active"])))
+
+
+def forecast(
+    snap: Snapshot, profile: Profile, at: datetime, tz: tzinfo
+) -> tuple[Snapshot, Snapshot, float]:
+    """The state expected at `at` from the snapshot taken now: (if the user is active
+    then, if away then, P(active then)). Profiled columns follow level + decaying
+    departure; the rest is held. Away, idle is the current idle plus the lead when the
+    user is away now, else at least `idle_below` (half the lead: they left meanwhile)."""
+    lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
+    moved = {}
+    for column in PROFILED:
+        now = getattr(snap, column)
+        level = profile.level(column, at, tz)
+        value = level + (now - profile.level(column, snap.at, tz)) * _decay(
+            lead, profile.tau_min[column]
+        )
+        moved[column] = min(_UPPER.get(column, math.inf), max(0.0, value))
+    moved["load15"] = moved["load5"]
+    idle = snap.idle_seconds
+    if idle is None:
+        same = replace(snap, at=at, **moved)
+        return same, same, profile.p_active(at, tz)
+    away_idle = idle + 60.0 * lead if idle >= profile.idle_below else 30.0 * lead
+    active = replace(snap, at=at, idle_seconds=profile.active_idle_s, **moved)
+    away = replace(snap, at=at, idle_seconds=max(profile.idle_below, away_idle), **moved)
+    return active, away, p_active_at(profile, snap, at, tz)
+
+
+def state_profile(
+    snaps: Iterable[Snapshot], tz: tzinfo, idle_below: float, prior: float = PROFILE_PRIOR
+) -> Profile:
+    """Learn a Profile from snapshots (one per minute counts; any order).
+
+    Levels: hour-of-week means shrunk towards hour-of-day means (themselves shrunk to the
+    overall mean) by `prior` pseudo-samples, fitted jointly with minute-of-hour offsets
+    (three back-fitting rounds; offsets shrunk towards 0; a minute never seen takes the
+    median offset of the minutes seen: a typical minute). Persistence: the correlation
+    of departures from the levels between sample pairs, binned by lag up to MAX_LAG_MIN, fitted by
+    exp(-lag / tau) (least squares over a fixed grid of tau, weighted by pair counts).
+    """
+    seen: dict[datetime, Snapshot] = {}
+    for snap in snaps:
+        seen.setdefault(snap.at.replace(second=0, microsecond=0), snap)
+    ordered = [seen[k] for k in sorted(seen)]
+    keys = []
+    for s in ordered:
+        local = s.at.astimezone(tz)
+        keys.append((local.weekday() * 24 + local.hour, local.hour, local.minute))
+    how_tab: dict[str, list[float]] = {}
+    moh_tab: dict[str, list[float]] = {}
+    departures: dict[str, list[float]] = {}
+    for column in PROFILED:
+        xs = [float(getattr(s, column)) for s in ordered]
+        how, moh = _backfit(xs, keys, prior)
+        how_tab[column], moh_tab[column] = how, moh
+        departures[column] = [x - how[k[0]] - moh[k[2]] for x, k in zip(xs, keys, strict=True)]
+    idle = [(s.at, s.idle_seconds) for s in ordered]
+    active = active_table(idle, tz, idle_below, prior)
+    known = [
+        (s, k, s.idle_seconds)
+        for s, k in zip(ordered, keys, strict=True)
+        if s.idle_seconds is not None
+    ]
+    acts = [float(idle < idle_below) - active[k[0]] for _, k, idle in known]
+    tau = {c: _persistence(ordered, departures[c]) for c in PROFILED}
+    tau["active"] = _persistence([s for s, _, _ in known], acts)
+    while_active = sorted(idle for _, _, idle in known if idle < idle_below)
+    typical = while_active[len(while_active) // 2] if while_active else idle_below / 4
+    return Profile(
+        hour_of_week={c: [round(v, 4) for v in how_tab[c]] for c in PROFILED},
+        minute_of_hour={c: [round(v, 4) for v in moh_tab[c]] for c in PROFILED},
+        tau_min={c: round(v, 3) for c, v in tau.items()},
+        active=active,
+        idle_below=float(idle_below),
+        active_idle_s=float(typical),
+    )
+
+
+def _backfit(
+    xs: Sequence[float], keys: Sequence[tuple[int, int, int]], prior: float
+) -> tuple[list[float], list[float]]:
+    overall = sum(xs) / len(xs) if xs else 0.0
+    moh = [0.0] * 60
+    how = [overall] * 168
+    for _ in range(3):
+        by_hod: dict[int, list[float]] = {}
+        by_how: dict[int, list[float]] = {}
+        for x, (w, h, m) in zip(xs, keys, strict=True):
+            by_hod.setdefault(h, []).append(x - moh[m])
+            by_how.setdefault(w, []).append(x - moh[m])
+        hod = [_shrunk(by_hod.get(h, []), overall, prior) for h in range(24)]
+        how = [_shrunk(by_how.get(w, []), hod[w % 24], prior) for w in range(168)]
+        by_m: dict[int, list[float]] = {}
+        for x, (w, _, m) in zip(xs, keys, strict=True):
+            by_m.setdefault(m, []).append(x - how[w])
+        raw = {m: _shrunk(values, 0.0, prior) for m, values in by_m.items()}
+        typical = sorted(raw.values())[len(raw) // 2] if raw else 0.0
+        moh = [raw.get(m, typical) for m in range(60)]
+    return how, moh
+
+
+def _shrunk(values: Sequence[float], towards: float, prior: float) -> float:
+    return (sum(values) + prior * towards) / (len(values) + prior)
+
+
+def _persistence(snaps: Sequence[Snapshot], departures: Sequence[float]) -> float:
+    """tau (minutes) of exp(-lag / tau) fitted to the lag-binned correlation of departures."""
+    bins = int(MAX_LAG_MIN / _LAG_BIN_MIN)
+    prod, sq_a, sq_b, count = [0.0] * bins, [0.0] * bins, [0.0] * bins, [0] * bins
+    times = [s.at.timestamp() / 60.0 for s in snaps]
+    for i, (t, a) in enumerate(zip(times, departures, strict=True)):
+        for j in range(i + 1, len(times)):
+            lag = times[j] - t
+            if lag > MAX_LAG_MIN:
+                break
+            b = min(bins - 1, int(lag // _LAG_BIN_MIN))
+            d = departures[j]
+            prod[b] += a * d
+            sq_a[b] += a * a
+            sq_b[b] += d * d
+            count[b] += 1
+    points = [
+        ((b + 0.5) * _LAG_BIN_MIN, prod[b] / math.sqrt(sq_a[b] * sq_b[b]), count[b])
+        for b in range(bins)
+        if count[b] and sq_a[b] > 0 and sq_b[b] > 0
+    ]
+    if not points:
+        return 0.0
+
+    def loss(tau: float) -> float:
+        return sum(n * (r - math.exp(-lag / tau)) ** 2 for lag, r, n in points)
+
+    return min(_TAUS, key=loss)

@@ -1,0 +1,232 @@
+"""The daemon's side of the model (SPEC 5-6): load an artifact safely, infer, advise.
+
+Imports numpy and onnxruntime only: never pandas, scikit-learn or pickle. `load_model`
+returns a `LoadedModel` or a `ModelUnavailable` naming why the daemon must stay in
+legacy mode. Every file is opened with O_NOFOLLOW and checked on the open descriptor
+(regular file, owned by root or `owner_uid`, not writable by group or others, under a
+size bound) before a byte is read; then the card must list exactly features.FEATURES,
+be younger than `max_age`, and carry model.onnx's sha256.
+
+Inference is guarded: an exception, a non-finite output or a call slower than
+`latency_bound_s` raises `ModelFailure`, and `advisor.SmartAdvisor` then answers "run"
+with the reason, so a failing model can only make a firing less deferred than the rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import stat
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from smartcron.ai.features import (
+    FEATURES,
+    Profile,
+)
+
+CARD_NAME, ONNX_NAME, PKL_NAME = "model.json", "model.onnx", "model.pkl"
+CARD_FORMAT = 1
+INPUT = "features"
+OUTPUT_P, OUTPUT_RUNTIME = "p_success", "runtime_log1p"
+ACTIVE_IDLE_BELOW = 60.0  # seconds: what counts as a user-active minute
+MAX_ONNX_BYTES = 64 << 20
+MAX_CARD_BYTES = 1 << 20
+MAX_AGE = timedelta(days=365)
+LATENCY_BOUND_S = 0.050
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUnavailable:
+    """No usable model; `reason` says why (the daemon logs it and runs legacy mode)."""
+
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+class ModelFailure(Exception):
+    """One inference failed (error, NaN, too slow): fall back to the rules."""
+
+
+def _check_stat(path: Path, st: os.stat_result, owner_uid: int, max_bytes: int) -> str | None:
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: not a regular file"
+    if st.st_uid not in (0, owner_uid):
+        return f"{path}: owned by uid {st.st_uid}, not root or uid {owner_uid}"
+    if st.st_mode & 0o022:
+        return f"{path}: writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    if st.st_size > max_bytes:
+        return f"{path}: {st.st_size} bytes, over the {max_bytes}-byte bound"
+    return None
+
+
+def _read(path: Path, owner_uid: int, max_bytes: int) -> bytes | str:
+    """The file's bytes, or why not: checked by fstat on the descriptor that is read."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        return f"{path}: missing"
+    except OSError as err:
+        return f"{path}: unreadable: {err.strerror or err}"
+    try:
+        problem = _check_stat(path, os.fstat(fd), owner_uid, max_bytes)
+        if problem:
+            return problem
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as err:
+        return f"{path}: unreadable: {err.strerror or err}"
+    finally:
+        os.close(fd)
+    return data if len(data) <= max_bytes else f"{path}: grew past the {max_bytes}-byte bound"
+
+
+@dataclass(slots=True, kw_only=True)
+class LoadedModel:
+    """An accepted artifact: the ONNX session, its card and the card's active table."""
+
+    session: Any = field(repr=False)
+    card: Mapping[str, Any]
+    directory: Path
+    tz: tzinfo
+    active: Sequence[float]  # P(user active) by hour of week
+    profile: Profile | None = None  # how later slots are forecast (None: frozen snapshot)
+    latency_bound_s: float = LATENCY_BOUND_S
+
+    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P(success), runtime s) per row; ModelFailure on error, NaN or slowness."""
+        start = time.perf_counter()
+        try:
+            p, log_rt = self.session.run(
+                [OUTPUT_P, OUTPUT_RUNTIME], {INPUT: np.asarray(rows, np.float32)}
+            )
+            p_ok = np.asarray(p, np.float64)[:, 1]
+            runtime = np.expm1(np.asarray(log_rt, np.float64).reshape(-1))
+        except Exception as err:  # onnxruntime raises its own types
+            raise ModelFailure(f"inference error: {err}") from err
+        spent = time.perf_counter() - start
+        if len(p_ok) != len(rows) or len(runtime) != len(rows):
+            raise ModelFailure("inference error: wrong output shape")
+        if not (np.isfinite(p_ok).all() and np.isfinite(runtime).all()):
+            raise ModelFailure("NaN output")
+        if spent > self.latency_bound_s:
+            bound = self.latency_bound_s * 1000
+            raise ModelFailure(f"inference too slow: {spent * 1000:.1f} ms > {bound:g} ms")
+        return np.clip(p_ok, 0.0, 1.0), np.maximum(runtime, 0.0)
+
+
+def load_model(
+    directory: str | os.PathLike[str],
+    *,
+    owner_uid: int,
+    max_age: timedelta | None = MAX_AGE,
+    max_bytes: int = MAX_ONNX_BYTES,
+    latency_bound_s: float = LATENCY_BOUND_S,
+    now: datetime | None = None,
+) -> LoadedModel | ModelUnavailable:
+    """The model in `directory` if the daemon may use it, else why not. Never unpickles."""
+    root = Path(directory)
+    try:
+        st = os.stat(root)
+    except OSError as err:
+        return ModelUnavailable(f"{root}: missing: {err.strerror or err}")
+    if not stat.S_ISDIR(st.st_mode):
+        return ModelUnavailable(f"{root}: not a directory")
+    if st.st_uid not in (0, owner_uid) or st.st_mode & 0o022:
+        return ModelUnavailable(
+            f"{root}: directory owned by uid {st.st_uid} or group/other-writable"
+        )
+    raw_card = _read(root / CARD_NAME, owner_uid, MAX_CARD_BYTES)
+    if isinstance(raw_card, str):
+        return ModelUnavailable(raw_card)
+    try:
+        card, created, expected, zone, active, profile = _parse_card(raw_card)
+    except (ValueError, KeyError, TypeError) as err:
+        return ModelUnavailable(f"{root / CARD_NAME}: corrupt card: {err}")
+    if card.get("format") != CARD_FORMAT:
+        return ModelUnavailable(f"{root / CARD_NAME}: card format {card.get('format')!r}")
+    if card.get("features") != list(FEATURES):
+        return ModelUnavailable(
+            f"{root / CARD_NAME}: feature mismatch: the model was trained on other features"
+        )
+    age = (now or datetime.now(UTC)) - created
+    if max_age is not None and age > max_age:
+        return ModelUnavailable(f"{root}: stale: trained {age.days} days ago (max {max_age.days})")
+    blob = _read(root / ONNX_NAME, owner_uid, max_bytes)
+    if isinstance(blob, str):
+        return ModelUnavailable(blob)
+    if hashlib.sha256(blob).hexdigest() != expected:
+        return ModelUnavailable(f"{root / ONNX_NAME}: sha256 does not match the card (tampered)")
+    try:
+        session = _session(blob)
+    except Exception as err:
+        return ModelUnavailable(f"{root / ONNX_NAME}: corrupt ONNX: {err}")
+    model = LoadedModel(
+        session=session,
+        card=card,
+        directory=root,
+        tz=zone,
+        active=active,
+        profile=profile,
+        latency_bound_s=latency_bound_s,
+    )
+    try:  # a first call: signature, finiteness (not timed: the first run warms up)
+        model.latency_bound_s = math.inf
+        model.predict(np.zeros((1, len(FEATURES)), np.float32))
+    except ModelFailure as err:
+        return ModelUnavailable(f"{root / ONNX_NAME}: {err}")
+    model.latency_bound_s = latency_bound_s
+    return model
+
+
+def _parse_card(
+    raw: bytes,
+) -> tuple[dict[str, Any], datetime, str, tzinfo, list[float], Profile | None]:
+    card = json.loads(raw)
+    if not isinstance(card, dict):
+        raise ValueError("not a JSON object")
+    created = datetime.fromisoformat(card["created"])
+    if created.tzinfo is None:
+        raise ValueError("created has no UTC offset")
+    expected = str(card["sha256"][ONNX_NAME])
+    try:
+        zone = ZoneInfo(str(card.get("timezone", "UTC")))
+    except Exception as err:
+        raise ValueError(f"timezone: {err}") from None
+    active = [float(v) for v in card["active"]["by_hour_of_week"]]
+    if len(active) != 168 or not all(0.0 <= v <= 1.0 for v in active):
+        raise ValueError("active.by_hour_of_week: 168 shares between 0 and 1 expected")
+    profile = None
+    if card.get("profile") is not None:  # cards written before profiles: frozen forecasts
+        try:
+            profile = Profile.from_dict(card["profile"], active)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"profile: {err}") from None
+    return card, created, expected, zone, active, profile
+
+
+def _session(blob: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    outputs = {o.name for o in session.get_outputs()}
+    if names != [INPUT] or not {OUTPUT_P, OUTPUT_RUNTIME} <= outputs:
+        raise ValueError(f"inputs {names}, outputs {sorted(outputs)}: not a SmartCron model")
+    return session

@@ -1,0 +1,396 @@
+"""`smartcronctl train` (SPEC 6): from the history store to a model artifact.
+
+The only module that imports pandas, scikit-learn, joblib, skl2onnx and onnx, and
+only inside functions: importing it stays cheap. Rows: one per finished run (ok,
+failed, timeout) joined to the gate's `run` decision that started it (same job, at
+most 5 minutes before the start), whose snapshot gives the features *at decision
+time*; the job's stats come from runs that ended strictly before that decision.
+
+Models (deterministic for fixed data: `seed`): a random forest for success,
+calibrated by `CalibratedClassifierCV` (sigmoid, 3 folds, one refit forest), and a
+random forest on log1p(runtime s). Validation: the last 20 % of rows in decision
+order, never shuffled; the shipped models are then refit on all rows. Features are
+float32 before fitting (scikit-learn's trees compare in float32 anyway), so the ONNX
+graph, float32 too, routes every row as scikit-learn does (see docs/ai.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sqlite3
+import tempfile
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smartcron.ai.features import (
+    FEATURES,
+    Profile,
+    RunOutcome,
+    active_table,
+    features,
+    job_stats,
+    state_profile,
+)
+from smartcron.ai.model import (
+    ACTIVE_IDLE_BELOW,
+    CARD_FORMAT,
+    CARD_NAME,
+    ONNX_NAME,
+    OUTPUT_P,
+    OUTPUT_RUNTIME,
+    PKL_NAME,
+)
+from smartcron.errors import SmartcronError
+from smartcron.smart.monitor import Snapshot
+from smartcron.store.history import from_db_time
+
+MIN_RUNS, MIN_FAILURES = 200, 20
+HOLDOUT = 0.2
+MATCH = timedelta(minutes=5)  # a run's decision is at most this long before its start
+PARAMS = {"n_estimators": 40, "max_depth": 8, "min_samples_leaf": 5}  # small, commit-sized
+Progress = Callable[[str], None]
+
+
+class TrainError(SmartcronError):
+    """No model: the history cannot be read or is too thin (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dataset:
+    X: np.ndarray  # float32, rows x FEATURES, in decision order
+    ok: np.ndarray  # 1 success, 0 failure
+    runtime_s: np.ndarray
+    at: list[datetime]  # decision instants
+    jobs: list[str]
+    dropped: int  # finished runs without a decision snapshot
+    active: list[float]  # P(user active) by hour of week
+    profile: Profile  # the machine's rhythm, for forecasting later slots
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    out: Path
+    card: dict[str, Any]
+    models: tuple[Any, Any] = field(repr=False)  # the fitted (classifier, regressor)
+    holdout: np.ndarray = field(repr=False)  # the held-out rows' features
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _connect(db: str | os.PathLike[str]) -> sqlite3.Connection:
+    name = os.fspath(db)
+    if not os.path.isfile(name):
+        raise TrainError(f"{name}: no history database (run the daemon, or simulate --history)")
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(name)}?mode=ro", uri=True, timeout=2.0)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        applied = (
+            {r[0] for r in conn.execute("SELECT name FROM migrations")}
+            if ("migrations" in tables)
+            else set()
+        )
+    except sqlite3.OperationalError as err:
+        if "locked" in str(err):
+            raise TrainError(f"{name}: history database is locked; try again later") from None
+        raise TrainError(f"{name}: cannot read history database: {err}") from None
+    except sqlite3.DatabaseError as err:
+        raise TrainError(f"{name}: corrupt, or not a database: {err}") from None
+    if "migrations" not in tables:
+        conn.close()
+        raise TrainError(f"{name}: not a SmartCron history database")
+    if not {"runs", "decisions", "firings"} <= tables or "0002_firings_decisions" not in applied:
+        conn.close()
+        raise TrainError(
+            f"{name}: older history schema without decisions; start the daemon once to upgrade it"
+        )
+    return conn
+
+
+def _read(conn: sqlite3.Connection, name: str) -> tuple[Any, Any]:
+    import pandas as pd
+
+    runs_sql = (
+        "SELECT r.id, r.job_id, r.scheduled, r.started, r.ended, r.status, r.exit_code,"
+        " r.timed_out, r.runtime_s, f.nominal FROM runs r"
+        " LEFT JOIN firings f ON f.id = r.firing_id"
+        " WHERE r.ended IS NOT NULL AND r.status IN ('ok', 'failed', 'timeout')"
+    )
+    decisions_sql = "SELECT job_id, at, verdict, snapshot FROM decisions WHERE snapshot IS NOT NULL"
+    try:
+        runs = pd.read_sql(runs_sql, conn)
+        decisions = pd.read_sql(decisions_sql, conn)
+    except (sqlite3.Error, pd.errors.DatabaseError) as err:
+        text = str(err)
+        why = "is locked; try again later" if "locked" in text else f"cannot be read: {text}"
+        raise TrainError(f"{name}: history database {why}") from None
+    finally:
+        conn.close()
+    return runs, decisions
+
+
+def _instant(text: str) -> datetime:
+    """A time column the queries never leave NULL (runs.ended, decisions.at)."""
+    when = from_db_time(text)
+    assert when is not None
+    return when
+
+
+def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
+    """The training rows of the history at `db` (read-only)."""
+    import pandas as pd
+
+    name = os.fspath(db)
+    runs, decisions = _read(_connect(db), name)
+    if runs.empty:
+        raise TrainError(f"{name}: no finished runs in the history")
+    runs["started_t"] = pd.to_datetime(runs["started"], utc=True, format="ISO8601")
+    runs["ok"] = (
+        (runs["status"] == "ok") & (runs["exit_code"] == 0) & (runs["timed_out"] == 0)
+    ).astype(int)
+    runs = runs.sort_values(["started_t", "id"], kind="stable")
+    decisions["at_t"] = pd.to_datetime(decisions["at"], utc=True, format="ISO8601")
+    starts = decisions[decisions["verdict"] == "run"].sort_values("at_t", kind="stable")
+    rows = pd.merge_asof(
+        runs,
+        starts[["job_id", "at_t", "at", "snapshot"]],
+        left_on="started_t",
+        right_on="at_t",
+        by="job_id",
+        direction="backward",
+        tolerance=pd.Timedelta(MATCH),
+    )
+    dropped = int(rows["snapshot"].isna().sum())
+    rows = rows.dropna(subset=["snapshot"]).sort_values(["at_t", "id"], kind="stable")
+    past: dict[str, list[RunOutcome]] = {}
+    for run in runs.sort_values(["ended", "id"], kind="stable").itertuples():
+        rt = None if math.isnan(run.runtime_s) else float(run.runtime_s)
+        outcome = RunOutcome(ended=_instant(run.ended), ok=bool(run.ok), runtime_s=rt)
+        past.setdefault(str(run.job_id), []).append(outcome)
+    vectors, ats = [], []
+    for row in rows.itertuples():
+        at = _instant(row.at)
+        nominal = from_db_time(row.scheduled) or from_db_time(row.nominal) or at
+        snap = Snapshot.from_dict(json.loads(row.snapshot))
+        vectors.append(features(snap, job_stats(past[row.job_id], at), nominal, at, tz=tz))
+        ats.append(at)
+    idle = zip(decisions["at"].map(from_db_time), decisions["snapshot"].map(_idle), strict=True)
+    seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
+    return Dataset(
+        X=np.asarray(vectors, dtype=np.float32).reshape(-1, len(FEATURES)),
+        ok=rows["ok"].to_numpy(dtype=np.int64),
+        runtime_s=rows["runtime_s"].fillna(0.0).to_numpy(dtype=np.float64),
+        at=ats,
+        jobs=[str(j) for j in rows["job_id"]],
+        dropped=dropped,
+        active=active_table(idle, tz, ACTIVE_IDLE_BELOW),
+        profile=state_profile(seen, tz, ACTIVE_IDLE_BELOW),
+    )
+
+
+def _idle(snapshot: str) -> float | None:
+    return json.loads(snapshot).get("idle_seconds")
+
+
+# ------------------------------------------------------------------ fitting
+
+
+def _check(data: Dataset, name: str, min_runs: int, min_failures: int) -> None:
+    failures = int((data.ok == 0).sum())
+    n = len(data.ok)
+    if n < min_runs or failures < min_failures or failures == n:
+        raise TrainError(
+            f"{name}: too little history to train: {n} runs with a decision snapshot"
+            f" ({data.dropped} without), {failures} failures; need at least {min_runs} runs,"
+            f" {min_failures} failures and some successes. No model written."
+        )
+
+
+def fit(
+    X: np.ndarray, ok: np.ndarray, runtime_s: np.ndarray, seed: int = 0, params: dict | None = None
+) -> tuple[Any, Any]:
+    """(calibrated success classifier, log1p-runtime regressor), deterministic for `seed`."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    params = params or PARAMS
+    forest = RandomForestClassifier(**params, random_state=seed, n_jobs=1)
+    clf = CalibratedClassifierCV(forest, method="sigmoid", cv=3, ensemble=False)
+    clf.fit(X, ok)
+    reg = RandomForestRegressor(**params, random_state=seed, n_jobs=1)
+    reg.fit(X, np.log1p(runtime_s))
+    return clf, reg
+
+
+def metrics(models: tuple[Any, Any], X: np.ndarray, ok: np.ndarray, rt: np.ndarray) -> dict:
+    """Holdout figures: PR-AUC of predicting a failure, Brier score, runtime MAE (s) and
+    the share of runs whose runtime the model underestimates."""
+    from sklearn.metrics import average_precision_score, brier_score_loss
+
+    clf, reg = models
+    p = clf.predict_proba(X)[:, 1]
+    predicted = np.expm1(reg.predict(X))
+    both = 0 < ok.sum() < len(ok)
+    return {
+        "rows": len(ok),
+        "failures": int((ok == 0).sum()),
+        "pr_auc_failure": round(float(average_precision_score(1 - ok, 1 - p)), 4) if both else None,
+        "pr_auc_baseline": round(float((ok == 0).mean()), 4),
+        "brier": round(float(brier_score_loss(ok, p)), 4),
+        "runtime_mae_s": round(float(np.abs(predicted - rt).mean()), 1),
+        "runtime_underestimated": round(float((predicted < rt).mean()), 4),
+    }
+
+
+# ------------------------------------------------------------------ exporting
+
+
+def to_onnx(models: tuple[Any, Any]) -> bytes:
+    """One graph, one float32 input ``features`` [N, len(FEATURES)], two outputs:
+    OUTPUT_P [N, 2] (class probabilities, column 1 = success) and OUTPUT_RUNTIME [N, 1]
+    (log1p of runtime seconds): the two converted graphs side by side."""
+    import onnx
+    from onnx import compose, helper
+    from skl2onnx import to_onnx as convert
+    from skl2onnx.common.data_types import FloatTensorType
+
+    clf, reg = models
+    kind = [("features", FloatTensorType([None, len(FEATURES)]))]
+    opset = {"": 17, "ai.onnx.ml": 1}
+    g1 = convert(clf, initial_types=kind, options={id(clf): {"zipmap": False}}, target_opset=opset)
+    g2 = convert(reg, initial_types=kind, target_opset=opset)
+    g1 = compose.add_prefix(g1, "clf_", rename_inputs=False)
+    g2 = compose.add_prefix(g2, "reg_", rename_inputs=False)
+    outputs = [
+        helper.make_tensor_value_info(OUTPUT_P, onnx.TensorProto.FLOAT, [None, 2]),
+        helper.make_tensor_value_info(OUTPUT_RUNTIME, onnx.TensorProto.FLOAT, [None, 1]),
+    ]
+    nodes = [*g1.graph.node, *g2.graph.node]
+    nodes.append(helper.make_node("Identity", ["clf_probabilities"], [OUTPUT_P]))
+    nodes.append(helper.make_node("Identity", ["reg_variable"], [OUTPUT_RUNTIME]))
+    graph = helper.make_graph(
+        nodes,
+        "smartcron",
+        [g1.graph.input[0]],
+        outputs,
+        initializer=list(g1.graph.initializer) + list(g2.graph.initializer),
+    )
+    imports = {o.domain: o.version for o in [*g1.opset_import, *g2.opset_import]}
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(imports.items())],
+        producer_name="smartcron.train",
+    )
+    model.ir_version = g1.ir_version
+    onnx.checker.check_model(model)
+    return model.SerializeToString(deterministic=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import importlib
+
+    names = {"scikit-learn": "sklearn", "onnx": "onnx", "skl2onnx": "skl2onnx"}
+    names |= {"onnxruntime": "onnxruntime", "numpy": "numpy"}
+    return {key: importlib.import_module(mod).__version__ for key, mod in names.items()}
+
+
+def train(
+    db: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    tz: Any = UTC,
+    min_runs: int = MIN_RUNS,
+    min_failures: int = MIN_FAILURES,
+    now: datetime | None = None,
+    params: dict | None = None,
+    progress: Progress | None = None,
+) -> Result:
+    """Read, validate on a time-ordered holdout, refit on all rows, write the artifact."""
+    import joblib
+
+    say = progress or (lambda _text: None)
+    name = os.fspath(db)
+    say("reading history")
+    data = load_dataset(db, tz=tz)
+    _check(data, name, min_runs, min_failures)
+    cut = int(len(data.ok) * (1 - HOLDOUT))
+    say(f"fitting on {cut} rows, validating on the last {len(data.ok) - cut}")
+    held = fit(data.X[:cut], data.ok[:cut], data.runtime_s[:cut], seed, params)
+    scores = metrics(held, data.X[cut:], data.ok[cut:], data.runtime_s[cut:])
+    say("refitting on all rows")
+    models = fit(data.X, data.ok, data.runtime_s, seed, params)
+    say("exporting ONNX")
+    blob = to_onnx(models)
+    target = Path(out)
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".train-") as tmp:
+        staged = Path(tmp)
+        (staged / ONNX_NAME).write_bytes(blob)
+        joblib.dump(models, staged / PKL_NAME)
+        card = _card(
+            data, cut, scores, tz, (params or PARAMS) | {"random_state": seed}, now, staged
+        )
+        (staged / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
+        for file in (ONNX_NAME, PKL_NAME, CARD_NAME):  # the card last: it vouches for both
+            os.chmod(staged / file, 0o644)
+            os.replace(staged / file, target / file)
+    say(f"wrote {target}")
+    return Result(out=target, card=card, models=models, holdout=data.X[cut:])
+
+
+def _card(
+    data: Dataset, cut: int, scores: dict, tz: Any, params: dict, now: datetime | None, dir: Path
+) -> dict[str, Any]:
+    jobs = np.asarray(data.jobs)
+    per_job = {
+        str(j): {
+            "runs": int((jobs == j).sum()),
+            "failures": int(((jobs == j) & (data.ok == 0)).sum()),
+        }
+        for j in sorted(set(data.jobs))
+    }
+    return {
+        "format": CARD_FORMAT,
+        "features": list(FEATURES),
+        "timezone": str(tz),
+        "inputs": {"features": f"float32 [N, {len(FEATURES)}]"},
+        "outputs": {
+            OUTPUT_P: "float32 [N, 2]: column 1 is P(success)",
+            OUTPUT_RUNTIME: "float32 [N, 1]: log1p(runtime seconds)",
+        },
+        "estimators": {
+            "success": "CalibratedClassifierCV(RandomForestClassifier, sigmoid, cv=3)",
+            "runtime": "RandomForestRegressor on log1p(runtime_s)",
+            "params": params,
+        },
+        "versions": _versions(),
+        "training": {
+            "from": data.at[0].isoformat(),
+            "to": data.at[-1].isoformat(),
+            "rows": len(data.ok),
+            "failures": int((data.ok == 0).sum()),
+            "train_rows": cut,
+            "holdout_rows": len(data.ok) - cut,
+            "runs_without_decision": data.dropped,
+            "jobs": per_job,
+        },
+        "metrics": {"holdout": scores},
+        "active": {"idle_below_s": ACTIVE_IDLE_BELOW, "by_hour_of_week": data.active},
+        "profile": data.profile.to_dict(),
+        "sha256": {ONNX_NAME: _sha256(dir / ONNX_NAME), PKL_NAME: _sha256(dir / PKL_NAME)},
+        "created": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
+    }

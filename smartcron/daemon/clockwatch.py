@@ -1,0 +1,68 @@
+"""The minutes cron observes between two wake-ups, and the clock steps among them.
+
+The daemon reads the wall clock and the monotonic clock at each wake-up; a wall clock
+that moved differently from the monotonic one was stepped (`date -s`, a suspend that
+the monotonic clock did not count). What cron.c then observes is replayed here; the
+forward steps are remembered so that a firing jumped over gets its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import UTC, datetime, tzinfo
+
+from smartcron.clock import STEP_THRESHOLD, Clock, Jump
+from smartcron.daemon.ticker import local_minute, observed_minutes
+
+__all__ = ["MAX_JUMPS", "ClockWatch"]
+
+log = logging.getLogger("smartcron")
+
+MAX_JUMPS = 8  # forward clock steps remembered, to give a jumped-over firing its reason
+
+
+class ClockWatch:
+    """The last wall/monotonic reading, and the forward steps seen since the start (or
+    across a restart, from the journal)."""
+
+    def __init__(self, clock: Clock, zone: tzinfo) -> None:
+        self.clock = clock
+        self.zone = zone
+        self.last_wall = clock.now().timestamp()
+        self.last_mono = clock.monotonic()
+        self.utc_minute = math.floor(self.last_wall / 60)  # the last minute observed
+        self.jumps: list[Jump] = []
+
+    def observe(self, now: datetime) -> tuple[list[tuple[int, int]], bool]:
+        """The (utc, local) minutes cron would have woken in since the last reading, and
+        whether the clock was stepped.
+
+        A stepped clock replays the minutes up to where it *should* be, then the new
+        reading is seen, which is exactly the sequence cron.c observes when someone runs
+        `date -s`.
+        """
+        wall = now.timestamp()
+        mono = self.clock.monotonic()
+        expected = self.last_wall + (mono - self.last_mono)
+        utc_minute = math.floor(wall / 60)
+        stepped = abs(wall - expected) >= STEP_THRESHOLD
+        if stepped:
+            log.info("clock step of %+.0f s detected", wall - expected)
+            if wall > expected:
+                self.jumped(datetime.fromtimestamp(expected, UTC), now)
+            seen = list(observed_minutes(self.utc_minute, math.floor(expected / 60), self.zone))
+            seen.append((utc_minute, local_minute(utc_minute, self.zone)))
+        else:
+            seen = list(observed_minutes(self.utc_minute, utc_minute, self.zone))
+        self.last_wall, self.last_mono = wall, mono
+        self.utc_minute = utc_minute
+        return seen, stepped
+
+    def jumped(self, start: datetime, end: datetime) -> None:
+        """A forward step from `start` to `end` (seen running, or across a restart)."""
+        self.jumps = [*self.jumps[-(MAX_JUMPS - 1) :], Jump(start, end)]
+
+    def jump_over(self, instant: datetime) -> Jump | None:
+        """The forward clock step that carried the wall clock over `instant`, if one did."""
+        return next((jump for jump in reversed(self.jumps) if jump.covers(instant)), None)

@@ -1,0 +1,434 @@
+"""The daemon's Unix socket: a non-root smartcrontab installs into the spool through it.
+
+Debian's crontab(1) is setgid `crontab`; SmartCron has no setuid/setgid binary: the root
+daemon writes the spool for its callers (SPEC section 8). One JSON object per
+connection each way (the client shuts its side down after writing). Requests:
+``{"op": "ping" | "list" | "remove" | "reload"}``, ``{"op": "install", "data": BASE64,
+"source": NAME}`` (the exact bytes: invalid UTF-8 must survive). Replies: ``{"ok",
+"errors", "kind", ...}``; ``list`` adds ``data``; ``install``/``remove`` add
+``previous`` (for the client's own backup) and ``warnings``.
+
+The caller is who SO_PEERCRED says, never what the request says (a request naming a
+user is refused). At most MAX_REQUEST bytes in IO_TIMEOUT seconds (the whole request,
+not per byte): garbage, huge or slow peers get an error reply; never a crash. No user
+can block the socket for the others: at most MAX_PER_UID connections per uid (the
+kernel's word at accept) and MAX_CLIENTS in all; one more gets "busy" at once, which
+the client retries for BUSY_RETRY_FOR seconds before it reports it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import pwd
+import random
+import socket
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from smartcron.config import Config
+from smartcron.daemon import install
+from smartcron.daemon.controlwire import (
+    BUSY,
+    MAX_REQUEST,
+    TOO_LARGE,
+    Reply,
+    b64,
+    decode,
+    drain,
+    encode,
+    error,
+    peer_uid,
+    read_bounded,
+    refuse_busy,
+)
+from smartcron.errors import SmartcronError
+
+log = logging.getLogger("smartcron")
+
+MAX_REPLY = 2 * MAX_REQUEST  # a list's data, or an install's previous crontab and notes
+# A connection lives at most 2 * IO_TIMEOUT: its whole request, then its reply.
+IO_TIMEOUT = 3.0  # seconds a peer has to send its whole request (a real client takes ms)
+MAX_CLIENTS = 16  # connections served at once (one thread each), all users together
+MAX_PER_UID = 4  # of these, one uid's: a flood from one user leaves 12 for the others
+LISTEN_BACKLOG = 64  # connections the kernel queues before the accept thread takes them
+LOG_EVERY = 60.0  # seconds between two log lines about one uid's refused or bad requests
+# The client (smartcrontab) on a "busy" reply or a full listen queue:
+BUSY_WAIT = 0.1  # seconds before its first retry, doubled up to BUSY_WAIT_MAX
+BUSY_WAIT_MAX = 1.0
+BUSY_RETRY_FOR = 5.0  # seconds of retries before it reports "busy"
+FIELDS = {"op", "data", "source"}
+OPS = ("ping", "list", "install", "remove", "reload")
+
+
+class ControlServer:
+    """Accepts connections in a daemon thread; each admitted one is served in its own thread.
+
+    The accept thread only reads the peer's uid and counts: it never reads from or waits
+    on a peer, so a slow or idle client holds its own thread (and its uid's share), and
+    nothing else, for at most 2 * IO_TIMEOUT.
+    """
+
+    def __init__(self, config: Config, on_change: Callable[[], None]) -> None:
+        self.config = config
+        self.on_change = on_change
+        self.path = config.socket_path
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()  # guards the two dicts below
+        self.active: dict[int, int] = {}  # uid -> connections being served
+        self._logged: dict[tuple[int, str], float] = {}  # (uid, what) -> last logged
+        self._write_lock = threading.Lock()  # one spool change at a time
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        self._remove_stale()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.bind(str(self.path))
+            # Any user may connect in system mode (SO_PEERCRED decides what they may do).
+            os.chmod(self.path, 0o600 if self.config.user_mode else 0o666)
+            sock.listen(LISTEN_BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        threading.Thread(target=self._accept_loop, name="control", daemon=True).start()
+        log.info("listening on %s", self.path)
+
+    def stop(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        with contextlib.suppress(OSError):
+            if stat.S_ISSOCK(os.lstat(self.path).st_mode):
+                os.unlink(self.path)
+
+    def _remove_stale(self) -> None:
+        """A socket left by a dead daemon is removed; a live one or a non-socket is not."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(f"{self.path}: exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(self.path))
+        except OSError:
+            os.unlink(self.path)
+            return
+        finally:
+            probe.close()
+        raise OSError(f"{self.path}: another daemon is listening on it")
+
+    def _accept_loop(self) -> None:
+        while (listening := self._sock) is not None:
+            try:
+                conn, _ = listening.accept()
+            except OSError:
+                if self._sock is None:
+                    return
+                time.sleep(0.1)  # EMFILE and friends: do not spin
+                continue
+            try:
+                uid = peer_uid(conn)
+            except OSError:
+                conn.close()
+                continue
+            if not self._admit(uid):
+                self._note(
+                    uid, "busy", f"busy (at most {MAX_PER_UID} per uid, {MAX_CLIENTS} in all)"
+                )
+                refuse_busy(conn)
+                continue
+            try:
+                threading.Thread(target=self._serve_one, args=(conn, uid), daemon=True).start()
+            except RuntimeError:  # no thread to be had: as good as busy
+                self._release(uid)
+                refuse_busy(conn)
+
+    def _admit(self, uid: int) -> bool:
+        """Count a connection for `uid` unless that uid, or everyone, is at the limit."""
+        with self._lock:
+            mine = self.active.get(uid, 0)
+            if mine >= MAX_PER_UID or sum(self.active.values()) >= MAX_CLIENTS:
+                return False
+            self.active[uid] = mine + 1
+            return True
+
+    def _release(self, uid: int) -> bool:
+        """Uncount a connection of `uid`; False, for `counted = self._release(uid)`."""
+        with self._lock:
+            left = self.active.pop(uid) - 1
+            if left:
+                self.active[uid] = left
+        return False
+
+    def _note(self, uid: int, what: str, message: str) -> None:
+        """Log a refused or bad request once per LOG_EVERY per uid and kind (floods too)."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._logged.get((uid, what))
+            if last is not None and now - last < LOG_EVERY:
+                return
+            if len(self._logged) > 1024:  # forget old uids: the dict stays small
+                self._logged.clear()
+            self._logged[(uid, what)] = now
+        log.warning("control: uid %d: %s", uid, message)
+
+    def _serve_one(self, conn: socket.socket, uid: int) -> None:
+        counted = True
+        try:
+            raw, problem = read_bounded(conn, time.monotonic() + IO_TIMEOUT)
+            if problem:
+                self._note(uid, problem, problem)
+            reply = error(problem) if problem else self.respond(uid, raw)
+            eager = problem is not None and problem.startswith(TOO_LARGE)
+            if problem and not eager:  # a short reply into an empty buffer cannot block:
+                counted = self._release(uid)  # the peer that reads it finds its slot free
+            conn.settimeout(IO_TIMEOUT)  # the whole sendall, since Python 3.5
+            conn.sendall(encode(reply))
+            if eager:  # let a too-eager sender finish, so it reads the reply
+                conn.shutdown(socket.SHUT_WR)
+                drain(conn, time.monotonic() + IO_TIMEOUT)
+        except OSError:
+            pass  # the peer went away: nothing to tell it
+        except Exception:  # a bug in one request must never take the daemon down
+            log.exception("control: unexpected error")
+        finally:
+            if counted:  # before the close: a peer that saw EOF may connect again at once
+                self._release(uid)
+            conn.close()
+
+    # ------------------------------------------------------------ requests
+
+    def respond(self, uid: int, raw: bytes) -> Reply:
+        """Answer one request from `uid` (the kernel's word). Never raises."""
+        try:
+            request = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return error("bad request: not JSON (not valid UTF-8)")
+        except (ValueError, RecursionError):
+            return error("bad request: not JSON")
+        if not isinstance(request, dict):
+            return error("bad request: not a JSON object")
+        unknown = sorted(set(request) - FIELDS)
+        if unknown:
+            return error(
+                f"bad request: unknown field {unknown[0]!r} (the daemon acts for the"
+                f" connecting user only, uid {uid})"
+            )
+        op = request.get("op")
+        if op not in OPS:
+            return error(f"bad request: op must be one of {', '.join(OPS)}")
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return error(f"your UID ({uid}) isn't in the passwd file")
+        if self.config.user_mode and uid not in (0, os.geteuid()):
+            return error("this is a user-mode daemon: it serves its own user only", "denied")
+        if op == "ping":
+            mode = "user" if self.config.user_mode else "system"
+            return {"ok": True, "pid": os.getpid(), "uid": uid, "user": user, "mode": mode}
+        if op == "reload":
+            if uid not in (0, os.geteuid()):
+                return error("reload: only root may ask for it", "denied")
+            self.on_change()
+            return {"ok": True}
+        if self.config.user_mode:
+            return error(f"{op}: a user-mode daemon does not manage crontabs: use smartcrontab")
+        try:
+            install.check_allowed(self.config, user)
+            target = install.spool_target(self.config, user, uid, pwd.getpwuid(uid).pw_gid)
+            if op == "list":
+                data = install.read(target)
+                if data is None:
+                    raise install.NoCrontab(user)
+                return {"ok": True, "data": b64(data)}
+            with self._write_lock:
+                if op == "remove":
+                    outcome = install.remove(target)
+                    log.info("(%s) DELETE (%s)", user, user)  # crontab.c's log_it words
+                    warnings: list[str] = []
+                else:
+                    outcome, warnings = self._install(target, request)
+                    log.info("(%s) REPLACE (%s)", user, user)
+            self.on_change()
+        except install.InstallError as err:
+            return error(str(err), err.kind)
+        except (SmartcronError, OSError) as err:
+            log.error("control: %s for %s: %s", op, user, err)
+            return error(f"{op}: {err}")
+        previous = b64(outcome.previous) if outcome.previous is not None else None
+        return {"ok": True, "warnings": [*warnings, *outcome.notes], "previous": previous}
+
+    def _install(
+        self, target: install.Target, request: dict[str, Any]
+    ) -> tuple[install.InstallOutcome, list[str]]:
+        data = request.get("data")
+        source = request.get("source", "-")
+        if not isinstance(data, str) or not isinstance(source, str) or len(source) > 4096:
+            raise install.InstallError("bad request: install needs data (base64) and a source")
+        try:
+            text = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise install.InstallError("bad request: data is not base64") from None
+        problems, warnings = install.check(text, source)
+        if problems:
+            raise install.BadCrontab(problems)
+        return install.install(target, text, source), warnings
+
+
+def start_control(config: Config, daemon: Any) -> ControlServer | None:
+    """serve()'s hook: listen on config.socket_path; a failure is logged, not fatal."""
+
+    def changed() -> None:
+        daemon.request_reload()
+        if daemon.waker is not None:
+            daemon.waker.notify()
+
+    server = ControlServer(config, changed)
+    try:
+        server.start()
+    except OSError as err:
+        log.error("control socket: %s: smartcrontab cannot reach this daemon", err)
+        return None
+    atexit.register(server.stop)
+    return server
+
+
+# ---------------------------------------------------------------- the client (smartcrontab)
+
+
+class Unreachable(SmartcronError):
+    """No daemon answers on the socket."""
+
+
+def call(path: Path, request: Reply, timeout: float = 30.0, retry_for: float = 0.0) -> Reply:
+    """Send one request, return the daemon's reply. Raises Unreachable.
+
+    A "busy" reply (kind "busy"; a full listen queue counts as one) is retried for
+    `retry_for` seconds, with a growing, jittered pause so that waiting clients spread
+    out; after that the busy reply is returned.
+    """
+    give_up = time.monotonic() + retry_for
+    pause = BUSY_WAIT
+    while True:
+        reply = _call_once(path, request, timeout)
+        left = give_up - time.monotonic()
+        if reply.get("kind") != "busy" or left <= 0:
+            return reply
+        time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
+        pause = min(2 * pause, BUSY_WAIT_MAX)
+
+
+def ask_reload(config: Config) -> None:
+    """Ask a running daemon to reload now; nothing when none answers (it rescans anyway)."""
+    if config.socket_path.exists():
+        with contextlib.suppress(SmartcronError):
+            call(config.socket_path, {"op": "reload"}, timeout=2.0)
+
+
+def _call_once(path: Path, request: Reply, timeout: float) -> Reply:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except BlockingIOError:  # EAGAIN: the listen queue is full, the daemon is there
+            return error(f"{BUSY} (its listen queue is full)", "busy")
+        except OSError as err:
+            raise Unreachable(f"{path}: {err.strerror or err}") from None
+        with contextlib.suppress(OSError):  # a refused request still has a reply to read
+            sock.sendall(encode(request))
+            sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + timeout
+        raw, problem = read_bounded(sock, deadline, MAX_REPLY, reset_ends=True)
+    finally:
+        sock.close()
+    if problem or not raw:
+        raise Unreachable(f"{path}: no reply from the daemon ({problem or 'connection closed'})")
+    try:
+        reply = json.loads(raw)
+    except ValueError:
+        raise Unreachable(f"{path}: the daemon's reply is not JSON") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise Unreachable(f"{path}: the daemon's reply has no 'ok'")
+    return reply
+
+
+class Unavailable(install.InstallError):
+    """No system daemon to install through: say so, and name the two ways out."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            f"smartcrontab: the SmartCron daemon is not running ({why}).\n"
+            "  start the daemon:          sudo systemctl start smartcron\n"
+            "  or use your own crontab:   smartcrontab --user -e"
+        )
+        self.path = path
+
+
+class RemoteStore:
+    """A non-root user's spool crontab, through the root daemon's socket."""
+
+    def __init__(self, config: Config, user: str) -> None:
+        self.path = config.socket_path
+        self.user = user
+
+    def _call(self, request: Reply) -> Reply:
+        try:
+            reply = call(self.path, request, retry_for=BUSY_RETRY_FOR)
+        except Unreachable as err:
+            raise Unavailable(self.path, str(err)) from None
+        if reply["ok"]:
+            return reply
+        errors = [str(e) for e in reply.get("errors") or ["the daemon refused"]]
+        kind = reply.get("kind")
+        if kind == "busy":
+            raise install.InstallError(f"{errors[0]} (still busy after {BUSY_RETRY_FOR:g} s)")
+        if kind == "nocrontab":
+            raise install.NoCrontab(self.user)
+        if kind == "denied" and errors[0].startswith("You ("):
+            raise install.NotAllowed(self.user)
+        if kind == "syntax":
+            raise install.BadCrontab(errors)
+        raise install.InstallError("\n".join(errors))
+
+    def read(self) -> bytes | None:
+        try:
+            return decode(self._call({"op": "list"}).get("data"))
+        except install.NoCrontab:
+            return None
+
+    def install(self, data: bytes, source: str) -> list[str]:
+        reply = self._call({"op": "install", "data": b64(data), "source": source})
+        return self._keep_previous(reply)
+
+    def remove(self) -> list[str]:
+        return self._keep_previous(self._call({"op": "remove"}))
+
+    def _keep_previous(self, reply: Reply) -> list[str]:
+        """The daemon's backups are root's: keep the user a copy of their own."""
+        notes = [str(n) for n in reply.get("warnings") or []]
+        previous = reply.get("previous")
+        if isinstance(previous, str):
+            try:
+                install.backup(install.user_backup_dir(), self.user, decode(previous))
+            except OSError as err:
+                notes.append(f"{install.user_backup_dir()}: no backup kept: {err.strerror}")
+        return notes

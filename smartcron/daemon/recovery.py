@@ -1,0 +1,86 @@
+"""At the daemon's first load: what the previous daemon left (see smartcron.store.journal).
+
+The journal's last row says which minute was observed last, on which boot and at what
+monotonic time, and which plain firings of that minute were handed to the launcher.
+From it come the smart firings to resume (pending), the statements that record what
+was not run and why, and the clock step made while no daemon ran, if one was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+
+from smartcron.clock import Clock, Jump
+from smartcron.smart.jobs import Job
+from smartcron.store.history import HistoryError
+from smartcron.store.historyguard import log_history_failure
+from smartcron.store.journal import RESTARTED, Journal, NotRun, Statement, gap_firings, restart_jump
+
+__all__ = ["Recovered", "recover"]
+
+log = logging.getLogger("smartcron")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recovered:
+    """What the engine takes in: smart firings to resume, and the statements written
+    with them (this start's journal row, pruning, the firings not run)."""
+
+    pending: list[tuple[Job, datetime]]
+    statements: list[Statement]
+    jump: Jump | None  # the clock step while no daemon ran (within one boot)
+
+
+def recover(
+    journal: Journal,
+    jobs: Sequence[Job],
+    *,
+    through: int,
+    now: datetime,
+    clock: Clock,
+    zone: tzinfo,
+    smart: bool,
+    keep: timedelta,
+) -> Recovered | None:
+    """`through`: this daemon's first minute (it is not run, as in cron.c); `smart`: not
+    in cron mode; `keep`: history's retention. None if the journal cannot be read."""
+    try:
+        last = journal.last()
+    except HistoryError as err:
+        log_history_failure(err, "journal not read")
+        return None
+    boot, mono = clock.boot_id(), clock.monotonic()
+    also = journal.statements(through, now, boot, mono, [], complete=True)
+    also += journal.prune_statements(now - keep)
+    if last is None:
+        return Recovered(pending=[], statements=also, jump=None)
+    jump = restart_jump(last, now, boot, mono)
+    if jump is not None:
+        log.info("%s while the daemon was not running", jump.text())
+    lost: list[NotRun] = []
+    if not last.complete:  # killed while starting a minute's jobs
+        for firing in last.plain:
+            if not journal.started(firing):
+                lost.append(
+                    NotRun(
+                        job_id=firing.job_id,
+                        label=firing.label,
+                        first=firing.scheduled,
+                        last=firing.scheduled,
+                        count=1,
+                        reason=RESTARTED,
+                    )
+                )
+    pending, gap = gap_firings(jobs, last.utc_minute, through, now, zone, smart=smart, jump=jump)
+    for each in [*lost, *gap]:
+        when = each.first.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        until = each.last.astimezone(zone)
+        more = f" (and {each.count - 1} more to {until:%H:%M})" if each.count > 1 else ""
+        log.warning("%s: firing of %s%s %s", each.label, when, more, each.reason)
+    if pending:
+        log.info("%d firing(s) of minutes no daemon saw are pending", len(pending))
+    statements = [*also, *journal.not_run_statements([*lost, *gap], now)]
+    return Recovered(pending=pending, statements=statements, jump=jump)

@@ -1,0 +1,379 @@
+"""The ``#@smart`` line grammar and the value grammar of SPEC 4.1's keys.
+
+One converter and one JSON Schema fragment per key, shared by the annotations, the
+companion YAML, standalone job files and the global config, so a value means the same
+thing wherever it is written.
+
+Line grammar: ``#@smart`` then blank-separated ``key=value`` words, split the way a
+POSIX shell splits them: ``'...'`` and ``"..."`` quote (``name="a b"``), a backslash
+escapes the next character, and an unquoted ``#`` at the start of a word begins a
+trailing comment (``#@smart window=2h # nightly``; inside a word it is a plain
+character). ``#@smart`` alone marks the job smart with every default. Keys are lower
+case; a key given twice keeps its last value, on one line or across the lines before a
+job.
+
+Values (case-insensitive words):
+* duration: numbers with a unit ``s m h d``, joinable (``1h30m``), decimals allowed
+  (``1.5h``); a bare number is seconds, as in systemd (``timeout=90``); at most 365d.
+* percentage: ``50`` or ``50%``, from 0 to 100, decimals allowed.
+* boolean: ``yes/no``, ``on/off``, ``true/false``.
+* clock window: ``HH:MM-HH:MM`` (24-hour clock, ``H:MM`` too), may wrap midnight
+  (``22:00-06:00``), must not be empty.
+* ``retry`` 0..100, ``priority`` -1000..1000, ``max_load`` a number >= 0, ``disk_path``
+  an absolute path. YAML and JSON take the same strings, and native numbers and
+  booleans.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import time, timedelta
+
+from smartcron.cron.crontab import SMART_PREFIX, Annotation
+from smartcron.errors import AnnotationError, LineProblem
+
+NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
+_NUM = r"[0-9]{1,12}(\.[0-9]{1,9})?"
+DURATION_PATTERN = rf"^(({_NUM}[smhdSMHD])+|{_NUM})$"
+_HHMM = r"([01]?[0-9]|2[0-3]):[0-5][0-9]"
+CLOCK_PATTERN = rf"^{_HHMM}-{_HHMM}$"
+HHMM_PATTERN = rf"^{_HHMM}$"
+PERCENT_PATTERN = rf"^{_NUM}%?$"
+NUMBER_PATTERN = rf"^{_NUM}$"
+_BOOL_WORDS = {"yes": True, "on": True, "true": True, "no": False, "off": False, "false": False}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION = timedelta(days=365)
+
+ENUMS = {
+    "on_deadline": ("run", "skip"),
+    "overlap": ("allow", "skip", "queue"),
+    "mail": ("output", "error", "never"),
+}
+# key -> kind of value, in SPEC 4.1's order (disk_path is our extension).
+KINDS: dict[str, str] = {
+    "name": "name",
+    "window": "window",
+    "max_load": "load",
+    "max_cpu": "percent",
+    "max_ram": "percent",
+    "min_battery": "percent",
+    "ac": "bool",
+    "idle": "duration",
+    "min_disk": "percent",
+    "disk_path": "path",
+    "ai": "bool",
+    "retry": "count",
+    "retry_delay": "duration",
+    "timeout": "duration",
+    "priority": "priority",
+    "on_deadline": "enum",
+    "overlap": "enum",
+    "mail": "enum",
+}
+KEYS = tuple(KINDS)
+
+_DESCRIBE = {
+    "name": "a name of letters, digits, '_', '.' and '-'",
+    "window": "a duration (2h) or a clock window (01:00-03:00)",
+    "load": "a load average (a number >= 0, like 1.5)",
+    "percent": "a percentage from 0 to 100 (50 or 50%)",
+    "bool": "yes/no, on/off or true/false",
+    "duration": "a duration (30s, 5m, 2h, 1d, 1h30m; a bare number is seconds)",
+    "path": "an absolute path",
+    "count": "a whole number from 0 to 100",
+    "priority": "a whole number from -1000 to 1000",
+}
+
+
+def describe(key: str) -> str:
+    kind = KINDS[key]
+    return f"one of {', '.join(ENUMS[key])}" if kind == "enum" else _DESCRIBE[kind]
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem(LineProblem):
+    """A problem with no line to point at (a whole file, a value from the config): line 0."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+def problem(path: str, line: int | None, reason: str) -> LineProblem:
+    return FileProblem(path, 0, reason) if line is None else LineProblem(path, line, reason)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'window'?)`` for the closest choice, or ''."""
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _number(text: str, what: str) -> float:
+    text = text.strip()
+    if re.fullmatch(rf"-\s*{_NUM}", text):
+        raise ValueError(f"{text} is negative")
+    if not re.fullmatch(_NUM, text):
+        raise ValueError(f"expected {what}, got {text!r}")
+    return float(text)
+
+
+def _native_number(value: object, what: str) -> float:
+    """A YAML/JSON number (never a boolean), or a string in our grammar."""
+    if isinstance(value, str):
+        return _number(value, what)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected {what}, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"expected {what}, got {value!r}")
+    if number < 0:
+        raise ValueError(f"{value} is negative")
+    return number
+
+
+def parse_duration(value: object, what: str = _DESCRIBE["duration"]) -> timedelta:
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, str) and re.search("[A-Za-z]", value):
+        text = value.strip()
+        if text.startswith("-"):
+            raise ValueError(f"{text} is negative")
+        if not re.fullmatch(DURATION_PATTERN, text):
+            raise ValueError(f"expected {what}, got {value!r}")
+        parts = re.findall(rf"({_NUM})([smhdSMHD])", text)
+        seconds = sum(float(n) * _UNITS[u.lower()] for n, _, u in parts)
+    else:
+        seconds = _native_number(value, what)
+    if seconds < 0:
+        raise ValueError(f"{value} is negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value} is longer than {MAX_DURATION.days}d")
+    return timedelta(seconds=seconds)
+
+
+def parse_clock(text: str) -> time:
+    if not re.fullmatch(_HHMM, text.strip()):
+        raise ValueError(f"expected a time of day HH:MM, got {text!r}")
+    hours, minutes = text.strip().split(":")
+    return time(int(hours), int(minutes))
+
+
+def parse_clock_window(value: object) -> tuple[time, time]:
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(t, time) for t in value):
+        start, end = value
+    elif isinstance(value, str) and re.fullmatch(CLOCK_PATTERN, value.strip()):
+        first, second = value.strip().split("-")
+        start, end = parse_clock(first), parse_clock(second)
+    else:
+        raise ValueError(f"expected a clock window HH:MM-HH:MM, got {value!r}")
+    if start == end:
+        raise ValueError(f"clock window {value!r} is empty")
+    return (start, end)
+
+
+def _window(value: object) -> timedelta | tuple[time, time]:
+    if isinstance(value, tuple) or (isinstance(value, str) and ":" in value):
+        return parse_clock_window(value)
+    return parse_duration(value, _DESCRIBE["window"])
+
+
+def _percent(value: object) -> float:
+    what = _DESCRIBE["percent"]
+    text = value.strip() if isinstance(value, str) else None
+    number = _native_number(text.removesuffix("%") if text else value, what)
+    if number > 100:
+        raise ValueError(f"{number:g}% is over 100%")
+    return number
+
+
+def _load(value: object) -> float:
+    return _native_number(value, _DESCRIBE["load"])
+
+
+def parse_bool(value: object, what: str = _DESCRIBE["bool"]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+        return _BOOL_WORDS[value.strip().lower()]
+    raise ValueError(f"expected {what}, got {value!r}")
+
+
+def _integer(value: object, low: int, high: int, what: str) -> int:
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9]{1,12}\s*", value):
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    else:
+        raise ValueError(f"expected {what}, got {value!r}")
+    if number < 0 <= low:
+        raise ValueError(f"{number} is negative")
+    if not low <= number <= high:
+        raise ValueError(f"{number} is outside {low}..{high}")
+    return number
+
+
+def _name(value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(NAME_PATTERN, value):
+        raise ValueError(f"expected {_DESCRIBE['name']} (at most 128), got {value!r}")
+    return value
+
+
+def _path(value: object) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise ValueError(f"expected {_DESCRIBE['path']}, got {value!r}")
+    if len(value) > 4096:
+        raise ValueError("path longer than 4096 characters")
+    return value
+
+
+def _choice(key: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        if isinstance(value, str) and value.strip().lower() in ENUMS[key]:
+            return value.strip().lower()
+        raise ValueError(f"expected {describe(key)}, got {value!r}")
+
+    return convert
+
+
+_CONVERTERS: dict[str, Callable[[object], object]] = {
+    "name": _name,
+    "window": _window,
+    "load": _load,
+    "percent": _percent,
+    "bool": parse_bool,
+    "duration": parse_duration,
+    "path": _path,
+    "count": lambda v: _integer(v, 0, 100, _DESCRIBE["count"]),
+    "priority": lambda v: _integer(v, -1000, 1000, _DESCRIBE["priority"]),
+}
+
+
+def convert(key: str, value: object) -> object:
+    """The typed value of one 4.1 key. Idempotent. Raises ValueError(reason) or KeyError."""
+    kind = KINDS[key]
+    result = _choice(key)(value) if kind == "enum" else _CONVERTERS[kind](value)
+    if key == "timeout" and result == timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return result
+
+
+def check_settings(settings: Mapping[str, object], origin: str) -> dict[str, object]:
+    """Typed values for a mapping of 4.1 keys (global config, tests); `origin` names it.
+
+    `name` is refused: a name belongs to one job. Raises AnnotationError.
+    """
+    out: dict[str, object] = {}
+    problems: list[LineProblem] = []
+    for key, value in settings.items():
+        if key == "name" or key not in KINDS:
+            hint = " (a name belongs to one job)" if key == "name" else suggest(str(key), KEYS)
+            problems.append(problem(origin, None, f"unknown key {key!r}{hint}"))
+            continue
+        try:
+            out[key] = convert(key, value)
+        except ValueError as err:
+            problems.append(problem(origin, None, f"{key}: {err}"))
+    if problems:
+        raise AnnotationError(problems)
+    return out
+
+
+# --------------------------------------------------------------------------- lines
+
+_BLANKS = " \t\r\n\v\f"
+
+
+def split_words(text: str) -> list[str]:
+    """Split like a POSIX shell (see the module docstring). Raises ValueError."""
+    words: list[str] = []
+    word: list[str] = []
+    quote, in_word, i = "", False, 0
+    while i < len(text):
+        ch = text[i]
+        if quote == "'":
+            quote = "" if ch == "'" else quote
+            word += [] if ch == "'" else [ch]
+        elif quote == '"':
+            if ch == '"':
+                quote = ""
+            elif ch == "\\" and text[i + 1 : i + 2] in ('"', "\\"):
+                word.append(text[i + 1])
+                i += 1
+            else:
+                word.append(ch)
+        elif ch in _BLANKS:
+            if in_word:
+                words.append("".join(word))
+            word, in_word = [], False
+        elif ch == "#" and not in_word:
+            break
+        elif ch in "'\"":
+            quote, in_word = ch, True
+        elif ch == "\\":
+            if i + 1 == len(text):
+                raise ValueError("a backslash ends the line")
+            word.append(text[i + 1])
+            i, in_word = i + 1, True
+        else:
+            word.append(ch)
+            in_word = True
+        i += 1
+    if quote:
+        raise ValueError(f"no closing {quote}")
+    if in_word:
+        words.append("".join(word))
+    return words
+
+
+def _parse_line(text: str) -> tuple[list[tuple[str, object]], list[str]]:
+    """(key, typed value) pairs and problems of one ``#@smart`` line."""
+    rest = text.removeprefix(SMART_PREFIX)
+    if not text.startswith(SMART_PREFIX) or (rest and rest[0] not in _BLANKS):
+        return [], [f"{text[:20]!r} is not a #@smart line (put a blank after #@smart)"]
+    try:
+        words = split_words(rest)
+    except ValueError as err:
+        return [], [f"cannot split the line: {err}"]
+    pairs: list[tuple[str, object]] = []
+    problems: list[str] = []
+    for word in words:
+        key, equals, raw = word.partition("=")
+        if not equals:
+            known = key in KINDS
+            hint = f" ({key}=...)" if known else suggest(key, KEYS)
+            problems.append(f"expected key=value, got {word!r}{hint}")
+        elif key not in KINDS:
+            problems.append(f"unknown key {key!r}{suggest(key, KEYS)}")
+        elif not raw:
+            problems.append(f"{key}: empty value (expected {describe(key)})")
+        else:
+            try:
+                pairs.append((key, convert(key, raw)))
+            except ValueError as err:
+                problems.append(f"{key}: {err}")
+    return pairs, problems
+
+
+def parse_annotations(annotations: Sequence[Annotation], path: str) -> dict[str, object]:
+    """Key -> typed value from one job's ``#@smart`` lines; later keys win.
+
+    Raises AnnotationError listing every problem of every line as ``path:line: reason``.
+    """
+    values: dict[str, object] = {}
+    problems: list[LineProblem] = []
+    for note in annotations:
+        pairs, reasons = _parse_line(note.text)
+        values.update(pairs)
+        problems += [LineProblem(path, note.line, reason) for reason in reasons]
+    if problems:
+        raise AnnotationError(problems)
+    return values

@@ -1,0 +1,410 @@
+"""The gate: pure decisions about smart firings (SPEC 5). No clock, no I/O.
+
+`evaluate` is a pipeline of small steps, structlog-style: each step returns a Verdict
+or None to pass to the next. Only the firing state machine (smartcron.smart.machine) calls
+`evaluate` and `admit`; the daemon and the simulator both drive that machine.
+
+Unknown readings: a `None` in the snapshot never fails a constraint, with one
+exception: `ac=yes` needs evidence of mains power (`on_ac` True, or `on_ac` None on a
+machine without a battery, which can only be on mains). `min_battery` is ignored
+without a battery (SPEC 4.1); `min_disk` is ignored when the snapshot measured another
+path than the job's `disk_path` (the engine measures the job's path when it can).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Literal, Protocol
+
+from smartcron.smart.monitor import Snapshot
+from smartcron.smart.smartspec import SmartSpec
+
+Action = Literal["run", "defer", "skip"]
+RECHECK = timedelta(minutes=1)
+STATES = ("pending", "running", "done", "failed", "skipped", "missed", "interrupted")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Firing:
+    """One firing of a smart job. `attempt`: runs already made (retries follow them);
+    `not_before`: earliest start (a clock window's opening, a retry's backoff)."""
+
+    id: int | None
+    job_id: str
+    nominal: datetime
+    deadline: datetime
+    attempt: int = 0
+    not_before: datetime | None = None
+    state: str = "pending"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verdict:
+    """run, defer (`until` set) or skip, with a plain-words reason. `failed`: the hard
+    constraints that failed; `model`: the advisor's outputs, if it was asked."""
+
+    action: Action
+    until: datetime | None
+    reason: str
+    failed: tuple[str, ...] = ()
+    model: Mapping[str, float] | None = None
+
+
+class Advisor(Protocol):
+    """The model's hook (smart mode): a Verdict to defer to a better slot, or None.
+
+    The gate clamps it: an advisor can never skip a firing nor defer it past the deadline.
+    """
+
+    def advise(
+        self, firing: Firing, spec: SmartSpec, snap: Snapshot, now: datetime
+    ) -> Verdict | None: ...
+
+
+# ------------------------------------------------------------------ windows
+
+
+def _at(day: datetime, clock: time, zone: tzinfo, days: int = 0) -> datetime:
+    """Wall time `clock` on `day` (+days) in `zone` (a DST gap resolves as zoneinfo does)."""
+    date = day.date() + timedelta(days=days)
+    return datetime.combine(date, clock, tzinfo=zone).astimezone(UTC)
+
+
+def window_for(spec: SmartSpec, nominal: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """(earliest start, deadline) of the firing at `nominal`.
+
+    A duration window opens at the nominal time. A clock window `HH:MM-HH:MM` is the one
+    that contains or follows the nominal time in `zone`; it may wrap midnight. Both in
+    UTC: arithmetic on one zone's datetimes is wall-clock arithmetic, wrong across DST.
+    """
+    nominal = nominal.astimezone(UTC)
+    if spec.window_clock is None:
+        return nominal, nominal + (spec.window or timedelta(0))
+    start, end = spec.window_clock
+    local = nominal.astimezone(zone)
+    now = local.time().replace(tzinfo=None)
+    if start < end:  # same day
+        if now < end:
+            opens = _at(local, start, zone)
+            return max(nominal, opens), _at(local, end, zone)
+        return _at(local, start, zone, 1), _at(local, end, zone, 1)
+    if now < end:  # inside a window that opened yesterday
+        return nominal, _at(local, end, zone)
+    if now >= start:  # inside a window that closes tomorrow
+        return nominal, _at(local, end, zone, 1)
+    return _at(local, start, zone), _at(local, end, zone, 1)
+
+
+def deadline_for(spec: SmartSpec, nominal: datetime, zone: tzinfo) -> datetime:
+    """The last instant the firing at `nominal` may start (then on_deadline applies)."""
+    return window_for(spec, nominal, zone)[1]
+
+
+# ------------------------------------------------------------------ constraints
+
+
+def _num(value: float) -> str:
+    return f"{round(value, 2):g}"
+
+
+def duration_text(delta: timedelta) -> str:
+    """`1h30m`, `10m`, `45s`: the annotation grammar's own units."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def _on_mains(snap: Snapshot) -> bool:
+    if snap.on_ac is not None:
+        return snap.on_ac
+    return snap.battery_percent is None  # no battery: nothing else to run on
+
+
+def constraint_failures(spec: SmartSpec, snap: Snapshot) -> tuple[str, ...]:
+    """One plain-words reason per failed hard constraint, in SPEC 4.1's order."""
+    out = []
+    if spec.max_load is not None and snap.load5 > spec.max_load:
+        out.append(f"load5 {_num(snap.load5)} > max_load {_num(spec.max_load)}")
+    if spec.max_cpu is not None and snap.cpu_percent > spec.max_cpu:
+        out.append(f"cpu {_num(snap.cpu_percent)}% > max_cpu {_num(spec.max_cpu)}%")
+    if spec.max_ram is not None and snap.ram_percent > spec.max_ram:
+        out.append(f"ram {_num(snap.ram_percent)}% > max_ram {_num(spec.max_ram)}%")
+    battery = snap.battery_percent
+    if spec.min_battery is not None and battery is not None and battery < spec.min_battery:
+        out.append(f"battery {_num(battery)}% < min_battery {_num(spec.min_battery)}%")
+    if spec.ac and not _on_mains(snap):
+        out.append(
+            "on battery (ac=yes)" if snap.on_ac is False else "power source unknown (ac=yes)"
+        )
+    idle = snap.idle_seconds
+    if spec.idle is not None and idle is not None and idle < spec.idle.total_seconds():
+        shown = duration_text(timedelta(seconds=idle))
+        out.append(f"user idle {shown} < idle {duration_text(spec.idle)}")
+    free = snap.disk_free_percent
+    if (
+        spec.min_disk is not None
+        and free is not None
+        and snap.disk_path == spec.disk_path
+        and free < spec.min_disk
+    ):
+        where = "" if spec.disk_path == "/" else f" on {spec.disk_path}"
+        out.append(f"disk free {_num(free)}%{where} < min_disk {_num(spec.min_disk)}%")
+    return tuple(out)
+
+
+# ------------------------------------------------------------------ the pipeline
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Case:
+    firing: Firing
+    spec: SmartSpec
+    snap: Snapshot
+    now: datetime
+    recheck: timedelta
+    advisor: Advisor | None
+    failures: tuple[str, ...] = field(default=())
+
+
+Step = Callable[[_Case], Verdict | None]
+
+
+def _hhmm(instant: datetime) -> str:
+    return instant.strftime("%H:%M")
+
+
+def _past_deadline(case: _Case) -> Verdict | None:
+    deadline = case.firing.deadline
+    if case.now < deadline:
+        return None
+    if not case.failures:
+        return Verdict(action="run", until=None, reason="constraints hold")
+    why = "; ".join(case.failures)
+    head = f"deadline {_hhmm(deadline)} reached"
+    if case.spec.on_deadline == "skip":
+        return Verdict(
+            action="skip", until=None, reason=f"{head}: skipped: {why}", failed=case.failures
+        )
+    return Verdict(
+        action="run", until=None, reason=f"{head}: running despite {why}", failed=case.failures
+    )
+
+
+def _not_yet(case: _Case) -> Verdict | None:
+    """A clock window not open yet, or a retry's backoff."""
+    start = case.firing.not_before
+    if start is None or case.now >= start:
+        return None
+    if case.firing.attempt:
+        reason = f"retry {case.firing.attempt} of {case.spec.retry} backs off until {_hhmm(start)}"
+    else:
+        reason = f"window opens at {_hhmm(start)}"
+    return Verdict(action="defer", until=start, reason=reason)
+
+
+def _constraints(case: _Case) -> Verdict | None:
+    if not case.failures:
+        return None
+    until = min(case.now + case.recheck, case.firing.deadline)
+    return Verdict(
+        action="defer", until=until, reason="; ".join(case.failures), failed=case.failures
+    )
+
+
+def _advice(case: _Case) -> Verdict | None:
+    """The model may defer to a better slot inside the window; it can never lose a firing."""
+    if case.advisor is None or not case.spec.ai:
+        return None
+    try:
+        advice = case.advisor.advise(case.firing, case.spec, case.snap, case.now)
+    except Exception as err:  # a failing model falls back to the rules
+        return Verdict(action="run", until=None, reason=f"constraints hold (model failed: {err})")
+    if advice is None:
+        return None
+    if advice.action == "skip":  # not the model's call: run as the rules say
+        return replace(advice, action="run", until=None, reason="constraints hold")
+    if advice.action == "defer":
+        until = min(advice.until or case.now + case.recheck, case.firing.deadline)
+        if until > case.now:
+            return replace(advice, until=until)
+        return replace(advice, action="run", until=None)
+    return replace(advice, until=None)
+
+
+def _run(case: _Case) -> Verdict | None:
+    return Verdict(action="run", until=None, reason="constraints hold")
+
+
+PIPELINE: tuple[Step, ...] = (_past_deadline, _not_yet, _constraints, _advice, _run)
+_HOLDS = Verdict(action="run", until=None, reason="constraints hold")  # frozen: shared
+
+
+def evaluate(
+    firing: Firing,
+    spec: SmartSpec,
+    snap: Snapshot,
+    now: datetime,
+    *,
+    recheck: timedelta = RECHECK,
+    advisor: Advisor | None = None,
+) -> Verdict:
+    """run, defer(until, reason) or skip(reason) for `firing` at `now` (SPEC 5)."""
+    now = now.astimezone(UTC)
+    failures = constraint_failures(spec, snap)
+    start = firing.not_before
+    # The common case, the pipeline's own answer without building a _Case (a firing
+    # waiting for capacity is gated again every minute): before the deadline, past
+    # not_before, the constraints hold and no model is asked, so every step passes to _run.
+    if (
+        not failures
+        and now < firing.deadline
+        and (start is None or now >= start)
+        and (advisor is None or not spec.ai)
+    ):
+        return _HOLDS
+    case = _Case(
+        firing=firing,
+        spec=spec,
+        snap=snap,
+        now=now,
+        recheck=recheck,
+        advisor=advisor,
+        failures=failures,
+    )
+    for step in PIPELINE:
+        verdict = step(case)
+        if verdict is not None:
+            return verdict
+    raise AssertionError("the pipeline ends with a step that always answers")
+
+
+def retry_at(spec: SmartSpec, attempt: int, now: datetime) -> datetime:
+    """When retry `attempt` (1 for the first) may start: exponential backoff."""
+    return now.astimezone(UTC) + spec.retry_delay * 2 ** max(0, attempt - 1)
+
+
+# ------------------------------------------------------------------ admission
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Admission:
+    """Which ready firings start now, wait (for capacity or a queue) or are skipped."""
+
+    start: list[tuple[Firing, SmartSpec]]
+    wait: list[tuple[Firing, SmartSpec]]
+    skip: list[tuple[Firing, str]]
+    why: dict[tuple[str, datetime], str] = field(default_factory=dict)  # of each waiter
+
+    def reason_for(self, firing: Firing) -> str | None:
+        """Why a waiting firing waits."""
+        return self.why.get((firing.job_id, firing.nominal))
+
+
+def _order(item: tuple[Firing, SmartSpec]) -> tuple[int, datetime, str]:
+    """Priority order: higher priority first, then earlier nominal (then job id)."""
+    return (-item[1].priority, item[0].nominal, item[0].job_id)
+
+
+def _overlap(out: Admission, firing: Firing, spec: SmartSpec, counts: Mapping[str, int]) -> bool:
+    """Apply `overlap` against the job's runs going (or started here); True if it did."""
+    if not counts.get(firing.job_id, 0) or spec.overlap == "allow":
+        return False
+    if spec.overlap == "skip":
+        out.skip.append((firing, "previous run still going (overlap=skip)"))
+    else:
+        out.wait.append((firing, spec))
+        out.why[firing.job_id, firing.nominal] = "waiting for the previous run (overlap=queue)"
+    return True
+
+
+def admit(
+    ready: Sequence[tuple[Firing, SmartSpec]],
+    running: Mapping[str, int],
+    running_total: int,
+    max_concurrent: int,
+    *,
+    owners: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> Admission:
+    """Which ready firings start now, given the smart runs going (`running`: by job id).
+
+    - `overlap` first: skip or queue behind the job's own run going (or started here).
+    - Deadline: with `now` given, a firing at or past its deadline is not held back by
+      the cap (it defers, it never cancels): on_deadline=run starts it over the cap,
+      on_deadline=skip skips it. Such firings are admitted before the others.
+    - Fair share of `max_concurrent` between owners (`owners`: job id -> user; without
+      it, or for a job it lacks, one shared owner ""): N = the owners with a firing in
+      `ready` or a smart run going; an owner's even share is ceil(max_concurrent / N).
+      Free slots go one at a time to the owner holding the fewest (runs going + started
+      here; ties: the owner whose next firing comes first in priority order): round-
+      robin, so an owner holding >= its share starts nothing while an owner below its
+      share has a firing waiting, and a slot no one below it can use goes round again
+      (never idle while a firing waits). Runs going are never stopped: an owner may
+      hold more than its share from before others came; it gets no slot until they do.
+    - Within an owner: priority (higher first), then earlier nominal.
+    """
+    out = Admission(start=[], wait=[], skip=[])
+    counts = dict(running)
+    total = running_total
+
+    def owner_of(job_id: str) -> str:
+        return owners.get(job_id, "") if owners is not None else ""
+
+    held: dict[str, int] = {}
+    for job_id, count in running.items():
+        if count > 0:
+            who = owner_of(job_id)
+            held[who] = held.get(who, 0) + count
+    late: list[tuple[Firing, SmartSpec]] = []
+    queues: dict[str, list[tuple[Firing, SmartSpec]]] = {}
+    for item in sorted(ready, key=_order):
+        who = owner_of(item[0].job_id)
+        held.setdefault(who, 0)
+        if now is not None and now >= item[0].deadline:
+            late.append(item)
+        else:
+            queues.setdefault(who, []).append(item)
+    for firing, spec in late:
+        if _overlap(out, firing, spec, counts):
+            continue
+        if total >= max_concurrent:
+            full = f"{total} smart job(s) running (max_concurrent {max_concurrent})"
+            head = f"deadline {_hhmm(firing.deadline)} reached"
+            if spec.on_deadline == "skip":
+                out.skip.append((firing, f"{head}: skipped: {full}"))
+                continue
+            out.why[firing.job_id, firing.nominal] = f"{head}: started although {full}"
+        out.start.append((firing, spec))
+        counts[firing.job_id] = counts.get(firing.job_id, 0) + 1
+        held[owner_of(firing.job_id)] += 1
+        total += 1
+    while total < max_concurrent:
+        heads = []
+        for who, items in queues.items():
+            while items and _overlap(out, *items[0], counts):
+                items.pop(0)
+            if items:
+                heads.append((held[who], _order(items[0]), who))
+        if not heads:
+            break
+        who = min(heads)[2]
+        firing, spec = queues[who].pop(0)
+        out.start.append((firing, spec))
+        counts[firing.job_id] = counts.get(firing.job_id, 0) + 1
+        held[who] += 1
+        total += 1
+    why = f"waiting: {total} smart job(s) running (max_concurrent {max_concurrent})"
+    for items in queues.values():
+        for firing, spec in items:
+            if not _overlap(out, firing, spec, counts):
+                out.wait.append((firing, spec))
+                out.why[firing.job_id, firing.nominal] = why
+    return out
