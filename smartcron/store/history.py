@@ -6,11 +6,13 @@ runs itself: a run keeps its id while its row waits in memory for a failed write
 retried. Instants are ISO 8601 UTC text of fixed width: text order is time order.
 
 The daemon opens it `resilient` (historyguard.py): history must never stop cron. Every
-failure reaches the caller as HistoryError, never sqlite3.Error, OSError or UnicodeError."""
+failure reaches the caller as HistoryError, never sqlite3.Error, OSError or UnicodeError.
+
+The records (RunStart, RunEnd, RunRow) are in runrecords.py, the migrations in schema.py;
+both are imported from here too."""
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import sqlite3
@@ -19,8 +21,7 @@ import urllib.parse
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from smartcron.clock import Clock, SystemClock
@@ -35,175 +36,40 @@ from smartcron.store.historyguard import (
     kind,
     op_bytes,
     quick_check,
-    text,
 )
+from smartcron.store.runrecords import (
+    RUN_COLUMNS,
+    RunEnd,
+    RunRow,
+    RunStart,
+    RunStatus,
+    Trigger,
+    db_values,
+    from_db_time,
+    run_row,
+    to_db_time,
+)
+from smartcron.store.schema import MIGRATIONS, Migration
+
+# The store's names, and those its users import from here (records, schema, errors).
+__all__ = [
+    "MIGRATIONS",
+    "HistoryDamaged",
+    "HistoryError",
+    "HistoryStore",
+    "HistoryUnavailable",
+    "HistoryWriteError",
+    "Migration",
+    "RunEnd",
+    "RunRow",
+    "RunStart",
+    "RunStatus",
+    "Trigger",
+    "from_db_time",
+    "to_db_time",
+]
 
 log = logging.getLogger("smartcron")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-class RunStatus(enum.StrEnum):
-    RUNNING = "running"
-    OK = "ok"
-    FAILED = "failed"
-    TIMEOUT = "timeout"
-    INTERRUPTED = "interrupted"  # the daemon died or stopped while the job ran
-    SPAWN_ERROR = "spawn_error"  # fork/exec/setuid failed: the command never ran
-
-
-class Trigger(enum.StrEnum):
-    CRON = "cron"  # a plain line at its cron time
-    SMART = "smart"  # an annotated firing released by the gate
-    RETRY = "retry"
-    REBOOT = "reboot"  # @reboot
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Migration:
-    """A named schema step (statements end with ";" + newline), applied once, in one
-    transaction with its `migrations` row. Append steps; never edit an applied one.
-    Values are checked in Python: SQLite cannot alter a CHECK constraint in place."""
-
-    name: str
-    sql: str
-
-    def statements(self) -> list[str]:
-        return [part.strip() for part in self.sql.split(";\n") if part.strip()]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        name="0001_runs",
-        sql="""
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id TEXT NOT NULL, job_name TEXT, source TEXT NOT NULL, line INTEGER,
-            user TEXT NOT NULL, command TEXT NOT NULL, trigger TEXT NOT NULL,
-            scheduled TEXT, started TEXT NOT NULL, ended TEXT,
-            status TEXT NOT NULL, exit_code INTEGER, signal INTEGER,
-            timed_out INTEGER NOT NULL DEFAULT 0, interrupted INTEGER NOT NULL DEFAULT 0,
-            runtime_s REAL, cpu_s REAL, max_rss_kb INTEGER,
-            output_size INTEGER, output BLOB, mail_sent INTEGER, mail_reason TEXT,
-            note TEXT, instance TEXT);
-        CREATE INDEX runs_job_scheduled ON runs (job_id, scheduled);
-        CREATE INDEX runs_started ON runs (started);
-        CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
-        """,
-    ),
-    # For the gate (SPEC 5): a smart firing, persisted before it is evaluated (state:
-    # pending | running | done | skipped | missed), and each verdict (run | defer | skip)
-    # with its reason, the snapshot and the model's outputs as JSON text.
-    Migration(
-        name="0002_firings_decisions",
-        sql="""
-        CREATE TABLE firings (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id TEXT NOT NULL, nominal TEXT NOT NULL, deadline TEXT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
-            next_eval TEXT, created TEXT NOT NULL, updated TEXT NOT NULL,
-            UNIQUE (job_id, nominal));
-        CREATE INDEX firings_due ON firings (state, next_eval);
-        ALTER TABLE runs ADD COLUMN firing_id INTEGER REFERENCES firings (id) ON DELETE SET NULL;
-        CREATE INDEX runs_firing ON runs (firing_id);
-        CREATE TABLE decisions (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            firing_id INTEGER REFERENCES firings (id) ON DELETE SET NULL,
-            job_id TEXT NOT NULL, at TEXT NOT NULL, verdict TEXT NOT NULL,
-            until TEXT, reason TEXT NOT NULL, snapshot TEXT, model TEXT);
-        CREATE INDEX decisions_firing ON decisions (firing_id);
-        CREATE INDEX decisions_job_at ON decisions (job_id, at);
-        """,
-    ),
-    # The minute journal (smartcron.store.journal): the last wake-up's observed minute, its
-    # plain firings and the clocks, written with its smart firings before any job of
-    # the minute starts; and the plain firings a restart left unrun, counted per job.
-    Migration(
-        name="0003_minute_journal",
-        sql="""
-        CREATE TABLE journal (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            utc_minute INTEGER NOT NULL, at TEXT NOT NULL, boot_id TEXT, mono REAL,
-            plain TEXT NOT NULL, complete INTEGER NOT NULL);
-        CREATE TABLE not_run (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            job_id TEXT NOT NULL, label TEXT NOT NULL, first TEXT NOT NULL, last TEXT NOT NULL,
-            count INTEGER NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
-        CREATE INDEX not_run_at ON not_run (at);
-        """,
-    ),
-)
-
-
-def to_db_time(instant: datetime) -> str:
-    if instant.tzinfo is None:
-        raise ValueError(f"naive datetime {instant!r}: history stores UTC instants")
-    return instant.astimezone(UTC).strftime(_TIME_FORMAT)
-
-
-def from_db_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunStart:
-    """What is known as a job starts. `scheduled` is the nominal firing instant (None
-    for @reboot); `source`/`line` the crontab file and line; `firing_id` a smart firing."""
-
-    job_id: str
-    source: str
-    user: str
-    command: str
-    started: datetime
-    trigger: Trigger | str = Trigger.CRON
-    scheduled: datetime | None = None
-    job_name: str | None = None
-    line: int | None = None
-    firing_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunEnd:
-    """How a run ended. `output` is stored as given (the caller caps it); `output_size`
-    is the full size. `note` is free text (a spawn error, an interruption reason)."""
-
-    status: RunStatus | str
-    ended: datetime
-    exit_code: int | None = None
-    signal: int | None = None
-    timed_out: bool = False
-    runtime_s: float | None = None
-    cpu_s: float | None = None
-    max_rss_kb: int | None = None
-    output_size: int | None = None
-    output: bytes | None = None
-    mail_sent: bool | None = None
-    mail_reason: str | None = None
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRow:
-    """A stored run; `end` is None while it runs or if the daemon died first (see `note`)."""
-
-    id: int
-    status: RunStatus
-    note: str | None
-    start: RunStart
-    end: RunEnd | None
-
-
-def _values(record: RunStart | RunEnd) -> dict[str, object]:
-    """A record's fields as stored: UTC text for instants, 0/1 for booleans."""
-    values = {f.name: getattr(record, f.name) for f in fields(record)}
-    for name, value in values.items():
-        if isinstance(value, datetime | bool):
-            values[name] = to_db_time(value) if isinstance(value, datetime) else int(value)
-    return values
-
-
-_START = tuple(f.name for f in fields(RunStart))
-_END = tuple(f.name for f in fields(RunEnd))
-_COLUMNS = ("id", *_START, *_END)
 _Op = tuple[tuple[str, tuple[object, ...]], ...]  # statements run in one transaction
 _INTERRUPT = (
     "UPDATE runs SET status = 'interrupted', interrupted = 1, note = ?"
@@ -414,7 +280,7 @@ class HistoryStore(Guard):
     def record_start(self, start: RunStart) -> int:
         """Write a 'running' row as the job starts, so a crash leaves evidence; its id.
         On a write failure, HistoryWriteError carries the id (the row is buffered)."""
-        values = _values(start) | {"trigger": Trigger(start.trigger).value}
+        values = db_values(start) | {"trigger": Trigger(start.trigger).value}
         with self._lock:
             run_id = self._next_run_id
             self._next_run_id += 1
@@ -428,7 +294,7 @@ class HistoryStore(Guard):
         status = RunStatus(end.status)
         if status is RunStatus.RUNNING:
             raise ValueError("record_end needs a final status")
-        values = _values(end) | {"status": status.value}
+        values = db_values(end) | {"status": status.value}
         values["interrupted"] = int(status is RunStatus.INTERRUPTED)
         sql = f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?"
         self._write(((sql, (*values.values(), run_id)),), run_id=run_id)
@@ -454,7 +320,7 @@ class HistoryStore(Guard):
         return rows[0] if rows else None
 
     def _select(self, tail: str, params: Sequence[object], with_output: bool) -> list[RunRow]:
-        columns = ", ".join(c if c != "output" or with_output else "NULL" for c in _COLUMNS)
+        columns = ", ".join(c if c != "output" or with_output else "NULL" for c in RUN_COLUMNS)
         sql = f"SELECT {columns} FROM runs {tail}"
         try:
             with self._lock:
@@ -463,7 +329,7 @@ class HistoryStore(Guard):
                 rows = self._conn.execute(sql, bind_all(params)).fetchall()
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.path}: read failed: {exc}") from exc
-        return [_row(dict(zip(_COLUMNS, row, strict=True))) for row in rows]
+        return [run_row(dict(zip(RUN_COLUMNS, row, strict=True))) for row in rows]
 
     def close(self) -> None:
         """Flush what can be, then close; HistoryWriteError if buffered writes are lost."""
@@ -477,21 +343,3 @@ class HistoryStore(Guard):
                     self._flush(run_id=None)
             finally:
                 self._close_connection()
-
-
-def _row(raw: dict[str, Any]) -> RunRow:
-    for name, value in raw.items():  # texts kept as BLOBs (not UTF-8) come back exactly
-        if name != "output":
-            raw[name] = text(value)
-    for name in ("scheduled", "started", "ended"):
-        raw[name] = from_db_time(raw[name])
-    for name in ("timed_out", "mail_sent"):
-        raw[name] = None if raw[name] is None else bool(raw[name])
-    raw["status"], raw["trigger"] = RunStatus(raw["status"]), Trigger(raw["trigger"])
-    return RunRow(
-        id=raw["id"],
-        status=raw["status"],
-        note=raw["note"],
-        start=RunStart(**{k: raw[k] for k in _START}),
-        end=None if raw["ended"] is None else RunEnd(**{k: raw[k] for k in _END}),
-    )
