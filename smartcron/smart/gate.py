@@ -4,22 +4,45 @@
 or None to pass to the next. Only the firing state machine (smartcron.smart.machine) calls
 `evaluate` and `admit`; the daemon and the simulator both drive that machine.
 
-Unknown readings: a `None` in the snapshot never fails a constraint, with one
-exception: `ac=yes` needs evidence of mains power (`on_ac` True, or `on_ac` None on a
-machine without a battery, which can only be on mains). `min_battery` is ignored
-without a battery (SPEC 4.1); `min_disk` is ignored when the snapshot measured another
-path than the job's `disk_path` (the engine measures the job's path when it can).
+Windows and hard constraints (`window_for`, `deadline_for`, `constraint_failures`,
+`duration_text`, and how unknown readings count) live in smartcron.smart.constraints;
+the gate re-exports them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
+from smartcron.smart.constraints import (
+    constraint_failures,
+    deadline_for,
+    duration_text,
+    window_for,
+)
 from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
+
+__all__ = [
+    "PIPELINE",
+    "RECHECK",
+    "STATES",
+    "Action",
+    "Admission",
+    "Advisor",
+    "Firing",
+    "Step",
+    "Verdict",
+    "admit",
+    "constraint_failures",
+    "deadline_for",
+    "duration_text",
+    "evaluate",
+    "retry_at",
+    "window_for",
+]
 
 Action = Literal["run", "defer", "skip"]
 RECHECK = timedelta(minutes=1)
@@ -61,103 +84,6 @@ class Advisor(Protocol):
     def advise(
         self, firing: Firing, spec: SmartSpec, snap: Snapshot, now: datetime
     ) -> Verdict | None: ...
-
-
-# ------------------------------------------------------------------ windows
-
-
-def _at(day: datetime, clock: time, zone: tzinfo, days: int = 0) -> datetime:
-    """Wall time `clock` on `day` (+days) in `zone` (a DST gap resolves as zoneinfo does)."""
-    date = day.date() + timedelta(days=days)
-    return datetime.combine(date, clock, tzinfo=zone).astimezone(UTC)
-
-
-def window_for(spec: SmartSpec, nominal: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
-    """(earliest start, deadline) of the firing at `nominal`.
-
-    A duration window opens at the nominal time. A clock window `HH:MM-HH:MM` is the one
-    that contains or follows the nominal time in `zone`; it may wrap midnight. Both in
-    UTC: arithmetic on one zone's datetimes is wall-clock arithmetic, wrong across DST.
-    """
-    nominal = nominal.astimezone(UTC)
-    if spec.window_clock is None:
-        return nominal, nominal + (spec.window or timedelta(0))
-    start, end = spec.window_clock
-    local = nominal.astimezone(zone)
-    now = local.time().replace(tzinfo=None)
-    if start < end:  # same day
-        if now < end:
-            opens = _at(local, start, zone)
-            return max(nominal, opens), _at(local, end, zone)
-        return _at(local, start, zone, 1), _at(local, end, zone, 1)
-    if now < end:  # inside a window that opened yesterday
-        return nominal, _at(local, end, zone)
-    if now >= start:  # inside a window that closes tomorrow
-        return nominal, _at(local, end, zone, 1)
-    return _at(local, start, zone), _at(local, end, zone, 1)
-
-
-def deadline_for(spec: SmartSpec, nominal: datetime, zone: tzinfo) -> datetime:
-    """The last instant the firing at `nominal` may start (then on_deadline applies)."""
-    return window_for(spec, nominal, zone)[1]
-
-
-# ------------------------------------------------------------------ constraints
-
-
-def _num(value: float) -> str:
-    return f"{round(value, 2):g}"
-
-
-def duration_text(delta: timedelta) -> str:
-    """`1h30m`, `10m`, `45s`: the annotation grammar's own units."""
-    seconds = int(delta.total_seconds())
-    if seconds <= 0:
-        return "0s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
-def _on_mains(snap: Snapshot) -> bool:
-    if snap.on_ac is not None:
-        return snap.on_ac
-    return snap.battery_percent is None  # no battery: nothing else to run on
-
-
-def constraint_failures(spec: SmartSpec, snap: Snapshot) -> tuple[str, ...]:
-    """One plain-words reason per failed hard constraint, in SPEC 4.1's order."""
-    out = []
-    if spec.max_load is not None and snap.load5 > spec.max_load:
-        out.append(f"load5 {_num(snap.load5)} > max_load {_num(spec.max_load)}")
-    if spec.max_cpu is not None and snap.cpu_percent > spec.max_cpu:
-        out.append(f"cpu {_num(snap.cpu_percent)}% > max_cpu {_num(spec.max_cpu)}%")
-    if spec.max_ram is not None and snap.ram_percent > spec.max_ram:
-        out.append(f"ram {_num(snap.ram_percent)}% > max_ram {_num(spec.max_ram)}%")
-    battery = snap.battery_percent
-    if spec.min_battery is not None and battery is not None and battery < spec.min_battery:
-        out.append(f"battery {_num(battery)}% < min_battery {_num(spec.min_battery)}%")
-    if spec.ac and not _on_mains(snap):
-        out.append(
-            "on battery (ac=yes)" if snap.on_ac is False else "power source unknown (ac=yes)"
-        )
-    idle = snap.idle_seconds
-    if spec.idle is not None and idle is not None and idle < spec.idle.total_seconds():
-        shown = duration_text(timedelta(seconds=idle))
-        out.append(f"user idle {shown} < idle {duration_text(spec.idle)}")
-    free = snap.disk_free_percent
-    if (
-        spec.min_disk is not None
-        and free is not None
-        and snap.disk_path == spec.disk_path
-        and free < spec.min_disk
-    ):
-        where = "" if spec.disk_path == "/" else f" on {spec.disk_path}"
-        out.append(f"disk free {_num(free)}%{where} < min_disk {_num(spec.min_disk)}%")
-    return tuple(out)
 
 
 # ------------------------------------------------------------------ the pipeline
@@ -325,6 +251,33 @@ def _overlap(out: Admission, firing: Firing, spec: SmartSpec, counts: Mapping[st
     return True
 
 
+def _partition(
+    ready: Sequence[tuple[Firing, SmartSpec]],
+    running: Mapping[str, int],
+    owner_of: Callable[[str], str],
+    now: datetime | None,
+) -> tuple[
+    dict[str, int], list[tuple[Firing, SmartSpec]], dict[str, list[tuple[Firing, SmartSpec]]]
+]:
+    """(runs held by owner, firings at or past their deadline, the others queued by
+    owner), each list in priority order; every owner with a firing ready is in `held`."""
+    held: dict[str, int] = {}
+    for job_id, count in running.items():
+        if count > 0:
+            who = owner_of(job_id)
+            held[who] = held.get(who, 0) + count
+    late: list[tuple[Firing, SmartSpec]] = []
+    queues: dict[str, list[tuple[Firing, SmartSpec]]] = {}
+    for item in sorted(ready, key=_order):
+        who = owner_of(item[0].job_id)
+        held.setdefault(who, 0)
+        if now is not None and now >= item[0].deadline:
+            late.append(item)
+        else:
+            queues.setdefault(who, []).append(item)
+    return held, late, queues
+
+
 def admit(
     ready: Sequence[tuple[Firing, SmartSpec]],
     running: Mapping[str, int],
@@ -358,20 +311,7 @@ def admit(
     def owner_of(job_id: str) -> str:
         return owners.get(job_id, "") if owners is not None else ""
 
-    held: dict[str, int] = {}
-    for job_id, count in running.items():
-        if count > 0:
-            who = owner_of(job_id)
-            held[who] = held.get(who, 0) + count
-    late: list[tuple[Firing, SmartSpec]] = []
-    queues: dict[str, list[tuple[Firing, SmartSpec]]] = {}
-    for item in sorted(ready, key=_order):
-        who = owner_of(item[0].job_id)
-        held.setdefault(who, 0)
-        if now is not None and now >= item[0].deadline:
-            late.append(item)
-        else:
-            queues.setdefault(who, []).append(item)
+    held, late, queues = _partition(ready, running, owner_of, now)
     for firing, spec in late:
         if _overlap(out, firing, spec, counts):
             continue
