@@ -107,16 +107,7 @@ def simulate(
     recorder = Recorder(history, policy.value) if history is not None else None
     if policy.gated and not exact and recorder is None:
         timeline.prepare(scenario.specs())  # the skip-ahead masks, all in one pass
-    tick = None
-    if progress is not None:
-        step = max(1, (hi - lo) // 200)
-        state = {"next": lo}
-
-        def tick(minute: int) -> None:
-            if minute >= state["next"]:
-                state["next"] = minute + step
-                progress(min(minute, hi) - lo, hi - lo)
-
+    tick = _ticker(progress, lo, hi) if progress is not None else None
     engine = Simulation(
         jobs=list(scenario.jobs),
         timeline=timeline,
@@ -150,6 +141,19 @@ def simulate(
         evaluations=engine.evaluations,
         seconds=time.perf_counter() - began,
     )
+
+
+def _ticker(progress: Callable[[int, int], None], lo: int, hi: int) -> Callable[[int], None]:
+    """The engine's per-minute hook: `progress` (minutes done, in total) about 200 times."""
+    step = max(1, (hi - lo) // 200)
+    state = {"next": lo}
+
+    def tick(minute: int) -> None:
+        if minute >= state["next"]:
+            state["next"] = minute + step
+            progress(min(minute, hi) - lo, hi - lo)
+
+    return tick
 
 
 def _check_period(timeline: Timeline, first: datetime, last: datetime) -> None:
