@@ -9,7 +9,7 @@ import gzip
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
@@ -70,14 +70,8 @@ def simulate_cmd(
     from smartcron.sim.world import read_world
 
     zone = zone_option(tz)
-    first = instant_option(start, zone, "--from") if start else None
-    last = instant_option(end, zone, "--to") if end else None
-    if first is not None and last is not None and first >= last:
-        raise SmartcronError(f"--from {start} is not before --to {end}")
-    if policy == "smart" and model is None:
-        raise SmartcronError("--policy smart needs --model DIR (a model from smartcronctl train)")
-    if model is not None and policy != "smart":
-        raise SmartcronError("--model is for --policy smart only")
+    first, last = _period(start, end, zone)
+    _check_model(policy, model)
     advisor, on_run = simulation_advisor(model) if model is not None else (None, None)
     world = read_world(world_path)
     scenario = simulator.load_scenario(crontab, zone=zone, jobs_dir=jobs_dir, system=system)
@@ -119,6 +113,25 @@ def simulate_cmd(
         print_json(metrics)
         return
     _print_table(metrics, result)
+
+
+def _period(
+    start: str | None, end: str | None, zone: tzinfo
+) -> tuple[datetime | None, datetime | None]:
+    """--from and --to as instants (None: the trace's own start or end)."""
+    first = instant_option(start, zone, "--from") if start else None
+    last = instant_option(end, zone, "--to") if end else None
+    if first is not None and last is not None and first >= last:
+        raise SmartcronError(f"--from {start} is not before --to {end}")
+    return first, last
+
+
+def _check_model(policy: str, model: str | None) -> None:
+    """--model goes with --policy smart, and only with it."""
+    if policy == "smart" and model is None:
+        raise SmartcronError("--policy smart needs --model DIR (a model from smartcronctl train)")
+    if model is not None and policy != "smart":
+        raise SmartcronError("--model is for --policy smart only")
 
 
 def simulation_advisor(model: str) -> tuple[Any, Callable[[str, datetime, bool, float], None]]:
