@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from smartcron.daemon import control
-from smartcron.daemon.control import ControlServer, RemoteStore, Unavailable, call
+from smartcron.daemon import control, controlclient, controlwire
+from smartcron.daemon.control import ControlServer
+from smartcron.daemon.controlclient import RemoteStore, Unavailable, call
 from tests.userconfig import make_config
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="writes spool files for other uids")
@@ -24,7 +25,7 @@ NOBODY = 65534
 def server(tmp_path, monkeypatch):
     monkeypatch.setattr(control, "IO_TIMEOUT", 0.5)
     monkeypatch.setattr(control, "MAX_CLIENTS", 2)
-    monkeypatch.setattr(control, "BUSY_WAIT", 0.1)
+    monkeypatch.setattr(controlclient, "BUSY_WAIT", 0.1)
     changes: list[int] = []
     srv = ControlServer(make_config(tmp_path), lambda: changes.append(1))
     srv.start()
@@ -110,8 +111,9 @@ def test_garbage_gets_an_error_reply_and_the_server_carries_on(server, payload, 
 
 
 def test_a_huge_request_is_refused_with_a_reply_the_sender_can_read(server):
-    reply = send_raw(server.path, b'{"op": "install", "data": "' + b"A" * (control.MAX_REQUEST + 1))
-    assert reply["errors"] == [f"request too large (more than {control.MAX_REQUEST} bytes)"]
+    huge = b'{"op": "install", "data": "' + b"A" * (controlwire.MAX_REQUEST + 1)
+    reply = send_raw(server.path, huge)
+    assert reply["errors"] == [f"request too large (more than {controlwire.MAX_REQUEST} bytes)"]
 
 
 def test_a_syntax_error_is_reported_as_path_line_reason(server):

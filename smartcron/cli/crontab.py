@@ -20,7 +20,7 @@ from smartcron.cli.common import CONTEXT
 from smartcron.config import SYSTEM_CONFIG, defaults
 from smartcron.cron.crontab import Kind
 from smartcron.daemon import install
-from smartcron.daemon.control import RemoteStore, Unavailable, ask_reload
+from smartcron.daemon.controlclient import RemoteStore, Unavailable, ask_reload
 from smartcron.daemon.install import DirectStore
 from smartcron.errors import SmartcronError
 

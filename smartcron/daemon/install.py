@@ -391,8 +391,8 @@ class DirectStore:
     """Root on the spool, or anyone on their own user-mode crontab: written in place.
 
     `notify` runs after each change, besides touching the directory (inotify sees it):
-    smartcrontab passes control.ask_reload, which this module cannot import (control
-    imports it)."""
+    smartcrontab passes controlclient.ask_reload, which this module cannot import
+    (controlclient imports it)."""
 
     def __init__(
         self, config: Config, target: Target, notify: Callable[[], None] | None = None

@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 
 import smartcron
-from smartcron.daemon import control, install
-from smartcron.daemon.control import ControlServer, RemoteStore
+from smartcron.daemon import control, controlclient, install
+from smartcron.daemon.control import ControlServer
+from smartcron.daemon.controlclient import RemoteStore
 from tests.polling import wait_for
 from tests.userconfig import make_config
 from tests.users import NOT_ROOT, ThrowawayUser, is_root, throwaway_user
@@ -265,7 +266,7 @@ def test_a_bad_request_gets_a_clear_error_and_the_server_carries_on(server, payl
     reply = exchange(server.path, payload)
     assert (reply["ok"], reply["kind"]) == (False, "error")
     assert message in reply["errors"][0]
-    assert control.call(server.path, {"op": "ping"})["ok"] is True
+    assert controlclient.call(server.path, {"op": "ping"})["ok"] is True
     wait_for(lambda: not server.active, 2 * control.IO_TIMEOUT, "every connection closed")
 
 
@@ -321,14 +322,14 @@ def test_the_client_retries_a_busy_daemon_and_is_served(tmp_path):
 
 
 def test_the_client_gives_up_after_its_retry_budget_and_says_busy(tmp_path, monkeypatch):
-    monkeypatch.setattr(control, "BUSY_RETRY_FOR", 0.6)
+    monkeypatch.setattr(controlclient, "BUSY_RETRY_FOR", 0.6)
     config = make_config(tmp_path)
     with FakeDaemon(config.socket_path, busy=1000) as daemon:
         start = time.monotonic()
         with pytest.raises(install.InstallError, match="daemon is busy") as caught:
             RemoteStore(config, "someone").read()
         took = time.monotonic() - start
-    assert not isinstance(caught.value, control.Unavailable)  # it runs: no "not running"
+    assert not isinstance(caught.value, controlclient.Unavailable)  # it runs: no "not running"
     assert daemon.connections >= 3 and 0.3 < took < 1.5
 
 
@@ -360,12 +361,12 @@ def test_a_real_server_at_a_uids_limit_serves_its_retry_once_a_slot_frees(server
     for sock in idle:
         sock.connect(str(server.path))
     wait_for(lambda: server.active.get(os.geteuid()) == control.MAX_PER_UID, 2, "all held")
-    assert control.call(server.path, {"op": "ping"})["kind"] == "busy"
-    reply, took = timed(control.call, server.path, {"op": "ping"}, 30.0, 5.0)
+    assert controlclient.call(server.path, {"op": "ping"})["kind"] == "busy"
+    reply, took = timed(controlclient.call, server.path, {"op": "ping"}, 30.0, 5.0)
     for sock in idle:
         sock.close()
     assert reply["ok"] is True and reply["uid"] == os.geteuid()
-    assert took < 0.5 + control.BUSY_WAIT_MAX + 0.5
+    assert took < 0.5 + controlclient.BUSY_WAIT_MAX + 0.5
 
 
 if __name__ == "__main__":  # pragma: no cover
