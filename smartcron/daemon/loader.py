@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from smartcron.config import Config
-from smartcron.cron.crontab import Crontab, Kind, cron_d_name_ok, parse
+from smartcron.cron.crontab import Kind, cron_d_name_ok, parse
 from smartcron.cron.permissions import FileData, RefusedFile, open_checked
-from smartcron.daemon.statusdoc import CompanionView, FileView
+from smartcron.daemon.loadedfile import CompanionFile, Loaded, Source, Stamp
+from smartcron.daemon.reloadlog import report_reload
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
 from smartcron.smart.jobfiles import JOB_FILE_SUFFIXES, load_job_file
 from smartcron.smart.jobids import derived_id, named_id
@@ -27,66 +28,6 @@ from smartcron.smart.jobs import Job, assign_ids
 from smartcron.smart.smartspec import Companion, companion_path, load_companion, smart_spec_for
 
 log = logging.getLogger("smartcron")
-
-Stamp = tuple[int, int, int, int]  # mtime, ctime, size, inode
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    path: Path
-    kind: Kind
-    rule: str  # "system", "user" (spool) or "own" (user mode)
-    owner: str | None = None  # the user a user-format crontab belongs to
-    job_file: bool = False  # a standalone job file (jobfiles.py), not a crontab
-
-
-@dataclass(frozen=True, slots=True)
-class CompanionFile:
-    """F.smart.yaml as last read. `state`: ok, broken (its YAML or a key) or refused
-    (cron's permission rules, as for F); `problems` say why, as ``path:line: reason``."""
-
-    path: str
-    stamp: Stamp
-    state: str = "ok"
-    problems: tuple[str, ...] = ()
-
-    def view(self) -> CompanionView:
-        return CompanionView(path=self.path, state=self.state, problems=self.problems)
-
-
-@dataclass(frozen=True)
-class Loaded:
-    source: Source
-    jobs: tuple[Job, ...] = ()
-    crontab: Crontab | None = None
-    refused: str | None = None  # why the whole file is not used
-    warnings: tuple[str, ...] = ()
-    stamp: Stamp | None = None
-    companion_file: CompanionFile | None = None  # F.smart.yaml, when there is one
-
-    @property
-    def path(self) -> str:
-        return str(self.source.path)
-
-    @property
-    def companion(self) -> Stamp | None:
-        """The stamp of F.smart.yaml, when there is one."""
-        return None if self.companion_file is None else self.companion_file.stamp
-
-    def view(self) -> FileView:
-        """How `status` (the daemon's file and the CLI's live view) shows this file."""
-        companion = None if self.companion_file is None else self.companion_file.view()
-        return FileView(
-            path=self.path,
-            refused=self.refused,
-            warnings=self.warnings,
-            jobs=len(self.jobs),
-            companion=companion,
-        )
-
-    def document(self) -> dict[str, object]:
-        """view() as JSON."""
-        return self.view().to_json()
 
 
 def _user_exists(name: str) -> bool:
@@ -335,7 +276,7 @@ class Database:
                 log.exception("%s: cannot be loaded", key)
                 loaded = Loaded(source, refused=f"internal error: {err!r}")
             current[key] = loaded
-            if _report(old, loaded):
+            if report_reload(old, loaded):
                 changes.append(key)
         for key in self.files.keys() - current.keys():
             changes.append(key)
@@ -350,97 +291,3 @@ class Database:
 
 def _side_stamp(source: Source) -> Stamp | None:
     return None if source.job_file else _stamp_of(companion_path(source.path))
-
-
-def _report(old: Loaded | None, new: Loaded) -> bool:
-    """Log what a reload changed; False when nothing did (a refused file re-read for the
-    same reason, a forced reload of an unchanged file: said once, not every minute)."""
-    if old is None:
-        _log_loaded(new, reloaded=False)
-        return True
-    if (old.refused, old.stamp, old.companion) == (
-        new.refused,
-        new.stamp,
-        new.companion,
-    ):
-        return False
-    whole = old.refused != new.refused or old.stamp != new.stamp
-    if whole:
-        _log_loaded(new, reloaded=True)
-    if new.refused is not None or old.refused is not None:
-        return True
-    if old.companion != new.companion:
-        _log_companion(old, new)
-    for change in _job_changes(old.jobs, new.jobs):
-        log.info("%s", change)
-    if not whole:  # F itself did not move: only what the companion newly says
-        for warning in new.warnings:
-            if warning not in old.warnings:
-                log.warning("%s", warning)
-    return True
-
-
-def _log_companion(old: Loaded, new: Loaded) -> None:
-    side, was = new.companion_file, old.companion_file
-    if side is None:
-        assert was is not None
-        log.info(
-            "%s: removed; the annotated lines of %s use their inline keys only", was.path, new.path
-        )
-        return
-    verb = "created" if was is None else "changed"
-    if side.state != "ok":
-        log.error(
-            "%s: %s, %s (%d problem(s)); the annotated lines of %s use their inline keys only",
-            side.path,
-            verb,
-            side.state,
-            len(side.problems),
-            new.path,
-        )
-        return
-    smart = sum(1 for job in new.jobs if job.smart is not None)
-    log.info("%s: %s, applied to %d annotated job(s) of %s", side.path, verb, smart, new.path)
-
-
-def _settings(job: Job) -> dict[str, object]:
-    out: dict[str, object] = {"schedule": job.entry.spec.text, "command": job.command}
-    out["user"] = job.owner
-    if job.smart is not None:
-        out.update(job.smart.as_dict())
-    return out
-
-
-def _job_changes(old: tuple[Job, ...], new: tuple[Job, ...]) -> list[str]:
-    """``file:line (name): key old -> new, ...`` for each job kept across a reload (same
-    id) whose schedule, command, user or smart settings changed (durations in seconds)."""
-    before = {job.id: job for job in old}
-    out = []
-    for job in new:
-        prev = before.get(job.id)
-        if prev is None:
-            continue
-        if (prev.smart is None) != (job.smart is None):
-            diffs = ["now plain cron" if job.smart is None else "now smart"]
-        else:
-            a, b = _settings(prev), _settings(job)
-            diffs = [f"{k} {a[k]} -> {b[k]}" for k in a if k in b and a[k] != b[k]]
-        if diffs:
-            name = f" ({job.name})" if job.name else ""
-            out.append(f"{job.label}{name}: {', '.join(diffs)}")
-    return out
-
-
-def _log_loaded(loaded: Loaded, reloaded: bool) -> None:
-    verb = "reloaded" if reloaded else "loaded"
-    if loaded.refused is not None:
-        first, *rest = loaded.refused.splitlines() or [""]
-        log.error("%s: refused: %s%s", loaded.path, first, f" (+{len(rest)} more)" if rest else "")
-        for line in rest:
-            log.error("%s", line)
-        return
-    side = loaded.companion_file
-    extra = "" if side is None else f", with {side.path} ({side.state})"
-    log.info("%s: %s, %d job(s)%s", loaded.path, verb, len(loaded.jobs), extra)
-    for warning in loaded.warnings:
-        log.warning("%s", warning)
