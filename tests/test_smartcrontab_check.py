@@ -1,4 +1,4 @@
-"""The check behind smartcrontab -T, -n and every install (install.check), in process."""
+"""The check behind smartcrontab -T, -n and every install (installcheck.check), in process."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import pytest
 
 from smartcron.cli import crontab as cli
 from smartcron.cron.crontab import Kind
-from smartcron.daemon import install
+from smartcron.daemon import installcheck
 
 
 def test_a_refused_file_names_its_bad_annotations_too_for_the_daemons_reply():
     pytest.importorskip("smartcron.smart.smartspec")
     data = b"#@smart foo=1\n0 4 * * * x\nbad line\n#@smart bar=2\n0 5 * * * y"
-    problems, warnings = install.check(data, "f")
+    problems, warnings = installcheck.check(data, "f")
     assert problems == ["f:1: unknown key 'foo'", "f:3: bad minute", "f:4: unknown key 'bar'"]
     assert warnings == [
         "f:5: no newline at end of file; the last line is still read"
@@ -22,7 +22,7 @@ def test_a_refused_file_names_its_bad_annotations_too_for_the_daemons_reply():
 
 def test_system_lines_for_unknown_users_and_unknown_zones_are_warnings():
     data = b'CRON_TZ=Nowhere/X\n0 2 * * * nosuchuserzz b\nCRON_TZ=""\n0 3 * * * root c\n'
-    assert install.check(data, "f", Kind.SYSTEM) == (
+    assert installcheck.check(data, "f", Kind.SYSTEM) == (
         [],
         [
             "f:1: CRON_TZ='Nowhere/X': unknown time zone; using the system zone",
@@ -32,12 +32,12 @@ def test_system_lines_for_unknown_users_and_unknown_zones_are_warnings():
 
 
 class DaemonStore:
-    """A RemoteStore's reply: the daemon runs install.check too and returns its warnings."""
+    """A RemoteStore's reply: the daemon runs installcheck.check too and returns its warnings."""
 
     user = "alice"
 
     def install(self, data: bytes, source: str) -> list[str]:
-        return [*install.check(data, source)[1], "a note of the daemon's own"]
+        return [*installcheck.check(data, source)[1], "a note of the daemon's own"]
 
 
 def test_a_warning_the_daemon_repeats_is_shown_once(capsys):

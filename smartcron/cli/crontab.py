@@ -19,7 +19,7 @@ from smartcron import config as configuration
 from smartcron.cli.common import CONTEXT
 from smartcron.config import SYSTEM_CONFIG, defaults
 from smartcron.cron.crontab import Kind
-from smartcron.daemon import install
+from smartcron.daemon import install, installcheck
 from smartcron.daemon.controlclient import RemoteStore, Unavailable, ask_reload
 from smartcron.daemon.install import DirectStore
 from smartcron.errors import SmartcronError
@@ -299,11 +299,11 @@ def yes_no(question: str, again: str, repeat: bool) -> bool | None:
             click.echo(question, nl=False)
 
 
-def check_crontab_file(data: bytes, path: str, kind: Kind) -> install.Verdict:
-    """install.check(), its problems and warnings told on stderr together, in line order."""
-    problems, warnings = install.check_lines(data, path, kind, companion=path != "-")
+def check_crontab_file(data: bytes, path: str, kind: Kind) -> installcheck.Verdict:
+    """installcheck.check(), its problems and warnings told on stderr together, in line order."""
+    problems, warnings = installcheck.check_lines(data, path, kind, companion=path != "-")
     found = [(p, str(p)) for p in problems] + [(w, f"{w} (warning)") for w in warnings]
-    order = install.line_order(path)
+    order = installcheck.line_order(path)
     err(*(text for _, text in sorted(found, key=lambda pair: order(pair[0]))))
     return [str(p) for p in problems], [str(w) for w in warnings]
 

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smartcron.config import Config
-from smartcron.daemon import install
+from smartcron.daemon import install, installcheck
 from smartcron.daemon.controlwire import (
     TOO_LARGE,
     Reply,
@@ -278,7 +278,7 @@ class ControlServer:
             text = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise install.InstallError("bad request: data is not base64") from None
-        problems, warnings = install.check(text, source)
+        problems, warnings = installcheck.check(text, source)
         if problems:
             raise install.BadCrontab(problems)
         return install.install(target, text, source), warnings

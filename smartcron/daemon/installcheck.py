@@ -1,0 +1,114 @@
+"""The check before a crontab is installed: smartcrontab's -T, -n and -e, and the daemon's
+install request. crontab(1)'s syntax check (its line limit included), then the smart
+layer's #@smart lines; every problem is found, each `path:line: reason`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pwd
+from collections.abc import Callable, Iterable
+from datetime import UTC
+from pathlib import Path
+
+from smartcron.cron.crontab import Crontab, Entry, Kind, parse
+from smartcron.cron.schedule import entry_zone
+from smartcron.daemon.install import MAX_CRONTAB_BYTES
+from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
+
+Verdict = tuple[list[str], list[str]]  # (problems, warnings), each `path:line: reason`
+
+
+def check(data: bytes, path: str, kind: Kind = Kind.USER, companion: bool = False) -> Verdict:
+    """crontab(1)'s check before installing: syntax (crontab.c's line limit), then the
+    smart layer's #@smart lines (with `companion`, also `path.smart.yaml`; the daemon
+    never reads one, as `path` comes from the client)."""
+    problems, warnings = check_lines(data, path, kind, companion)
+    return [str(p) for p in problems], [str(w) for w in warnings]
+
+
+Finding = LineProblem | str  # a str names no line (a file too large, an unreadable one)
+
+
+def check_lines(
+    data: bytes, path: str, kind: Kind = Kind.USER, companion: bool = False
+) -> tuple[list[Finding], list[Finding]]:
+    """check()'s verdict unformatted, each list in line_order(path). Every problem is
+    found, even in a file with bad lines. A system line whose user does not exist and
+    an unknown CRON_TZ are warnings: the daemon skips that line, or uses its own zone."""
+    if len(data) > MAX_CRONTAB_BYTES:
+        return [f"{path}: crontab too large ({len(data)} bytes, at most {MAX_CRONTAB_BYTES})"], []
+    problems: list[Finding] = []
+    try:
+        tab = parse(data, kind, path, install=True)
+    except CrontabSyntaxError as err:
+        problems += err.problems
+        if not isinstance(err.partial, Crontab):  # pragma: no cover - parse() always sets it
+            return problems, []
+        tab = err.partial
+    warnings: list[Finding] = [*tab.warnings, *_zone_warnings(tab, path)]
+    if kind is Kind.SYSTEM:
+        for entry in tab.entries:
+            if entry.user is not None and not _user_exists(entry.user):
+                # Debian refuses the file; the daemon skips the line, in these words (loader).
+                reason = f"bad username {entry.user!r}: skipped"
+                warnings.append(LineProblem(path, entry.line, reason))
+    problems += _annotation_problems(tab.entries, path, companion)
+    key = line_order(path)
+    return sorted(problems, key=key), sorted(warnings, key=key)
+
+
+def line_order(path: str) -> Callable[[Finding], tuple[int, int]]:
+    """A sort key: `path`'s lines in order, then anything else (its companion file)."""
+
+    def key(finding: Finding) -> tuple[int, int]:
+        if isinstance(finding, LineProblem) and finding.path == path:
+            return 0, finding.line
+        return 1, 0
+
+    return key
+
+
+def _zone_warnings(tab: Crontab, path: str) -> list[LineProblem]:
+    """An unknown CRON_TZ, in the daemon's words: its lines run on the system zone."""
+    warnings = []
+    for assignment in tab.env:
+        if assignment.name == "CRON_TZ":
+            try:
+                entry_zone([(assignment.name, assignment.value)], UTC)
+            except SmartcronError as err:
+                reason = f"{err}; using the system zone"
+                warnings.append(LineProblem(path, assignment.line, reason))
+    return warnings
+
+
+def _user_exists(name: str) -> bool:
+    with contextlib.suppress(KeyError):
+        return bool(pwd.getpwnam(name))
+    return False
+
+
+def _annotation_problems(
+    entries: Iterable[Entry], path: str, with_companion: bool
+) -> list[Finding]:
+    try:
+        from smartcron.smart import smartspec
+    except ImportError:  # the smart layer is optional here: syntax alone still decides
+        return []
+    companion = None
+    problems: list[Finding] = []
+    companion_file = Path(path + ".smart.yaml") if with_companion and path != "-" else None
+    if companion_file is not None and companion_file.is_file():
+        try:
+            text = companion_file.read_bytes().decode("utf-8", "surrogateescape")
+            companion = smartspec.load_companion(text, str(companion_file))
+        except AnnotationError as err:
+            problems += err.problems
+        except OSError as err:
+            problems.append(f"{companion_file}: {err.strerror}")
+    for entry in entries:
+        try:
+            smartspec.smart_spec_for(entry, path, companion, None)
+        except AnnotationError as err:
+            problems += err.problems
+    return problems
