@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smartcron.cli import crontab as cli
+from smartcron.cli import crontabedit
 from smartcron.cron.crontab import Kind
 from smartcron.daemon import installcheck
 
@@ -42,7 +42,7 @@ class DaemonStore:
 
 def test_a_warning_the_daemon_repeats_is_shown_once(capsys):
     data = b"CRON_TZ=Nowhere/X\n0 4 * * * x\n"
-    assert cli.try_install(DaemonStore(), data, "-", dry_run=False)  # type: ignore[arg-type]
+    assert crontabedit.try_install(DaemonStore(), data, "-", dry_run=False)  # type: ignore[arg-type]
     assert capsys.readouterr().err.splitlines() == [
         "-:1: CRON_TZ='Nowhere/X': unknown time zone; using the system zone (warning)",
         "a note of the daemon's own",
