@@ -181,3 +181,21 @@ def test_known_exceptions_are_still_true():
     gone = [edge for edge in sorted(KNOWN_EDGES) if edge[1] not in graph[edge[0]]]
     gone += sorted(KNOWN_PRIVATE - private_imports())
     assert not gone, f"no longer true, strike it from test_architecture: {gone}"
+
+
+MAX_MODULE_LINES = 400  # issue 12: one concept a module
+MAX_FUNCTION_LINES = 80
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for name, path in MODULES.items():
+        source = path.read_text(encoding="utf-8")
+        if (lines := source.count("\n")) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {length} lines")
+    assert not too_long, too_long
