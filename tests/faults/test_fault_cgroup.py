@@ -182,13 +182,12 @@ def test_a_daemonised_child_survives_the_shell_and_its_cgroup_goes_after_it(tmp_
     pidfile, cgfile = tmp_path / "daemon.pid", tmp_path / "cgroup"
     runner = ProcessRunner(grace_s=GRACE, linger_s=0.2, cgroups=cgroups())
     daemonise = f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 0.8' >/dev/null 2>&1 &"
-    t0 = time.monotonic()
     result = run(runner, request(f"{own_cgroup(cgfile)}; {daemonise} echo started"))
     child = read_pid(pidfile)
     try:
         # cron(8) waits only for the shell: the run is over, the daemon lives on.
-        assert result.output == b"started\n" and time.monotonic() - t0 < 0.7
-        assert alive(child)
+        assert result.output == b"started\n"
+        assert alive(child)  # the run ended while its daemonised child still slept
         job_cg = cgroup_dir(cgfile)
         assert job_cg.is_dir() and int((job_cg / "cgroup.procs").read_text()) == child
         wait_for(lambda: not alive(child), 5, "the daemonised child's exit")

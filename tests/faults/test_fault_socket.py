@@ -240,7 +240,7 @@ def test_a_slowloris_is_cut_at_the_deadline_and_others_are_served_meanwhile(serv
     busy = [t for t, text in report["cut"] if '"busy"' in text]
     timed_out = [t for t, text in report["cut"] if "request timed out" in text]
     assert (len(busy), len(timed_out)) == (count - control.MAX_PER_UID, control.MAX_PER_UID)
-    assert max(busy) < 0.5
+    assert max(busy) < min(timed_out)  # refused at once, not after a request's deadline
     # cut at the deadline for the whole request, not reset by each byte
     assert all(control.IO_TIMEOUT - 0.1 < t < control.IO_TIMEOUT + 1.0 for t in timed_out)
     assert report["sent"] <= control.IO_TIMEOUT + 2
@@ -366,7 +366,7 @@ def test_a_real_server_at_a_uids_limit_serves_its_retry_once_a_slot_frees(server
     for sock in idle:
         sock.close()
     assert reply["ok"] is True and reply["uid"] == os.geteuid()
-    assert took < 0.5 + controlclient.BUSY_WAIT_MAX + 0.5
+    assert took < controlclient.BUSY_RETRY_FOR  # served inside its retry budget
 
 
 if __name__ == "__main__":  # pragma: no cover
