@@ -9,29 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from smartcron import config as configuration
 from smartcron.daemon.loader import Database
+from tests.userconfig import system_config
 
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to own files as others")
 NOBODY = 65534
-
-
-def system_config(tmp_path: Path) -> configuration.Config:
-    for name in ("cron.d", "spool"):
-        (tmp_path / name).mkdir(exist_ok=True)
-    return configuration.Config(
-        user_mode=False,
-        config_file=None,
-        user_crontab=None,
-        crontab=tmp_path / "crontab",
-        cron_d=tmp_path / "cron.d",
-        spool_dir=tmp_path / "spool",
-        jobs_dir=tmp_path / "jobs",
-        state_dir=tmp_path / "state",
-        run_dir=tmp_path / "run",
-        allow_file=tmp_path / "cron.allow",
-        deny_file=tmp_path / "cron.deny",
-    )
 
 
 def put(path: Path, text: str, mode: int) -> Path:

@@ -40,3 +40,23 @@ def make_config(tmp_path: Path, user_mode: bool = False) -> configuration.Config
     path.write_text("".join(f'{k} = "{k}"\n' for k in keys) + 'crontab = ""\ncron_d = ""\n')
     (tmp_path / "run_dir").mkdir()
     return configuration.read_config(path, user_mode=user_mode)
+
+
+def system_config(tmp_path: Path, **settings: object) -> configuration.Config:
+    """A system-mode Config on tmp_path: cron.d/ and spool/ made, /etc/crontab absent."""
+    for name in ("cron.d", "spool"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    return configuration.Config(
+        user_mode=False,
+        config_file=None,
+        user_crontab=None,
+        crontab=tmp_path / "crontab",
+        cron_d=tmp_path / "cron.d",
+        spool_dir=tmp_path / "spool",
+        jobs_dir=tmp_path / "jobs",
+        state_dir=tmp_path / "state",
+        run_dir=tmp_path / "run",
+        allow_file=tmp_path / "cron.allow",
+        deny_file=tmp_path / "cron.deny",
+        **settings,  # type: ignore[arg-type]
+    )

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from smartcron import config as configuration
 from smartcron.daemon.loop import Daemon, SmartParts
 from smartcron.run.executor import RunRequest
 from smartcron.run.runcontext import RunContext, RunSettings
@@ -30,6 +29,7 @@ from smartcron.testing import (
     sample_snapshot,
 )
 from tests.harness import BERLIN, Harness, utc
+from tests.userconfig import system_config
 from tests.users import NOT_ROOT, is_root
 
 T0 = datetime(2026, 2, 10, 1, 0, tzinfo=BERLIN)
@@ -132,25 +132,11 @@ HOUR = FakeOutcome(duration_s=3600)
 def system_harness(tmp_path: Path, alice: str, bob: str, outcomes: dict) -> Harness:
     """A system-mode daemon on two /etc/cron.d-style files: alice's jobs run as root,
     bob's as daemon (FakeRunner: no uid switch, so existing users serve)."""
+    cfg = system_config(tmp_path, max_concurrent=8)
     cron_d = tmp_path / "cron.d"
-    cron_d.mkdir()
     for name, text in (("alice", alice), ("bob", bob)):
         (cron_d / name).write_text(text)
         (cron_d / name).chmod(0o644)  # cron's rule: root's, not group/other writable
-    cfg = configuration.Config(
-        user_mode=False,
-        config_file=None,
-        user_crontab=None,
-        crontab=tmp_path / "crontab",  # absent: none
-        cron_d=cron_d,
-        spool_dir=tmp_path / "spool",
-        jobs_dir=tmp_path / "jobs",
-        state_dir=tmp_path / "state",
-        run_dir=tmp_path / "run",
-        allow_file=tmp_path / "cron.allow",
-        deny_file=tmp_path / "cron.deny",
-        max_concurrent=8,
-    )
     clock = FakeClock(START)
     plan = {cmd: [outcome] for cmd, outcome in outcomes.items()}
 
