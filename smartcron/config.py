@@ -56,6 +56,7 @@ class Config:
     model_max_age: float = 365.0  # days: an older model card is refused as stale
     inference_bound_ms: float = 50.0  # a slower inference counts as a model failure
     retrain: str = "off"  # off | daily | weekly | a cron expression
+    explore: bool = True  # smart mode: random starts while a job learns (smart.explore)
 
     @property
     def history_db(self) -> Path:
@@ -247,8 +248,9 @@ def _validate(config: Config, file: Path) -> None:
             raise bad(key, f"must be a positive number of {unit}, not {value!r}")
     if not isinstance(config.mail_command, str):
         raise bad("mail_command", "must be a string")
-    if not isinstance(config.fqdn_in_subject, bool):
-        raise bad("fqdn_in_subject", "must be true or false")
+    for key in ("fqdn_in_subject", "explore"):
+        if not isinstance(getattr(config, key), bool):
+            raise bad(key, "must be true or false")
     try:
         shlex.split(config.mail_command)
     except ValueError as err:

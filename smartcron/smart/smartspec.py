@@ -63,6 +63,7 @@ def _schema(key: str) -> dict[str, Any]:
         "name": [{"type": "string", "pattern": NAME_PATTERN}],
         "window": [*duration, {"type": "string", "pattern": CLOCK_PATTERN}],
         "load": [{"type": "number", "minimum": 0}, number],
+        "cost": [{"type": "number", "minimum": 0}, number],
         "percent": [
             {"type": "number", "minimum": 0, "maximum": 100},
             {"type": "string", "pattern": PERCENT_PATTERN},
@@ -159,6 +160,12 @@ class SmartSpec:
     min_disk: float | None = None  # percent free on disk_path
     disk_path: str = "/"
     ai: bool = True
+    explore: bool = True  # start at a random minute while learning (smart.explore)
+    # The advisor's expected cost of a start (docs/ai.md): a failed run costs fail_cost,
+    # a CPU-minute while the user is active interference_cost, an hour of delay delay_cost.
+    fail_cost: float = 1.0
+    interference_cost: float = 0.02
+    delay_cost: float = 0.01
     retry: int = 0
     retry_delay: timedelta = timedelta(minutes=5)
     timeout: timedelta | None = None
