@@ -262,3 +262,51 @@ def test_shipped_worlds_match_their_crontabs(kind):
     assert world.check_jobs(names) == []
     for law in world.jobs.values():
         assert 0 < law.base_fail < 0.1 and law.fail  # a base rate no feature explains
+
+
+@pytest.mark.parametrize(
+    ("column", "spec", "true", "false"),
+    [
+        ("hour", "9", [9.0], [8.0, 10.0]),
+        ("load5", "0.5", [0.5], [0.4, 0.6]),
+        ("weekday", " 3 ", [3.0], [2.0, 4.0]),
+        ("on_ac", "0", [0.0], [1.0, None]),
+    ],
+)
+def test_a_quoted_number_is_that_number(column, spec, true, false):
+    cond = _condition(column, spec)
+    assert (cond.op, cond.low) == ("==", float(spec))
+    assert all(cond.holds(v) for v in true)
+    assert not any(cond.holds(v) for v in false)
+
+
+def test_the_schema_accepts_quoted_numbers_in_conditions(world):
+    text = SPEC_WORLD.replace('{hour: "9-17"}', '{hour: "9", load5: " 0.5 "}')
+    law = load_world(text, "w.yaml").law_for("nightly_backup")
+    assert [(c.column, c.op, c.low) for c in law.fail[2].when] == [
+        ("hour", "==", 9.0),
+        ("load5", "==", 0.5),
+    ]
+    at_9 = sample_snapshot(at=MON_10.replace(hour=9), load5=0.5, on_ac=True)
+    at_10 = sample_snapshot(at=MON_10, load5=0.5, on_ac=True)
+    world9 = load_world(text, "w.yaml")
+    assert world9.p_fail("nightly_backup", at_9) == pytest.approx(1 - 0.98 * 0.7)
+    assert world9.p_fail("nightly_backup", at_10) == pytest.approx(0.02)
+
+
+@pytest.mark.parametrize("garbage", ['"9h"', '"nine"', '"1-2-3"', '"- 4"'])
+def test_a_garbage_condition_still_names_file_line_and_key(garbage):
+    text = SPEC_WORLD.replace('"9-17"', garbage)
+    with pytest.raises(WorldError) as info:
+        load_world(text, "w.yaml")
+    assert str(info.value).startswith("w.yaml:14: jobs.nightly_backup.fail[2].when.hour")
+
+
+def test_job_load_is_opt_in_and_names_the_cores(world):
+    assert (world.job_load, world.cores) == (False, 8)
+    loaded = load_world(SPEC_WORLD + "machine: {cores: 4, job_load: true}\n", "w.yaml")
+    assert (loaded.job_load, loaded.cores) == (True, 4)
+    for bad, reason in [("{cores: 0}", "machine.cores"), ("{gpus: 2}", "'gpus' was unexpected")]:
+        with pytest.raises(WorldError) as info:
+            load_world(SPEC_WORLD + f"machine: {bad}\n", "w.yaml")
+        assert str(info.value).startswith("w.yaml:16") and reason in str(info.value)

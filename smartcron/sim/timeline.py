@@ -4,10 +4,18 @@ Per-minute flags the metrics need (user-active, on battery) are computed once, a
 bytes plus prefix sums, so the CPU seconds a run spends in active minutes cost O(1)
 whatever its length. Past the trace's last minute the last row carries forward, as
 gaps do inside a trace: a firing near the end whose window runs past it still ends.
+
+Job load (a world with ``machine: {job_load: true}``): `Timeline.occupy` records a run's
+CPU, and from then on `Timeline.snapshot` adds it to the trace's state (load1: the cores
+of the runs going; load5 and load15: the same smoothed as the kernel does, e^(-1/5) and
+e^(-1/15) a minute; cpu_percent: 100 * cores / world cores, clipped at 100). The hold
+masks (`hold_mask`, `next_hold`, `next_fail`) come from the trace only and ignore the
+overlay: a skip-ahead built on them is wrong for max_load/max_cpu with job load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from array import array
 from collections.abc import Callable, Iterable
@@ -28,6 +36,9 @@ _FLOATS = ("load1", "load5", "load15", "cpu_percent", "ram_percent")
 _OPTIONAL = ("battery_percent", "idle_seconds", "disk_free_percent")  # NaN: None
 _FLAGS = ("charging", "on_ac")  # -1: None
 _Single = tuple[str, object, str]  # (constraint, value, disk_path)
+# per-minute keep factors of the overlay's smoothed loads (the kernel's exp averages)
+_KEEP5, _KEEP15 = math.exp(-1.0 / 5.0), math.exp(-1.0 / 15.0)
+_NEGLIGIBLE = 1e-9  # a smoothed contribution below this (cores) is not recorded
 
 
 class Timeline:
@@ -75,6 +86,8 @@ class Timeline:
         self._source = snap.idle_source if n else "trace"
         self.active, self.battery = active, battery
         self._active_cum, self._battery_cum = _cumulative(active), _cumulative(battery)
+        self.cores = world.cores
+        self._overlay: tuple[array[float], array[float], array[float]] | None = None
         self.snapshot = lru_cache(maxsize=4096)(self._snapshot)
 
     def instant(self, i: int) -> datetime:
@@ -110,6 +123,57 @@ class Timeline:
             idle_seconds=None if idle != idle else idle,
             idle_source=self._source,
             disk_free_percent=None if disk != disk else disk,
+        )
+
+    def occupy(self, minute: int, runtime_s: float, cpu: float) -> None:
+        """Record a run of `cpu` cores over [minute, minute + ceil(runtime_s / 60)).
+
+        Snapshots read after this include it (those cached before are dropped); read a
+        run's start snapshot before occupying, or the run sees its own load.
+        """
+        if cpu <= 0 or runtime_s <= 0 or minute < 0:
+            return
+        if self._overlay is None:
+            self._overlay = (array("d"), array("d"), array("d"))
+            self.snapshot = lru_cache(maxsize=4096)(self._overlaid)
+        going, smooth5, smooth15 = self._overlay
+        end = minute + math.ceil(runtime_s / 60.0)
+        # the smoothed loads decay for ~15 * ln(cpu / 1e-9) minutes after the run ends
+        tail = end + math.ceil(15.0 * math.log(max(cpu, 1.0) / _NEGLIGIBLE))
+        if len(going) < tail:
+            grow = array("d", bytes(8 * (tail - len(going))))
+            for column in self._overlay:
+                column.extend(grow)
+        for i in range(minute, end):
+            going[i] += cpu
+        level5 = level15 = 0.0
+        for i in range(minute, tail):
+            x = cpu if i < end else 0.0
+            level5 = level5 * _KEEP5 + x * (1.0 - _KEEP5)
+            level15 = level15 * _KEEP15 + x * (1.0 - _KEEP15)
+            smooth5[i] += level5
+            smooth15[i] += level15
+        self.snapshot.cache_clear()
+
+    def clear_overlay(self) -> None:
+        """Forget every occupied run: back to the trace's own snapshots (and speed)."""
+        self._overlay = None
+        self.snapshot = lru_cache(maxsize=4096)(self._snapshot)
+
+    def _overlaid(self, i: int) -> Snapshot:
+        """The trace's snapshot of minute `i` plus the occupied runs' load."""
+        snap = self._snapshot(i)
+        assert self._overlay is not None
+        going, smooth5, smooth15 = self._overlay
+        if i >= len(going):
+            return snap
+        busy = 100.0 * going[i] / self.cores
+        return dataclasses.replace(
+            snap,
+            load1=snap.load1 + going[i],
+            load5=snap.load5 + smooth5[i],
+            load15=snap.load15 + smooth15[i],
+            cpu_percent=min(100.0, snap.cpu_percent + busy),
         )
 
     def active_seconds(self, start: int, seconds: float) -> float:

@@ -9,7 +9,12 @@ Condition values (``when:``): a number is equality (booleans count as 1/0), and 
 string is ``<x``, ``<=x``, ``>x``, ``>=x``, ``=x`` or an inclusive range ``a-b``. For
 ``hour`` (0-23) and ``weekday`` (0 = Monday) a range may wrap (``22-5``: the night).
 A condition on a value the snapshot lacks (no battery) does not hold. ``hour`` and
-``weekday`` are read in the world's ``timezone`` (default UTC).
+``weekday`` are read in the world's ``timezone`` (default UTC). A quoted number
+(``"9"``, ``" 0.5 "``) is the number: equality.
+
+``machine: {cores: N, job_load: true}`` (opt-in): the jobs' own CPU loads the machine,
+so a run's start state includes the runs going around it (smartcron.sim.timeline's
+overlay); ``cores`` (default 8) is what ``cpu_percent`` is a share of.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ CONDITION = rf"^\s*((<=|>=|<|>|=)?\s*{_NUM}|{_NUM}\s*-\s*{_NUM})\s*$"
 # what a condition can test: the trace columns, load15, and the local hour and weekday
 COLUMNS = (*TRACE_COLUMNS[1:], "load15", "hour", "weekday")
 _CYCLIC = {"hour": 24, "weekday": 7}
+DEFAULT_CORES = 8
 
 _PROB = {"type": "number", "minimum": 0, "maximum": 1}
 _RULE = {
@@ -84,6 +90,14 @@ SCHEMA: dict[str, Any] = {
         "seed": {"type": "integer"},
         "active_idle_below": {"type": "number", "minimum": 0},
         "timezone": {"type": "string"},
+        "machine": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "cores": {"type": "integer", "minimum": 1},
+                "job_load": {"type": "boolean"},
+            },
+        },
         "jobs": {
             "type": "object",
             "propertyNames": {"type": "string", "pattern": NAME},
@@ -143,6 +157,8 @@ class World:
     seed: int = 0
     active_idle_below: float = 60.0
     timezone: str = "UTC"
+    job_load: bool = False  # jobs' own CPU loads the machine (Timeline.occupy)
+    cores: int = DEFAULT_CORES  # what cpu_percent is a share of, with job_load
     jobs: Mapping[str, JobLaw] = field(default_factory=dict)
     path: str = "<world>"
 
@@ -258,6 +274,8 @@ def _condition(column: str, value: Any) -> Condition:
         if text.startswith(op):
             number = float(text[len(op) :])
             return Condition(column=column, op="==" if op == "=" else op, low=number)
+    if "-" not in text:  # a quoted number ("9", " 0.5 "): equality, as the bare number
+        return Condition(column=column, op="==", low=float(text))
     low, high = (float(part) for part in text.split("-"))
     if low > high and column not in _CYCLIC:
         raise ValueError(f"range {value!r} is empty ({low:g} > {high:g})")
@@ -274,6 +292,7 @@ def _build(data: Mapping[str, Any], path: str, root: Any) -> World:
         raise WorldError(
             f"{safeyaml.where(path, root, ['timezone'])}: unknown time zone {zone!r}"
         ) from None
+    machine = data.get("machine") or {}
     jobs: dict[str, JobLaw] = {}
     for name, spec in (data.get("jobs") or {}).items():
         rules = []
@@ -306,6 +325,8 @@ def _build(data: Mapping[str, Any], path: str, root: Any) -> World:
         seed=int(data.get("seed", 0)),
         active_idle_below=float(data.get("active_idle_below", 60.0)),
         timezone=zone,
+        job_load=bool(machine.get("job_load", False)),
+        cores=int(machine.get("cores", DEFAULT_CORES)),
         jobs=jobs,
         path=path,
     )
