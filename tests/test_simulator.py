@@ -38,19 +38,19 @@ BY_HAND = {
     "cron": dict(
         firings=4, runs=4, failures=1, failure_rate=0.25, wasted_cpu_s=120.0,
         interference_cpu_s=120.0, on_battery_cpu_s=0.0, window_misses=0, skipped=0,
-        delay_mean_s=0.0, delay_p95_s=0.0,
+        not_done=1, delay_mean_s=0.0, delay_p95_s=0.0,
     ),
     # rules: idle=5m holds first at minute 9 (idle 300 s): succeeds, on battery 9-10.
     "rules": dict(
         firings=4, runs=4, failures=0, failure_rate=0.0, wasted_cpu_s=0.0,
         interference_cpu_s=0.0, on_battery_cpu_s=120.0, window_misses=0, skipped=0,
-        delay_mean_s=135.0, delay_p95_s=540.0,
+        not_done=0, delay_mean_s=135.0, delay_p95_s=540.0,
     ),
     # oracle: P(fail) = 0 from minute 5 on; no interference there either: earliest, 5.
     "oracle": dict(
         firings=4, runs=4, failures=0, failure_rate=0.0, wasted_cpu_s=0.0,
         interference_cpu_s=0.0, on_battery_cpu_s=0.0, window_misses=0, skipped=0,
-        delay_mean_s=75.0, delay_p95_s=300.0,
+        not_done=0, delay_mean_s=75.0, delay_p95_s=300.0,
     ),
 }  # fmt: skip
 

@@ -87,7 +87,8 @@ class Simulation:
     _heap: list[tuple[int, int, int, object]] = field(default_factory=list)
     _seq: int = 0
     _by_id: dict[str, _Job] = field(default_factory=dict)
-    _chosen: dict[tuple[str, datetime], datetime] = field(default_factory=dict)
+    _chosen: dict[tuple[str, datetime, int], datetime] = field(default_factory=dict)
+    _late: set[tuple[str, datetime]] = field(default_factory=set)  # not_done already
 
     @property
     def skip_ahead(self) -> bool:
@@ -101,8 +102,9 @@ class Simulation:
         decide: Callable[..., gate.Verdict] = gate.evaluate
         if self.policy is SimPolicy.RANDOM:
             decide = decide_step("random", lambda f: self._choose(f, self._random))
-        elif self.policy is SimPolicy.ORACLE:
-            decide = decide_step("oracle", lambda f: self._choose(f, self._oracle))
+        elif self.policy is SimPolicy.ORACLE:  # its retries too start at its best minute
+            oracle = lambda f: self._choose(f, self._oracle)  # noqa: E731
+            decide = decide_step("oracle", oracle, retry=oracle)
         skip = self._skip if self.skip_ahead and self.policy.gated else None
         zone = self.timeline.start.tzinfo
         assert zone is not None
@@ -110,7 +112,7 @@ class Simulation:
             zone,
             recheck=self.recheck,
             decide=decide,
-            retries=self.policy is not SimPolicy.ORACLE,
+            retries=self.policy.retries,
             skip_ahead=skip,
         )
 
@@ -229,25 +231,42 @@ class Simulation:
         job = self._by_id[effect.firing.job_id]
         if self.recorder is not None:
             self.recorder.effect(effect, self.timeline.instant(minute))
+        firing = effect.firing
         if effect.kind == "start":
-            self._chosen.pop((effect.firing.job_id, effect.firing.nominal), None)
-            self._start(job, effect.firing, minute, effect)
-        elif effect.kind == "skip" and effect.firing.attempt == 0:
-            job.stats.skipped += 1  # a skipped retry leaves the firing started
+            self._chosen.pop((firing.job_id, firing.nominal, firing.attempt - 1), None)
+            self._start(job, firing, minute, effect)
+        elif effect.kind == "skip":
+            if firing.attempt == 0:
+                job.stats.skipped += 1  # a skipped retry leaves the firing started
+            self._not_done(job, firing)
         elif effect.kind == "missed":
             job.stats.window_misses += 1
+            self._not_done(job, firing)
+
+    def _not_done(self, job: _Job, firing: gate.Firing) -> None:
+        """The firing ended without a successful run in its window: count it once (a
+        window miss was counted when it started)."""
+        key = (firing.job_id, firing.nominal)
+        if key in self._late:
+            self._late.discard(key)
+        else:
+            job.stats.not_done += 1
 
     def _end(self, run: _Run, now: datetime) -> None:
         assert self.machine is not None
         effect = self.machine.finished(run.job.job, run.firing, run.outcome, run.what, now)
+        if effect.kind == "failed":
+            self._not_done(run.job, run.firing)
+        elif effect.kind == "done":
+            self._late.discard((run.firing.job_id, run.firing.nominal))
         if self.recorder is not None:
             self.recorder.effect(effect, now)
 
     # ------------------------------------------------------------ policies
 
     def _choose(self, firing: gate.Firing, how: Callable[[gate.Firing, int, int], int]) -> datetime:
-        """The minute a random or oracle policy picked for a firing (picked once)."""
-        key = (firing.job_id, firing.nominal)
+        """The minute a random or oracle policy picked for a firing's run (picked once)."""
+        key = (firing.job_id, firing.nominal, firing.attempt)
         if key not in self._chosen:
             first, last = self._window(firing)
             self._chosen[key] = self.timeline.instant(how(firing, first, last))
@@ -268,7 +287,8 @@ class Simulation:
         )
 
     def _window(self, firing: gate.Firing) -> tuple[int, int]:
-        """The first and last minute a firing's first run may start in its window."""
+        """The first and last minute a firing's run may start in its window (a retry: from
+        its backoff instant)."""
         tl = self.timeline
         nominal = tl.index(firing.nominal)
         first = max(nominal, tl.index_ceil(firing.not_before or firing.nominal))
@@ -308,11 +328,15 @@ class Simulation:
             cpu=job.cpu,
             failed=failed,
         )
+        if start is None and failed:  # cron's run: no retry, its outcome is the firing's
+            job.stats.not_done += 1
         if start is None or firing.attempt == 1:  # a firing's first run
             nominal = tl.index(firing.nominal)
             job.stats.delays.append(60 * (minute - nominal))
             if start is not None and minute > self._window(firing)[1]:
                 job.stats.window_misses += 1
+                job.stats.not_done += 1
+                self._late.add((firing.job_id, firing.nominal))
         began = tl.instant(minute)
         ends = began + timedelta(seconds=runtime)
         if self.on_run is not None:

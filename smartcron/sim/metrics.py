@@ -8,6 +8,9 @@
 * window_misses: firings whose first run did not start inside [nominal, deadline] and
   that were not skipped on purpose (``on_deadline=skip``, ``overlap=skip``).
 * skipped: firings skipped on purpose.
+* not_done: firings whose final outcome is not a successful run inside the window: every
+  run failed (retries included), skipped (a first run or a retry), or a window miss.
+  Each firing counts once, however many of these apply (failures count runs).
 * delay_mean_s, delay_p95_s: first start minus nominal time over started firings
   (p95: nearest rank).
 """
@@ -28,6 +31,7 @@ KEYS = (
     "on_battery_cpu_s",
     "window_misses",
     "skipped",
+    "not_done",
     "delay_mean_s",
     "delay_p95_s",
 )
@@ -45,6 +49,7 @@ class JobMetrics:
     on_battery_cpu_s: float = 0.0
     window_misses: int = 0
     skipped: int = 0
+    not_done: int = 0
     delays: list[int] = field(default_factory=list)  # seconds, one per started firing
 
     def add_run(
@@ -58,7 +63,7 @@ class JobMetrics:
             self.wasted_cpu_s += cpu_s
 
     def merge(self, other: JobMetrics) -> None:
-        for name in ("firings", "runs", "failures", "window_misses", "skipped"):
+        for name in ("firings", "runs", "failures", "window_misses", "skipped", "not_done"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name in ("wasted_cpu_s", "interference_cpu_s", "on_battery_cpu_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -79,6 +84,7 @@ class JobMetrics:
             "on_battery_cpu_s": round(self.on_battery_cpu_s, 1),
             "window_misses": self.window_misses,
             "skipped": self.skipped,
+            "not_done": self.not_done,
             "delay_mean_s": round(mean, 1),
             "delay_p95_s": p95,
         }

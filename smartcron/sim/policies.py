@@ -11,9 +11,10 @@ decision step (`decide_step`).
 * ``rules``: the daemon's legacy mode: the machine with ``gate.evaluate``, no advisor.
 * ``smart``: ``rules`` with a model advisor (``gate.Advisor``); needs one.
 * ``oracle``: knows the world and the future trace: the minute of the window with the
-  lowest P(fail), then the least interference, then the earliest. It never retries:
-  with one draw per firing, a run that failed at the window's lowest P(fail) would fail
-  again at any later minute of it.
+  lowest P(fail), then the least interference, then the earliest. It retries as the
+  others do (so not_done compares), a retry at the best minute by the same criterion
+  between its backoff instant and the deadline. It minimises failures first: its
+  interference is a reference, not a lower bound.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class SimPolicy(enum.StrEnum):
 
     @property
     def retries(self) -> bool:
-        return self in (SimPolicy.RANDOM, SimPolicy.RULES, SimPolicy.SMART)
+        """Every policy through the machine retries; cron, as cron, never does."""
+        return self is not SimPolicy.CRON
 
 
 def random_minute(seed: int, job: str, nominal: datetime, first: int, last: int) -> int:
@@ -86,14 +88,22 @@ def oracle_minute(
     return best[2]
 
 
-def decide_step(policy: str, chosen: Callable[[Firing], datetime]) -> Callable[..., Verdict]:
+def decide_step(
+    policy: str,
+    chosen: Callable[[Firing], datetime],
+    retry: Callable[[Firing], datetime] | None = None,
+) -> Callable[..., Verdict]:
     """A decision step for the machine (gate.evaluate's signature) that starts a firing's
-    first run at `chosen(firing)` and a retry at its backoff instant, with no gate."""
+    first run at `chosen(firing)` and a retry at `retry(firing)` (default: its backoff
+    instant), with no gate."""
 
     def decide(
         firing: Firing, spec: SmartSpec, snap: Snapshot, now: datetime, **_: object
     ) -> Verdict:
-        at = firing.not_before if firing.attempt else chosen(firing)
+        if not firing.attempt:
+            at: datetime | None = chosen(firing)
+        else:
+            at = firing.not_before if retry is None else retry(firing)
         if at is not None and now < at:
             when = at.astimezone(firing.nominal.tzinfo).strftime("%H:%M")
             return Verdict(action="defer", until=at, reason=f"{policy} policy: at {when}")
