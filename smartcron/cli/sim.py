@@ -179,6 +179,7 @@ _COLUMNS = (
     ("on_battery_cpu_s", "battery CPU s"),
     ("window_misses", "misses"),
     ("skipped", "skipped"),
+    ("not_done", "not done"),
     ("delay_mean_s", "delay mean s"),
     ("delay_p95_s", "delay p95 s"),
 )
@@ -220,20 +221,46 @@ def _print_table(metrics: dict[str, Any], result: Any) -> None:
 
 
 @click.command("trace-gen", context_settings=CONTEXT)
-@click.argument("kind", type=click.Choice(("laptop", "server", "workstation")))
+@click.argument("kind", required=False, type=click.Choice(("laptop", "server", "workstation")))
 @click.option("--days", default=56, show_default=True, type=click.IntRange(1, 4 * 365))
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--start", metavar="ISO", help="First minute (default: 2026-01-05T00:00Z).")
-@click.option("--out", required=True, metavar="F", help="Output CSV (.gz: gzipped; - stdout).")
+@click.option(
+    "--family", type=click.IntRange(1), metavar="N", help="N scenario-family members instead."
+)
+@click.option(
+    "--out",
+    required=True,
+    metavar="F",
+    help="Output CSV (.gz: gzipped; - stdout); a DIR with --family.",
+)
 @user_errors
-def trace_gen_cmd(kind: str, days: int, seed: int, start: str | None, out: str) -> None:
-    """Write a synthetic minute-level trace (deterministic for a seed).
+def trace_gen_cmd(
+    kind: str | None, days: int, seed: int, start: str | None, family: int | None, out: str
+) -> None:
+    """Write a synthetic minute-level trace (deterministic for a seed), or with --family N
+    the scenario family's members for seeds S..S+N-1: each a crontab, a world and a trace
+    in DIR/seed-S/, one line per member on stdout (seeds 101-120 are the report seeds).
 
     \b
     Examples:
       smartcronctl trace-gen laptop --days 56 --seed 1 --out laptop-8w.csv.gz
       smartcronctl trace-gen server --days 365 --seed 3 --out server-1y.csv.gz
+      smartcronctl trace-gen --family 20 --seed 1 --days 56 --out family/
     """
+    if family is not None:
+        if kind is not None or start is not None:
+            raise click.UsageError("--family draws its own machines: no KIND and no --start")
+        from pathlib import Path
+
+        from smartcron.sim import family as fam
+
+        for member_seed in range(seed, seed + family):
+            member = fam.generate(member_seed, Path(out) / f"seed-{member_seed}", days=days)
+            click.echo(member.description)
+        return
+    if kind is None:
+        raise click.UsageError("give a KIND (laptop, server or workstation) or --family N")
     from smartcron.sim import tracegen
 
     first = tracegen.DEFAULT_START if start is None else instant_option(start, UTC, "--start")

@@ -5,7 +5,7 @@ machine (one ``random.Random`` seeded with a string). Times are read as the mach
 local time, so work hours are 09:00-18:00 in the trace's own clock.
 
 The kinds (laptop, server, workstation) are described, and generated, in
-smartcron.sim.tracekinds.
+smartcron.sim.tracekinds (and tracestation).
 
 Regenerate the shipped fixtures (see fixtures/traces/README.md)::
 
@@ -24,14 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from smartcron.sim.trace import write_rows
-from smartcron.sim.tracekinds import laptop, server, workstation
+from smartcron.sim.tracekinds import DEFAULT, Machine, laptop, server
+from smartcron.sim.tracestation import workstation
 
 KINDS = ("laptop", "server", "workstation")
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 
 
-def generate(kind: str, start: datetime, days: int, seed: int) -> Iterator[dict[str, Any]]:
-    """Yield one row dict per minute (keys: trace.COLUMNS), `days` days from `start`."""
+def generate(
+    kind: str, start: datetime, days: int, seed: int, machine: Machine = DEFAULT
+) -> Iterator[dict[str, Any]]:
+    """Yield one row dict per minute (keys: trace.COLUMNS), `days` days from `start`.
+
+    `machine` varies the kind (smartcron.sim.tracekinds.Machine; the scenario family);
+    the default is the kind as shipped.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown trace kind {kind!r} (expected one of {', '.join(KINDS)})")
     if start.tzinfo is None:
@@ -41,7 +48,7 @@ def generate(kind: str, start: datetime, days: int, seed: int) -> Iterator[dict[
     rng = random.Random(f"smartcron-tracegen:{kind}:{seed}")
     begin = start.astimezone(UTC).replace(second=0, microsecond=0)
     kinds = {"laptop": laptop, "server": server, "workstation": workstation}
-    return kinds[kind](rng, begin, days)
+    return kinds[kind](rng, begin, days, machine)
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], out: str | Path) -> int:

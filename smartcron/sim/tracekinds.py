@@ -17,16 +17,11 @@ spikes at the top of each hour (every cron job on the box), a 02:00 backup, a Su
 03:00 maintenance, rare traffic surges; a slow memory leak reset by a weekly restart;
 logs filling the disk between rotations; no battery; an admin logs in now and then.
 
-``workstation`` (12 cores, a tower on mains: no battery, left on at night): one
-developer and video editor at the desk in sessions of 1-3 hours on weekdays (about
-09:00-18:00, short breaks, a lunch break), a long game or editing session some
-evenings, sparse sessions at weekends. Load comes from the user, compiles (short,
-heavy bursts), video renders (all cores for 10-60 minutes; some exports are left
-running after the user goes home), games, a 01:45 off-site backup (a system timer) and
-small noise. RAM: a browser that grows over the day until the user closes it, the open
-editor/IDE, renders and games. Free disk (one volume with the render scratch): render
-caches and proxies fill it, a 04:30 timer trims the cache to its quota, footage imports
-eat space and the user archives old projects to the NAS at weekends.
+``workstation`` (12 cores, a tower on mains): smartcron.sim.tracestation.
+
+Every kind takes a `Machine`: the scenario family's knobs (the user's day shifted, other
+workdays, more or less demand, cores, RAM pressure, a filling disk, a UPS). Its defaults
+are the kinds as first written: the same seed gives the same rows.
 """
 
 from __future__ import annotations
@@ -41,6 +36,28 @@ from typing import Any
 # Kernel load averages are exponential averages; per minute the decay is e^(-1/period).
 DECAY1 = math.exp(-1.0)
 DECAY5 = math.exp(-1.0 / 5.0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Machine:
+    """A kind's knobs; the defaults reproduce the kind as shipped."""
+
+    cores: int | None = None  # None: the kind's own (laptop 8, server 16, workstation 12)
+    shift: int = 0  # minutes the user's day runs late (+) or early (-); system timers stay
+    workdays: tuple[int, ...] = (0, 1, 2, 3, 4)  # the user's working weekdays (0 = Monday)
+    intensity: float = 1.0  # scales the user's demand (and builds, traffic)
+    ram: float = 0.0  # RAM pressure: percentage points added to the RAM level
+    disk: float | None = None  # free disk % at the start (None: the kind's own)
+    disk_fill: float = 0.0  # extra disk % used per day
+    ups: bool = False  # workstation: on a UPS (a battery) with mains outages now and then
+
+    def user_clock(self, start: datetime, minute: int) -> tuple[int, int]:
+        """The user's minute of day and weekday at `minute` (their day is shifted)."""
+        local = start + timedelta(minutes=minute - self.shift)
+        return (minute - self.shift) % 1440, local.weekday()
+
+
+DEFAULT = Machine()
 
 
 def clip(value: float, low: float, high: float) -> float:
@@ -97,11 +114,14 @@ def row(at: datetime, st: State, cpu: float, battery: bool, charging: bool) -> d
 # ------------------------------------------------------------------------ laptop
 
 
-def _laptop_day(rng: random.Random, weekday: int) -> tuple[list[tuple[int, int]], dict[int, str]]:
+def _laptop_day(
+    rng: random.Random, weekday: int, workdays: tuple[int, ...]
+) -> tuple[list[tuple[int, int]], dict[int, str]]:
     """The day's sessions (minute-of-day ranges at the machine) and power events."""
     sessions: list[tuple[int, int]] = []
     power: dict[int, str] = {}
-    workday = weekday < 5 and rng.random() > 0.05  # a day off now and then
+    off = weekday not in workdays
+    workday = not off and rng.random() > 0.05  # a day off now and then
     if workday:
         arrive = int(rng.gauss(530, 15))  # ~08:50
         lunch = int(rng.gauss(720, 8))
@@ -123,7 +143,7 @@ def _laptop_day(rng: random.Random, weekday: int) -> tuple[list[tuple[int, int]]
             if rng.random() < 0.3:
                 power[start + 1] = "plug"
     else:
-        for _ in range(rng.choice((0, 0, 1, 1, 2)) if weekday >= 5 else 1):
+        for _ in range(rng.choice((0, 0, 1, 1, 2)) if off else 1):
             start = rng.randint(600, 1230)
             sessions.append((start, min(1430, start + rng.randint(25, 150))))
             if rng.random() < 0.4:
@@ -133,24 +153,27 @@ def _laptop_day(rng: random.Random, weekday: int) -> tuple[list[tuple[int, int]]
     return sessions, power
 
 
-def laptop(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str, Any]]:
-    cores = 8
-    st = State(ram=30.0, disk=33.0, battery=85.0, on_ac=True)
+def laptop(
+    rng: random.Random, start: datetime, days: int, machine: Machine = DEFAULT
+) -> Iterator[dict[str, Any]]:
+    cores, workdays = machine.cores or 8, machine.workdays
+    disk = 33.0 if machine.disk is None else machine.disk
+    st = State(ram=30.0, disk=disk, battery=85.0, on_ac=True)
     sessions: list[tuple[int, int]] = []
     power: dict[int, str] = {}
     update_at = 0
     for minute in range(days * 1440):
         at = start + timedelta(minutes=minute)
-        mod = minute % 1440
-        if mod == 0:
-            sessions, power = _laptop_day(rng, at.weekday())
+        mod, (umod, weekday) = minute % 1440, machine.user_clock(start, minute)
+        if umod == 0:
+            sessions, power = _laptop_day(rng, weekday, workdays)
             update_at = rng.randint(570, 690) if sessions else -1
-            if at.weekday() >= 5 and st.cache > 0 and rng.random() < 0.5:
+            if weekday not in workdays and st.cache > 0 and rng.random() < 0.5:
                 freed = st.cache * rng.uniform(0.7, 1.0)  # weekend clean-up
                 st.disk, st.cache = st.disk + freed, st.cache - freed
-        present = any(a <= mod < b for a, b in sessions)
+        present = any(a <= umod < b for a, b in sessions)
         # power: planned events, and the user reaching for the charger when low
-        event = power.get(mod)
+        event = power.get(umod)
         if event == "plug" or (event == "plug_if_low" and st.battery < 35):
             st.on_ac = True
         elif event == "unplug":
@@ -166,12 +189,13 @@ def laptop(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str,
         # demand in runnable tasks
         demand = 0.08 + rng.expovariate(12.0)
         if st.active:
-            demand += clip(rng.gauss(0.5, 0.3), 0.0, 2.0)
-            if mod < 1140 and at.weekday() < 5 and rng.random() < 0.012:
-                st.bursts.append((rng.randint(4, 20), rng.uniform(3.0, 7.5)))  # a build
+            demand += machine.intensity * clip(rng.gauss(0.5, 0.3), 0.0, 2.0)
+            if umod < 1140 and weekday in workdays and rng.random() < 0.012:
+                length = rng.randint(4, 20)  # drawn before the size, as ever
+                st.bursts.append((length, machine.intensity * rng.uniform(3.0, 7.5)))  # a build
         elif present:
             demand += 0.1
-        if mod == update_at:
+        if umod == update_at:
             st.bursts.append((rng.randint(8, 15), rng.uniform(0.8, 1.6)))  # updates
         if mod == 190:
             st.bursts.append((3, 0.7))  # 03:10 man-db, fstrim
@@ -182,9 +206,10 @@ def laptop(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str,
         cpu = step_load(st, rng, demand, cores)
         # RAM: applications stay open while the user was here in the last few hours
         target = 30.0 + (22.0 if st.idle < 4 * 3600 else 6.0) + (12.0 if building else 0.0)
+        target += machine.ram
         st.ram = clip(st.ram + 0.15 * (target - st.ram) + rng.gauss(0, 0.4), 10.0, 97.0)
         # disk: build caches, downloads, a slow baseline
-        used = 0.1 / 1440 + (0.015 if building else 0.0)
+        used = (0.1 + machine.disk_fill) / 1440 + (0.015 if building else 0.0)
         if st.active and rng.random() < 0.0006:
             used += rng.uniform(0.3, 1.5)
         st.cache += 0.015 if building else 0.0
@@ -202,14 +227,18 @@ def laptop(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str,
 # ------------------------------------------------------------------------ server
 
 
-def server(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str, Any]]:
-    cores = 16
-    st = State(load1=2.0, load5=2.0, ram=55.0, disk=27.0, on_ac=True, idle=3 * 86400.0)
+def server(
+    rng: random.Random, start: datetime, days: int, machine: Machine = DEFAULT
+) -> Iterator[dict[str, Any]]:
+    cores = machine.cores or 16
+    disk = 27.0 if machine.disk is None else machine.disk
+    st = State(load1=2.0, load5=2.0, ram=55.0 + machine.ram, disk=disk, idle=3 * 86400.0)
     admin: tuple[int, int] = (-1, -1)
     for minute in range(days * 1440):
         at = start + timedelta(minutes=minute)
         mod, weekday = minute % 1440, at.weekday()
-        hour = mod / 60.0
+        umod = machine.user_clock(start, minute)[0]  # the users' (and admin's) day
+        hour = umod / 60.0
         if mod == 0:
             admin = (-1, -1)
             if weekday < 5 and rng.random() < 0.3:
@@ -217,7 +246,7 @@ def server(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str,
                 admin = (begin, begin + rng.randint(10, 60))
         # diurnal demand, peaking mid-afternoon, lighter at weekends
         shape = 0.5 - 0.5 * math.cos(2 * math.pi * (hour - 4.0) / 24.0)
-        demand = (1.2 + 5.0 * shape) * (0.55 if weekday >= 5 else 1.0)
+        demand = machine.intensity * (1.2 + 5.0 * shape) * (0.55 if weekday >= 5 else 1.0)
         demand *= max(0.2, rng.gauss(1.0, 0.12))
         if mod % 60 < 3:
             demand += 3.0 - (mod % 60)  # every hourly cron job starts at :00
@@ -233,121 +262,16 @@ def server(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str,
         cpu = step_load(st, rng, demand, cores)
         # RAM: page cache follows traffic; a leak until the Sunday 04:30 restart
         if weekday == 6 and mod == 270:
-            st.ram = 50.0
+            st.ram = 50.0 + machine.ram
         st.ram = clip(st.ram + 0.6 / 1440 + 0.02 * (shape - 0.5) + rng.gauss(0, 0.05), 20, 97)
         # disk: logs grow with traffic; nightly rotation and weekly pruning free space
         st.disk -= (0.25 + 0.35 * shape) / 1440 * (0.6 if weekday >= 5 else 1.0)
+        st.disk -= machine.disk_fill / 1440
         if mod == 5:
             st.disk += 0.15
         if weekday == 6 and mod == 200:
             st.disk += rng.uniform(0.8, 1.8)
         st.disk = clip(st.disk, 1.0, 99.0)
-        in_ssh = admin[0] <= mod < admin[1]
+        in_ssh = admin[0] <= umod < admin[1]
         st.idle = float(rng.randint(0, 40)) if in_ssh else st.idle + 60.0
-        yield row(at, st, cpu, battery=False, charging=False)
-
-
-# ------------------------------------------------------------------- workstation
-
-
-def _workstation_day(rng: random.Random, weekday: int) -> list[tuple[int, int, str]]:
-    """The day's sessions at the desk: (first minute, end minute, work/edit/game)."""
-    sessions: list[tuple[int, int, str]] = []
-    if weekday < 5 and rng.random() > 0.06:  # a day off now and then
-        at, leave = int(rng.gauss(540, 20)), int(rng.gauss(1080, 30))
-        lunch: int | None = int(rng.gauss(735, 15))
-        while at < leave - 20:
-            end = min(leave, at + rng.randint(60, 180))
-            if lunch is not None and end >= lunch - 20:
-                end = max(at + 30, lunch)
-                sessions.append((at, end, "work"))
-                at, lunch = end + rng.randint(40, 75), None
-                continue
-            sessions.append((at, end, "work"))
-            gap = (30, 60) if rng.random() < 0.2 else (10, 30)  # a meeting, or a break
-            at = end + rng.randint(*gap)
-        if rng.random() < 0.4:
-            start = int(rng.gauss(1230, 30))
-            sessions.append((start, min(1435, start + rng.randint(60, 200)), "evening"))
-    elif weekday >= 5:
-        at = rng.randint(600, 720)
-        for _ in range(rng.choice((0, 1, 1, 2))):
-            end = min(1435, at + rng.randint(30, 180))
-            sessions.append((at, end, rng.choice(("edit", "game", "game"))))
-            at = end + rng.randint(60, 300)
-            if at > 1380:
-                break
-    evening = ("edit", "game")
-    return [(a, b, evening[rng.random() < 0.5] if k == "evening" else k) for a, b, k in sessions]
-
-
-def workstation(rng: random.Random, start: datetime, days: int) -> Iterator[dict[str, Any]]:
-    cores = 12
-    st = State(load1=0.3, load5=0.3, ram=30.0, disk=30.0, on_ac=True, idle=8 * 3600.0)
-    st.cache = 4.0  # disk % taken by render caches and proxies
-    base = 22.0  # free disk % without the caches
-    browser = 8.0  # RAM % the browser holds
-    renders: list[tuple[int, float]] = []  # (minutes left, tasks), like st.bursts
-    sessions: list[tuple[int, int, str]] = []
-    offsite = -1
-    kind_before: str | None = None
-    for minute in range(days * 1440):
-        at = start + timedelta(minutes=minute)
-        mod, weekday = minute % 1440, at.weekday()
-        if mod == 0:
-            sessions = _workstation_day(rng, weekday)
-            offsite = 105 + rng.randint(0, 15)  # the 01:45 off-site backup timer, jittered
-            if weekday == 5 and base < 20 and rng.random() < 0.7:
-                base += rng.uniform(3.0, 8.0)  # old projects archived to the NAS
-        kind = next((k for a, b, k in sessions if a <= mod < b), None)
-        last_end = max((b for _, b, _ in sessions), default=-1)
-        # the user: at the desk for the session, stepping away now and then
-        if kind is not None:
-            stay = 0.985 if kind == "game" else 0.94
-            st.active = rng.random() < stay if st.active else rng.random() < 0.3
-        else:
-            st.active = False
-        st.idle = float(rng.randint(0, 20)) if st.active else st.idle + 60.0
-        # demand in runnable tasks
-        demand = 0.15 + rng.expovariate(10.0)
-        if st.active:
-            demand += clip(rng.gauss(0.6, 0.3), 0.0, 2.0)  # browser, IDE, editor
-            browser = min(30.0, browser + 0.03)
-        if kind == "game":
-            demand += clip(rng.gauss(4.0, 0.8), 2.0, 6.0)
-        elif kind is not None and st.active:
-            if kind == "work" and rng.random() < 0.012:
-                st.bursts.append((rng.randint(3, 12), rng.uniform(5.0, 11.0)))  # a compile
-            if not renders and rng.random() < (0.003 if kind == "work" else 0.01):
-                renders.append((rng.randint(10, 60), rng.uniform(9.0, 12.0)))  # a render
-        leaving = kind is None and kind_before not in (None, "game")  # the desk, not a game
-        if leaving and rng.random() < (0.35 if mod == last_end else 0.06) and not renders:
-            renders.append((rng.randint(40, 240), rng.uniform(10.0, 12.0)))  # an export
-        if mod == last_end and rng.random() < 0.45:
-            browser = 3.0  # the user closes the browser for the night
-        kind_before = kind
-        if mod == offsite:
-            st.bursts.append((rng.randint(30, 80), -rng.uniform(1.2, 2.0)))
-        backing_up = any(tasks < 0 for _, tasks in st.bursts)
-        compiling = any(tasks > 0 for _, tasks in st.bursts)
-        rendering = bool(renders)
-        demand += sum(abs(tasks) for _, tasks in st.bursts) + sum(t for _, t in renders)
-        st.bursts = [(left - 1, tasks) for left, tasks in st.bursts if left > 1]
-        renders = [(left - 1, tasks) for left, tasks in renders if left > 1]
-        if rng.random() < 0.01:
-            demand += rng.uniform(0.5, 1.5)
-        cpu = step_load(st, rng, demand, cores)
-        # RAM: the browser, the open editor/IDE while the user was here lately, the rest
-        target = 20.0 + browser + (10.0 if st.idle < 3 * 3600 else 0.0)
-        target += 18.0 * rendering + 25.0 * (kind == "game") + 8.0 * compiling
-        target += 6.0 * backing_up
-        st.ram = clip(st.ram + 0.15 * (target - st.ram) + rng.gauss(0, 0.4), 10.0, 97.0)
-        # disk: render caches and proxies; the 04:30 timer trims them to 4 %; imports
-        st.cache += (0.025 if rendering else 0.0) + (0.003 if st.active else 0.0)
-        if mod == 270:
-            st.cache = min(st.cache, 4.0)
-        if st.active and kind != "game" and rng.random() < 0.002:
-            base -= rng.uniform(0.3, 1.5)  # footage imported
-        base = clip(base, 10.0, 60.0)
-        st.disk = clip(base - st.cache, 1.0, 99.0)
         yield row(at, st, cpu, battery=False, charging=False)
