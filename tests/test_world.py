@@ -310,3 +310,23 @@ def test_job_load_is_opt_in_and_names_the_cores(world):
         with pytest.raises(WorldError) as info:
             load_world(SPEC_WORLD + f"machine: {bad}\n", "w.yaml")
         assert str(info.value).startswith("w.yaml:16") and reason in str(info.value)
+
+
+def test_the_contention_scenario_s_heavy_jobs_fail_each_other_through_the_job_load():
+    from smartcron.sim.timeline import Timeline
+    from smartcron.sim.trace import read_trace
+
+    world = read_world(FIXTURES / "worlds" / "contention.yaml")
+    names = _crontab_names(FIXTURES / "crontabs" / "contention.crontab")
+    assert sorted(names) == sorted(world.jobs) and world.check_jobs(names) == []
+    assert (world.job_load, world.cores) == (True, 12)
+    heavy = ["nas_backup", "transcode", "photo_index", "test_suite"]
+    assert all(world.law_for(job).cpu >= 2 for job in heavy)
+    timeline = Timeline(read_trace(FIXTURES / "traces" / "workstation-8w.csv.gz"), world)
+    two_am = 2 * 1440 + 120  # Wednesday 02:00, cron's start of nas_backup and transcode
+    alone = [world.p_fail(job, timeline.snapshot(two_am + 20)) for job in heavy]
+    for job in heavy[:2]:
+        runtime = world.runtime_s(job, timeline.snapshot(two_am))
+        timeline.occupy(two_am, runtime, world.law_for(job).cpu)
+    crowded = [world.p_fail(job, timeline.snapshot(two_am + 20)) for job in heavy]
+    assert max(alone) < 0.1 and min(crowded) > 0.5
