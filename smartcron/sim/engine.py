@@ -92,7 +92,10 @@ class Simulation:
 
     @property
     def skip_ahead(self) -> bool:
-        return not self.exact and self.recorder is None and self.recheck == timedelta(minutes=1)
+        """Jump over minutes the Timeline's masks say would repeat (not with job load:
+        the masks come from the trace alone)."""
+        quiet = not self.exact and self.recorder is None and not self.world.job_load
+        return quiet and self.recheck == timedelta(minutes=1)
 
     @property
     def evaluations(self) -> int:
@@ -118,6 +121,8 @@ class Simulation:
 
     def run(self) -> dict[str, JobMetrics]:
         self.machine = machine = self._machine()
+        if self.world.job_load:  # a Timeline shared by several simulations: start clean
+            self.timeline.clear_overlay()
         t0 = self.timeline.instant(self.start) - timedelta(seconds=1)
         for sim in self.jobs:
             gated = sim.smart is not None and self.policy is not SimPolicy.CRON
@@ -321,6 +326,8 @@ class Simulation:
         timed_out = timeout is not None and runtime > timeout.total_seconds()
         if timeout is not None and timed_out:
             runtime, failed = timeout.total_seconds(), True
+        if self.world.job_load:  # from now on the machine carries this run's CPU
+            tl.occupy(minute, runtime, job.cpu)
         job.stats.add_run(
             cpu_s=job.cpu * runtime,
             active_s=tl.active_seconds(minute, runtime),
