@@ -56,8 +56,10 @@ def run_bench(
     progress: Any = None,
     train_policy: str = "cron",
     explore: Any = None,
+    skip_days: int = 0,
 ) -> dict[str, Any]:
-    """Train on the first `train_days`, compare policies on the next `test_days`.
+    """Train on `train_days` after the trace's first `skip_days`, compare policies on the
+    next `test_days` (a learning curve skips max - train days: the same test days).
 
     `train_policy`: the policy simulated over the training days (its runs are the
     training history); "smart" takes `explore`, the gate advisor that picks those starts
@@ -74,10 +76,11 @@ def run_bench(
     scenario = simulator.load_scenario(crontab, zone=UTC)
     trace = read_trace(trace_path)
     timeline = simulator.Timeline(trace, world)
-    start = trace.start
+    start = trace.start + timedelta(days=skip_days)
     mid, end = start + timedelta(days=train_days), start + timedelta(days=train_days + test_days)
     if end > trace.end:
-        raise SmartcronError(f"{trace_path}: {train_days}+{test_days} days exceed the trace")
+        days = f"{skip_days}+" * bool(skip_days) + f"{train_days}+{test_days} days"
+        raise SmartcronError(f"{trace_path}: {days} exceed the trace")
     out: dict[str, Any] = {"train": {"from": start.isoformat(), "to": mid.isoformat()}}
     with tempfile.TemporaryDirectory(prefix="smartcron-bench-") as tmp:
         period = (scenario, timeline, world)
