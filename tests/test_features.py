@@ -64,9 +64,11 @@ def test_job_stats_use_only_runs_that_ended_strictly_before() -> None:
         RunOutcome(ended=T - timedelta(hours=1), ok=False, runtime_s=300.0),
         RunOutcome(ended=T, ok=True, runtime_s=5.0),  # ends at the instant: not known yet
     ]
-    assert job_stats(runs, T) == JobHistoryStats(
-        last_ok=False, success_rate=0.5, runs=2, mean_runtime_s=200.0
-    )
+    stats = job_stats(runs, T)
+    assert (stats.last_ok, stats.success_rate, stats.runs, stats.mean_runtime_s) == (
+        False, 0.5, 2, 200.0
+    )  # fmt: skip
+    assert (stats.total_runs, stats.total_ok, sum(stats.hour_runs)) == (2, 1, 2)
     assert job_stats(runs, T - timedelta(hours=2)) == NO_STATS
 
 
@@ -77,6 +79,49 @@ def test_job_stats_look_at_the_last_n_runs() -> None:
     ]
     stats = job_stats(runs, T, n=5)
     assert stats.runs == 5 and stats.success_rate == pytest.approx(2 / 5)
+
+
+def _job(hour_runs: int, hour_ok: int, total_runs: int, total_ok: int) -> JobHistoryStats:
+    """A job whose runs at 13:xx (Wednesdays) are `hour_runs`, `hour_ok` of them ok."""
+    hours, oks = [0] * 24, [0] * 24
+    hours[13], oks[13] = hour_runs, hour_ok
+    hours[9], oks[9] = total_runs - hour_runs, total_ok - hour_ok
+    days = (0, 0, hour_runs, 0, 0, 0, total_runs - hour_runs)
+    days_ok = (0, 0, hour_ok, 0, 0, 0, total_ok - hour_ok)
+    return JobHistoryStats(
+        runs=10, success_rate=1.0, last_ok=True, total_runs=total_runs, total_ok=total_ok,
+        hour_runs=tuple(hours), hour_ok=tuple(oks), weekday_runs=days, weekday_ok=days_ok,
+    )  # fmt: skip
+
+
+def test_a_job_hour_with_few_runs_stays_near_the_job_and_one_with_many_is_trusted() -> None:
+    from smartcron.ai.features import SHRINK_RUNS
+
+    few = features(sample_snapshot(T), _job(4, 0, 404, 400), T, T)  # 4 failures at 13:xx
+    many = features(sample_snapshot(T), _job(400, 0, 800, 400), T, T)  # 400 failures
+    overall = (400 + SHRINK_RUNS * 0.9) / (404 + SHRINK_RUNS)
+    assert value(few, "job_rate") == pytest.approx(overall)
+    assert value(few, "job_hour_rate") == pytest.approx(SHRINK_RUNS * overall / (4 + SHRINK_RUNS))
+    assert value(few, "job_hour_rate") > 0.65 and value(many, "job_hour_rate") < 0.02
+    assert value(few, "job_hour_runs_log1p") == pytest.approx(math.log1p(4))
+    assert value(many, "job_weekday_rate") < 0.02  # all 400 Wednesday runs failed too
+
+
+def test_the_hour_features_follow_the_slot_not_the_nominal_time() -> None:
+    stats = _job(400, 0, 800, 400)
+    at_13 = features(sample_snapshot(T), stats, T, T)
+    at_15 = features(sample_snapshot(T), stats, T, T + timedelta(hours=2))
+    assert value(at_13, "job_hour_rate") < 0.02
+    assert value(at_15, "job_hour_rate") == pytest.approx(value(at_15, "job_rate"))  # no runs
+    assert value(at_15, "job_hour_runs_log1p") == 0.0
+
+
+def test_a_job_without_history_gets_the_prior() -> None:
+    from smartcron.ai.features import PRIOR_RATE
+
+    v = features(sample_snapshot(T), NO_STATS, T, T)
+    names = ("job_hour_rate", "job_weekday_rate", "job_rate")
+    assert [value(v, name) for name in names] == [pytest.approx(PRIOR_RATE)] * 3
 
 
 def test_rewriting_the_history_after_t_changes_no_row_before_t(tmp_path: Path) -> None:
@@ -110,6 +155,9 @@ def test_rewriting_the_history_after_t_changes_no_row_before_t(tmp_path: Path) -
     assert early and all(after.at[i] == before.at[i] for i in early)
     assert (after.X[early] == before.X[early]).all()
     assert (after.X[len(early) :] != before.X[len(early) :]).any()  # the change did land
+    for name in ("job_rate", "job_hour_rate", "job_weekday_rate"):  # in the job features too
+        column = FEATURES.index(name)
+        assert (after.X[len(early) :, column] != before.X[len(early) :, column]).any()
 
 
 def test_the_daemon_side_never_imports_the_training_stack() -> None:

@@ -7,6 +7,7 @@ makes them; forests are tiny so the module stays within a few seconds.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from smartcron.cli.ctl import main
 from smartcron.sim import simulator
 from smartcron.sim.trace import read_trace
 from smartcron.sim.world import read_world
-from smartcron.store.history import HistoryStore
+from smartcron.store.history import HistoryStore, to_db_time
 from tests.modelkit import TINY, simulated_history
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -193,3 +194,62 @@ def test_shuffling_the_future_of_a_trace_changes_no_decision_before_it(
     assert any(d[6] for d in before)  # and its outputs are recorded
     assert [d for d in mixed if d[1] < cut] == before
     assert [d for d in mixed if d[1] >= cut] != [d for d in plain if d[1] >= cut]
+
+
+@pytest.mark.parametrize(
+    ("model", "weight"),
+    [
+        ('{"explored": 1, "propensity": 0.01, "uniform": 0.1}', 10.0),  # 10x: at W_MAX
+        ('{"explored": 1, "propensity": 0.001, "uniform": 0.1}', 10.0),  # 100x: clipped
+        ('{"explored": 1, "propensity": 0.04, "uniform": 0.1}', 2.5),
+        ('{"explored": 1, "propensity": 0.5, "uniform": 0.1}', 1.0),  # the likely pick: >= 1
+        ('{"explored": 0, "propensity": 0.01, "uniform": 0.1}', 1.0),  # not explored
+        ('{"explored": 1, "propensity": 0, "uniform": 0.1}', 1.0),  # malformed: unweighted
+        ('{"p_success": 0.9}', 1.0),
+        ("not json", 1.0),
+        (None, 1.0),
+    ],
+)
+def test_propensity_weight_is_uniform_over_propensity_clipped(
+    model: str | None, weight: float
+) -> None:
+    assert train.propensity_weight(model) == pytest.approx(weight)
+
+
+def _explored(history: Path, db: Path, propensities: list[float]) -> list[tuple[str, datetime]]:
+    """A copy of `history` where the run decisions of the first runs that have one are
+    recorded as explored with these propensities (uniform 0.1); their (job, instant)."""
+    db.write_bytes(history.read_bytes())
+    data = train.load_dataset(history)
+    picked = [(data.jobs[i], data.at[i]) for i in range(3, 3 + len(propensities))]
+    with sqlite3.connect(db) as conn:
+        for (job, at), p in zip(picked, propensities, strict=True):
+            model = json.dumps({"explored": 1, "propensity": p, "uniform": 0.1})
+            done = conn.execute(
+                "UPDATE decisions SET model = ? WHERE job_id = ? AND at = ? AND verdict = 'run'",
+                (model, job, to_db_time(at)),
+            )
+            assert done.rowcount == 1
+    return picked
+
+
+def test_weights_are_read_back_from_explored_decisions(history: Path, tmp_path: Path) -> None:
+    picked = _explored(history, tmp_path / "explored.db", [0.01, 0.04])
+    data = train.load_dataset(tmp_path / "explored.db")
+    rows = {(job, at): w for job, at, w in zip(data.jobs, data.at, data.weight, strict=True)}
+    assert [rows[key] for key in picked] == [10.0, 2.5]
+    assert sorted(data.weight)[:-2] == [1.0] * (len(data.weight) - 2)
+
+
+def test_weighted_training_is_deterministic_and_the_weights_reach_the_fit(
+    history: Path, trained: train.Result, tmp_path: Path
+) -> None:
+    _explored(history, tmp_path / "explored.db", [0.01] * 30)
+    one = train.train(tmp_path / "explored.db", tmp_path / "a", params=TINY, now=NOW)
+    two = train.train(tmp_path / "explored.db", tmp_path / "b", params=TINY, now=NOW)
+    assert one.card == two.card  # same bytes: the sha256 of both artifacts
+    assert one.card["sha256"] != trained.card["sha256"]  # the same rows, weighted
+    assert one.card["metrics"]["weights"] | {"mean": None} == {
+        "w_max": 10.0, "weighted_rows": 30, "at_w_max": 30, "max": 10.0, "mean": None
+    }  # fmt: skip
+    assert trained.card["metrics"]["weights"]["weighted_rows"] == 0

@@ -5,6 +5,9 @@ only inside functions: importing it stays cheap. Rows: one per finished run (ok,
 failed, timeout) joined to the gate's `run` decision that started it (same job, at
 most 5 minutes before the start), whose snapshot gives the features *at decision
 time*; the job's stats come from runs that ended strictly before that decision.
+Each row has a sample weight: 1, or for a start the exploration chose (the decision's
+`model` outputs record it) clip(U / P, 1, W_MAX), P the probability the logging policy
+gave the chosen minute and U that of a uniform choice (see `propensity_weight`).
 
 Models (deterministic for fixed data: `seed`): a random forest for success,
 calibrated by `CalibratedClassifierCV` (sigmoid, 3 folds, one refit forest), and a
@@ -31,15 +34,16 @@ from typing import Any
 
 import numpy as np
 
+from smartcron.ai.estimators import PARAMS, fit, metrics, to_onnx
 from smartcron.ai.features import (
     FEATURES,
     Profile,
     RunOutcome,
     active_table,
     features,
-    job_stats,
     state_profile,
 )
+from smartcron.ai.jobstats import JobRecord
 from smartcron.ai.model import (
     ACTIVE_IDLE_BELOW,
     CARD_FORMAT,
@@ -56,7 +60,9 @@ from smartcron.store.history import from_db_time
 MIN_RUNS, MIN_FAILURES = 200, 20
 HOLDOUT = 0.2
 MATCH = timedelta(minutes=5)  # a run's decision is at most this long before its start
-PARAMS = {"n_estimators": 40, "max_depth": 8, "min_samples_leaf": 5}  # small, commit-sized
+# An explored row counts up to W_MAX times (about 1 / the exploration share): the rare
+# exploration of a mature job is not drowned by the model's own choices.
+W_MAX = 10.0
 Progress = Callable[[str], None]
 
 
@@ -69,6 +75,7 @@ class Dataset:
     X: np.ndarray  # float32, rows x FEATURES, in decision order
     ok: np.ndarray  # 1 success, 0 failure
     runtime_s: np.ndarray
+    weight: np.ndarray  # sample weights (propensity_weight)
     at: list[datetime]  # decision instants
     jobs: list[str]
     dropped: int  # finished runs without a decision snapshot
@@ -121,11 +128,13 @@ def _read(conn: sqlite3.Connection, name: str) -> tuple[Any, Any]:
 
     runs_sql = (
         "SELECT r.id, r.job_id, r.scheduled, r.started, r.ended, r.status, r.exit_code,"
-        " r.timed_out, r.runtime_s, f.nominal FROM runs r"
+        " r.timed_out, r.runtime_s, r.cpu_s, f.nominal FROM runs r"
         " LEFT JOIN firings f ON f.id = r.firing_id"
         " WHERE r.ended IS NOT NULL AND r.status IN ('ok', 'failed', 'timeout')"
     )
-    decisions_sql = "SELECT job_id, at, verdict, snapshot FROM decisions WHERE snapshot IS NOT NULL"
+    decisions_sql = (
+        "SELECT job_id, at, verdict, snapshot, model FROM decisions WHERE snapshot IS NOT NULL"
+    )
     try:
         runs = pd.read_sql(runs_sql, conn)
         decisions = pd.read_sql(decisions_sql, conn)
@@ -145,6 +154,48 @@ def _instant(text: str) -> datetime:
     return when
 
 
+def _time(value: Any) -> datetime | None:
+    """A nullable time column (pandas reads NULL as None or NaN)."""
+    return from_db_time(value) if isinstance(value, str) else None
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _past(runs: Any, tz: Any) -> dict[str, JobRecord]:
+    """Every job's finished runs, as the features see a job's past."""
+    past: dict[str, JobRecord] = {}
+    for run in runs.sort_values(["ended", "id"], kind="stable").itertuples():
+        outcome = RunOutcome(
+            ended=_instant(run.ended),
+            ok=bool(run.ok),
+            runtime_s=_number(run.runtime_s),
+            started=_time(run.started),
+            nominal=_time(run.scheduled) or _time(run.nominal),
+            cpu_s=_number(run.cpu_s),
+        )
+        past.setdefault(str(run.job_id), JobRecord(tz, keep=None)).add(outcome)
+    return past
+
+
+def propensity_weight(model: Any) -> float:
+    """A row's weight from its decision's model outputs (JSON text): clip(U / P, 1, W_MAX)
+    for an explored start with propensity P and uniform share U, else 1."""
+    try:
+        out = json.loads(model) if isinstance(model, str) else None
+    except ValueError:
+        return 1.0
+    if not isinstance(out, dict) or not out.get("explored"):
+        return 1.0
+    p, u = out.get("propensity"), out.get("uniform")
+    if not (isinstance(p, int | float) and isinstance(u, int | float)):
+        return 1.0
+    if not (math.isfinite(p) and math.isfinite(u) and p > 0 and u > 0):
+        return 1.0
+    return min(W_MAX, max(1.0, u / p))
+
+
 def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     """The training rows of the history at `db` (read-only)."""
     import pandas as pd
@@ -162,7 +213,7 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     starts = decisions[decisions["verdict"] == "run"].sort_values("at_t", kind="stable")
     rows = pd.merge_asof(
         runs,
-        starts[["job_id", "at_t", "at", "snapshot"]],
+        starts[["job_id", "at_t", "at", "snapshot", "model"]],
         left_on="started_t",
         right_on="at_t",
         by="job_id",
@@ -171,17 +222,13 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     )
     dropped = int(rows["snapshot"].isna().sum())
     rows = rows.dropna(subset=["snapshot"]).sort_values(["at_t", "id"], kind="stable")
-    past: dict[str, list[RunOutcome]] = {}
-    for run in runs.sort_values(["ended", "id"], kind="stable").itertuples():
-        rt = None if math.isnan(run.runtime_s) else float(run.runtime_s)
-        outcome = RunOutcome(ended=_instant(run.ended), ok=bool(run.ok), runtime_s=rt)
-        past.setdefault(str(run.job_id), []).append(outcome)
+    past = _past(runs, tz)
     vectors, ats = [], []
     for row in rows.itertuples():
         at = _instant(row.at)
-        nominal = from_db_time(row.scheduled) or from_db_time(row.nominal) or at
+        nominal = _time(row.scheduled) or _time(row.nominal) or at
         snap = Snapshot.from_dict(json.loads(row.snapshot))
-        vectors.append(features(snap, job_stats(past[row.job_id], at), nominal, at, tz=tz))
+        vectors.append(features(snap, past[str(row.job_id)].stats(at), nominal, at, tz=tz))
         ats.append(at)
     idle = zip(decisions["at"].map(from_db_time), decisions["snapshot"].map(_idle), strict=True)
     seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
@@ -189,6 +236,7 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         X=np.asarray(vectors, dtype=np.float32).reshape(-1, len(FEATURES)),
         ok=rows["ok"].to_numpy(dtype=np.int64),
         runtime_s=rows["runtime_s"].fillna(0.0).to_numpy(dtype=np.float64),
+        weight=np.asarray([propensity_weight(m) for m in rows["model"]], dtype=np.float64),
         at=ats,
         jobs=[str(j) for j in rows["job_id"]],
         dropped=dropped,
@@ -215,84 +263,7 @@ def _check(data: Dataset, name: str, min_runs: int, min_failures: int) -> None:
         )
 
 
-def fit(
-    X: np.ndarray, ok: np.ndarray, runtime_s: np.ndarray, seed: int = 0, params: dict | None = None
-) -> tuple[Any, Any]:
-    """(calibrated success classifier, log1p-runtime regressor), deterministic for `seed`."""
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-
-    params = params or PARAMS
-    forest = RandomForestClassifier(**params, random_state=seed, n_jobs=1)
-    clf = CalibratedClassifierCV(forest, method="sigmoid", cv=3, ensemble=False)
-    clf.fit(X, ok)
-    reg = RandomForestRegressor(**params, random_state=seed, n_jobs=1)
-    reg.fit(X, np.log1p(runtime_s))
-    return clf, reg
-
-
-def metrics(models: tuple[Any, Any], X: np.ndarray, ok: np.ndarray, rt: np.ndarray) -> dict:
-    """Holdout figures: PR-AUC of predicting a failure, Brier score, runtime MAE (s) and
-    the share of runs whose runtime the model underestimates."""
-    from sklearn.metrics import average_precision_score, brier_score_loss
-
-    clf, reg = models
-    p = clf.predict_proba(X)[:, 1]
-    predicted = np.expm1(reg.predict(X))
-    both = 0 < ok.sum() < len(ok)
-    return {
-        "rows": len(ok),
-        "failures": int((ok == 0).sum()),
-        "pr_auc_failure": round(float(average_precision_score(1 - ok, 1 - p)), 4) if both else None,
-        "pr_auc_baseline": round(float((ok == 0).mean()), 4),
-        "brier": round(float(brier_score_loss(ok, p)), 4),
-        "runtime_mae_s": round(float(np.abs(predicted - rt).mean()), 1),
-        "runtime_underestimated": round(float((predicted < rt).mean()), 4),
-    }
-
-
 # ------------------------------------------------------------------ exporting
-
-
-def to_onnx(models: tuple[Any, Any]) -> bytes:
-    """One graph, one float32 input ``features`` [N, len(FEATURES)], two outputs:
-    OUTPUT_P [N, 2] (class probabilities, column 1 = success) and OUTPUT_RUNTIME [N, 1]
-    (log1p of runtime seconds): the two converted graphs side by side."""
-    import onnx
-    from onnx import compose, helper
-    from skl2onnx import to_onnx as convert
-    from skl2onnx.common.data_types import FloatTensorType
-
-    clf, reg = models
-    kind = [("features", FloatTensorType([None, len(FEATURES)]))]
-    opset = {"": 17, "ai.onnx.ml": 1}
-    g1 = convert(clf, initial_types=kind, options={id(clf): {"zipmap": False}}, target_opset=opset)
-    g2 = convert(reg, initial_types=kind, target_opset=opset)
-    g1 = compose.add_prefix(g1, "clf_", rename_inputs=False)
-    g2 = compose.add_prefix(g2, "reg_", rename_inputs=False)
-    outputs = [
-        helper.make_tensor_value_info(OUTPUT_P, onnx.TensorProto.FLOAT, [None, 2]),
-        helper.make_tensor_value_info(OUTPUT_RUNTIME, onnx.TensorProto.FLOAT, [None, 1]),
-    ]
-    nodes = [*g1.graph.node, *g2.graph.node]
-    nodes.append(helper.make_node("Identity", ["clf_probabilities"], [OUTPUT_P]))
-    nodes.append(helper.make_node("Identity", ["reg_variable"], [OUTPUT_RUNTIME]))
-    graph = helper.make_graph(
-        nodes,
-        "smartcron",
-        [g1.graph.input[0]],
-        outputs,
-        initializer=list(g1.graph.initializer) + list(g2.graph.initializer),
-    )
-    imports = {o.domain: o.version for o in [*g1.opset_import, *g2.opset_import]}
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted(imports.items())],
-        producer_name="smartcron.train",
-    )
-    model.ir_version = g1.ir_version
-    onnx.checker.check_model(model)
-    return model.SerializeToString(deterministic=True)
 
 
 def _sha256(path: Path) -> str:
@@ -329,10 +300,10 @@ def train(
     _check(data, name, min_runs, min_failures)
     cut = int(len(data.ok) * (1 - HOLDOUT))
     say(f"fitting on {cut} rows, validating on the last {len(data.ok) - cut}")
-    held = fit(data.X[:cut], data.ok[:cut], data.runtime_s[:cut], seed, params)
+    held = fit(data.X[:cut], data.ok[:cut], data.runtime_s[:cut], seed, params, data.weight[:cut])
     scores = metrics(held, data.X[cut:], data.ok[cut:], data.runtime_s[cut:])
     say("refitting on all rows")
-    models = fit(data.X, data.ok, data.runtime_s, seed, params)
+    models = fit(data.X, data.ok, data.runtime_s, seed, params, data.weight)
     say("exporting ONNX")
     blob = to_onnx(models)
     target = Path(out)
@@ -350,6 +321,18 @@ def train(
             os.replace(staged / file, target / file)
     say(f"wrote {target}")
     return Result(out=target, card=card, models=models, holdout=data.X[cut:])
+
+
+def _weight_summary(weight: np.ndarray) -> dict[str, Any]:
+    """How much the explored rows count (holdout metrics are unweighted)."""
+    explored = weight[weight != 1.0]
+    return {
+        "w_max": W_MAX,
+        "weighted_rows": len(explored),
+        "at_w_max": int((weight >= W_MAX).sum()),
+        "mean": round(float(weight.mean()), 4) if len(weight) else None,
+        "max": round(float(weight.max()), 4) if len(weight) else None,
+    }
 
 
 def _card(
@@ -388,7 +371,7 @@ def _card(
             "runs_without_decision": data.dropped,
             "jobs": per_job,
         },
-        "metrics": {"holdout": scores},
+        "metrics": {"holdout": scores, "weights": _weight_summary(data.weight)},
         "active": {"idle_below_s": ACTIVE_IDLE_BELOW, "by_hour_of_week": data.active},
         "profile": data.profile.to_dict(),
         "sha256": {ONNX_NAME: _sha256(dir / ONNX_NAME), PKL_NAME: _sha256(dir / PKL_NAME)},
