@@ -6,14 +6,15 @@ A cause is a world fail rule (``when`` conditions, ``p``). Thresholds are quanti
 column over the minutes of the job's windows (not its nominal minutes: that would let
 cron's history show the cause), drawn per job. A job that is not pure noise keeps
 drawing until at least one of its causes varies inside the window for a quarter of its
-firings: otherwise no policy could do better than cron on it.
+firings, and that cause is made strong (p >= 0.55): otherwise no policy could do much
+better than cron on it.
 """
 
 from __future__ import annotations
 
 import random
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from smartcron.sim.trace import Trace
@@ -177,7 +178,10 @@ def draw_causes(
             for _ in range(rng.randint(1, 3))
             if (cause := draw_cause(rng, cols, windows, battery=battery)) is not None
         ]
-        if any(varies(cols, cause, windows) for cause in causes):
+        varying = [i for i, cause in enumerate(causes) if varies(cols, cause, windows)]
+        if varying:  # the cause waiting can avoid is a strong one: a gap to close
+            first = causes[varying[0]]
+            causes[varying[0]] = replace(first, p=max(first.p, round(rng.uniform(0.55, 0.95), 2)))
             return causes
     # a long search failed (short windows on a flat trace): the user at the keyboard
     # or a high load1 are what changes minute to minute
