@@ -129,3 +129,18 @@ def put(trained: Path, directory: Path) -> Path:
 def edit_card(directory: Path, **changes: object) -> None:
     card = json.loads((directory / "model.json").read_text())
     (directory / "model.json").write_text(json.dumps(card | changes))
+
+
+def card_profile(spike: float = 5.0, tau: float = 5.0) -> dict:
+    """A card profile: load1 at 1 everywhere, +`spike` at minute :00; other columns flat."""
+    columns = ["load1", "load5", "cpu_percent", "ram_percent"]
+    moh = {c: [0.0] * 60 for c in columns}
+    moh["load1"][0] = spike
+    return {
+        "columns": columns,
+        "hour_of_week": {c: [1.0] * 168 for c in columns},
+        "minute_of_hour": moh,
+        "tau_min": {c: tau for c in [*columns, "active"]},
+        "idle_below_s": 60.0,
+        "active_idle_s": 10.0,
+    }

@@ -23,6 +23,7 @@ from smartcron.ai.model import LoadedModel, ModelUnavailable, load_model
 from smartcron.smart import gate
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
+from tests.modelkit import card_profile as profile
 from tests.modelkit import graph, install
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)  # a Monday, 01:00
@@ -218,21 +219,6 @@ def test_advisor_ignores_outcomes_after_the_decision_instant(tmp_path: Path) -> 
 # ------------------------------------------------------------------ forecasts (card profile)
 
 
-def profile(spike: float = 5.0, tau: float = 5.0) -> dict:
-    """A card profile: load1 at 1 everywhere, +`spike` at minute :00; other columns flat."""
-    columns = ["load1", "load5", "cpu_percent", "ram_percent"]
-    moh = {c: [0.0] * 60 for c in columns}
-    moh["load1"][0] = spike
-    return {
-        "columns": columns,
-        "hour_of_week": {c: [1.0] * 168 for c in columns},
-        "minute_of_hour": moh,
-        "tau_min": {c: tau for c in [*columns, "active"]},
-        "idle_below_s": 60.0,
-        "active_idle_s": 10.0,
-    }
-
-
 def test_a_card_profile_is_loaded_and_a_bad_one_refused(tmp_path: Path) -> None:
     model = load(install(tmp_path / "m", graph(), profile=profile()))
     assert isinstance(model, LoadedModel) and model.profile is not None
@@ -255,7 +241,7 @@ def test_advisor_forecasts_the_spike_away_and_defers_past_it(tmp_path: Path) -> 
     assert advise(frozen, spiky, window).action == "run"
     verdict = advise(with_profile, spiky, window)
     assert verdict.action == "defer" and verdict.reason.endswith(
-        "at 01:02 (runtime ~10m, user active 0.00 vs 0.00)"
+        "at 01:02 (runtime ~10m, user active 0.00 vs 0.00, cost 0.60 vs 0.10)"
     )
     assert verdict.model is not None and verdict.model["p_success"] == pytest.approx(0.4)
     assert verdict.model["best_p_success"] == pytest.approx(0.9, abs=1e-6)
@@ -264,10 +250,11 @@ def test_advisor_forecasts_the_spike_away_and_defers_past_it(tmp_path: Path) -> 
     assert advise(with_profile, spiky, short).action == "run"
 
 
-def test_a_deferred_firing_runs_as_soon_as_now_is_as_good_as_its_slot(tmp_path: Path) -> None:
-    """Deferred at the 01:00 spike to 01:05, it is scored each minute: still spiking at
-    01:01 it waits; the spike gone at 01:02, it runs then. A new advisor (a restarted
-    daemon) has no plan: it plans afresh."""
+def test_a_deferred_firing_runs_as_soon_as_now_is_the_cheapest(tmp_path: Path) -> None:
+    """Deferred at the 01:00 spike to 01:05, it is planned again each minute: still
+    spiking at 01:01 it waits (for a later slot now: the spike is forecast to decay from
+    01:01); the spike gone at 01:02, it runs then. A new advisor (a restarted daemon)
+    plans the same way."""
     nobody = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
     model = load(install(tmp_path / "m", graph("load"), profile=profile(), active=nobody))
     assert isinstance(model, LoadedModel)
@@ -283,14 +270,12 @@ def test_a_deferred_firing_runs_as_soon_as_now_is_as_good_as_its_slot(tmp_path: 
     assert first.action == "defer" and " at 01:05 " in first.reason
     waiting = at(1, 6.0)
     assert waiting.action == "defer" and waiting.until == NOW + timedelta(minutes=2)
-    assert (
-        waiting.reason == "model: waiting for 01:05 (success 0.90, user active 0.00 expected then)"
-    )
+    assert waiting.reason.startswith("model: success 0.40 now vs 0.89 at 01:21")
     assert waiting.model is not None and waiting.model["p_success"] == pytest.approx(0.4)
     early = at(2, 0.5)
     assert early.action == "run"
-    assert "now as good as the 01:05 slot: success 0.95 now vs 0.90" in early.reason
-    assert early.model is not None and early.model["best_p_success"] == pytest.approx(0.9)
+    assert early.reason.startswith("constraints hold (model: success 0.95 now")
+    assert early.model is not None and early.model["cost_now"] == pytest.approx(0.05, abs=1e-3)
     again = at(3, 6.0, SmartAdvisor(model, MemoryStats()))  # load 6 again at 01:03
     assert again.action == "defer" and again.reason.startswith("model: success 0.40 now vs")
 
@@ -317,12 +302,14 @@ def test_an_active_user_is_waited_for_and_the_job_runs_when_they_step_away(
     first = at(0, 10.0)
     assert first.action == "defer"
     assert first.reason.startswith("model: success 0.24 now vs 0.58 when the user steps away,")
-    assert "by 01:45 (runtime ~10m, user active 0.87 vs 0.59)" in first.reason
-    assert at(1, 5.0).reason.startswith("model: waiting for 01:45 (success 0.58,")
-    gone = at(2, 600.0)  # away for 10 minutes: log1p(600) / 10 = 0.64
-    assert gone.action == "run" and "now as good as the 01:45 slot" in gone.reason
+    assert "by 01:45 (runtime ~10m, user active 0.87 vs 0.59, cost 0.93 vs 0.55)" in first.reason
+    assert "when the user steps away" in at(1, 5.0).reason
+    blip = at(2, 61.0)  # away for a minute: not gone yet, so not worth starting
+    assert blip.action == "defer"
+    gone = at(3, 600.0)  # away for 10 minutes: log1p(600) / 10 = 0.64
+    assert gone.action == "run" and gone.reason.startswith("constraints hold (model: success 0.64")
     patient = SmartAdvisor(model, MemoryStats(), Policy(recheck=None))  # no re-checks:
-    assert " at 01:45 " in at(0, 10.0, patient).reason  # waiting for the user is no plan
+    assert "steps away" not in at(0, 10.0, patient).reason  # waiting for the user is no plan
 
 
 def test_a_departure_that_persists_is_forecast_to_last(tmp_path: Path) -> None:

@@ -10,7 +10,10 @@ from smartcron import config as configuration
 
 def user_config(tmp_path: Path, crontab: str, **settings: object) -> configuration.Config:
     """Write `crontab` (mode 0600; left alone when unchanged, so its mtime holds) and a
-    user-mode Config whose every path lies under `tmp_path`."""
+    user-mode Config whose every path lies under `tmp_path`. Exploration is off unless
+    asked for (`explore=True`): tests of the rules and the model need firings to start
+    when those say, not at a random minute (tests/test_explore_daemon.py turns it on)."""
+    settings.setdefault("explore", False)
     tmp_path.mkdir(parents=True, exist_ok=True)
     tab = tmp_path / "crontab"
     if not tab.exists() or tab.read_text() != crontab:
@@ -43,7 +46,9 @@ def make_config(tmp_path: Path, user_mode: bool = False) -> configuration.Config
 
 
 def system_config(tmp_path: Path, **settings: object) -> configuration.Config:
-    """A system-mode Config on tmp_path: cron.d/ and spool/ made, /etc/crontab absent."""
+    """A system-mode Config on tmp_path: cron.d/ and spool/ made, /etc/crontab absent
+    (exploration off unless asked for, as in user_config)."""
+    settings.setdefault("explore", False)
     for name in ("cron.d", "spool"):
         (tmp_path / name).mkdir(exist_ok=True)
     return configuration.Config(

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from smartcron.ai.features import (
     JobHistoryStats,
-    RunOutcome,
     features,
     forecast,
     hour_of_week,
-    job_stats,
     p_active_at,
 )
+from smartcron.ai.jobstats import HistoryStats, MemoryStats, StatsReader
 from smartcron.ai.model import (
     ACTIVE_IDLE_BELOW,
     LoadedModel,
@@ -31,54 +30,10 @@ from smartcron.ai.model import (
     ModelUnavailable,
     load_model,
 )
+from smartcron.ai.plan import Commitments, Costs, expected_costs
 from smartcron.errors import SmartcronError
 
-# ------------------------------------------------------------------ job history
-
-
-class StatsReader(Protocol):
-    """A job's record before an instant (strictly: runs that ended earlier)."""
-
-    def stats(self, job_id: str, before: datetime) -> JobHistoryStats: ...
-
-
-class HistoryStats:
-    """JobHistoryStats from a HistoryStore (the daemon's)."""
-
-    def __init__(self, store: Any, window: int = 10) -> None:
-        self.store, self.window = store, window
-
-    def stats(self, job_id: str, before: datetime) -> JobHistoryStats:
-        outcomes = []
-        for row in self.store.runs(job_id, limit=self.window * 3):
-            end = row.end
-            if end is None or row.status.value not in ("ok", "failed", "timeout"):
-                continue
-            ok = row.status.value == "ok" and end.exit_code == 0 and not end.timed_out
-            outcomes.append(RunOutcome(ended=end.ended, ok=ok, runtime_s=end.runtime_s))
-        outcomes.sort(key=lambda o: o.ended)
-        return job_stats(outcomes, before, self.window)
-
-
-class MemoryStats:
-    """JobHistoryStats from outcomes given as they happen (the simulator, tests)."""
-
-    def __init__(self) -> None:
-        self._runs: dict[str, list[RunOutcome]] = {}
-
-    def add(self, job_id: str, outcome: RunOutcome) -> None:
-        runs = self._runs.setdefault(job_id, [])
-        runs.append(outcome)
-        if len(runs) > 1 and runs[-2].ended > outcome.ended:
-            runs.sort(key=lambda o: o.ended)
-
-    def stats(self, job_id: str, before: datetime) -> JobHistoryStats:
-        return job_stats(self._runs.get(job_id, []), before)
-
-
 # ------------------------------------------------------------------ the advisor
-
-MAX_PLANS = 1024  # deferred firings remembered at once (then the stale ones are dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,29 +49,22 @@ class _Scores:
     away: np.ndarray | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """The slot a deferred firing waits for, and how it scored."""
-
-    until: datetime
-    p_success: float
-    p_active: float
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
-    """When a later slot is "clearly better" (see SmartAdvisor)."""
+    """The slots a decision scores and how sure a later one must be (see SmartAdvisor).
+    Chosen on the training scenarios only (docs/ai.md)."""
 
     step: timedelta = timedelta(minutes=10)  # candidate slots, now + k * step, at most this
     min_step: timedelta = timedelta(minutes=1)  # and at least this
     per_window: int = 12  # a short window still gets about this many candidates
     max_slots: int = 72
-    min_gain: float = 0.05  # P(success) gain that justifies waiting
-    min_quieter: float = 0.3  # P(user active) drop that justifies waiting
-    tolerance: float = 0.01  # how much worse the other quantity may get
     runtime_factor: float = 1.5  # the runtime we plan for, over the predicted one
     retry_room: bool = True  # and, for a job with retries, one retry_delay more
-    recheck: timedelta | None = timedelta(minutes=1)  # a deferred firing's re-scoring
+    recheck: timedelta | None = timedelta(minutes=1)  # a deferred firing is re-planned
+    margin: float = 0.03  # a later slot must be cheaper by this x fail_cost ...
+    uncertainty: float = 0.5  # ... plus this x the spread of its forecast (user state)
+    settle_s: float = 300.0  # an away user counts as gone only after this much idle
+    default_cores: float = 1.0  # a job whose CPU use is not known yet
 
     def step_for(self, left: timedelta) -> timedelta:
         """The slot spacing for `left` time to the deadline: left / per_window, in whole
@@ -126,86 +74,105 @@ class Policy:
 
 
 class SmartAdvisor:
-    """gate.Advisor: scores now and the rest of the window, defers only to a clearly
-    better slot that still leaves time to finish before the deadline.
+    """gate.Advisor: the start that minimises the expected cost over the window.
 
-    Slots: now and every `Policy.step_for(deadline - now)`. With a profile in the card, a
+    Slots: now and every `Policy.step_for(deadline - now)` that still leaves the planned
+    runtime (and a retry's delay) before the deadline. With a profile in the card, a
     slot's state is `features.forecast`: load, CPU and RAM at their hour-of-week and
     minute-of-hour level plus today's departure from it, decaying with the lead time;
-    the user active with P(active) (the hour-of-week share plus the current departure,
-    decaying), so the slot is scored twice (active, away) and P(success) and the runtime
-    are mixed by that probability; P(active) at the run's midpoint is its chance of
-    disturbing the user. Without a profile (older cards) a slot is the current snapshot
-    with the clock moved, and P(active) the hour-of-week share (1 now if active now).
-    A slot is clearly better when P(success) gains `min_gain` without more
-    interference, or P(active) drops `min_quieter` without less success; among those the
-    best P(success) - P(active), earliest on ties.
-
-    A deferred firing is not left alone until its slot: every `Policy.recheck` it is
-    scored now, and runs at once when now is as good as the slot it waits for on both
-    counts, P(success) and P(active) within `tolerance` (the user left the keyboard, a
-    build ended: what no forecast saw coming). Those plans live in memory only; a firing
-    without one (after a restart) is planned afresh.
+    the user active with P(active), so the slot is scored twice (active, away) and
+    P(success) and the runtime are mixed by that probability. The load of the other
+    smart runs started or planned (`plan.Commitments`) is added to the slots they
+    overlap: the plan is machine-wide. Each slot's expected cost is `plan.expected_costs`;
+    the firing waits only for a slot cheaper than now by `margin` x fail_cost plus
+    `uncertainty` x the spread the user's unknown state puts on that slot's cost.
+    Waiting is re-planned every `recheck` from fresh data (optimal stopping with a
+    rolling horizon): a deferral is never a promise, and a firing that waits runs as soon
+    as now is the best it will get. An away user counts as gone gradually, over
+    `settle_s` of idle, so a one-minute blip does not start a job by itself.
     """
 
     def __init__(self, model: LoadedModel, history: StatsReader, policy: Policy | None = None):
         self.model, self.history, self.policy = model, history, policy or Policy()
         self.failures = 0  # inferences that failed (fallback to the rules)
         self.last_error: str | None = None
-        self._plans: dict[tuple[str, datetime, int], _Plan] = {}
+        self.commitments = Commitments()
 
-    def _active(self, at: datetime, runtime_s: float) -> float:
-        mid = at + timedelta(seconds=runtime_s / 2)
-        return float(self.model.active[hour_of_week(mid, self.model.tz)])
+    def _p_active(self, snap: Any, at: datetime) -> float:
+        """P(user active at `at`); an away user not yet settled counts partly as active."""
+        profile, tz = self.model.profile, self.model.tz
+        assert profile is not None
+        a = p_active_at(profile, snap, at, tz)
+        idle, below = snap.idle_seconds, profile.idle_below
+        if idle is None or idle < below or idle >= self.policy.settle_s:
+            return a
+        w = (idle - below) / max(1.0, self.policy.settle_s - below)
+        return w * a + (1.0 - w) * p_active_at(profile, replace(snap, idle_seconds=0.0), at, tz)
 
     def _score(
-        self, snap: Any, stats: JobHistoryStats, nominal: datetime, slots: list[datetime]
+        self,
+        snap: Any,
+        stats: JobHistoryStats,
+        nominal: datetime,
+        slots: list[datetime],
+        extra: list[float],
     ) -> _Scores:
-        """P(success), runtime (s) and P(user active during the run) per slot."""
+        """P(success), runtime (s) and P(user active during the run) per slot; `extra`:
+        the cores other smart runs add at each slot (beyond what `snap` measured)."""
         tz, profile = self.model.tz, self.model.profile
-        rows = [features(snap, stats, nominal, slots[0], tz=tz)]
+        rows = [features(_loaded(snap, extra[0]), stats, nominal, slots[0], tz=tz)]
         if profile is None:
-            rows += [features(snap, stats, nominal, s, tz=tz) for s in slots[1:]]
+            rows += [
+                features(_loaded(snap, x), stats, nominal, s, tz=tz)
+                for s, x in zip(slots[1:], extra[1:], strict=True)
+            ]
             p, runtime = self.model.predict(np.asarray(rows))
             active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
             a = [1.0 if active_now else self._active(slots[0], runtime[0])]
             a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
             return _Scores(p, runtime, a)
         q = [0.0]
-        for slot in slots[1:]:
+        for slot, x in zip(slots[1:], extra[1:], strict=True):
             busy, away, share = forecast(snap, profile, slot, tz)
-            rows += [features(busy, stats, nominal, slot, tz=tz)]
-            rows += [features(away, stats, nominal, slot, tz=tz)]
+            rows += [features(_loaded(busy, x), stats, nominal, slot, tz=tz)]
+            rows += [features(_loaded(away, x), stats, nominal, slot, tz=tz)]
             q.append(share)
         p_raw, rt_raw = self.model.predict(np.asarray(rows))
         w = np.asarray(q[1:])
         p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
         runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
         half = [timedelta(seconds=float(r) / 2) for r in runtime]
-        a = [p_active_at(profile, snap, s + h, tz) for s, h in zip(slots, half, strict=True)]
+        a = [self._p_active(snap, s + h) for s, h in zip(slots, half, strict=True)]
         return _Scores(p, runtime, a, busy=p_raw[1::2], away=p_raw[2::2])
+
+    def _active(self, at: datetime, runtime_s: float) -> float:
+        mid = at + timedelta(seconds=runtime_s / 2)
+        return float(self.model.active[hour_of_week(mid, self.model.tz)])
 
     def _until_away(
         self, snap: Any, now: datetime, last: datetime, sc: _Scores, k: int
-    ) -> tuple[float, float] | None:
-        """Waiting for the user to step away, with a re-check each minute: the firing runs
-        at the first away minute before `last` (the last slot, `k`, that leaves time to
-        finish), else at `last`. The user active now, it leaves within the h minutes with
-        probability 1 - exp(-(1 - q) h / tau) (a two-state Markov chain with the hour's
-        share q active and the learnt persistence tau). (P(success), P(active)) or None."""
+    ) -> tuple[float, float, float] | None:
+        """Waiting for the user to step away, re-planned each minute: the firing runs at
+        the first away minute before `last` (the last slot, `k`, that leaves time to
+        finish), else at `last`. The user active now, they leave within the h minutes
+        with probability 1 - exp(-(1 - q) h / tau) (a two-state Markov chain with the
+        hour's share q active and the learnt persistence tau). (P(success), P(active),
+        runtime s) or None."""
         profile = self.model.profile
         if profile is None or sc.away is None or sc.busy is None or snap.idle_seconds is None:
             return None
         tau, q = profile.tau_min["active"], profile.p_active(now, self.model.tz)
-        if snap.idle_seconds >= profile.idle_below or tau <= 0 or q >= 1:
+        if snap.idle_seconds >= max(profile.idle_below, self.policy.settle_s) or tau <= 0:
+            return None  # away and settled: now is scored as it is
+        if q >= 1:
             return None
         h = (last - now).total_seconds() / 60.0
         leave = 1.0 - math.exp(-(1.0 - q) * h / tau)
         p_away = float(np.mean(sc.away[:k]))  # in the state forecast for those slots
-        half = float(np.mean(sc.runtime[1 : k + 1])) / 120.0
-        a_away = q * (1.0 - math.exp(-half / tau))  # away at the start, back by mid-run?
+        runtime = float(np.mean(sc.runtime[1 : k + 1]))
+        a_away = q * (1.0 - math.exp(-runtime / 120.0 / tau))  # away at the start, back by mid-run?
         p = leave * p_away + (1.0 - leave) * float(sc.busy[k - 1])
-        return p, leave * a_away + (1.0 - leave)
+        return p, leave * a_away + (1.0 - leave), runtime
 
     def _failed(self, err: ModelFailure) -> Any:
         from smartcron.smart.gate import Verdict
@@ -214,99 +181,120 @@ class SmartAdvisor:
         self.last_error = str(err)
         return Verdict(action="run", until=None, reason=f"constraints hold (model: {err})")
 
-    def _recheck(self, firing: Any, plan: _Plan, snap: Any, now: datetime) -> Any:
-        """Run now if now scores at least as well as the planned slot, else wait on."""
-        from smartcron.smart.gate import Verdict
-
-        stats = self.history.stats(firing.job_id, now)
-        try:
-            sc = self._score(snap, stats, firing.nominal, [now])
-        except ModelFailure as err:
-            return self._failed(err)
-        p, a = sc.p, sc.a
-        at = plan.until.astimezone(self.model.tz).strftime("%H:%M")
-        outputs = _outputs(sc, 1) | {
-            "best_p_success": round(plan.p_success, 4),
-            "best_p_active": round(plan.p_active, 4),
-        }
-        versus = (
-            f"success {p[0]:.2f} now vs {plan.p_success:.2f} at {at},"
-            f" user active {a[0]:.2f} vs {plan.p_active:.2f}"
-        )
-        tol = self.policy.tolerance
-        if p[0] >= plan.p_success - tol and a[0] <= plan.p_active + tol:
-            reason = f"constraints hold (model: now as good as the {at} slot: {versus})"
-            return Verdict(action="run", until=None, reason=reason, model=outputs)
-        self._keep(firing, plan, now)
-        assert self.policy.recheck is not None
-        until = min(now + self.policy.recheck, plan.until)
-        expected = f"success {plan.p_success:.2f}, user active {plan.p_active:.2f} expected then"
-        reason = f"model: waiting for {at} ({expected})"  # the same each minute: explain folds it
-        return Verdict(action="defer", until=until, reason=reason, model=outputs)
-
-    def _keep(self, firing: Any, plan: _Plan, now: datetime) -> None:
-        if len(self._plans) >= MAX_PLANS:  # firings that ran or vanished meanwhile
-            self._plans = {k: v for k, v in self._plans.items() if v.until > now}
-        self._plans[firing.job_id, firing.nominal, firing.attempt] = plan
+    def _slots(self, firing: Any, spec: Any, now: datetime) -> list[datetime]:
+        step = self.policy.step_for(firing.deadline - now)
+        slots = [now + k * step for k in range(self.policy.max_slots + 1)]
+        return [s for s in slots if s < firing.deadline] or [now]
 
     def advise(self, firing: Any, spec: Any, snap: Any, now: datetime) -> Any:
         from smartcron.smart.gate import Verdict
 
-        pol, tz = self.policy, self.model.tz
-        plan = self._plans.pop((firing.job_id, firing.nominal, firing.attempt), None)
-        if plan is not None and now < plan.until and pol.recheck is not None:
-            return self._recheck(firing, plan, snap, now)
-        stats = self.history.stats(firing.job_id, now)
-        step = pol.step_for(firing.deadline - now)
-        retries = getattr(spec, "retry", 0) or 0
-        margin = getattr(spec, "retry_delay", None) if pol.retry_room and retries else None
-        margin = margin or timedelta(0)
-        slots = [now + k * step for k in range(pol.max_slots + 1)]
-        slots = [s for s in slots if s < firing.deadline] or [now]
+        pol, key = self.policy, (firing.job_id, firing.nominal, firing.attempt)
+        stats = self.history.stats(firing.job_id, now, self.model.tz)
+        cores = _cores(stats, pol.default_cores)
+        slots = self._slots(firing, spec, now)
+        # the background: what was measured, less the other runs going (added per slot)
+        going = self.commitments.running(now, key)
+        extra = [self.commitments.load_at(s, key) - going for s in slots]
         try:
-            sc = self._score(snap, stats, firing.nominal, slots)
+            sc = self._score(snap, stats, firing.nominal, slots, extra)
         except ModelFailure as err:
             return self._failed(err)
-        p, runtime, a = sc.p, sc.runtime, sc.a
-
-        def better(p_k: float, a_k: float) -> bool:
-            gain, quieter = p_k - p[0], a[0] - a_k
-            return (gain >= pol.min_gain and quieter >= -pol.tolerance) or (
-                quieter >= pol.min_quieter and gain >= -pol.tolerance
-            )
-
-        best, last = 0, 0
+        costs = Costs.of(spec)
+        delay_h = [(s - firing.nominal).total_seconds() / 3600.0 for s in slots]
+        cost = expected_costs(sc.p, sc.runtime, sc.a, delay_h, cores, costs)
+        need = _room(spec, pol)
+        best, last, best_cost = 0, 0, float(cost[0])
         for k in range(1, len(slots)):
-            need = timedelta(seconds=float(runtime[k]) * pol.runtime_factor) + margin
-            if slots[k] + need > firing.deadline:
+            if slots[k] + timedelta(seconds=float(sc.runtime[k]) * pol.runtime_factor) + need > (
+                firing.deadline
+            ):
                 break
             last = k
-            if better(p[k], a[k]) and p[k] - a[k] > p[best] - a[best] + 1e-9:
-                best = k
-        outputs = _outputs(sc, len(slots))
-        p_best, a_best, until = float(p[best]), a[best], slots[best]
+            bar = float(cost[k]) + self._doubt(sc, k, costs, cores)
+            if bar < best_cost - pol.margin * costs.fail:
+                best, best_cost = k, bar
+        p_best, a_best, rt_best, until = (
+            float(sc.p[best]),
+            sc.a[best],
+            sc.runtime[best],
+            slots[best],
+        )
         wait = self._until_away(snap, now, slots[last], sc, last) if last else None
-        if pol.recheck is not None and wait is not None and better(*wait):
-            if wait[0] - wait[1] > p_best - a_best + 1e-9:
-                best, (p_best, a_best), until = last, wait, slots[last]
-        else:
-            wait = None
+        away = False
+        if wait is not None and pol.recheck is not None:
+            wait_cost = float(
+                expected_costs(
+                    np.asarray([wait[0]]), np.asarray([wait[2]]), [wait[1]], [delay_h[last]],
+                    cores, costs,
+                )[0]
+            )  # fmt: skip
+            if wait_cost < min(best_cost, float(cost[0]) - pol.margin * costs.fail):
+                best, best_cost, away = last, wait_cost, True
+                p_best, a_best, rt_best, until = wait[0], wait[1], wait[2], slots[last]
+        outputs = _outputs(sc, len(slots)) | {"cost_now": round(float(cost[0]), 4)}
         if best == 0:
+            self.commitments.commit(key, now, float(sc.runtime[0]), cores)
             reason = (
-                f"constraints hold (model: success {p[0]:.2f} now, runtime ~{_mins(runtime[0])})"
+                f"constraints hold (model: success {sc.p[0]:.2f} now, runtime"
+                f" ~{_mins(sc.runtime[0])}, cost {cost[0]:.2f} now is the lowest)"
             )
             return Verdict(action="run", until=None, reason=reason, model=outputs)
-        outputs |= {"best_p_success": round(p_best, 4), "best_p_active": round(a_best, 4)}
-        at = until.astimezone(tz).strftime("%H:%M")
-        when = f"when the user steps away, by {at}" if wait else f"at {at}"
+        self.commitments.commit(key, until, float(rt_best), cores)
+        outputs |= {
+            "best_p_success": round(p_best, 4),
+            "best_p_active": round(a_best, 4),
+            "best_cost": round(best_cost, 4),
+        }
+        at = until.astimezone(self.model.tz).strftime("%H:%M")
+        when = f"when the user steps away, by {at}" if away else f"at {at}"
         reason = (
-            f"model: success {p[0]:.2f} now vs {p_best:.2f} {when} (runtime"
-            f" ~{_mins(runtime[best])}, user active {a[0]:.2f} vs {a_best:.2f})"
+            f"model: success {sc.p[0]:.2f} now vs {p_best:.2f} {when} (runtime"
+            f" ~{_mins(rt_best)}, user active {sc.a[0]:.2f} vs {a_best:.2f},"
+            f" cost {cost[0]:.2f} vs {best_cost:.2f})"
         )
         if pol.recheck is not None:
-            self._keep(firing, _Plan(until, p_best, a_best), now)
             until = min(until, now + pol.recheck)
         return Verdict(action="defer", until=until, reason=reason, model=outputs)
+
+    def _doubt(self, sc: _Scores, k: int, costs: Costs, cores: float) -> float:
+        """How much the unknown user state spreads slot k's cost: the standard deviation
+        of P(success) between the active and away forecasts, times `uncertainty`."""
+        if sc.busy is None or sc.away is None or k == 0:
+            return 0.0
+        q = self._q(sc, k)
+        spread = abs(float(sc.busy[k - 1]) - float(sc.away[k - 1])) * math.sqrt(q * (1.0 - q))
+        return self.policy.uncertainty * spread * costs.fail
+
+    @staticmethod
+    def _q(sc: _Scores, k: int) -> float:
+        return min(1.0, max(0.0, sc.a[k]))
+
+
+def _loaded(snap: Any, cores: float) -> Any:
+    """`snap` with `cores` more (or fewer) of load from smart runs."""
+    if not cores:
+        return snap
+    return replace(
+        snap,
+        load1=max(0.0, snap.load1 + cores),
+        load5=max(0.0, snap.load5 + cores),
+        load15=max(0.0, snap.load15 + cores),
+    )
+
+
+def _cores(stats: JobHistoryStats, default: float) -> float:
+    cpu, runtime = getattr(stats, "mean_cpu_s", None), stats.mean_runtime_s
+    if cpu is None or not runtime:
+        return default
+    return max(0.0, float(cpu) / float(runtime))
+
+
+def _room(spec: Any, pol: Policy) -> timedelta:
+    """What a slot must leave before the deadline beyond the planned runtime."""
+    retries = getattr(spec, "retry", 0) or 0
+    margin = getattr(spec, "retry_delay", None) if pol.retry_room and retries else None
+    return margin or timedelta(0)
 
 
 def _outputs(sc: _Scores, slots: int) -> dict[str, float]:

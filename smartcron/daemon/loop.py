@@ -18,7 +18,7 @@ from smartcron.config import Config
 from smartcron.cron import schedule
 from smartcron.daemon.clockwatch import ClockWatch
 from smartcron.daemon.loader import Database
-from smartcron.daemon.modes import Modes, SmartParts, initial_mode
+from smartcron.daemon.modes import Modes, SmartParts, explores, exploring, initial_mode
 from smartcron.daemon.recovery import recover
 from smartcron.daemon.ticker import Ticker, due, local_minute, wall_of
 from smartcron.daemon.wakeup import Sleeper
@@ -116,7 +116,8 @@ class Daemon:
                 max_concurrent=config.max_concurrent,
                 jump_over=self.watch.jump_over,
                 monitor=smart.monitor,
-                advisor=self.modes.advisor,
+                advisor=exploring(config, self.modes.advisor, history),
+                explores=explores(config, history),
             )
         )
         if self.mode != "cron":

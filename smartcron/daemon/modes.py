@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smartcron.config import Config
 from smartcron.smart.gate import Advisor
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from smartcron.ai.modelwatch import ModelWatch
     from smartcron.ai.retrain import Retrainer
 
-__all__ = ["Modes", "SmartParts", "initial_mode"]
+__all__ = ["Modes", "SmartParts", "explores", "exploring", "initial_mode"]
 
 log = logging.getLogger("smartcron")
 
@@ -48,6 +48,22 @@ def initial_mode(config: Config, model: bool = False) -> tuple[str, str]:
     if not model:
         return "legacy", "no usable model yet: rules only (hard constraints, no model)"
     return "smart", "rules and model"
+
+
+def explores(config: Config, history: object | None) -> bool:
+    """Smart mode with exploration on and a history to learn from (smart.explore)."""
+    return config.mode == "smart" and config.explore and history is not None
+
+
+def exploring(config: Config, advisor: Advisor | None, history: Any) -> Advisor | None:
+    """The advisor the engine asks: the model's, wrapped in the exploration of the jobs
+    still learning (asked in legacy mode too, while no model is usable)."""
+    if not explores(config, history):
+        return advisor
+    from smartcron.ai.jobstats import HistoryStats
+    from smartcron.smart.explore import Explorer
+
+    return Explorer(advisor, HistoryStats(history))
 
 
 class Modes:

@@ -47,8 +47,9 @@ class EngineContext:
 
     `launch(job, firing, trigger)` starts a run (None: it could not); `jobs()` the jobs
     loaded now; `run_owners()` job id -> owner of the smart runs going (a job removed
-    from its crontab may still run); `mode()` smart, legacy or cron (the advisor is
-    asked in smart only); `jump_over(instant)` the forward clock step over it, if one.
+    from its crontab may still run); `mode()` smart, legacy or cron (the advisor is asked
+    in smart mode, and in legacy mode too when it `explores`: smart.explore);
+    `jump_over(instant)` the forward clock step over it, if one.
     """
 
     clock: Clock
@@ -62,6 +63,7 @@ class EngineContext:
     jump_over: Callable[[datetime], Jump | None]
     monitor: Monitor | None = None
     advisor: Advisor | None = None
+    explores: bool = False  # the advisor explores: ask it in legacy mode too
     recheck: timedelta = RECHECK
 
 
@@ -190,7 +192,7 @@ class Engine:
             snapshot=lambda spec: self._snapshot(spec, now, snaps),
             owners=owners,
             max_concurrent=ctx.max_concurrent,
-            advisor=self.advisor if ctx.mode() == "smart" else None,
+            advisor=self.advisor if ctx.mode() == "smart" or ctx.explores else None,
             jump_over=ctx.jump_over,
         )
         started = []

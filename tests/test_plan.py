@@ -1,0 +1,111 @@
+"""The expected-cost rule and the machine-wide plan (smartcron.ai.plan, SmartAdvisor)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
+from smartcron.ai.model import LoadedModel, load_model
+from smartcron.ai.plan import Commitments, Costs, expected_costs
+from smartcron.smart import gate
+from smartcron.smart.smartspec import SmartSpec
+from smartcron.testing import sample_snapshot
+from tests.modelkit import card_profile, graph, install
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+NOBODY = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
+MIN = timedelta(minutes=1)
+
+
+def load_model_p_is_one_minus_load_over_ten(tmp_path: Path) -> LoadedModel:
+    """P(success) = 1 - load1 / 10, runtime 10 minutes, a flat load1 profile of 1."""
+    directory = install(
+        tmp_path / "m", graph("load"), profile=card_profile(spike=0.0), active=NOBODY
+    )
+    model = load_model(directory, owner_uid=os.geteuid(), now=NOW)
+    assert isinstance(model, LoadedModel)
+    return model
+
+
+def test_expected_cost_adds_failure_interference_and_delay() -> None:
+    costs = Costs(fail=2.0, interference=0.1, delay=0.5)
+    cost = expected_costs(
+        np.asarray([0.9, 0.5]), np.asarray([600.0, 1200.0]), [1.0, 0.0], [0.0, 2.0], 2.0, costs
+    )
+    # 0.1 x 2 + 0.1 x 2 cores x 10 min x 1.0 + 0 ; 0.5 x 2 + 0 + 0.5 x 2 h
+    assert cost.tolist() == pytest.approx([2.2, 2.0])
+
+
+def test_the_costs_come_from_the_jobs_smart_keys() -> None:
+    spec = SmartSpec(window=timedelta(hours=1), fail_cost=3.0, interference_cost=0.0)
+    assert Costs.of(spec) == Costs(fail=3.0, interference=0.0, delay=0.01)
+
+
+def test_commitments_count_the_other_runs_going_and_planned() -> None:
+    plans = Commitments()
+    plans.commit("a", NOW, 600, 4.0)  # 01:00-01:10
+    plans.commit("b", NOW + 30 * MIN, 60, 2.0)  # 01:30-01:31
+    assert plans.load_at(NOW, but="x") == 4.0 and plans.load_at(NOW, but="a") == 0.0
+    assert plans.load_at(NOW + 10 * MIN, but="x") == 0.0  # a has ended
+    assert plans.load_at(NOW + 30 * MIN, but="x") == 2.0
+    assert plans.running(NOW, but="x") == 0.0  # started this minute: not measured yet
+    assert plans.running(NOW + 5 * MIN, but="x") == 4.0
+
+
+def test_two_heavy_firings_due_together_are_planned_apart(tmp_path: Path) -> None:
+    """The first of two 4-core jobs due at 01:00 runs at once (load 1: P 0.9 at every
+    slot); the second, seeing the first's 4 cores until 01:10 (P 0.5 now), waits until
+    it has ended. An advisor that plans each firing alone starts both at 01:00."""
+    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    spec = SmartSpec(window=timedelta(hours=2))
+    snap = sample_snapshot(NOW, load1=1.0, load5=1.0)
+    advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+
+    def firing(job: str) -> gate.Firing:
+        return gate.Firing(id=None, job_id=job, nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+
+    first = advisor.advise(firing("a"), spec, snap, NOW)
+    assert first.action == "run"
+    second = advisor.advise(firing("b"), spec, snap, NOW)
+    assert second.action == "defer" and second.until == NOW + MIN  # re-planned each minute
+    assert second.model is not None and second.model["p_success"] == pytest.approx(0.5)
+    planned = second.reason.split(" at ")[1][:5]
+    assert "01:10" <= planned <= "01:20", second.reason
+    # a minute later the first is measured in the load (5); the plan stays apart
+    later = sample_snapshot(NOW + MIN, load1=5.0, load5=5.0)
+    again = advisor.advise(firing("b"), spec, later, NOW + MIN)
+    assert again.action == "defer" and again.model is not None
+    assert again.model["p_success"] == pytest.approx(0.5)  # measured 5 = 1 + its 4 cores
+    alone = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+    assert alone.advise(firing("b"), spec, snap, NOW).action == "run"
+
+
+def test_a_firing_runs_now_when_no_slot_beats_the_margin(tmp_path: Path) -> None:
+    """load1 1.2 now, 1 forecast later: P 0.88 vs 0.90 is a gain of 0.02 < the 0.03 margin."""
+    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    spec = SmartSpec(window=timedelta(hours=2))
+    advisor = SmartAdvisor(model, MemoryStats())
+    f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+    verdict = advisor.advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW)
+    assert verdict.action == "run" and "cost 0.12 now is the lowest" in verdict.reason
+    keen = SmartAdvisor(model, MemoryStats(), Policy(margin=0.0))
+    assert keen.advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW).action == "defer"
+
+
+def test_the_failure_cost_weighs_against_the_delay_cost(tmp_path: Path) -> None:
+    """load1 1.5 now, 1 later: 0.05 more P(success) from the first later slot (01:10).
+    At delay_cost 0.5 per hour, the 10 minutes cost 0.08: run now. A failure worth 10
+    makes the gain 0.5: wait."""
+    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    snap = sample_snapshot(NOW, load1=1.5)
+    verdicts = []
+    for fail_cost in (1.0, 10.0):
+        spec = SmartSpec(window=timedelta(hours=2), fail_cost=fail_cost, delay_cost=0.5)
+        f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+        verdicts.append(SmartAdvisor(model, MemoryStats()).advise(f, spec, snap, NOW).action)
+    assert verdicts == ["run", "defer"]
