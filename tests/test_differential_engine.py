@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from smartcron.ai.jobstats import RunOutcome
 from smartcron.daemon.loop import Daemon, SmartParts
 from smartcron.run.executor import RunRequest
 from smartcron.run.runcontext import RunContext, RunSettings
@@ -191,9 +192,9 @@ def test_the_daemon_and_the_simulator_start_the_same_runs(inputs, policy):
     commands = {job.id: job.command for job in scenario.jobs}
     seen: list[tuple[str, str]] = []
 
-    def on_run(job: str, ended: datetime, ok: bool, runtime_s: float) -> None:
-        began = ended - timedelta(seconds=runtime_s)
-        seen.append((commands[job], began.strftime("%Y-%m-%dT%H:%M:%S.000000Z")))
+    def on_run(job: str, outcome: RunOutcome) -> None:
+        assert outcome.started is not None
+        seen.append((commands[job], outcome.started.strftime("%Y-%m-%dT%H:%M:%S.000000Z")))
 
     period = {"start": DAY0 + timedelta(minutes=1), "end": END, "max_concurrent": 1}
     simulate(scenario, trace, world, policy, advisor=advisor, on_run=on_run, **period)

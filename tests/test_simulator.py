@@ -255,7 +255,7 @@ def test_smart_asks_the_advisor_once_constraints_hold_and_it_may_defer(tmp_path)
     sc, tl, w = scenario(tmp_path)
     ran: list[tuple[str, datetime, bool]] = []
     out = simulate(
-        sc, tl, w, "smart", advisor=advisor, on_run=lambda j, end, ok, s: ran.append((j, end, ok))
+        sc, tl, w, "smart", advisor=advisor, on_run=lambda j, o: ran.append((j, o.ended, o.ok))
     ).metrics()
     minute = timedelta(minutes=1)
     assert advisor.asked == [T0 + 9 * minute, T0 + 12 * minute]  # idle=5m holds from 9

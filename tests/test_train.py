@@ -148,7 +148,6 @@ def test_shuffling_the_future_of_a_trace_changes_no_decision_before_it(
     import random
 
     from smartcron.ai.advisor import MemoryStats, load_advisor
-    from smartcron.ai.features import RunOutcome
 
     start = datetime(2026, 1, 13, tzinfo=UTC)  # the day after the 8 training days
     t, end = start + timedelta(hours=12), start + timedelta(days=2)
@@ -179,7 +178,7 @@ def test_shuffling_the_future_of_a_trace_changes_no_decision_before_it(
             "smart",
             advisor=advisor,
             history=str(tmp_path / f"{name}.db"),
-            on_run=lambda job, at, ok, s: stats.add(job, RunOutcome(ended=at, ok=ok, runtime_s=s)),
+            on_run=stats.add,
         )
         with sqlite3.connect(tmp_path / f"{name}.db") as conn:
             return conn.execute(

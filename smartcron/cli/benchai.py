@@ -15,10 +15,7 @@ is reported in the output instead of ending the run.
 
 from __future__ import annotations
 
-import math
-import statistics
-import subprocess
-import sys
+import contextlib
 import tempfile
 import time
 from dataclasses import replace
@@ -27,6 +24,7 @@ from typing import Any
 
 import click
 
+from smartcron.cli.benchcosts import measure_costs, unbounded
 from smartcron.cli.common import CONTEXT, print_json, user_errors
 from smartcron.errors import SmartcronError
 
@@ -41,7 +39,8 @@ SHOWN = (
     "skipped",
 )
 GAP_KEYS = ("not_done", "failures", "interference_cpu_s")
-TRAIN_POLICIES = ("cron", "random", "rules", "smart")
+# "explore": the daemon's own learning period, rules plus exploration (smart.explore)
+TRAIN_POLICIES = ("explore", "cron", "random", "rules")
 
 
 def run_bench(
@@ -54,17 +53,20 @@ def run_bench(
     seed: int = 0,
     decisions: int = 10_000,
     progress: Any = None,
-    train_policy: str = "cron",
-    explore: Any = None,
+    train_policy: str = "explore",
+    explore: bool = True,
     skip_days: int = 0,
 ) -> dict[str, Any]:
     """Train on `train_days` after the trace's first `skip_days`, compare policies on the
     next `test_days` (a learning curve skips max - train days: the same test days).
 
     `train_policy`: the policy simulated over the training days (its runs are the
-    training history); "smart" takes `explore`, the gate advisor that picks those starts
-    (an exploring one). `decisions`: decisions timed in the cost step (0: no costs).
-    Raises SmartcronError for days beyond the trace or an unknown training policy.
+    training history): "explore" is what the daemon does before it has a model, the
+    rules with exploration (smart.explore); "cron" the history cron leaves. The smart
+    policy then starts from that history (its job statistics, its exploration's
+    learning periods) as the daemon keeps its own, and explores on unless `explore` is
+    False. `decisions`: decisions timed in the cost step (0: no costs). Raises
+    SmartcronError for days beyond the trace or an unknown training policy.
     """
     from smartcron.sim import simulator
     from smartcron.sim.trace import read_trace
@@ -86,14 +88,19 @@ def run_bench(
         period = (scenario, timeline, world)
         db, model_dir = f"{tmp}/train.db", f"{tmp}/model"
         say(f"simulating {train_policy} over the training days")
-        out["train"] |= _training(period, start, mid, db, train_policy, explore)
+        out["train"] |= _training(period, start, mid, db, train_policy)
         say("training")
         result = _train(db, model_dir, seed)
-        out["card"] = {k: result.card[k] for k in ("training", "metrics")}
+        if isinstance(result, str):  # refused: smart is what the daemon then does
+            out["model"] = f"none: {result}"
+        else:
+            out["card"] = {k: result.card[k] for k in ("training", "metrics")}
         out["test"] = {"from": mid.isoformat(), "to": end.isoformat()}
-        out["policies"], out["smart_model_failures"] = _test(period, mid, end, tmp, say)
+        out["policies"], out["smart_model_failures"] = _test(
+            period, (mid, end), tmp, say, explore=explore, model=not isinstance(result, str)
+        )
         out["gap_closed"] = gap_closed(out["policies"])
-        if decisions:
+        if decisions and not isinstance(result, str):
             say("measuring decision costs")
             out["costs"] = measure_costs(model_dir, result.models, timeline, mid, end, decisions)
     out["seconds"] = round(time.perf_counter() - began, 1)
@@ -101,9 +108,14 @@ def run_bench(
 
 
 def _train(db: str, model_dir: str, seed: int) -> Any:
+    """The training result, or why training refused (too little history): the daemon
+    then stays on the rules (and exploration), and so does the smart policy here."""
     from smartcron.ai import train
 
-    return train.train(db, model_dir, seed=seed)
+    try:
+        return train.train(db, model_dir, seed=seed)
+    except train.TrainError as err:
+        return str(err).split(": ", 1)[-1]  # without the temporary database's path
 
 
 def _training(
@@ -112,7 +124,6 @@ def _training(
     mid: datetime,
     db: str,
     policy: str,
-    explore: Any,
 ) -> dict[str, Any]:
     """Simulate the training days into `db`; their metrics (and cron's, to compare: the
     cost of training otherwise than by cron)."""
@@ -120,12 +131,18 @@ def _training(
 
     if policy not in TRAIN_POLICIES:
         raise SmartcronError(f"training policy {policy!r}: one of {', '.join(TRAIN_POLICIES)}")
-    if (policy == "smart") != (explore is not None):
-        raise SmartcronError("training policy 'smart' takes an exploring advisor, no other does")
     scenario, timeline, world = period
-    res = simulator.simulate(
-        scenario, timeline, world, policy, start=start, end=mid, history=db, advisor=explore
-    )
+    advisor, store = None, None
+    if policy == "explore":  # the daemon before its first model: rules and exploration
+        advisor, store = _explorer(None, db)
+    try:
+        res = simulator.simulate(
+            scenario, timeline, world, "smart" if advisor else policy, start=start, end=mid,
+            history=db, advisor=advisor,
+        )  # fmt: skip
+    finally:
+        if store is not None:
+            store.close()
     got: dict[str, Any] = {"policy": policy, "metrics": _brief(res.metrics())}
     if policy != "cron":
         cron = simulator.simulate(scenario, timeline, world, "cron", start=start, end=mid)
@@ -133,42 +150,74 @@ def _training(
     return got
 
 
+def _explorer(inner: Any, db: str) -> tuple[Any, Any]:
+    """An Explorer around `inner` reading the job records of the history at `db` (the
+    one the simulation writes, as the daemon reads its own), and that store."""
+    from smartcron.ai.jobstats import HistoryStats
+    from smartcron.smart.explore import Explorer
+    from smartcron.store.history import HistoryStore
+
+    store = HistoryStore.open(db)
+    return Explorer(inner, HistoryStats(store)), store
+
+
 def _brief(metrics: dict[str, Any]) -> dict[str, Any]:
     return {key: metrics[key] for key in ("firings", *SHOWN)}
 
 
 def _test(
-    period: tuple[Any, Any, Any], mid: datetime, end: datetime, tmp: str, say: Any
+    period: tuple[Any, Any, Any],
+    span: tuple[datetime, datetime],
+    tmp: str,
+    say: Any,
+    *,
+    explore: bool = True,
+    model: bool = True,
 ) -> tuple[dict[str, Any], int | None]:
     """Every policy over the test days: their metrics, and the smart advisor's inference
-    failures (its fallbacks to the rules; none expected)."""
+    failures (its fallbacks to the rules; none expected). Smart starts from a copy of
+    the training history, as a daemon keeps its own, and explores on (`explore`)."""
     from smartcron.ai.advisor import load_advisor
     from smartcron.sim import simulator
-    from smartcron.store.history import HistoryStore
 
     scenario, timeline, world = period
     smart_db, policies, failures = f"{tmp}/smart.db", {}, None
     for policy in POLICIES:
         say(f"simulating {policy} over the test days")
-        advisor, history = None, None
+        advisor, decider, history, store = None, None, None, None
         if policy == "smart":  # its job stats come from its own history, as in the daemon
-            HistoryStore.open(smart_db).close()
-            advisor, history = load_advisor(f"{tmp}/model", smart_db), smart_db
-            advisor.model = unbounded(advisor.model)
-        res = simulator.simulate(
-            scenario, timeline, world, policy, start=mid, end=end,
-            advisor=advisor, history=history,
-        )  # fmt: skip
+            _copy_history(f"{tmp}/train.db", smart_db)
+            history = smart_db
+            if model:
+                advisor = load_advisor(f"{tmp}/model", smart_db)
+                advisor.model = unbounded(advisor.model)
+            decider = advisor
+            if explore or not model:  # no model: the rules, and exploration unless off
+                decider, store = _explorer(advisor, smart_db)
+                decider.settings = replace(decider.settings, enabled=explore)
+        try:
+            res = simulator.simulate(
+                scenario, timeline, world, policy, start=span[0], end=span[1],
+                advisor=decider, history=history,
+            )  # fmt: skip
+        finally:
+            if store is not None:
+                store.close()
         policies[policy] = res.metrics()
         if advisor is not None:
             failures = getattr(advisor, "failures", None)
     return policies, failures
 
 
-def unbounded(model: Any) -> Any:
-    """The model without its inference latency bound: in a simulation or a measurement,
-    a slow (busy) machine must not change a decision nor abort the run."""
-    return replace(model, latency_bound_s=math.inf)
+def _copy_history(source: str, target: str) -> None:
+    """A consistent copy of a history database (SQLite's backup: the WAL included)."""
+    import sqlite3
+
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
 
 
 def gap_closed(p: dict[str, dict[str, Any]]) -> dict[str, float | None]:
@@ -178,96 +227,6 @@ def gap_closed(p: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         cron, smart, oracle = (p[name][key] for name in ("cron", "smart", "oracle"))
         gaps[key] = round((cron - smart) / (cron - oracle), 3) if cron != oracle else None
     return gaps
-
-
-def measure_costs(
-    model_dir: str, models: Any, timeline: Any, start: datetime, end: datetime, n: int
-) -> dict[str, Any]:
-    """`costs`, or the error that stopped it: a measurement never ends the benchmark."""
-    try:
-        return costs(model_dir, models, timeline, start, end, n)
-    except Exception as err:  # anything: what was simulated stays reported
-        return {"decisions": n, "error": f"{type(err).__name__}: {err}"}
-
-
-def costs(
-    model_dir: str, models: Any, timeline: Any, start: datetime, end: datetime, n: int
-) -> dict[str, Any]:
-    """Median and p99 of a SmartAdvisor decision (features + ONNX over the window's slots)
-    and, on one row, ONNX vs scikit-learn predict_proba; RSS with and without the model.
-    The latency bound is lifted (`unbounded`): a slow decision is measured, not refused."""
-    import numpy as np
-
-    from smartcron.ai.advisor import SmartAdvisor, load_advisor
-    from smartcron.ai.features import NO_STATS, features
-    from smartcron.smart.gate import Firing
-    from smartcron.smart.smartspec import SmartSpec
-
-    # every decision a full plan (a deferred firing's minute re-check scores one row only)
-    loaded = load_advisor(model_dir)
-    model = unbounded(loaded.model)
-    advisor = SmartAdvisor(model, loaded.history, replace(loaded.policy, recheck=None))
-    window = timedelta(hours=2)
-    spec = SmartSpec(window=window)
-    minutes = max(1, int((end - start).total_seconds() // 60) - 180)
-    rng = np.random.default_rng(0)
-    picks = [timeline.index(start) + int(i) for i in rng.integers(0, minutes, n)]
-    decide, onnx_one, sk_one = [], [], []
-    clf = models[0]
-    for i in picks:
-        snap, now = timeline.snapshot(i), timeline.instant(i)
-        firing = Firing(id=None, job_id="bench", nominal=now, deadline=now + spec.window)
-        t0 = time.perf_counter()
-        advisor.advise(firing, spec, snap, now)
-        t1 = time.perf_counter()
-        row = np.asarray([features(snap, NO_STATS, now, now)], np.float32)
-        model.predict(row)
-        t2 = time.perf_counter()
-        clf.predict_proba(row)
-        t3 = time.perf_counter()
-        decide.append(t1 - t0)
-        onnx_one.append(t2 - t1)
-        sk_one.append(t3 - t2)
-    return {
-        "decisions": n,
-        "slots_per_decision": sum(
-            1 for k in range(advisor.policy.max_slots + 1) if k * advisor.policy.step < window
-        ),
-        "decision_ms": _quantiles(decide),
-        "onnx_one_row_ms": _quantiles(onnx_one),
-        "sklearn_predict_proba_one_row_ms": _quantiles(sk_one),
-        "model_failures": advisor.failures,  # fallbacks timed instead of decisions: 0
-        "rss_mb": rss(model_dir),
-    }
-
-
-def _quantiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return {"median": round(statistics.median(ordered) * 1000, 3), "p99": round(p99 * 1000, 3)}
-
-
-_RSS = """
-import os, sys, psutil
-import smartcron.smart.gate, smartcron.ai.features, smartcron.ai.model as m
-before = psutil.Process().memory_info().rss
-if sys.argv[1]:
-    assert m.load_model(sys.argv[1], owner_uid=os.geteuid())
-print(before, psutil.Process().memory_info().rss)
-"""
-
-
-def rss(model_dir: str) -> dict[str, Any]:
-    """RSS (MB) of a fresh process importing the daemon's model code, then loading the
-    model; or the error, beside the decision figures, if that process fails."""
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _RSS, model_dir], capture_output=True, text=True, check=True
-        )
-        before, after = (int(v) / 2**20 for v in done.stdout.split())
-    except (OSError, ValueError, subprocess.CalledProcessError) as err:
-        return {"error": f"{type(err).__name__}: {err}"}
-    return {"without": round(before, 1), "with": round(after, 1), "model": round(after - before, 1)}
 
 
 @click.command("bench-ai", context_settings=CONTEXT)
@@ -280,6 +239,15 @@ def rss(model_dir: str) -> dict[str, Any]:
     "--decisions", default=10_000, show_default=True, type=click.IntRange(0),
     help="Decisions timed in the cost step (0: none).",
 )  # fmt: skip
+@click.option(
+    "--train-policy", type=click.Choice(TRAIN_POLICIES), default="explore", show_default=True,
+    help="What makes the training history: the daemon's learning period (rules and"
+    " exploration) or cron's fixed times.",
+)  # fmt: skip
+@click.option(
+    "--explore/--no-explore", default=True, show_default=True,
+    help="Smart keeps exploring (a decaying share) over the test days.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors
 def bench_ai_cmd(
@@ -289,9 +257,12 @@ def bench_ai_cmd(
     train_days: int,
     test_days: int,
     decisions: int,
+    train_policy: str,
+    explore: bool,
     as_json: bool,
 ) -> None:
-    """Train on cron's history of the first days, then compare every policy on the next.
+    """Train on the history of the first days (by default the daemon's learning period:
+    the rules with exploration), then compare every policy on the next.
 
     \b
     Examples:
@@ -305,6 +276,7 @@ def bench_ai_cmd(
         out = run_bench(
             crontab, trace_path, world_path, train_days, test_days,
             decisions=decisions, progress=lambda text: status.update(text),
+            train_policy=train_policy, explore=explore,
         )  # fmt: skip
     if as_json:
         print_json(out)
@@ -314,6 +286,15 @@ def bench_ai_cmd(
 
 def print_bench(out: dict[str, Any]) -> None:
     p = out["policies"]
+    train = out["train"]
+    if "cron_metrics" in train:  # the cost of learning otherwise than by cron's history
+        mine, cron = train["metrics"], train["cron_metrics"]
+        click.echo(
+            f"training days ({train['policy']}): not_done {mine['not_done']} vs cron"
+            f" {cron['not_done']}, failures {mine['failures']} vs {cron['failures']},"
+            f" interference {mine['interference_cpu_s']:.4g} vs"
+            f" {cron['interference_cpu_s']:.4g} CPU s"
+        )
     click.echo(f"test {out['test']['from']} to {out['test']['to']}")
     click.echo(f"{'':20}" + "".join(f"{name:>12}" for name in POLICIES))
     for key in SHOWN:
@@ -328,6 +309,8 @@ def print_bench(out: dict[str, Any]) -> None:
         f"oracle interference {p['oracle']['interference_cpu_s']:.4g} CPU s: a reference, not a"
         " bound (the oracle minimises failures first)"
     )
+    if "model" in out:
+        click.echo(f"smart had no model (training refused: {out['model']}): rules and exploration")
     if out.get("smart_model_failures"):
         click.echo(f"smart: {out['smart_model_failures']} inferences failed (rules decided)")
     _print_costs(out.get("costs"))

@@ -34,6 +34,10 @@ _UNNAMED = "runs for one minute, no CPU, never fails"
 @click.option("--seed", type=int, help="Override the world's seed (the failure dice).")
 @click.option("--history", "history", metavar="DB", help="Write decisions and runs to DB.")
 @click.option("--model", "model", metavar="DIR", help="Model directory (policy smart).")
+@click.option(
+    "--explore/--no-explore", default=True, show_default=True,
+    help="Policy smart explores as the daemon does (random starts while a job learns).",
+)  # fmt: skip
 @click.option("--max-concurrent", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @user_errors
@@ -50,6 +54,7 @@ def simulate_cmd(
     seed: int | None,
     history: str | None,
     model: str | None,
+    explore: bool,
     max_concurrent: int,
     as_json: bool,
 ) -> None:
@@ -72,7 +77,7 @@ def simulate_cmd(
     zone = zone_option(tz)
     first, last = _period(start, end, zone)
     _check_model(policy, model)
-    advisor, on_run = simulation_advisor(model) if model is not None else (None, None)
+    advisor, on_run = simulation_advisor(model, explore) if model is not None else (None, None)
     world = read_world(world_path)
     scenario = simulator.load_scenario(crontab, zone=zone, jobs_dir=jobs_dir, system=system)
     for warning in scenario.warnings:
@@ -134,18 +139,17 @@ def _check_model(policy: str, model: str | None) -> None:
         raise SmartcronError("--model is for --policy smart only")
 
 
-def simulation_advisor(model: str) -> tuple[Any, Callable[[str, datetime, bool, float], None]]:
-    """The model advisor for --policy smart, and the hook that tells it each simulated
-    run's outcome (the job's recent record is one of the model's features)."""
-    from smartcron.ai.advisor import MemoryStats, load_advisor
-    from smartcron.ai.features import RunOutcome
+def simulation_advisor(model: str, explore: bool = True) -> tuple[Any, Callable[..., None]]:
+    """The model advisor for --policy smart (inside the daemon's exploration unless
+    `explore` is off), and the hook that tells it each simulated run (the job's record
+    is one of the model's features, and what ends its learning period)."""
+    from smartcron.ai.advisor import load_advisor
+    from smartcron.ai.jobstats import MemoryStats
+    from smartcron.smart.explore import Explorer
 
     stats = MemoryStats()
-
-    def on_run(job: str, ended: datetime, ok: bool, runtime_s: float) -> None:
-        stats.add(job, RunOutcome(ended=ended, ok=ok, runtime_s=runtime_s))
-
-    return load_advisor(model, stats), on_run
+    advisor = load_advisor(model, stats)
+    return (Explorer(advisor, stats) if explore else advisor), stats.add
 
 
 @contextmanager

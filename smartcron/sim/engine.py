@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from smartcron.ai.jobstats import RunOutcome
 from smartcron.cron.schedule import next_fires
 from smartcron.sim.metrics import JobMetrics
 from smartcron.sim.policies import SimPolicy, decide_step, oracle_minute, random_minute
@@ -80,7 +81,7 @@ class Simulation:
     recheck: timedelta = gate.RECHECK
     recorder: Recorder | None = None
     exact: bool = False  # evaluate every minute of a deferral (no skipping ahead)
-    on_run: Callable[[str, datetime, bool, float], None] | None = None  # job, end, ok, s
+    on_run: Callable[[str, RunOutcome], None] | None = None  # each run, as it will end
     progress: Callable[[int], None] | None = None
     stats: dict[str, JobMetrics] = field(default_factory=dict)
     machine: Machine | None = None
@@ -347,7 +348,10 @@ class Simulation:
         began = tl.instant(minute)
         ends = began + timedelta(seconds=runtime)
         if self.on_run is not None:
-            self.on_run(sim.id, ends, not failed, runtime)
+            cpu_s = job.cpu * runtime
+            done = RunOutcome(ended=ends, ok=not failed, runtime_s=runtime, started=began,
+                              nominal=firing.nominal, cpu_s=cpu_s)  # fmt: skip
+            self.on_run(sim.id, done)
         if timed_out:
             what = f"timed out after {runtime:.0f} s"
         else:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from smartcron.ai.jobstats import RunOutcome
 from smartcron.sim.engine import Simulation
 from smartcron.sim.metrics import JobMetrics, metrics_report
 from smartcron.sim.policies import SimPolicy
@@ -81,7 +82,7 @@ def simulate(
     history: str | None = None,
     max_concurrent: int = 8,
     exact: bool = False,
-    on_run: Callable[[str, datetime, bool, float], None] | None = None,
+    on_run: Callable[[str, RunOutcome], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimResult:
     """Run `scenario` over [start, end) (default: the whole trace).
@@ -90,8 +91,8 @@ def simulate(
     evaluate a deferred firing every minute, as the daemon does, instead of skipping to
     the next minute where its constraints hold (same outcomes; always so with
     `history`, which records every decision). `progress` gets (minutes done, minutes in
-    total) now and then; `on_run(job, ended, ok, runtime_s)` each run (an advisor's
-    job statistics: smartcron.ai.advisor.MemoryStats). Raises SimulationError.
+    total) now and then; `on_run(job, outcome)` each run (an advisor's job
+    statistics: `smartcron.ai.jobstats.MemoryStats.add`). Raises SimulationError.
     """
     policy = SimPolicy(policy)
     if policy is SimPolicy.SMART and advisor is None:

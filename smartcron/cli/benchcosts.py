@@ -1,0 +1,114 @@
+"""bench-ai's cost step: what a decision costs (features + ONNX over a window's slots),
+one row in ONNX against scikit-learn, and the process memory with and without the model.
+
+A measurement measures: the model's latency bound (a daemon safeguard) is lifted
+(`unbounded`), and a step that fails is reported in the output, never raised
+(`measure_costs`), so a busy machine cannot end a benchmark that simulated everything.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+
+def unbounded(model: Any) -> Any:
+    """The model without its inference latency bound: in a simulation or a measurement,
+    a slow (busy) machine must not change a decision nor abort the run."""
+    return replace(model, latency_bound_s=math.inf)
+
+
+def measure_costs(
+    model_dir: str, models: Any, timeline: Any, start: datetime, end: datetime, n: int
+) -> dict[str, Any]:
+    """`costs`, or the error that stopped it: a measurement never ends the benchmark."""
+    try:
+        return costs(model_dir, models, timeline, start, end, n)
+    except Exception as err:  # anything: what was simulated stays reported
+        return {"decisions": n, "error": f"{type(err).__name__}: {err}"}
+
+
+def costs(
+    model_dir: str, models: Any, timeline: Any, start: datetime, end: datetime, n: int
+) -> dict[str, Any]:
+    """Median and p99 of a SmartAdvisor decision (features + ONNX over the window's slots)
+    and, on one row, ONNX vs scikit-learn predict_proba; RSS with and without the model.
+    The latency bound is lifted (`unbounded`): a slow decision is measured, not refused."""
+    import numpy as np
+
+    from smartcron.ai.advisor import SmartAdvisor, load_advisor
+    from smartcron.ai.features import NO_STATS, features
+    from smartcron.smart.gate import Firing
+    from smartcron.smart.smartspec import SmartSpec
+
+    # every decision a full plan (a deferred firing's minute re-check scores one row only)
+    loaded = load_advisor(model_dir)
+    model = unbounded(loaded.model)
+    advisor = SmartAdvisor(model, loaded.history, replace(loaded.policy, recheck=None))
+    window = timedelta(hours=2)
+    spec = SmartSpec(window=window)
+    minutes = max(1, int((end - start).total_seconds() // 60) - 180)
+    rng = np.random.default_rng(0)
+    picks = [timeline.index(start) + int(i) for i in rng.integers(0, minutes, n)]
+    decide, onnx_one, sk_one = [], [], []
+    clf = models[0]
+    for i in picks:
+        snap, now = timeline.snapshot(i), timeline.instant(i)
+        firing = Firing(id=None, job_id="bench", nominal=now, deadline=now + spec.window)
+        t0 = time.perf_counter()
+        advisor.advise(firing, spec, snap, now)
+        t1 = time.perf_counter()
+        row = np.asarray([features(snap, NO_STATS, now, now)], np.float32)
+        model.predict(row)
+        t2 = time.perf_counter()
+        clf.predict_proba(row)
+        t3 = time.perf_counter()
+        decide.append(t1 - t0)
+        onnx_one.append(t2 - t1)
+        sk_one.append(t3 - t2)
+    return {
+        "decisions": n,
+        "slots_per_decision": sum(
+            1 for k in range(advisor.policy.max_slots + 1) if k * advisor.policy.step < window
+        ),
+        "decision_ms": _quantiles(decide),
+        "onnx_one_row_ms": _quantiles(onnx_one),
+        "sklearn_predict_proba_one_row_ms": _quantiles(sk_one),
+        "model_failures": advisor.failures,  # fallbacks timed instead of decisions: 0
+        "rss_mb": rss(model_dir),
+    }
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return {"median": round(statistics.median(ordered) * 1000, 3), "p99": round(p99 * 1000, 3)}
+
+
+_RSS = """
+import os, sys, psutil
+import smartcron.smart.gate, smartcron.ai.features, smartcron.ai.model as m
+before = psutil.Process().memory_info().rss
+if sys.argv[1]:
+    assert m.load_model(sys.argv[1], owner_uid=os.geteuid())
+print(before, psutil.Process().memory_info().rss)
+"""
+
+
+def rss(model_dir: str) -> dict[str, Any]:
+    """RSS (MB) of a fresh process importing the daemon's model code, then loading the
+    model; or the error, beside the decision figures, if that process fails."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _RSS, model_dir], capture_output=True, text=True, check=True
+        )
+        before, after = (int(v) / 2**20 for v in done.stdout.split())
+    except (OSError, ValueError, subprocess.CalledProcessError) as err:
+        return {"error": f"{type(err).__name__}: {err}"}
+    return {"without": round(before, 1), "with": round(after, 1), "model": round(after - before, 1)}
