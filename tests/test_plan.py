@@ -83,6 +83,8 @@ def test_two_heavy_firings_due_together_are_planned_apart(tmp_path: Path) -> Non
     assert again.model["p_success"] == pytest.approx(0.5)  # measured 5 = 1 + its 4 cores
     alone = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
     assert alone.advise(firing("b"), spec, snap, NOW).action == "run"
+    unplanned = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0, plan=False))
+    assert [unplanned.advise(firing(j), spec, snap, NOW).action for j in "ab"] == ["run", "run"]
 
 
 def test_a_firing_runs_now_when_no_slot_beats_the_margin(tmp_path: Path) -> None:

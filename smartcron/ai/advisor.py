@@ -65,6 +65,7 @@ class Policy:
     uncertainty: float = 0.5  # ... plus this x the spread of its forecast (user state)
     settle_s: float = 300.0  # an away user counts as gone only after this much idle
     default_cores: float = 1.0  # a job whose CPU use is not known yet
+    plan: bool = True  # count the other smart runs (plan.Commitments); False: each alone
 
     def step_for(self, left: timedelta) -> timedelta:
         """The slot spacing for `left` time to the deadline: left / per_window, in whole
@@ -194,8 +195,10 @@ class SmartAdvisor:
         cores = _cores(stats, pol.default_cores)
         slots = self._slots(firing, spec, now)
         # the background: what was measured, less the other runs going (added per slot)
-        going = self.commitments.running(now, key)
-        extra = [self.commitments.load_at(s, key) - going for s in slots]
+        extra = [0.0] * len(slots)
+        if pol.plan:
+            going = self.commitments.running(now, key)
+            extra = [self.commitments.load_at(s, key) - going for s in slots]
         try:
             sc = self._score(snap, stats, firing.nominal, slots, extra)
         except ModelFailure as err:
