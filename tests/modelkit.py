@@ -131,13 +131,15 @@ def edit_card(directory: Path, **changes: object) -> None:
     (directory / "model.json").write_text(json.dumps(card | changes))
 
 
-def card_profile(spike: float = 5.0, tau: float = 5.0) -> dict:
-    """A card profile: load1 at 1 everywhere, +`spike` at minute :00; other columns flat."""
+def card_profile(spike: float = 5.0, tau: float = 5.0, spread: float = 0.0) -> dict:
+    """A card profile: load1 at 1 everywhere, +`spike` at minute :00; other columns flat;
+    departures with standard deviation `spread` (0: an older card without one)."""
     columns = ["load1", "load5", "cpu_percent", "ram_percent"]
     moh = {c: [0.0] * 60 for c in columns}
     moh["load1"][0] = spike
     return {
         "columns": columns,
+        "spread": {"load1": spread} if spread else {},
         "hour_of_week": {c: [1.0] * 168 for c in columns},
         "minute_of_hour": moh,
         "tau_min": {c: tau for c in [*columns, "active"]},

@@ -270,7 +270,7 @@ def test_a_deferred_firing_runs_as_soon_as_now_is_the_cheapest(tmp_path: Path) -
     assert first.action == "defer" and " at 01:05 " in first.reason
     waiting = at(1, 6.0)
     assert waiting.action == "defer" and waiting.until == NOW + timedelta(minutes=2)
-    assert waiting.reason.startswith("model: success 0.40 now vs 0.89 at 01:21")
+    assert waiting.reason.startswith("model: success 0.40 now vs 0.90 at 01:33")
     assert waiting.model is not None and waiting.model["p_success"] == pytest.approx(0.4)
     early = at(2, 0.5)
     assert early.action == "run"

@@ -111,3 +111,25 @@ def test_the_failure_cost_weighs_against_the_delay_cost(tmp_path: Path) -> None:
         f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
         verdicts.append(SmartAdvisor(model, MemoryStats()).advise(f, spec, snap, NOW).action)
     assert verdicts == ["run", "defer"]
+
+
+def test_a_firing_waits_for_a_quiet_minute_when_the_load_wanders(tmp_path: Path) -> None:
+    """load1 1.2 now and forecast 1 (P 0.88 vs 0.90 at every slot) with departures of
+    standard deviation 1 that last 5 minutes: a minute near load 0 (P ~1) is likely in the
+    hour; waiting for it beats every slot. At such a minute it runs. An older card (no
+    spread) sees no such plan and runs now."""
+    directory = install(
+        tmp_path / "m", graph("load"), profile=card_profile(0.0, spread=1.0), active=NOBODY
+    )
+    model = load_model(directory, owner_uid=os.geteuid(), now=NOW)
+    assert isinstance(model, LoadedModel)
+    spec = SmartSpec(window=timedelta(hours=1))
+    f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+    advisor = SmartAdvisor(model, MemoryStats())
+    first = advisor.advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW)
+    assert first.action == "defer" and " at a quiet minute, by " in first.reason
+    quiet = advisor.advise(f, spec, sample_snapshot(NOW + MIN, load1=0.1), NOW + MIN)
+    assert quiet.action == "run"
+    older = load_model_p_is_one_minus_load_over_ten(tmp_path / "old")
+    plain = SmartAdvisor(older, MemoryStats()).advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW)
+    assert plain.action == "run"

@@ -21,6 +21,7 @@ from smartcron.ai.features import (
     forecast,
     hour_of_week,
     p_active_at,
+    quieter,
 )
 from smartcron.ai.jobstats import HistoryStats, MemoryStats, StatsReader
 from smartcron.ai.model import (
@@ -31,6 +32,7 @@ from smartcron.ai.model import (
     load_model,
 )
 from smartcron.ai.plan import Commitments, Costs, expected_costs
+from smartcron.ai.waiting import Wait, away_plan, quiet_chance, quiet_plan
 from smartcron.errors import SmartcronError
 
 # ------------------------------------------------------------------ the advisor
@@ -150,31 +152,6 @@ class SmartAdvisor:
         mid = at + timedelta(seconds=runtime_s / 2)
         return float(self.model.active[hour_of_week(mid, self.model.tz)])
 
-    def _until_away(
-        self, snap: Any, now: datetime, last: datetime, sc: _Scores, k: int
-    ) -> tuple[float, float, float] | None:
-        """Waiting for the user to step away, re-planned each minute: the firing runs at
-        the first away minute before `last` (the last slot, `k`, that leaves time to
-        finish), else at `last`. The user active now, they leave within the h minutes
-        with probability 1 - exp(-(1 - q) h / tau) (a two-state Markov chain with the
-        hour's share q active and the learnt persistence tau). (P(success), P(active),
-        runtime s) or None."""
-        profile = self.model.profile
-        if profile is None or sc.away is None or sc.busy is None or snap.idle_seconds is None:
-            return None
-        tau, q = profile.tau_min["active"], profile.p_active(now, self.model.tz)
-        if snap.idle_seconds >= max(profile.idle_below, self.policy.settle_s) or tau <= 0:
-            return None  # away and settled: now is scored as it is
-        if q >= 1:
-            return None
-        h = (last - now).total_seconds() / 60.0
-        leave = 1.0 - math.exp(-(1.0 - q) * h / tau)
-        p_away = float(np.mean(sc.away[:k]))  # in the state forecast for those slots
-        runtime = float(np.mean(sc.runtime[1 : k + 1]))
-        a_away = q * (1.0 - math.exp(-runtime / 120.0 / tau))  # away at the start, back by mid-run?
-        p = leave * p_away + (1.0 - leave) * float(sc.busy[k - 1])
-        return p, leave * a_away + (1.0 - leave), runtime
-
     def _failed(self, err: ModelFailure) -> Any:
         from smartcron.smart.gate import Verdict
 
@@ -199,42 +176,29 @@ class SmartAdvisor:
         if pol.plan:
             going = self.commitments.running(now, key)
             extra = [self.commitments.load_at(s, key) - going for s in slots]
+        costs = Costs.of(spec)
         try:
             sc = self._score(snap, stats, firing.nominal, slots, extra)
+            last = self._last(slots, sc, firing.deadline, _room(spec, pol))
+            waits = self._waits(snap, stats, firing.nominal, slots, extra, sc, last)
         except ModelFailure as err:
             return self._failed(err)
-        costs = Costs.of(spec)
         delay_h = [(s - firing.nominal).total_seconds() / 3600.0 for s in slots]
         cost = expected_costs(sc.p, sc.runtime, sc.a, delay_h, cores, costs)
-        need = _room(spec, pol)
-        best, last, best_cost = 0, 0, float(cost[0])
-        for k in range(1, len(slots)):
-            if slots[k] + timedelta(seconds=float(sc.runtime[k]) * pol.runtime_factor) + need > (
-                firing.deadline
-            ):
-                break
-            last = k
-            bar = float(cost[k]) + self._doubt(sc, k, costs, cores)
-            if bar < best_cost - pol.margin * costs.fail:
-                best, best_cost = k, bar
-        p_best, a_best, rt_best, until = (
-            float(sc.p[best]),
-            sc.a[best],
-            sc.runtime[best],
-            slots[best],
-        )
-        wait = self._until_away(snap, now, slots[last], sc, last) if last else None
-        away = False
-        if wait is not None and pol.recheck is not None:
-            wait_cost = float(
-                expected_costs(
-                    np.asarray([wait[0]]), np.asarray([wait[2]]), [wait[1]], [delay_h[last]],
-                    cores, costs,
-                )[0]
-            )  # fmt: skip
-            if wait_cost < min(best_cost, float(cost[0]) - pol.margin * costs.fail):
-                best, best_cost, away = last, wait_cost, True
-                p_best, a_best, rt_best, until = wait[0], wait[1], wait[2], slots[last]
+        bar = float(cost[0]) - pol.margin * costs.fail
+        best, best_cost = 0, float(cost[0])
+        for k in range(1, last + 1):
+            doubted = float(cost[k]) + self._doubt(sc, k, costs, cores)
+            if doubted < min(bar, best_cost):
+                best, best_cost = k, doubted
+        p_best, a_best, rt_best = float(sc.p[best]), sc.a[best], float(sc.runtime[best])
+        until, when = slots[best], f"at {slots[best].astimezone(self.model.tz):%H:%M}"
+        for wait in waits:  # run at the first good minute: valued at the last slot's delay
+            c = expected_costs([wait.p], [wait.runtime], [wait.a], [delay_h[last]], cores, costs)
+            if float(c[0]) < min(bar, best_cost):
+                best, best_cost, p_best, a_best, rt_best = last, float(c[0]), *_pa(wait)
+                until = slots[last]
+                when = f"{wait.when}, by {until.astimezone(self.model.tz):%H:%M}"
         outputs = _outputs(sc, len(slots)) | {"cost_now": round(float(cost[0]), 4)}
         if best == 0:
             self.commitments.commit(key, now, float(sc.runtime[0]), cores)
@@ -243,14 +207,12 @@ class SmartAdvisor:
                 f" ~{_mins(sc.runtime[0])}, cost {cost[0]:.2f} now is the lowest)"
             )
             return Verdict(action="run", until=None, reason=reason, model=outputs)
-        self.commitments.commit(key, until, float(rt_best), cores)
+        self.commitments.commit(key, until, rt_best, cores)
         outputs |= {
             "best_p_success": round(p_best, 4),
             "best_p_active": round(a_best, 4),
             "best_cost": round(best_cost, 4),
         }
-        at = until.astimezone(self.model.tz).strftime("%H:%M")
-        when = f"when the user steps away, by {at}" if away else f"at {at}"
         reason = (
             f"model: success {sc.p[0]:.2f} now vs {p_best:.2f} {when} (runtime"
             f" ~{_mins(rt_best)}, user active {sc.a[0]:.2f} vs {a_best:.2f},"
@@ -259,6 +221,58 @@ class SmartAdvisor:
         if pol.recheck is not None:
             until = min(until, now + pol.recheck)
         return Verdict(action="defer", until=until, reason=reason, model=outputs)
+
+    def _last(self, slots: list[datetime], sc: _Scores, deadline: datetime, room: timedelta) -> int:
+        """The last slot that leaves the planned runtime (and `room`) before the deadline."""
+        last = 0
+        for k in range(1, len(slots)):
+            need = timedelta(seconds=float(sc.runtime[k]) * self.policy.runtime_factor) + room
+            if slots[k] + need > deadline:
+                break
+            last = k
+        return last
+
+    def _waits(
+        self,
+        snap: Any,
+        stats: JobHistoryStats,
+        nominal: datetime,
+        slots: list[datetime],
+        extra: list[float],
+        sc: _Scores,
+        last: int,
+    ) -> list[Wait]:
+        """The waiting plans (smartcron.ai.waiting) worth weighing: minute re-checks on,
+        a profile in the card, and a later slot that leaves time to finish."""
+        profile, tz = self.model.profile, self.model.tz
+        if not last or self.policy.recheck is None or profile is None:
+            return []
+        if sc.away is None or sc.busy is None:
+            return []
+        out = []
+        scores = (sc.away[:last], sc.busy[:last], sc.runtime[1 : last + 1])
+        away = away_plan(profile, tz, snap, slots[0], slots[last], scores, self.policy.settle_s)
+        if away is not None:
+            out.append(away)
+        if profile.spread:
+            picks = sorted({max(1, last // 3), max(1, 2 * last // 3), last})
+            rows, shares = [], []
+            for k in picks:
+                lead = (slots[k] - slots[0]).total_seconds() / 60.0
+                busy, gone, share = forecast(snap, profile, slots[k], tz)
+                for state in (busy, gone):
+                    calm = _loaded(quieter(state, profile, lead), extra[k])
+                    rows.append(features(calm, stats, nominal, slots[k], tz=tz))
+                shares.append(share)
+            p_raw, _ = self.model.predict(np.asarray(rows))
+            w = np.asarray(shares)
+            p_quiet = float(np.mean(w * p_raw[0::2] + (1 - w) * p_raw[1::2]))
+            minutes = (slots[last] - slots[0]).total_seconds() / 60.0
+            a_mean = float(np.mean(sc.a[1 : last + 1]))
+            runtime = float(np.mean(sc.runtime[1 : last + 1]))
+            chance = quiet_chance(profile, minutes)
+            out.append(quiet_plan(chance, p_quiet, float(sc.p[last]), a_mean, runtime))
+        return out
 
     def _doubt(self, sc: _Scores, k: int, costs: Costs, cores: float) -> float:
         """How much the unknown user state spreads slot k's cost: the standard deviation
@@ -284,6 +298,10 @@ def _loaded(snap: Any, cores: float) -> Any:
         load5=max(0.0, snap.load5 + cores),
         load15=max(0.0, snap.load15 + cores),
     )
+
+
+def _pa(wait: Wait) -> tuple[float, float, float]:
+    return wait.p, wait.a, wait.runtime
 
 
 def _cores(stats: JobHistoryStats, default: float) -> float:

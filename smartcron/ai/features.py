@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 
 from smartcron.ai.jobstats import NO_STATS as NO_STATS  # re-exported: the features' inputs
@@ -175,6 +175,8 @@ class Profile:
     active: list[float]  # 168: P(user active)
     idle_below: float  # seconds: what counts as active
     active_idle_s: float  # a typical idle time while active
+    # PROFILED column -> standard deviation of the departures (0: unknown, an older card)
+    spread: dict[str, float] = field(default_factory=dict)
 
     def level(self, column: str, at: datetime, tz: tzinfo) -> float:
         local = at.astimezone(tz)
@@ -192,6 +194,7 @@ class Profile:
             "tau_min": self.tau_min,
             "idle_below_s": self.idle_below,
             "active_idle_s": self.active_idle_s,
+            "spread": self.spread,
         }
 
     @classmethod
@@ -214,6 +217,9 @@ class Profile:
             active=[float(v) for v in active],
             idle_below=float(data["idle_below_s"]),
             active_idle_s=float(data["active_idle_s"]),
+            spread={
+                c: max(0.0, float(v)) for c, v in data.get("spread", {}).items() if c in PROFILED
+            },
         )
 
 
@@ -260,6 +266,20 @@ def forecast(
     return active, away, p_active_at(profile, snap, at, tz)
 
 
+def quieter(state: Snapshot, profile: Profile, lead_min: float, z: float = 1.0) -> Snapshot:
+    """`state` (a forecast `lead_min` ahead) with each profiled column `z` standard
+    deviations lower: a quiet minute, as the departures' spread makes one likely that far
+    ahead (the variance of a departure decaying with tau: 1 - exp(-2 lead / tau))."""
+    moved = {}
+    for column in PROFILED:
+        tau = profile.tau_min[column]
+        grown = 1.0 - _decay(2.0 * lead_min, tau) if tau > 0 else 1.0
+        sigma = profile.spread.get(column, 0.0) * math.sqrt(max(0.0, grown))
+        moved[column] = max(0.0, getattr(state, column) - z * sigma)
+    moved["load15"] = moved["load5"]
+    return replace(state, **moved)
+
+
 def state_profile(
     snaps: Iterable[Snapshot], tz: tzinfo, idle_below: float, prior: float = PROFILE_PRIOR
 ) -> Profile:
@@ -304,6 +324,7 @@ def state_profile(
         hour_of_week={c: [round(v, 4) for v in how_tab[c]] for c in PROFILED},
         minute_of_hour={c: [round(v, 4) for v in moh_tab[c]] for c in PROFILED},
         tau_min={c: round(v, 3) for c, v in tau.items()},
+        spread={c: round(_rms(departures[c]), 4) for c in PROFILED},
         active=active,
         idle_below=float(idle_below),
         active_idle_s=float(typical),
@@ -331,6 +352,10 @@ def _backfit(
         typical = sorted(raw.values())[len(raw) // 2] if raw else 0.0
         moh = [raw.get(m, typical) for m in range(60)]
     return how, moh
+
+
+def _rms(values: Sequence[float]) -> float:
+    return math.sqrt(sum(v * v for v in values) / len(values)) if values else 0.0
 
 
 def _shrunk(values: Sequence[float], towards: float, prior: float) -> float:

@@ -48,9 +48,9 @@ class Costs:
 
 
 def expected_costs(
-    p_success: np.ndarray,
-    runtime_s: np.ndarray,
-    p_active: Sequence[float],
+    p_success: Sequence[float] | np.ndarray,
+    runtime_s: Sequence[float] | np.ndarray,
+    p_active: Sequence[float] | np.ndarray,
     delay_h: Sequence[float],
     cores: float,
     costs: Costs,

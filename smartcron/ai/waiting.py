@@ -1,0 +1,80 @@
+"""Plans that wait for a moment rather than a slot (optimal stopping, SmartAdvisor).
+
+A firing re-planned every minute can do better than any fixed slot: it can run at the
+first good minute that comes. Two such plans compete with the fixed slots, each valued
+as "the chance a good minute comes before the last slot that leaves time to finish,
+times how well the job does then, plus the rest times how it does at that last slot":
+
+* the user steps away (`away_plan`): a two-state Markov chain with the hour's share q
+  of active minutes and the learnt persistence tau gives the chance they leave within
+  h minutes, 1 - exp(-(1 - q) h / tau);
+* a quiet minute (`quiet_plan`): load, CPU and RAM one standard deviation of their
+  departures below the forecast (features.quieter), which a minute is with probability
+  Phi(-1) = 0.16; about one independent chance per persistence tau, so the chance of
+  one within h minutes is 1 - 0.84^(1 + h / tau).
+
+Chosen, either plan makes the firing wait a minute and plan again: when the good
+minute comes, now is as cheap as the plan and the firing runs. numpy-free.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from smartcron.ai.features import Profile
+
+QUIET_SHARE = 0.1587  # Phi(-1): a departure at least one standard deviation below
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """A waiting plan's expected P(success), P(user active), runtime (s), in words."""
+
+    p: float
+    a: float
+    runtime: float
+    when: str
+
+
+def away_plan(
+    profile: Profile | None,
+    tz: tzinfo,
+    snap: Any,
+    now: datetime,
+    last: datetime,
+    scores: tuple[Sequence[float] | Any, Sequence[float] | Any, Sequence[float] | Any],
+    settle_s: float,
+) -> Wait | None:
+    """Run at the first minute the user is away before `last`, else at `last`.
+
+    `scores`: per later slot up to `last`, P(success) if the user is away then, if
+    active then, and the runtime. None when the user is away (and settled) now."""
+    away, busy, runtime = scores
+    if profile is None or snap.idle_seconds is None or not len(away):
+        return None
+    tau, q = profile.tau_min["active"], profile.p_active(now, tz)
+    if snap.idle_seconds >= max(profile.idle_below, settle_s) or tau <= 0 or q >= 1:
+        return None
+    h = (last - now).total_seconds() / 60.0
+    leave = 1.0 - math.exp(-(1.0 - q) * h / tau)
+    mean_runtime = statistics.fmean(runtime)
+    a_away = q * (1.0 - math.exp(-mean_runtime / 120.0 / tau))  # back by mid-run?
+    p = leave * statistics.fmean(away) + (1.0 - leave) * busy[-1]
+    return Wait(p, leave * a_away + (1.0 - leave), mean_runtime, "when the user steps away")
+
+
+def quiet_chance(profile: Profile, minutes: float) -> float:
+    """The chance of at least one quiet minute within `minutes` (module notes)."""
+    taus = [profile.tau_min[c] for c in profile.spread if profile.tau_min.get(c, 0) > 0]
+    tau = statistics.median(taus) if taus else 1.0
+    return 1.0 - (1.0 - QUIET_SHARE) ** (1.0 + max(0.0, minutes) / tau)
+
+
+def quiet_plan(chance: float, p_quiet: float, p_last: float, a: float, runtime: float) -> Wait:
+    """Run at the first quiet minute, else at the last slot (module notes)."""
+    return Wait(chance * p_quiet + (1.0 - chance) * p_last, a, runtime, "at a quiet minute")
