@@ -175,7 +175,8 @@ class Profile:
     active: list[float]  # 168: P(user active)
     idle_below: float  # seconds: what counts as active
     active_idle_s: float  # a typical idle time while active
-    # PROFILED column -> standard deviation of the departures (0: unknown, an older card)
+    # PROFILED column -> how far below its level a quiet minute is (the 16th percentile of
+    # the departures, as a depth; {}: unknown, an older card)
     spread: dict[str, float] = field(default_factory=dict)
 
     def level(self, column: str, at: datetime, tz: tzinfo) -> float:
@@ -267,9 +268,9 @@ def forecast(
 
 
 def quieter(state: Snapshot, profile: Profile, lead_min: float, z: float = 1.0) -> Snapshot:
-    """`state` (a forecast `lead_min` ahead) with each profiled column `z` standard
-    deviations lower: a quiet minute, as the departures' spread makes one likely that far
-    ahead (the variance of a departure decaying with tau: 1 - exp(-2 lead / tau))."""
+    """`state` (a forecast `lead_min` ahead) with each profiled column lower by `z` times
+    its quiet depth (`Profile.spread`): a quiet minute, one in six, scaled for how much a
+    departure can grow that far ahead (1 - exp(-2 lead / tau) of its variance)."""
     moved = {}
     for column in PROFILED:
         tau = profile.tau_min[column]
@@ -324,7 +325,7 @@ def state_profile(
         hour_of_week={c: [round(v, 4) for v in how_tab[c]] for c in PROFILED},
         minute_of_hour={c: [round(v, 4) for v in moh_tab[c]] for c in PROFILED},
         tau_min={c: round(v, 3) for c, v in tau.items()},
-        spread={c: round(_rms(departures[c]), 4) for c in PROFILED},
+        spread={c: round(_quiet_depth(departures[c]), 4) for c in PROFILED},
         active=active,
         idle_below=float(idle_below),
         active_idle_s=float(typical),
@@ -354,8 +355,14 @@ def _backfit(
     return how, moh
 
 
-def _rms(values: Sequence[float]) -> float:
-    return math.sqrt(sum(v * v for v in values) / len(values)) if values else 0.0
+def _quiet_depth(departures: Sequence[float]) -> float:
+    """How far below its level a column goes one minute in six (the 16th percentile of
+    its departures, as a depth >= 0): a mean-centred level sits above the quiet minutes
+    of a spiky column, which a standard deviation would not show."""
+    if not departures:
+        return 0.0
+    ordered = sorted(departures)
+    return max(0.0, -ordered[int(0.1587 * (len(ordered) - 1))])
 
 
 def _shrunk(values: Sequence[float], towards: float, prior: float) -> float:

@@ -8,10 +8,10 @@ times how well the job does then, plus the rest times how it does at that last s
 * the user steps away (`away_plan`): a two-state Markov chain with the hour's share q
   of active minutes and the learnt persistence tau gives the chance they leave within
   h minutes, 1 - exp(-(1 - q) h / tau);
-* a quiet minute (`quiet_plan`): load, CPU and RAM one standard deviation of their
+* a quiet minute (`quiet_plan`): load, CPU and RAM at the 16th percentile of their
   departures below the forecast (features.quieter), which a minute is with probability
-  Phi(-1) = 0.16; about one independent chance per persistence tau, so the chance of
-  one within h minutes is 1 - 0.84^(1 + h / tau).
+  0.16; about one independent chance per persistence tau, so the chance of one within
+  h minutes is 1 - 0.84^(1 + h / tau).
 
 Chosen, either plan makes the firing wait a minute and plan again: when the good
 minute comes, now is as cheap as the plan and the firing runs. numpy-free.
@@ -28,7 +28,7 @@ from typing import Any
 
 from smartcron.ai.features import Profile
 
-QUIET_SHARE = 0.1587  # Phi(-1): a departure at least one standard deviation below
+QUIET_SHARE = 0.1587  # the quiet depth is the departures' 16th percentile
 
 
 @dataclass(frozen=True, slots=True)
