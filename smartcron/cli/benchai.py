@@ -325,6 +325,8 @@ def _print_costs(c: dict[str, Any] | None) -> None:
     click.echo(
         f"decision (features + ONNX, {c['slots_per_decision']} slots): median"
         f" {c['decision_ms']['median']} ms, p99 {c['decision_ms']['p99']} ms;"
+        f" the same with scikit-learn: median {c['decision_sklearn_ms']['median']} ms,"
+        f" p99 {c['decision_sklearn_ms']['p99']} ms;"
         f" one row ONNX p99 {c['onnx_one_row_ms']['p99']} ms vs scikit-learn"
         f" predict_proba p99 {c['sklearn_predict_proba_one_row_ms']['p99']} ms"
     )
