@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,11 +157,17 @@ def test_slow_inference_falls_back_to_the_rules(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the advisor
 
 SPEC = SmartSpec(window=timedelta(hours=6))
+# The first design's constants (a run must end 1.5 runtimes before the deadline; a later
+# slot must win by 0.03 plus half the user-state spread): these tests check those
+# mechanisms; tests/test_plan.py checks the defaults.
+CAUTIOUS = Policy(runtime_factor=1.5, margin=0.03, uncertainty=0.5)
 
 
 def advise(model: LoadedModel, snap: object, spec: SmartSpec = SPEC) -> gate.Verdict:
     firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
-    return gate.evaluate(firing, spec, snap, NOW, advisor=SmartAdvisor(model, MemoryStats()))  # type: ignore[arg-type]
+    return gate.evaluate(
+        firing, spec, snap, NOW, advisor=SmartAdvisor(model, MemoryStats(), CAUTIOUS)
+    )  # type: ignore[arg-type]
 
 
 def test_advisor_defers_to_a_clearly_better_slot_that_leaves_time_to_finish(
@@ -176,7 +183,7 @@ def test_advisor_defers_to_a_clearly_better_slot_that_leaves_time_to_finish(
     assert verdict.model is not None and verdict.model["p_success"] == pytest.approx(1 / 24, 1e-3)
     assert verdict.until == NOW + timedelta(minutes=1)  # asked again each minute meanwhile
     firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + SPEC.window)  # type: ignore[operator]
-    patient = SmartAdvisor(model, MemoryStats(), Policy(recheck=None))
+    patient = SmartAdvisor(model, MemoryStats(), replace(CAUTIOUS, recheck=None))
     plain = patient.advise(firing, SPEC, sample_snapshot(NOW), NOW)
     assert plain.action == "defer" and plain.until == NOW + timedelta(hours=5)
 
@@ -260,7 +267,7 @@ def test_a_deferred_firing_runs_as_soon_as_now_is_the_cheapest(tmp_path: Path) -
     assert isinstance(model, LoadedModel)
     hour = SmartSpec(window=timedelta(hours=1))  # slots every 5 minutes
     firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + timedelta(hours=1))
-    advisor = SmartAdvisor(model, MemoryStats())
+    advisor = SmartAdvisor(model, MemoryStats(), CAUTIOUS)
 
     def at(minute: int, load1: float, who: SmartAdvisor = advisor) -> gate.Verdict:
         now = NOW + timedelta(minutes=minute)
@@ -276,7 +283,7 @@ def test_a_deferred_firing_runs_as_soon_as_now_is_the_cheapest(tmp_path: Path) -
     assert early.action == "run"
     assert early.reason.startswith("constraints hold (model: success 0.95 now")
     assert early.model is not None and early.model["cost_now"] == pytest.approx(0.05, abs=1e-3)
-    again = at(3, 6.0, SmartAdvisor(model, MemoryStats()))  # load 6 again at 01:03
+    again = at(3, 6.0, SmartAdvisor(model, MemoryStats(), CAUTIOUS))  # load 6 again at 01:03
     assert again.action == "defer" and again.reason.startswith("model: success 0.40 now vs")
 
 
@@ -292,7 +299,7 @@ def test_an_active_user_is_waited_for_and_the_job_runs_when_they_step_away(
     assert isinstance(model, LoadedModel)
     hour = SmartSpec(window=timedelta(hours=1))
     firing = gate.Firing(id=1, job_id="job", nominal=NOW, deadline=NOW + timedelta(hours=1))
-    advisor = SmartAdvisor(model, MemoryStats())
+    advisor = SmartAdvisor(model, MemoryStats(), CAUTIOUS)
 
     def at(minute: int, idle: float, who: SmartAdvisor = advisor) -> gate.Verdict:
         now = NOW + timedelta(minutes=minute)
@@ -308,7 +315,7 @@ def test_an_active_user_is_waited_for_and_the_job_runs_when_they_step_away(
     assert blip.action == "defer"
     gone = at(3, 600.0)  # away for 10 minutes: log1p(600) / 10 = 0.64
     assert gone.action == "run" and gone.reason.startswith("constraints hold (model: success 0.64")
-    patient = SmartAdvisor(model, MemoryStats(), Policy(recheck=None))  # no re-checks:
+    patient = SmartAdvisor(model, MemoryStats(), replace(CAUTIOUS, recheck=None))  # no re-checks:
     assert "steps away" not in at(0, 10.0, patient).reason  # waiting for the user is no plan
 
 
@@ -318,7 +325,7 @@ def test_a_departure_that_persists_is_forecast_to_last(tmp_path: Path) -> None:
     model = load(install(tmp_path / "m", graph("load"), profile=profile(tau=600.0)))
     assert isinstance(model, LoadedModel)
     firing = gate.Firing(id=1, job_id="job", nominal=later, deadline=later + timedelta(hours=1))
-    verdict = SmartAdvisor(model, MemoryStats()).advise(
+    verdict = SmartAdvisor(model, MemoryStats(), CAUTIOUS).advise(
         firing, SPEC, sample_snapshot(later, load1=6.0), later
     )
     assert verdict.action == "run"

@@ -91,7 +91,7 @@ def test_a_firing_runs_now_when_no_slot_beats_the_margin(tmp_path: Path) -> None
     """load1 1.2 now, 1 forecast later: P 0.88 vs 0.90 is a gain of 0.02 < the 0.03 margin."""
     model = load_model_p_is_one_minus_load_over_ten(tmp_path)
     spec = SmartSpec(window=timedelta(hours=2))
-    advisor = SmartAdvisor(model, MemoryStats())
+    advisor = SmartAdvisor(model, MemoryStats(), Policy(margin=0.03))
     f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
     verdict = advisor.advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW)
     assert verdict.action == "run" and "cost 0.12 now is the lowest" in verdict.reason
@@ -114,8 +114,8 @@ def test_the_failure_cost_weighs_against_the_delay_cost(tmp_path: Path) -> None:
 
 
 def test_a_firing_waits_for_a_quiet_minute_when_the_load_wanders(tmp_path: Path) -> None:
-    """load1 1.2 now and forecast 1 (P 0.88 vs 0.90 at every slot) with departures of
-    standard deviation 1 that last 5 minutes: a minute near load 0 (P ~1) is likely in the
+    """load1 1 now and forecast 1 (P 0.90 now and at every slot) with departures of
+    a quiet depth of 1 that last 5 minutes: a minute near load 0 (P ~1) is likely in the
     hour; waiting for it beats every slot. At such a minute it runs. An older card (no
     spread) sees no such plan and runs now."""
     directory = install(
@@ -126,10 +126,23 @@ def test_a_firing_waits_for_a_quiet_minute_when_the_load_wanders(tmp_path: Path)
     spec = SmartSpec(window=timedelta(hours=1))
     f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
     advisor = SmartAdvisor(model, MemoryStats())
-    first = advisor.advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW)
+    first = advisor.advise(f, spec, sample_snapshot(NOW, load1=1.0), NOW)
     assert first.action == "defer" and " at a quiet minute, by " in first.reason
     quiet = advisor.advise(f, spec, sample_snapshot(NOW + MIN, load1=0.1), NOW + MIN)
     assert quiet.action == "run"
     older = load_model_p_is_one_minus_load_over_ten(tmp_path / "old")
-    plain = SmartAdvisor(older, MemoryStats()).advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW)
+    plain = SmartAdvisor(older, MemoryStats()).advise(f, spec, sample_snapshot(NOW, load1=1.0), NOW)
     assert plain.action == "run"
+
+
+def test_a_window_bounds_the_start_not_the_end(tmp_path: Path) -> None:
+    """A 10-minute job in a 12-minute window: by default a slot at 01:11 may be chosen
+    (it starts inside the window, as cron and the oracle count it); the first design's
+    rule (end 1.5 runtimes before the deadline) left it no later slot at all."""
+    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    spec = SmartSpec(window=timedelta(minutes=12))
+    f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+    snap = sample_snapshot(NOW, load1=3.0)  # P 0.7 now, the load forecast to fall back to 1
+    assert SmartAdvisor(model, MemoryStats()).advise(f, spec, snap, NOW).action == "defer"
+    cautious = SmartAdvisor(model, MemoryStats(), Policy(runtime_factor=1.5))
+    assert cautious.advise(f, spec, snap, NOW).action == "run"

@@ -60,11 +60,18 @@ class Policy:
     min_step: timedelta = timedelta(minutes=1)  # and at least this
     per_window: int = 12  # a short window still gets about this many candidates
     max_slots: int = 72
-    runtime_factor: float = 1.5  # the runtime we plan for, over the predicted one
+    # A slot must leave this many predicted runtimes before the deadline. 0: a window
+    # bounds the start, not the end (as cron's, and the oracle's); 1.5 (the first design)
+    # left a 17-minute window of a 10-minute job two minutes to choose from.
+    runtime_factor: float = 0.0
     retry_room: bool = True  # and, for a job with retries, one retry_delay more
     recheck: timedelta | None = timedelta(minutes=1)  # a deferred firing is re-planned
-    margin: float = 0.03  # a later slot must be cheaper by this x fail_cost ...
-    uncertainty: float = 0.5  # ... plus this x the spread of its forecast (user state)
+    # A later slot must be cheaper by margin x fail_cost plus uncertainty x the spread the
+    # user's unknown state puts on its P(success). Both 0 by default: on the development
+    # seeds every margin tried cost more than it saved (docs/ai.md), since the minute
+    # re-planning already takes back a deferral that stops paying.
+    margin: float = 0.0
+    uncertainty: float = 0.0
     settle_s: float = 300.0  # an away user counts as gone only after this much idle
     default_cores: float = 1.0  # a job whose CPU use is not known yet
     plan: bool = True  # count the other smart runs (plan.Commitments); False: each alone

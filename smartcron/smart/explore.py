@@ -53,10 +53,10 @@ class ExploreSettings:
 
     enabled: bool = True
     learning_runs: int = 20
-    after: float = 0.25
-    floor: float = 0.03
+    after: float = 0.1
+    floor: float = 0.02
     seed: int = 0
-    runtime_factor: float = 1.5  # room left after a drawn start: the mean runtime times this
+    runtime_factor: float = 0.0  # room left after a drawn start, in mean runtimes
 
 
 def share(off_nominal: int, settings: ExploreSettings) -> float:
