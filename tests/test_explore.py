@@ -130,13 +130,13 @@ def test_explored_decisions_record_their_propensity():
 def test_the_share_is_one_while_learning_then_decays_to_its_floor():
     s = ExploreSettings()
     assert [share(n, s) for n in (0, 19)] == [1.0, 1.0]
-    assert share(20, s) == 0.1 and share(40, s) == 0.05 and share(80, s) == 0.025
-    assert share(10_000, s) == s.floor == 0.02
+    assert share(20, s) == 0.05 and share(40, s) == 0.025 and share(50, s) == 0.02
+    assert share(10_000, s) == s.floor == 0.01
 
 
 def test_a_mature_job_explores_about_its_share_and_the_rest_goes_to_the_model():
     inner = Inner()
-    explorer = Explorer(inner, Records(off=40))  # share 5 %
+    explorer = Explorer(inner, Records(off=20))  # share 5 %
     spec = SmartSpec(window=timedelta(hours=1))
     explored = 0
     for day in range(4000):

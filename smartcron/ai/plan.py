@@ -33,7 +33,7 @@ MAX_COMMITMENTS = 4096  # then those that ended are dropped
 @dataclass(frozen=True, kw_only=True)
 class Costs:
     fail: float = 1.0
-    interference: float = 0.02  # per CPU-minute while the user is active
+    interference: float = 0.05  # per CPU-minute while the user is active
     delay: float = 0.01  # per hour after the nominal time
 
     @classmethod

@@ -53,8 +53,8 @@ class ExploreSettings:
 
     enabled: bool = True
     learning_runs: int = 20
-    after: float = 0.1
-    floor: float = 0.02
+    after: float = 0.05
+    floor: float = 0.01
     seed: int = 0
     runtime_factor: float = 0.0  # room left after a drawn start, in mean runtimes
 

@@ -164,7 +164,7 @@ class SmartSpec:
     # The advisor's expected cost of a start (docs/ai.md): a failed run costs fail_cost,
     # a CPU-minute while the user is active interference_cost, an hour of delay delay_cost.
     fail_cost: float = 1.0
-    interference_cost: float = 0.02
+    interference_cost: float = 0.05
     delay_cost: float = 0.01
     retry: int = 0
     retry_delay: timedelta = timedelta(minutes=5)
