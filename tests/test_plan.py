@@ -146,3 +146,11 @@ def test_a_window_bounds_the_start_not_the_end(tmp_path: Path) -> None:
     assert SmartAdvisor(model, MemoryStats()).advise(f, spec, snap, NOW).action == "defer"
     cautious = SmartAdvisor(model, MemoryStats(), Policy(runtime_factor=1.5))
     assert cautious.advise(f, spec, snap, NOW).action == "run"
+
+
+def test_commitments_forget_runs_that_have_ended() -> None:
+    plans = Commitments()
+    for i in range(100):
+        plans.commit(i, NOW + i * MIN, 60, 1.0)
+    plans.prune(NOW + 50 * MIN)
+    assert len(plans) == 50 and plans.load_at(NOW + 50 * MIN, but="x") == 1.0

@@ -181,6 +181,7 @@ class SmartAdvisor:
         # the background: what was measured, less the other runs going (added per slot)
         extra = [0.0] * len(slots)
         if pol.plan:
+            self.commitments.prune(now)
             going = self.commitments.running(now, key)
             extra = [self.commitments.load_at(s, key) - going for s in slots]
         costs = Costs.of(spec)

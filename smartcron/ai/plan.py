@@ -87,6 +87,11 @@ class Commitments:
     def forget(self, key: Hashable) -> None:
         self._items.pop(key, None)
 
+    def prune(self, now: datetime) -> None:
+        """Drop the runs that have ended by `now`: each decision scans what is left."""
+        if any(c.end <= now for c in self._items.values()):
+            self._items = {k: c for k, c in self._items.items() if c.end > now}
+
     def running(self, now: datetime, but: Hashable) -> float:
         """Cores of the other runs started before `now` and going on: measured already."""
         return sum(c.cores for k, c in self._items.items() if k != but and c.start < now < c.end)
