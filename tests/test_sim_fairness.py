@@ -24,7 +24,7 @@ def run(tmp_path: Path, crontab: str, world: str, policy: str, **trace_columns) 
     w = load_world(world, "world.yaml")
     tl = Timeline(load_trace(trace_text(**trace_columns), "t.csv"), w, sc.specs())
     ends: list[tuple[datetime, bool]] = []
-    result = simulate(sc, tl, w, policy, on_run=lambda _j, end, ok, _s: ends.append((end, ok)))
+    result = simulate(sc, tl, w, policy, on_run=lambda _j, o: ends.append((o.ended, o.ok)))
     return result.metrics(), ends
 
 
