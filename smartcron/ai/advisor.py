@@ -1,4 +1,4 @@
-"""The model's advice (SPEC 5): when a later slot of the window is clearly better.
+"""The model's advice (SPEC 5): the start of least expected cost in the window.
 
 `SmartAdvisor` is the gate's `Advisor` in smart mode, over a `model.LoadedModel`; job
 statistics come from a `StatsReader` (the daemon's history, or outcomes in memory in the
