@@ -23,6 +23,7 @@ from smartcron.run.executor import RunResult
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import RECHECK, Advisor, Firing
 from smartcron.smart.jobs import Job
+from smartcron.smart.journal import Journal
 from smartcron.smart.machine import MISSED_AFTER, Effect, Machine, RunOutcomeKind, Slot, Wakeup
 from smartcron.smart.monitor import Monitor, Snapshot
 from smartcron.smart.smartspec import SmartSpec
@@ -86,6 +87,7 @@ class Engine:
         self.advisor = context.advisor
         self.store = context.store
         self.machine = Machine(context.zone, recheck=context.recheck)
+        self.journal = Journal(context.zone)  # the decisions' lines in the log
 
     @property
     def slots(self) -> dict[tuple[str, datetime], Slot]:
@@ -118,6 +120,8 @@ class Engine:
             return True
 
     def _apply(self, effect: Effect, now: datetime) -> bool:
+        if effect.kind != "start":  # a start is logged once it has started
+            self.journal.effect(effect, now)
         return self._record(effect.firing, now, **effect.fields())
 
     def resume(self, now: datetime) -> None:
@@ -199,6 +203,7 @@ class Engine:
         for effect in self.machine.process(wake):
             if effect.kind == "start":
                 if self._launch(effect, now):
+                    self.journal.effect(effect, now)
                     started.append((effect.job, effect.firing.nominal))
             else:
                 self._apply(effect, now)

@@ -288,7 +288,7 @@ class Machine:
                         snapshot=snap)  # fmt: skip
         if verdict.action == "skip":
             del self.slots[firing.job_id, firing.nominal]
-            log.info("%s: firing of %s skipped: %s", firing.job_id, firing.nominal, verdict.reason)
+            # logged by the driver (smart.journal), with the admission's skips
             return replace(effect, kind="skip", state="skipped")
         assert verdict.until is not None and job.smart is not None
         until = max(verdict.until, now + timedelta(seconds=1))  # never a busy loop
