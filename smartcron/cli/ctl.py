@@ -31,6 +31,9 @@ LAZY_COMMANDS = {
     "simulate": "smartcron.cli.sim:simulate_cmd",
     "trace-gen": "smartcron.cli.sim:trace_gen_cmd",
     "trace-record": "smartcron.cli.sim:trace_record_cmd",
+    "run": "smartcron.cli.steer:run_cmd",
+    "cancel": "smartcron.cli.steer:cancel_cmd",
+    "reload": "smartcron.cli.steer:reload_cmd",
 }
 
 

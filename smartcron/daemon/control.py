@@ -4,7 +4,8 @@ Debian's crontab(1) is setgid `crontab`; SmartCron has no setuid/setgid binary: 
 daemon writes the spool for its callers (SPEC section 8). One JSON object per
 connection each way (the client shuts its side down after writing). Requests:
 ``{"op": "ping" | "list" | "remove" | "reload"}``, ``{"op": "install", "data": BASE64,
-"source": NAME}`` (the exact bytes: invalid UTF-8 must survive). Replies: ``{"ok",
+"source": NAME}`` (the exact bytes: invalid UTF-8 must survive), ``{"op": "run" | "cancel",
+"job": ID_OR_NAME}`` (smartcronctl's steering: smartcron.daemon.steering). Replies: ``{"ok",
 "errors", "kind", ...}``; ``list`` adds ``data``; ``install``/``remove`` add
 ``previous`` (for the client's own backup) and ``warnings``.
 
@@ -47,6 +48,7 @@ from smartcron.daemon.controlwire import (
     read_bounded,
     refuse_busy,
 )
+from smartcron.daemon.steering import STEER_OPS
 from smartcron.errors import SmartcronError
 
 log = logging.getLogger("smartcron")
@@ -57,8 +59,9 @@ MAX_CLIENTS = 16  # connections served at once (one thread each), all users toge
 MAX_PER_UID = 4  # of these, one uid's: a flood from one user leaves 12 for the others
 LISTEN_BACKLOG = 64  # connections the kernel queues before the accept thread takes them
 LOG_EVERY = 60.0  # seconds between two log lines about one uid's refused or bad requests
-FIELDS = {"op", "data", "source"}
-OPS = ("ping", "list", "install", "remove", "reload")
+FIELDS = {"op", "data", "source", "job"}
+OPS = ("ping", "list", "install", "remove", "reload", *STEER_OPS)
+Steer = Callable[[str, int, str, str], Reply]  # Steering.submit(op, uid, user, job)
 
 
 class ControlServer:
@@ -69,9 +72,12 @@ class ControlServer:
     nothing else, for at most 2 * IO_TIMEOUT.
     """
 
-    def __init__(self, config: Config, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, config: Config, on_change: Callable[[], None], steer: Steer | None = None
+    ) -> None:
         self.config = config
         self.on_change = on_change
+        self.steer = steer
         self.path = config.socket_path
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()  # guards the two dicts below
@@ -240,6 +246,11 @@ class ControlServer:
                 return error("reload: only root may ask for it", "denied")
             self.on_change()
             return {"ok": True}
+        if op in STEER_OPS:
+            job = request.get("job")
+            if not isinstance(job, str) or not job or self.steer is None:
+                return error(f"bad request: {op} needs a job (and a daemon that runs jobs)")
+            return self.steer(op, uid, user, job)
         if self.config.user_mode:
             return error(f"{op}: a user-mode daemon does not manage crontabs: use smartcrontab")
         try:
@@ -292,7 +303,8 @@ def start_control(config: Config, daemon: Any) -> ControlServer | None:
         if daemon.waker is not None:
             daemon.waker.notify()
 
-    server = ControlServer(config, changed)
+    steering = getattr(daemon, "steering", None)
+    server = ControlServer(config, changed, None if steering is None else steering.submit)
     try:
         server.start()
     except OSError as err:

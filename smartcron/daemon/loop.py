@@ -20,6 +20,7 @@ from smartcron.daemon.clockwatch import ClockWatch
 from smartcron.daemon.loader import Database
 from smartcron.daemon.modes import Modes, SmartParts, explores, exploring, initial_mode
 from smartcron.daemon.recovery import recover
+from smartcron.daemon.steering import Steering
 from smartcron.daemon.ticker import Ticker, due, local_minute, wall_of
 from smartcron.daemon.wakeup import Sleeper
 from smartcron.run.executor import Runner, RunResult
@@ -93,6 +94,8 @@ class Daemon:
         self._recovering = True  # at the first load: what the previous daemon left
         self.on_reload: Callable[[], None] | None = None
         self.on_status: Callable[[], None] | None = None  # the mode or the model changed
+        # The control socket's run and cancel, served in step() (smartcron.daemon.steering).
+        self.steering = Steering(lambda job, how: self._launch(job, None, how), lambda: self.waker)
         # Smart mode only: the model (loaded when usable, else legacy with the reason)
         # and its retraining; a fixed `advisor` (tests, tools) counts as a usable model.
         smart = smart or SmartParts()
@@ -199,6 +202,7 @@ class Daemon:
             self.reload(force=self.reload_requested)
             self.reload_requested = False
             self._next_rescan = now + timedelta(seconds=self.config.mtime_check)
+        self.steering.serve(self.db.jobs, self.engine, now)  # smartcronctl run / cancel
         started: list[tuple[Job, datetime]] = []
         smart: list[tuple[Job, datetime]] = []
         jobs, fresh, self._fresh = self.db.jobs, self._fresh, {}

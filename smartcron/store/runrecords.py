@@ -27,6 +27,7 @@ class Trigger(enum.StrEnum):
     SMART = "smart"  # an annotated firing released by the gate
     RETRY = "retry"
     REBOOT = "reboot"  # @reboot
+    MANUAL = "manual"  # smartcronctl run JOB
 
 
 def to_db_time(instant: datetime) -> str:
