@@ -1,4 +1,4 @@
-"""Configuration: paths and settings for system mode (root) and user mode (SPEC section 8).
+"""Configuration: paths and settings for system mode (root) and user mode (smartcron(8)).
 
 Every path can be overridden in a TOML file; relative paths in that file are taken
 relative to the file's own directory, so a demo or test config can sit beside its
@@ -7,10 +7,13 @@ crontabs. Unknown keys are an error naming the key.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import shlex
 import sys
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -136,7 +139,7 @@ _NOT_SETTABLE = {"user_mode", "config_file"}
 
 
 def defaults(user_mode: bool) -> dict[str, Any]:
-    """The built-in paths of SPEC section 8 for each mode."""
+    """The built-in paths for each mode (smartcron(8), FILES)."""
     if not user_mode:
         return {
             "user_crontab": None,
@@ -180,7 +183,8 @@ def read_config(
     """Build the configuration: built-in defaults, then the TOML file, then overrides.
 
     `path` None means $SMARTCRON_CONFIG, else the mode's default file if it exists.
-    `user_mode` None means "user mode unless running as root".
+    `user_mode` None means "user mode unless running as root". A bad file raises one
+    ConfigError listing every mistake, each `file:line: key: why`.
     """
     if user_mode is None:
         user_mode = os.geteuid() != 0
@@ -189,84 +193,124 @@ def read_config(
         path = os.environ.get("SMARTCRON_CONFIG") or default_config_file(user_mode)
     file = Path(path)
     values = defaults(user_mode)
+    problems: list[str] = []
+    where: dict[str, str] = {}
     if file.exists() or explicit:
-        values.update(_read_toml(file))
+        settings, where, problems = _read_toml(file)
+        values.update(settings)
     if mode is not None:
         values["mode"] = mode
+        where.pop("mode", None)
     config = Config(user_mode=user_mode, config_file=file if file.exists() else None, **values)
-    _validate(config, file)
+    problems += _validate(config, lambda key: where.get(key, str(file)))
+    if problems:
+        raise ConfigError("\n".join(problems))
     return config
 
 
-def _read_toml(file: Path) -> dict[str, Any]:
+def _key_lines(text: str) -> dict[str, int]:
+    """Each top-level key's 1-based line (tomllib keeps none), for `file:line` messages."""
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = re.match(r"""\s*["']?([A-Za-z0-9_-]+)["']?\s*=""", line)
+        if match:
+            lines.setdefault(match.group(1), number)
+    return lines
+
+
+def _read_toml(file: Path) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """The file's settings, each key's `file:line`, and every problem found (all of them,
+    not only the first: a user fixes a file in one go)."""
     try:
         raw = file.read_bytes()
     except OSError as err:
         raise ConfigError(f"{file}: cannot read config: {err.strerror}") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"{file}: {err}") from None
+        found = re.search(r"\(at line (\d+), column \d+\)", str(err))
+        at = f"{file}:{found.group(1)}" if found else str(file)
+        raise ConfigError(f"{at}: {err}") from None
+    lines = _key_lines(text)
+    where = {key: f"{file}:{lines[key]}" if key in lines else str(file) for key in data}
     known = {f.name for f in fields(Config)} - _NOT_SETTABLE
     out: dict[str, Any] = {}
+    problems: list[str] = []
     for key, value in data.items():
         if key not in known:
-            raise ConfigError(f"{file}: unknown key {key!r}")
-        if key in _PATH_KEYS:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"{where[key]}: unknown key {key!r}{hint}")
+        elif key in _PATH_KEYS:
             if not isinstance(value, str):
-                raise ConfigError(f"{file}: {key} must be a string path")
-            if value == "" and key in _OPTIONAL_PATHS:
-                out[key] = None  # SPEC: "" disables
-                continue
-            p = Path(os.path.expanduser(value))
-            out[key] = p if p.is_absolute() else (file.parent / p).resolve()
+                problems.append(f"{where[key]}: {key} must be a string path")
+            elif value == "" and key in _OPTIONAL_PATHS:
+                out[key] = None  # "" disables (smartcron(8))
+            else:
+                p = Path(os.path.expanduser(value))
+                out[key] = p if p.is_absolute() else (file.parent / p).resolve()
         elif key == "use_default_model" and isinstance(value, str) and value:
             p = Path(os.path.expanduser(value))  # a directory instead of the shipped one
             out[key] = p if p.is_absolute() else (file.parent / p).resolve()
         else:
             out[key] = value
-    return out
+    return out, where, problems
 
 
-def _validate(config: Config, file: Path) -> None:
-    def bad(key: str, why: str) -> ConfigError:
-        return ConfigError(f"{file}: {key}: {why}")
+def _validate(config: Config, where: Callable[[str], str]) -> list[str]:
+    """Every bad value, each `file:line: key: why` (`where` gives a key's `file:line`)."""
+    problems: list[str] = []
 
-    if config.mode not in MODES:
-        raise bad("mode", f"must be one of {', '.join(MODES)}, not {config.mode!r}")
-    if config.sandbox not in SANDBOXES:
-        raise bad("sandbox", f"must be one of {', '.join(SANDBOXES)}, not {config.sandbox!r}")
+    def bad(key: str, why: str) -> None:
+        problems.append(f"{where(key)}: {key}: {why}")
+
+    for key, choices in (("mode", MODES), ("sandbox", SANDBOXES)):
+        value = getattr(config, key)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            bad(key, f"must be one of {', '.join(choices)}, not {value!r}{hint}")
     for key in ("max_concurrent", "history_days", "output_cap"):
         value = getattr(config, key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise bad(key, f"must be a positive integer, not {value!r}")
+            bad(key, f"must be a positive integer, not {value!r}")
     units = {"model_max_age": "days", "inference_bound_ms": "milliseconds"}
     for key in ("kill_grace", "mtime_check", "model_max_age", "inference_bound_ms"):
         value = getattr(config, key)
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             unit = units.get(key, "seconds")
-            raise bad(key, f"must be a positive number of {unit}, not {value!r}")
-    if not isinstance(config.mail_command, str):
-        raise bad("mail_command", "must be a string")
+            bad(key, f"must be a positive number of {unit}, not {value!r}")
     for key in ("fqdn_in_subject", "explore"):
         if not isinstance(getattr(config, key), bool):
-            raise bad(key, "must be true or false")
-    try:
-        shlex.split(config.mail_command)
-    except ValueError as err:
-        raise bad("mail_command", str(err)) from None
-    if not isinstance(config.use_default_model, bool | Path):
-        raise bad("use_default_model", "must be true, false or a directory")
-    if not isinstance(config.retrain, str):
-        raise bad("retrain", "must be off, daily, weekly or a cron expression")
-    spec = config.retrain_spec
-    if spec is not None:
-        from smartcron.cron.cronfields import parse_timespec
-        from smartcron.errors import SmartcronError
-
+            bad(key, "must be true or false")
+    if not isinstance(config.mail_command, str):
+        bad("mail_command", "must be a string")
+    else:
         try:
-            timespec = parse_timespec(spec)
-        except SmartcronError as err:
-            raise bad("retrain", f"off, daily, weekly or a cron expression: {err}") from None
-        if timespec.reboot:
-            raise bad("retrain", "@reboot is not a schedule for retraining")
+            shlex.split(config.mail_command)
+        except ValueError as err:
+            bad("mail_command", str(err))
+    if not isinstance(config.use_default_model, bool | Path):
+        bad("use_default_model", "must be true, false or a directory")
+    if not isinstance(config.retrain, str):
+        bad("retrain", "must be off, daily, weekly or a cron expression")
+    else:
+        _check_retrain(config.retrain_spec, lambda why: bad("retrain", why))
+    return problems
+
+
+def _check_retrain(spec: str | None, bad: Callable[[str], None]) -> None:
+    """`retrain`'s schedule: a cron expression the daemon can fire (told through `bad`)."""
+    if spec is None:
+        return
+    from smartcron.cron.cronfields import parse_timespec
+    from smartcron.errors import SmartcronError
+
+    try:
+        timespec = parse_timespec(spec)
+    except SmartcronError as err:
+        bad(f"off, daily, weekly or a cron expression: {err}")
+        return
+    if timespec.reboot:
+        bad("@reboot is not a schedule for retraining")

@@ -144,10 +144,13 @@ def load_model(
         return ModelUnavailable(f"{root}: missing: {err.strerror or err}")
     if not stat.S_ISDIR(st.st_mode):
         return ModelUnavailable(f"{root}: not a directory")
-    if st.st_uid not in (0, owner_uid) or st.st_mode & 0o022:
+    if st.st_uid not in (0, owner_uid):  # say which of the two it is: each has its fix
         return ModelUnavailable(
-            f"{root}: directory owned by uid {st.st_uid} or group/other-writable"
+            f"{root}: directory owned by uid {st.st_uid}, not root or uid {owner_uid}"
         )
+    if st.st_mode & 0o022:
+        mode = stat.S_IMODE(st.st_mode)
+        return ModelUnavailable(f"{root}: directory writable by group or others (mode {mode:04o})")
     raw_card = _read(root / CARD_NAME, owner_uid, MAX_CARD_BYTES)
     if isinstance(raw_card, str):
         return ModelUnavailable(raw_card)

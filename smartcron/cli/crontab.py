@@ -29,6 +29,7 @@ usage:\t{p} [-u user] [-n] file
 \t{p} --user ...  (your own crontab, for a user-mode daemon)
 
 \t-h\t(displays the help)
+\t--version\t(displays the version)
 
 \tfile\t(default operation is replace, per 1003.2)
 \t-n\t(dry run: checks the syntax, then bails out)
@@ -70,6 +71,7 @@ class CrontabCommand(click.Command):
 @click.option("--user", "user_mode", is_flag=True, help="Your own crontab (user-mode daemon).")
 @click.option("--config", "config_file", metavar="FILE", help="SmartCron configuration (TOML).")
 @click.argument("file", required=False)
+@click.version_option(package_name="smartcron", message="%(prog)s %(version)s")
 def main(
     user: str | None,
     list_: bool,

@@ -6,7 +6,9 @@ layer's #@smart lines; every problem is found, each `path:line: reason`.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import pwd
+import re
 from collections.abc import Callable, Iterable
 from datetime import UTC
 from pathlib import Path
@@ -46,14 +48,16 @@ def check_lines(
         if not isinstance(err.partial, Crontab):  # pragma: no cover - parse() always sets it
             return problems, []
         tab = err.partial
-    warnings: list[Finding] = [*tab.warnings, *_zone_warnings(tab, path)]
+    warnings: list[Finding] = [*tab.warnings, *zone_warnings(tab, path), *near_misses(data, path)]
     if kind is Kind.SYSTEM:
         for entry in tab.entries:
             if entry.user is not None and not _user_exists(entry.user):
                 # Debian refuses the file; the daemon skips the line, in these words (loader).
                 reason = f"bad username {entry.user!r}: skipped"
                 warnings.append(LineProblem(path, entry.line, reason))
-    problems += _annotation_problems(tab.entries, path, companion)
+    smart_problems, smart_warnings = _annotation_problems(tab.entries, path, companion)
+    problems += smart_problems
+    warnings += smart_warnings
     key = line_order(path)
     return sorted(problems, key=key), sorted(warnings, key=key)
 
@@ -69,7 +73,7 @@ def line_order(path: str) -> Callable[[Finding], tuple[int, int]]:
     return key
 
 
-def _zone_warnings(tab: Crontab, path: str) -> list[LineProblem]:
+def zone_warnings(tab: Crontab, path: str) -> list[LineProblem]:
     """An unknown CRON_TZ, in the daemon's words: its lines run on the system zone."""
     warnings = []
     for assignment in tab.env:
@@ -88,15 +92,41 @@ def _user_exists(name: str) -> bool:
     return False
 
 
+def near_misses(data: bytes, path: str) -> list[LineProblem]:
+    """A comment that looks like a mistyped ``#@smart`` (``#@smrt``, ``# @smart``,
+    ``#Smart window=2h``): cron reads it as a comment, so the job would silently run
+    as plain cron. Close to "smart" and either an ``@`` or a ``key=`` word."""
+    hints = []
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        text = raw.decode("utf-8", "replace").lstrip(" \t").rstrip("\r")
+        if text.startswith("#@smart") and text[7:8] in ("", " ", "\t"):
+            continue  # a real #@smart line (its own grammar reports the rest)
+        found = _NEAR_MISS.match(text)
+        if found is None or not (found.group(1) or "=" in found.group(3)):
+            continue
+        word = found.group(2).lower()
+        if word == "smart" or difflib.SequenceMatcher(None, word, "smart").ratio() >= 0.75:
+            head = text[: found.end(2)]
+            reason = f"{head!r} is read as a comment: did you mean '#@smart'?"
+            hints.append(LineProblem(path, number, reason))
+    return hints
+
+
+_NEAR_MISS = re.compile(r"#\s*(@?)\s*([A-Za-z]+)(.*)")
+
+
 def _annotation_problems(
     entries: Iterable[Entry], path: str, with_companion: bool
-) -> list[Finding]:
+) -> tuple[list[Finding], list[Finding]]:
+    """Bad #@smart lines and companion (problems); names given twice and companion jobs
+    no line names (warnings, in the daemon's words: `smartcronctl status` shows them)."""
     try:
         from smartcron.smart import smartspec
     except ImportError:  # the smart layer is optional here: syntax alone still decides
-        return []
+        return [], []
     companion = None
     problems: list[Finding] = []
+    warnings: list[Finding] = []
     companion_file = Path(path + ".smart.yaml") if with_companion and path != "-" else None
     if companion_file is not None and companion_file.is_file():
         try:
@@ -106,9 +136,19 @@ def _annotation_problems(
             problems += err.problems
         except OSError as err:
             problems.append(f"{companion_file}: {err.strerror}")
+    named: dict[str, int] = {}
     for entry in entries:
         try:
-            smartspec.smart_spec_for(entry, path, companion, None)
+            spec = smartspec.smart_spec_for(entry, path, companion, None)
         except AnnotationError as err:
             problems += err.problems
-    return problems
+            continue
+        if spec is None or not spec.name:
+            continue
+        if spec.name in named:
+            twice = f"name={spec.name} also names line {named[spec.name]}"
+            warnings.append(LineProblem(path, entry.line, twice))
+        named.setdefault(spec.name, entry.line)
+    if companion is not None:
+        warnings += companion.unknown_job_problems(named)
+    return problems, warnings

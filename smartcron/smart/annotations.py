@@ -1,4 +1,4 @@
-"""The ``#@smart`` line grammar and the value grammar of SPEC 4.1's keys.
+"""The ``#@smart`` line grammar and the value grammar of its keys (smartcrontab(5)).
 
 One converter and one JSON Schema fragment per key, shared by the annotations, the
 companion YAML, standalone job files and the global config, so a value means the same
@@ -53,7 +53,7 @@ ENUMS = {
     "overlap": ("allow", "skip", "queue"),
     "mail": ("output", "error", "never"),
 }
-# key -> kind of value, in SPEC 4.1's order (disk_path is our extension).
+# key -> kind of value, in smartcrontab(5)'s order (disk_path is our extension).
 KINDS: dict[str, str] = {
     "name": "name",
     "window": "window",

@@ -1,4 +1,4 @@
-"""What a smart job may do: SPEC 4.1's keys resolved from their four sources.
+"""What a smart job may do: the #@smart keys (smartcrontab(5)) resolved from their four sources.
 
 Precedence, highest first: the job's ``#@smart`` lines, the companion's ``jobs:``
 entry of the job's ``name=``, the companion's ``defaults:``, the global config. The
@@ -146,7 +146,7 @@ def convert_all(
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SmartSpec:
-    """One smart job's settings (SPEC 4.1). Exactly one of window/window_clock is set."""
+    """One smart job's settings (smartcrontab(5)). Exactly one of window/window_clock is set."""
 
     name: str | None = None
     window: timedelta | None = None  # how long after the nominal time a firing may run
@@ -201,10 +201,23 @@ class Companion:
     path: str
     defaults: Mapping[str, object] = field(default_factory=dict)
     jobs: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+    job_lines: Mapping[str, int] = field(default_factory=dict, compare=False)
 
     def unknown_jobs(self, names: Iterable[str]) -> list[str]:
         """Companion jobs no ``name=`` refers to (worth a warning: likely a typo)."""
         return sorted(set(self.jobs) - set(names))
+
+    def unknown_job_problems(self, names: Iterable[str]) -> list[LineProblem]:
+        """unknown_jobs() as ``path:line`` warnings, each with the nearest ``name=``."""
+        names = list(names)
+        return [
+            problem(
+                self.path,
+                self.job_lines.get(name),
+                f"jobs: {name!r} is no annotated line's name={suggest(name, names)}",
+            )
+            for name in self.unknown_jobs(names)
+        ]
 
 
 _SETTINGS = settings_schema(KEYS[1:])
@@ -251,7 +264,19 @@ def load_companion(text: str, path: str) -> Companion:
     }
     if problems:
         raise AnnotationError(problems)
-    return Companion(path=path, defaults=defaults, jobs=jobs)
+    return Companion(path=path, defaults=defaults, jobs=jobs, job_lines=_key_lines(root, "jobs"))
+
+
+def _key_lines(root: Any, section: str) -> dict[str, int]:
+    """The 1-based line of each key of a top-level mapping (``jobs:``), for warnings."""
+    import yaml
+
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    node = next((v for k, v in root.value if k.value == section), None)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
 
 
 @functools.lru_cache(maxsize=4096)
