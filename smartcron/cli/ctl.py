@@ -93,6 +93,8 @@ def next_cmd(
     """
     from smartcron.cron.crontab import Kind, parse, parse_timespec
     from smartcron.cron.schedule import entry_zone, next_fires
+    from smartcron.daemon import installcheck
+    from smartcron.errors import SmartcronError
 
     if (expr is None) == (file is None):
         raise click.UsageError("give exactly one of --expr and --file")
@@ -112,9 +114,16 @@ def next_cmd(
     assert file is not None
     text, path = read_text_arg(file)
     tab = parse(text, Kind.SYSTEM if system else Kind.USER, path)
+    # An unknown CRON_TZ is what -T and the daemon say: a warning at its line, and the
+    # entries read in the default zone (--tz here, the system zone in the daemon).
+    for warning in installcheck.zone_warnings(tab, path):
+        click.echo(f"{warning} (warning)", err=True)
     result = []
     for entry in tab.entries:
-        entry_tz = entry_zone(entry.env, zone)
+        try:
+            entry_tz = entry_zone(entry.env, zone)
+        except SmartcronError:
+            entry_tz = zone
         fires = itertools.islice(next_fires(entry.spec, start, entry_tz), count)
         result.append(
             {
