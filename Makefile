@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,train]'
 	touch $(STAMP)
 
-# Start the daemon in user mode, in the foreground, on the example crontab.
+# The demo: the daemon in user mode, in the foreground, on fixtures/demo/crontab; it
+# prints the commands to inspect it, and each mail as it lands in .run/mail/.
 run: $(STAMP)
-	$(BIN)/smartcron --user --foreground --config fixtures/demo/smartcron.toml
+	fixtures/demo/run $(BIN)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
