@@ -82,6 +82,9 @@ def test_a_config_with_several_mistakes_reports_each_with_its_line_and_the_neare
     result = CliRunner().invoke(ctl_cli.main, ["status", "--config", str(path)])
     assert result.exit_code == 1
     assert len(result.stderr.splitlines()) == 4
+    result = CliRunner().invoke(crontab_cli.main, ["--config", str(path), "-l"])
+    assert result.exit_code == 1
+    assert [line.split(": ")[0] for line in result.stderr.splitlines()] == ["smartcrontab"] * 4
 
 
 def test_model_dir_says_which_of_foreign_owner_or_writable_mode_is_wrong(tmp_path):

@@ -192,8 +192,8 @@ def open_store(user: str | None, user_mode: bool, config_file: str | None) -> St
         if os.getuid() == 0:
             die(f"The user {target.pw_name} cannot use this program ({p})")
         fail_with(error)
-    except SmartcronError as error:
-        die(f"{p}: {error}")
+    except SmartcronError as error:  # a config may list several mistakes: one line each
+        die(*(f"{p}: {line}" for line in str(error).splitlines()))
     return store
 
 
