@@ -139,19 +139,9 @@ HELPS = [
     *help_texts(ctl_cli.main, ("smartcronctl",)),
     *help_texts(daemon_cli.main, ("smartcron",)),
 ]
-NOT_YET = {("smartcronctl", "simulate")}  # cli/sim.py's docstring: another change's file
 
 
-@pytest.mark.parametrize(
-    ("path", "text"),
-    [
-        pytest.param(*h, marks=pytest.mark.xfail(strict=True, reason="SPEC 9 in cli/sim.py"))
-        if h[0] in NOT_YET
-        else h
-        for h in HELPS
-    ],
-    ids=[" ".join(h[0]) for h in HELPS],
-)
+@pytest.mark.parametrize(("path", "text"), HELPS, ids=[" ".join(h[0]) for h in HELPS])
 def test_no_help_text_cites_the_design_spec_users_do_not_have(path, text):
     assert SPEC_CITATION.findall(text) == []
 

@@ -58,7 +58,8 @@ def simulate_cmd(
     max_concurrent: int,
     as_json: bool,
 ) -> None:
-    """Replay a crontab on a recorded trace under a policy; print SPEC 9's metrics.
+    """Replay a crontab on a recorded trace under a policy; print the metrics
+    (docs/simulator.md).
 
     The daemon's own schedule, annotations and gate run on a virtual clock; the world
     decides runtimes and failures (the same dice for every policy).
