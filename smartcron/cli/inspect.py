@@ -40,10 +40,10 @@ def status_cmd(config_file: str | None, user_mode: bool | None, as_json: bool) -
 
 
 def _print_status(doc: dict[str, Any], config: Config) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from smartcron.cli.tables import console as make_console
+    from smartcron.cli.tables import grid, short_time
 
-    console = Console(highlight=False)
+    console = make_console()
     if doc["running_daemon"]:
         console.print(f"smartcron: [green]running[/green] (pid {doc['pid']})")
     else:
@@ -73,24 +73,29 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
             console.print(f"  [yellow]warning[/yellow] {warning}", soft_wrap=True)
     _print_reliability(console, doc)
     if doc["pending"]:
-        table = Table(title="pending firings", title_justify="left")
-        for column in ("job", "nominal", "state", "next check", "last reason"):
-            table.add_column(column, overflow="fold")
-        for item in doc["pending"]:
-            last = item["last"] or {}
-            check = "" if item["state"] == "running" else item["next_eval"] or last.get("until")
-            table.add_row(
-                item["name"] or item["job"], item["nominal"][:16].replace("T", " "),
-                item["state"], (check or "")[11:16], last.get("reason") or "",
-            )  # fmt: skip
-        console.print(table)
+        console.print("pending firings", style="bold")
+        console.print(_pending_table(doc["pending"], console.width))
     if doc["next"]:
-        table = Table(title="next firings", title_justify="left")
-        for column in ("at", "user", "job", "command"):
-            table.add_column(column, overflow="fold")
-        for item in doc["next"]:
-            table.add_row(item["at"], item["owner"], item["job"], item["command"])
-        console.print(table)
+        console.print("next firings", style="bold")
+        rows = [[short_time(item["at"]), item["owner"], item["job"], item["command"]]
+                for item in doc["next"]]  # fmt: skip
+        give = [("command", 24), ("job", 16), ("command", 10)]
+        console.print(grid(["at", "user", "job", "command"], rows, console.width, give))
+
+
+def _pending_table(pending: list[dict[str, Any]], width: int) -> Any:
+    from smartcron.cli.tables import grid, short_time
+
+    rows = []
+    for item in pending:
+        last = item["last"] or {}
+        check = "" if item["state"] == "running" else item["next_eval"] or last.get("until")
+        rows.append([
+            item["name"] or item["job"], short_time(item["nominal"]), item["state"],
+            short_time(check)[7:], last.get("reason") or "",
+        ])  # fmt: skip
+    columns = ["job", "nominal", "state", "next check", "last reason"]
+    return grid(columns, rows, width, [("last reason", 24), ("job", 16), ("last reason", 10)])
 
 
 def _print_reliability(console: Any, doc: dict[str, Any]) -> None:
@@ -179,23 +184,52 @@ def history_cmd(
     if as_json:
         print_json(items)
         return
-    from rich.console import Console
-    from rich.table import Table
+    if not items:
+        click.echo("no runs recorded" + ("" if job is None else f" for {job}"))
+        return
+    from smartcron.cli.tables import console
 
-    table = Table()
-    for column in ("id", "started", "user", "job", "status", "exit", "runtime", "mail", "command"):
-        table.add_column(column, overflow="fold")
+    out = console()
+    out.print(_history_table(items, out.width))
+    if with_output:
+        for item in items:
+            click.echo(f"--- run {item['id']} ---\n{item['output'] or ''}")
+
+
+def _delay(item: dict[str, Any]) -> str:
+    """How late the run started after its nominal (cron) time: `3m12s`, `0s`."""
+    from smartcron.cli.tables import duration
+
+    if not item["scheduled"]:
+        return ""  # a manual or @reboot run has no nominal time
+    late = (
+        datetime.fromisoformat(item["started"]) - datetime.fromisoformat(item["scheduled"])
+    ).total_seconds()
+    return "0s" if late < 1 else duration(late)
+
+
+def _history_table(items: list[dict[str, Any]], width: int) -> Any:
+    from smartcron.cli.tables import duration, grid, short_time
+
+    columns = ["id", "nominal", "started", "delay", "user", "job", "status", "exit",
+               "runtime", "mail", "command"]  # fmt: skip
+    one_user = len({item["user"] for item in items}) == 1
+    if one_user:  # the column would say the same on every row
+        columns.remove("user")
+    rows = []
     for item in items:
-        runtime = "" if item["runtime_s"] is None else f"{item['runtime_s']:.1f}s"
         exit_text = "" if item["exit_code"] is None else str(item["exit_code"])
         if item["signal"]:
             exit_text = f"sig {item['signal']}"
         mail = "sent" if item["mail_sent"] else (item["mail_reason"] or "")
-        table.add_row(
-            str(item["id"]), item["started"], item["user"], item["job_name"] or item["job_id"],
-            item["status"], exit_text, runtime, mail, item["command"],
-        )  # fmt: skip
-    Console().print(table)
-    if with_output:
-        for item in items:
-            click.echo(f"--- run {item['id']} ---\n{item['output'] or ''}")
+        nominal, started = short_time(item["scheduled"]), short_time(item["started"])
+        if nominal[:6] == started[:6]:
+            started = started[7:]  # the same day: its time says it
+        cells = [str(item["id"]), nominal, started, _delay(item), item["user"],
+                 item["job_name"] or item["job_id"], item["status"], exit_text,
+                 duration(item["runtime_s"]), mail, item["command"]]  # fmt: skip
+        if one_user:
+            del cells[4]
+        rows.append(cells)
+    give = [("command", 24), ("mail", 10), ("job", 16), ("command", 10), ("job", 10)]
+    return grid(columns, rows, width, give)

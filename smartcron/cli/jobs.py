@@ -26,34 +26,40 @@ def list_document(config: Config, now: datetime) -> dict[str, Any]:
 
 
 def _pending_text(item: dict[str, Any]) -> str:
-    at = item["nominal"][11:16]
+    from smartcron.cli.tables import short_time
+
+    at = short_time(item["nominal"])[7:]
     last = item["last"]
     if item["state"] == "running":
         return f"{at} running"
     if last is None:
         return f"{at} pending"
     if last["verdict"] == "defer" and last["until"]:
-        return f"{at} deferred until {last['until'][11:16]}: {last['reason']}"
+        return f"{at} deferred until {short_time(last['until'])[7:]}: {last['reason']}"
     return f"{at} pending: {last['reason']}"
 
 
-def _list_table(data: dict[str, Any]) -> Any:
+def _list_table(data: dict[str, Any], width: int) -> Any:
+    """One line a job, and one more for each further pending firing."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    table = Table()
-    for column in ("job", "kind", "schedule", "next", "pending firings", "command"):
-        table.add_column(column, overflow="fold")
+    from smartcron.cli.tables import grid, short_time
+
+    rows = []
     for job in data["jobs"]:
         kind = "smart" if job["smart"] and data["mode"] != "cron" else "plain"
-        pending = "\n".join(_pending_text(item) for item in job["pending"])
-        table.add_row(
-            job["name"] or job["id"], kind, job["schedule"], (job["next"] or "never")[:16],
-            pending, job["command"],
-        )  # fmt: skip
+        pending = [_pending_text(item) for item in job["pending"]] or [""]
+        nxt = short_time(job["next"]) if job["next"] else "never"
+        rows.append([job["name"] or job["id"], kind, job["schedule"], nxt, job["command"],
+                     pending[0]])  # fmt: skip
+        rows += [["", "", "", "", "", more] for more in pending[1:]]
+    columns = ["job", "kind", "schedule", "next", "command", "pending firings"]
+    # The reason a firing waits matters more than the command's tail.
+    give = [("command", 12), ("job", 14), ("pending firings", 40), ("command", 8),
+            ("schedule", 9), ("pending firings", 12)]  # fmt: skip
     head = Text(f"mode: {data['mode']} ({data['mode_reason']})")
-    return Group(head, table)
+    return Group(head, grid(columns, rows, width, give))
 
 
 @click.command("list", context_settings=CONTEXT)
@@ -76,18 +82,19 @@ def list_cmd(config_file: str | None, user_mode: bool | None, watch: bool, as_js
     if as_json:
         print_json(list_document(config, datetime.now(UTC)))
         return
-    from rich.console import Console
+    from smartcron.cli.tables import console as make_console
 
-    console = Console(highlight=False)
+    console = make_console()
     if not watch:
-        console.print(_list_table(list_document(config, datetime.now(UTC))))
+        console.print(_list_table(list_document(config, datetime.now(UTC)), console.width))
         return
     from rich.live import Live
 
     with Live(console=console, auto_refresh=False, screen=False) as live:
         try:
             while True:
-                live.update(_list_table(list_document(config, datetime.now(UTC))), refresh=True)
+                doc = list_document(config, datetime.now(UTC))
+                live.update(_list_table(doc, console.width), refresh=True)
                 time.sleep(REFRESH_S)
         except KeyboardInterrupt:
             pass
