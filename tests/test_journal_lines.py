@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from smartcron.smart.journal import late_text
+from smartcron.testing import FakeOutcome
 from tests.harness import battery, make, utc
 
 
@@ -132,3 +133,49 @@ def test_a_model_deferral_is_logged_once_with_its_planned_time(tmp_path, caplog)
         "model: 20 min to a quieter slot, p(fail) 0.20"
     ]
     assert len(_lines(caplog, "START")) == 1 and "20m00s late" in _lines(caplog, "START")[0]
+
+
+def test_a_firing_waiting_for_capacity_is_logged_once_then_started_late(tmp_path, caplog):
+    crontab = "#@smart window=1h\n0 2 * * * first\n#@smart window=1h\n0 2 * * * second\n"
+    outcomes = {"first": [FakeOutcome(duration_s=600)], "second": [FakeOutcome(duration_s=600)]}
+    h = make(tmp_path, crontab, outcomes=outcomes, max_concurrent=1)
+    with caplog.at_level(logging.INFO, logger="smartcron"):
+        h.run_until(utc("01:30"))
+    assert [at for _, at in h.starts] == ["01:00Z", "01:10Z"]
+    waited = h.job(h.runner.requests[1].command)
+    (wait,) = _lines(caplog, "WAIT")
+    assert wait.startswith(f"({waited.owner}) WAIT ({waited.label} firing of 02:00): ")
+    assert _lines(caplog, "START") == [
+        f"({waited.owner}) START ({waited.label} firing of 02:00) 10m00s late: constraints hold"
+    ]
+    assert len(h.daemon.engine.journal) == 0  # nothing kept for closed firings
+
+
+def test_a_planned_deferral_moved_by_half_an_hour_is_logged_again(caplog):
+    from datetime import datetime
+
+    from smartcron.smart.gate import Firing
+    from smartcron.smart.journal import Journal
+    from smartcron.smart.machine import Effect
+    from tests.harness import BERLIN
+
+    firing = Firing(id=1, job_id="j", nominal=utc("01:00"), deadline=utc("04:00"))
+
+    def defer(now: datetime, until: datetime) -> None:
+        journal.effect(Effect(kind="defer", firing=firing, job=None, verdict="defer",
+                              reason="model: a quieter slot", until=until), now)  # fmt: skip
+
+    journal = Journal(BERLIN)
+    with caplog.at_level(logging.INFO, logger="smartcron"):
+        defer(utc("01:00"), utc("02:00"))
+        defer(utc("01:01"), utc("02:10"))  # moved 10 minutes: no new line
+        defer(utc("01:02"), utc("02:31"))  # 31 minutes from the line logged: a new one
+    assert [line.split(") ", 2)[2] for line in _lines(caplog, "DEFER")] == [
+        "until 03:00: model: a quieter slot",
+        "until 03:31: model: a quieter slot",
+    ]
+    assert len(journal) == 1
+    journal.retain({(firing.job_id, firing.nominal)})
+    assert len(journal) == 1
+    journal.retain(set())  # closed without an Effect here (a cancel): forgotten
+    assert len(journal) == 0

@@ -207,6 +207,8 @@ class Engine:
                     started.append((effect.job, effect.firing.nominal))
             else:
                 self._apply(effect, now)
+        if len(self.journal) > len(self.slots):
+            self.journal.retain(self.slots)
         return started
 
     def _snapshot(self, spec: SmartSpec, now: datetime, cache: dict[str, Snapshot]) -> Snapshot:

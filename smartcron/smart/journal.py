@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Container
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -60,6 +61,15 @@ class Journal:
         self.zone = zone
         self._told: dict[tuple[str, datetime], tuple[str, datetime | None]] = {}
         self._deferred: set[tuple[str, datetime]] = set()
+
+    def __len__(self) -> int:
+        """Firings remembered (each deferred one; `_told` holds a subset of them)."""
+        return len(self._deferred)
+
+    def retain(self, open_keys: Container[tuple[str, datetime]]) -> None:
+        """Forget the firings closed without an Effect here (cancelled, dropped)."""
+        self._told = {key: told for key, told in self._told.items() if key in open_keys}
+        self._deferred = {key for key in self._deferred if key in open_keys}
 
     def _hhmm(self, when: datetime) -> str:
         return when.astimezone(self.zone).strftime("%H:%M")
