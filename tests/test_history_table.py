@@ -155,3 +155,31 @@ def test_list_and_status_fit_100_columns_one_line_a_row(conf):
     assert tables[1].split() == ["job", "nominal", "state", "next", "check", "last", "reason"]
     assert tables[2].split()[:6] == ["later", "Feb", "10", "03:00", "pending", "03:11"]
     assert tables[3] == "next firings"
+
+
+def test_history_of_several_users_shows_the_user_and_a_manual_run_has_no_delay(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from smartcron.store.history import RunEnd, RunStart
+
+    (tmp_path / "state").mkdir()
+    (tmp_path / "crontab").write_text("0 3 * * * plain\n")
+    store = HistoryStore.open(tmp_path / "state" / "history.db")
+    at = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+    for user, scheduled, late in (("alice", at, 5), ("bob", None, 0)):
+        run_id = store.record_start(RunStart(
+            job_id=f"{user}:1", source=f"/var/spool/cron/crontabs/{user}", line=1, user=user,
+            command="report", scheduled=scheduled, started=at + timedelta(seconds=late),
+        ))  # fmt: skip
+        end = RunEnd(status="ok", ended=at + timedelta(seconds=90), exit_code=0,  # type: ignore[arg-type]
+                     runtime_s=90.0)  # fmt: skip
+        store.record_end(run_id, end)
+    store.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "UTC")
+        lines = ctl("history", "--user", "--config", str(_config(tmp_path))).splitlines()
+    assert lines[0].split()[:6] == ["id", "nominal", "started", "delay", "user", "job"]
+    bob, alice = lines[1].split(), lines[2].split()
+    assert alice[:7] == ["1", "Dec", "05", "01:00", "01:00", "5.0s", "alice"]
+    assert bob[:6] == ["2", "Dec", "05", "01:00", "bob", "bob:1"]  # no nominal, no delay
+    assert "1m30s" in lines[1]
