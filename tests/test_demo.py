@@ -7,6 +7,7 @@ and the tour's shell blocks, extracted from README.md, run verbatim against it.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -16,6 +17,8 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from smartcron.testing import FakeOutcome
 from tests.harness import START, make
@@ -32,8 +35,9 @@ FORCED = 'echo "demo_forced ran at its deadline" >/dev/null'
 
 
 def test_demo_shows_plain_run_deferral_forced_start_and_mail_in_three_minutes(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO)
     # START is 00:58:30Z: the */2 firings come at 01:00Z, their deadlines at 01:01/01:02Z.
     h = make(
         tmp_path,
@@ -55,6 +59,10 @@ def test_demo_shows_plain_run_deferral_forced_start_and_mail_in_three_minutes(
         "deadline 02:01 reached: running despite disk free 60% < min_disk 100%",
     )  # reasons speak the crontab's local time (Berlin, UTC+1)
     assert [at for cmd, at in starts if cmd == FORCED] == ["01:01Z"]
+    # ... and the daemon's log says both, one line each, as cron logs CMD.
+    said = [r.getMessage() for r in caplog.records if "demo_forced" in r.getMessage()]
+    assert any(" DEFER (" in line and "disk free 60% < min_disk 100%" in line for line in said)
+    assert any(" FORCED (" in line and "at its deadline" in line for line in said)
     # demo_explore: nothing to wait for but learning: its start is a random minute of its
     # window, drawn from (job, nominal time), so fixed here: the draw is its nominal minute.
     # (On a real clock it often says "explored: waiting for HH:MM" first.)
