@@ -155,3 +155,22 @@ def test_no_man_page_or_readme_line_cites_the_design_spec():
         if SPEC_CITATION.search(line)
     ]
     assert found == []
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_status_exits_1_when_a_crontab_file_is_refused(tmp_path, as_json):
+    """A syntax error refuses the file (cron(8) skips a bad crontab whole): status says
+    so and exits 1, so a monitoring check sees it; a good file exits 0."""
+    from click.testing import CliRunner
+
+    conf = tmp_path / "smartcron.toml"
+    conf.write_text(
+        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
+    )
+    args = ["status", "--user", "--config", str(conf)] + ["--json"] * as_json
+    (tmp_path / "crontab").write_text("0 2 * * * backup\n")
+    assert CliRunner().invoke(ctl_cli.main, args).exit_code == 0
+    (tmp_path / "crontab").write_text("0 2 * * backup\n61 * * * * bad\n")
+    result = CliRunner().invoke(ctl_cli.main, args)
+    assert result.exit_code == 1 and "refused" in result.output

@@ -7,6 +7,7 @@ read-only (WAL: never blocks the daemon).
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from smartcron.config import Config
 @user_errors
 def status_cmd(config_file: str | None, user_mode: bool | None, as_json: bool) -> None:
     """Show whether the daemon runs, its mode and why, files loaded and refused, pending
-    firings, next firings.
+    firings, next firings. Exits 1 when a crontab file is refused.
 
     \b
     Examples:
@@ -35,8 +36,10 @@ def status_cmd(config_file: str | None, user_mode: bool | None, as_json: bool) -
     doc = status_report(config, datetime.now(UTC)).to_json()
     if as_json:
         print_json(doc)
-        return
-    _print_status(doc, config)
+    else:
+        _print_status(doc, config)
+    if any(f["refused"] for f in doc["files"]):
+        sys.exit(1)  # a refused file is a job that will not run: scripts must see it
 
 
 def _print_status(doc: dict[str, Any], config: Config) -> None:
