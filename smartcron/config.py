@@ -250,12 +250,28 @@ def _read_toml(file: Path) -> tuple[dict[str, Any], dict[str, str], list[str]]:
             else:
                 p = Path(os.path.expanduser(value))
                 out[key] = p if p.is_absolute() else (file.parent / p).resolve()
+        elif key == "mail_command" and isinstance(value, str):
+            out[key] = _mail_command(value, file.parent)
         elif key == "use_default_model" and isinstance(value, str) and value:
             p = Path(os.path.expanduser(value))  # a directory instead of the shipped one
             out[key] = p if p.is_absolute() else (file.parent / p).resolve()
         else:
             out[key] = value
     return out, where, problems
+
+
+def _mail_command(value: str, base: Path) -> str:
+    """A relative program path (one with a '/', like fixtures/bin/sendmail) is taken
+    relative to the config file's directory, as every path in the file; a bare name is
+    looked up on PATH, as a shell would."""
+    try:
+        words = shlex.split(value)
+    except ValueError:
+        return value  # _validate names the problem
+    if not words or "/" not in words[0] or os.path.isabs(os.path.expanduser(words[0])):
+        return value
+    program = str((base / os.path.expanduser(words[0])).resolve())
+    return shlex.join([program, *words[1:]])
 
 
 def _validate(config: Config, where: Callable[[str], str]) -> list[str]:

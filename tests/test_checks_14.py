@@ -174,3 +174,17 @@ def test_status_exits_1_when_a_crontab_file_is_refused(tmp_path, as_json):
     (tmp_path / "crontab").write_text("0 2 * * backup\n61 * * * * bad\n")
     result = CliRunner().invoke(ctl_cli.main, args)
     assert result.exit_code == 1 and "refused" in result.output
+
+
+def test_a_relative_mail_command_is_taken_relative_to_the_config_file(tmp_path):
+    """smartcron(8): relative paths in the file are relative to its directory; that held
+    for path keys but not for mail_command, so the demo's mail silently failed."""
+    from smartcron.config import read_config
+
+    conf = tmp_path / "etc" / "smartcron.toml"
+    conf.parent.mkdir()
+    conf.write_text('mail_command = "bin/sendmail-recorder -i -oem"\n')
+    got = read_config(conf, user_mode=True).mail_argv
+    assert got == [str(tmp_path / "etc" / "bin" / "sendmail-recorder"), "-i", "-oem"]
+    conf.write_text('mail_command = "sendmail -i"\n')  # a bare name: PATH, untouched
+    assert read_config(conf, user_mode=True).mail_argv == ["sendmail", "-i"]
