@@ -17,8 +17,12 @@ import click
 
 from smartcron.cli.benchai import bench_ai_cmd
 from smartcron.cli.common import CONTEXT, load_config, print_json, user_errors, with_config
+from smartcron.cli.progress import progress_bar
 
 __all__ = ["bench_ai_cmd", "model_cmd", "train_cmd"]
+
+# the steps train.train names: reading, fitting, refitting, exporting (then "wrote")
+TRAIN_STEPS = 4
 
 
 @click.command("train", context_settings=CONTEXT)
@@ -41,7 +45,8 @@ def train_cmd(
     as_json: bool,
 ) -> None:
     """Train the success and runtime models from the history; write model.onnx, model.pkl
-    and model.json. Refuses (exit 1) when the history is too thin.
+    and model.json. Refuses (exit 1) when the history is too thin. Each holdout metric
+    is explained in a line of its own; a progress bar goes to stderr on a terminal.
 
     \b
     Examples:
@@ -50,23 +55,14 @@ def train_cmd(
     """
     from zoneinfo import ZoneInfo
 
-    from rich.console import Console
-
     from smartcron.ai import train
 
     if history is None or out is None:
         config = load_config(config_file, user_mode)
         history = history or str(config.history_db)
         out = out or str(config.models_dir)
-    console = Console(stderr=True)
-    with console.status("training") as status:
-        result = train.train(
-            history,
-            out,
-            seed=seed,
-            tz=ZoneInfo(tz),
-            progress=lambda text: status.update(text),
-        )
+    with progress_bar("training", TRAIN_STEPS) as bar:
+        result = train.train(history, out, seed=seed, tz=ZoneInfo(tz), progress=bar.step)
     if as_json:
         print_json(result.card)
         return
@@ -77,11 +73,32 @@ def _show_card(card: dict[str, Any], where: str) -> None:
     t, m = card["training"], card["metrics"]["holdout"]
     click.echo(f"model {where}: trained {card['created']}")
     click.echo(f"  data: {t['rows']} runs ({t['failures']} failures), {t['from']} to {t['to']}")
-    click.echo(
-        f"  holdout (last {t['holdout_rows']} runs): PR-AUC(failure) {m['pr_auc_failure']}"
-        f" (baseline {m['pr_auc_baseline']}), Brier {m['brier']},"
-        f" runtime MAE {m['runtime_mae_s']} s, underestimated {m['runtime_underestimated']:.0%}"
-    )
+    click.echo(f"  holdout (the last {t['holdout_rows']} runs, unseen while fitting):")
+    for line in metric_lines(m):
+        click.echo(f"    {line}")
+
+
+# one plain-English line under each holdout metric: what it measures, what is good
+EXPLAIN = {
+    "pr_auc": "how well it ranks failing runs above succeeding ones: 1 is perfect,"
+    " the baseline (the share of failures) is a random guess",
+    "brier": "mean squared error of the predicted chance of success: lower is better,"
+    " 0 is perfect, 0.25 is a coin toss",
+    "runtime": "mean absolute error of the predicted runtime; underestimated: the share"
+    " of runs that took longer than predicted (a deferral may then overrun its window)",
+}
+
+
+def metric_lines(m: dict[str, Any]) -> list[str]:
+    """The holdout metrics, each followed by its plain-English explanation."""
+    return [
+        f"PR-AUC(failure) {m['pr_auc_failure']} (baseline {m['pr_auc_baseline']})",
+        f"  {EXPLAIN['pr_auc']}",
+        f"Brier {m['brier']}",
+        f"  {EXPLAIN['brier']}",
+        f"runtime MAE {m['runtime_mae_s']} s, underestimated {m['runtime_underestimated']:.0%}",
+        f"  {EXPLAIN['runtime']}",
+    ]
 
 
 @click.command("model", context_settings=CONTEXT)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ import click
 
 from smartcron.cli.benchcosts import measure_costs, unbounded
 from smartcron.cli.common import CONTEXT, print_json, user_errors
+from smartcron.cli.progress import progress_bar
 from smartcron.errors import SmartcronError
 
 POLICIES = ("cron", "random", "rules", "smart", "oracle")
@@ -53,6 +55,7 @@ def run_bench(
     seed: int = 0,
     decisions: int = 10_000,
     progress: Any = None,
+    tick: Callable[[int, int], None] | None = None,
     train_policy: str = "explore",
     explore: bool = True,
     skip_days: int = 0,
@@ -65,7 +68,8 @@ def run_bench(
     rules with exploration (smart.explore); "cron" the history cron leaves. The smart
     policy then starts from that history (its job statistics, its exploration's
     learning periods) as the daemon keeps its own, and explores on unless `explore` is
-    False. `decisions`: decisions timed in the cost step (0: no costs). Raises
+    False. `decisions`: decisions timed in the cost step (0: no costs). `progress` gets
+    each phase's text, `tick` (minutes done, in total) within each simulation. Raises
     SmartcronError for days beyond the trace or an unknown training policy.
     """
     from smartcron.sim import simulator
@@ -88,7 +92,7 @@ def run_bench(
         period = (scenario, timeline, world)
         db, model_dir = f"{tmp}/train.db", f"{tmp}/model"
         say(f"simulating {train_policy} over the training days")
-        out["train"] |= _training(period, start, mid, db, train_policy)
+        out["train"] |= _training(period, (start, mid), db, train_policy, (say, tick))
         say("training")
         result = _train(db, model_dir, seed)
         if isinstance(result, str):  # refused: smart is what the daemon then does
@@ -97,7 +101,7 @@ def run_bench(
             out["card"] = {k: result.card[k] for k in ("training", "metrics")}
         out["test"] = {"from": mid.isoformat(), "to": end.isoformat()}
         out["policies"], out["smart_model_failures"] = _test(
-            period, (mid, end), tmp, say, explore=explore, model=not isinstance(result, str)
+            period, (mid, end), tmp, (say, tick), explore=explore, model=not isinstance(result, str)
         )
         out["gap_closed"] = gap_closed(out["policies"])
         if decisions and not isinstance(result, str):
@@ -120,10 +124,10 @@ def _train(db: str, model_dir: str, seed: int) -> Any:
 
 def _training(
     period: tuple[Any, Any, Any],
-    start: datetime,
-    mid: datetime,
+    span: tuple[datetime, datetime],
     db: str,
     policy: str,
+    report: tuple[Any, Any],
 ) -> dict[str, Any]:
     """Simulate the training days into `db`; their metrics (and cron's, to compare: the
     cost of training otherwise than by cron)."""
@@ -132,20 +136,24 @@ def _training(
     if policy not in TRAIN_POLICIES:
         raise SmartcronError(f"training policy {policy!r}: one of {', '.join(TRAIN_POLICIES)}")
     scenario, timeline, world = period
+    (start, mid), (say, tick) = span, report
     advisor, store = None, None
     if policy == "explore":  # the daemon before its first model: rules and exploration
         advisor, store = _explorer(None, db)
     try:
         res = simulator.simulate(
             scenario, timeline, world, "smart" if advisor else policy, start=start, end=mid,
-            history=db, advisor=advisor,
+            history=db, advisor=advisor, progress=tick,
         )  # fmt: skip
     finally:
         if store is not None:
             store.close()
     got: dict[str, Any] = {"policy": policy, "metrics": _brief(res.metrics())}
     if policy != "cron":
-        cron = simulator.simulate(scenario, timeline, world, "cron", start=start, end=mid)
+        say("simulating cron over the training days (to compare)")
+        cron = simulator.simulate(
+            scenario, timeline, world, "cron", start=start, end=mid, progress=tick
+        )
         got["cron_metrics"] = _brief(cron.metrics())
     return got
 
@@ -169,7 +177,7 @@ def _test(
     period: tuple[Any, Any, Any],
     span: tuple[datetime, datetime],
     tmp: str,
-    say: Any,
+    report: tuple[Any, Any],
     *,
     explore: bool = True,
     model: bool = True,
@@ -181,6 +189,7 @@ def _test(
     from smartcron.sim import simulator
 
     scenario, timeline, world = period
+    say, tick = report
     smart_db, policies, failures = f"{tmp}/smart.db", {}, None
     for policy in POLICIES:
         say(f"simulating {policy} over the test days")
@@ -198,7 +207,7 @@ def _test(
         try:
             res = simulator.simulate(
                 scenario, timeline, world, policy, start=span[0], end=span[1],
-                advisor=decider, history=history,
+                advisor=decider, history=history, progress=tick,
             )  # fmt: skip
         finally:
             if store is not None:
@@ -262,7 +271,8 @@ def bench_ai_cmd(
     as_json: bool,
 ) -> None:
     """Train on the history of the first days (by default the daemon's learning period:
-    the rules with exploration), then compare every policy on the next.
+    the rules with exploration), then compare every policy on the next. A progress bar
+    per phase goes to stderr when it is a terminal.
 
     \b
     Examples:
@@ -270,12 +280,10 @@ def bench_ai_cmd(
         --trace fixtures/traces/laptop-8w.csv.gz --world fixtures/worlds/laptop.yaml \\
         --train-days 28 --test-days 28
     """
-    from rich.console import Console
-
-    with Console(stderr=True).status("bench-ai") as status:
+    with progress_bar("bench-ai") as bar:
         out = run_bench(
             crontab, trace_path, world_path, train_days, test_days,
-            decisions=decisions, progress=lambda text: status.update(text),
+            decisions=decisions, progress=bar.phase, tick=bar.update if bar.shown else None,
             train_policy=train_policy, explore=explore,
         )  # fmt: skip
     if as_json:
@@ -290,23 +298,23 @@ def print_bench(out: dict[str, Any]) -> None:
     if "cron_metrics" in train:  # the cost of learning otherwise than by cron's history
         mine, cron = train["metrics"], train["cron_metrics"]
         click.echo(
-            f"training days ({train['policy']}): not_done {mine['not_done']} vs cron"
-            f" {cron['not_done']}, failures {mine['failures']} vs {cron['failures']},"
-            f" interference {mine['interference_cpu_s']:.4g} vs"
-            f" {cron['interference_cpu_s']:.4g} CPU s"
+            f"training days ({train['policy']}): not_done {mine['not_done']:,} vs cron"
+            f" {cron['not_done']:,}, failures {mine['failures']:,} vs {cron['failures']:,},"
+            f" interference {mine['interference_cpu_s']:,.0f} vs"
+            f" {cron['interference_cpu_s']:,.0f} CPU s"
         )
     click.echo(f"test {out['test']['from']} to {out['test']['to']}")
     click.echo(f"{'':20}" + "".join(f"{name:>12}" for name in POLICIES))
     for key in SHOWN:
         values = (p[name][key] for name in POLICIES)
-        click.echo(f"{key:20}" + "".join(f"{v:>12.4g}" for v in values))
+        click.echo(f"{key:20}" + "".join(f"{number(key, v):>12}" for v in values))
     gap = out["gap_closed"]
     click.echo(
         "smart closes of the cron->oracle gap:"
         + "".join(f" {k} {v:.0%}" if v is not None else f" {k} n/a" for k, v in gap.items())
     )
     click.echo(
-        f"oracle interference {p['oracle']['interference_cpu_s']:.4g} CPU s: a reference, not a"
+        f"oracle interference {p['oracle']['interference_cpu_s']:,.0f} CPU s: a reference, not a"
         " bound (the oracle minimises failures first)"
     )
     if "model" in out:
@@ -314,6 +322,14 @@ def print_bench(out: dict[str, Any]) -> None:
     if out.get("smart_model_failures"):
         click.echo(f"smart: {out['smart_model_failures']} inferences failed (rules decided)")
     _print_costs(out.get("costs"))
+
+
+def number(key: str, value: float) -> str:
+    """A table cell: rates with 4 decimals, everything else (counts, CPU seconds) a
+    whole number with thousands separators (never `6.477e+04`)."""
+    if key.endswith("_rate"):
+        return f"{value:.4f}"
+    return f"{value:,.0f}"
 
 
 def _print_costs(c: dict[str, Any] | None) -> None:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import gzip
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import click
 
 from smartcron.cli.common import CONTEXT, instant_option, print_json, user_errors, zone_option
+from smartcron.cli.progress import plural, progress_bar
 from smartcron.errors import SmartcronError
 
 POLICIES = ("cron", "random", "rules", "oracle", "smart")
@@ -62,7 +62,8 @@ def simulate_cmd(
     (docs/simulator.md).
 
     The daemon's own schedule, annotations and gate run on a virtual clock; the world
-    decides runtimes and failures (the same dice for every policy).
+    decides runtimes and failures (the same dice for every policy). A progress bar goes
+    to stderr when it is a terminal.
 
     \b
     Examples:
@@ -87,7 +88,7 @@ def simulate_cmd(
     if unnamed:
         click.echo(f"{world_path}: not in the world ({_UNNAMED}): {', '.join(unnamed)}", err=True)
     trace = read_trace(trace_path)
-    with _progress() as report:
+    with progress_bar("simulating") as bar:
         timeline = simulator.Timeline(trace, world, scenario.specs())
         result = simulator.simulate(
             scenario,
@@ -101,7 +102,7 @@ def simulate_cmd(
             history=history,
             max_concurrent=max_concurrent,
             on_run=on_run,
-            progress=report,
+            progress=bar.update if bar.shown else None,
         )
     metrics = result.metrics()
     if as_json:
@@ -151,27 +152,6 @@ def simulation_advisor(model: str, explore: bool = True) -> tuple[Any, Callable[
     stats = MemoryStats()
     advisor = load_advisor(model, stats)
     return (Explorer(advisor, stats) if explore else advisor), stats.add
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
-    with Progress(
-        *columns, TimeRemainingColumn(), console=Console(stderr=True), transient=True
-    ) as bar:
-        task = bar.add_task("simulate", total=None)
-
-        def report(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield report
 
 
 _COLUMNS = (
@@ -246,6 +226,7 @@ def trace_gen_cmd(
     """Write a synthetic minute-level trace (deterministic for a seed), or with --family N
     the scenario family's members for seeds S..S+N-1: each a crontab, a world and a trace
     in DIR/seed-S/, one line per member on stdout (seeds 101-120 are the report seeds).
+    A progress bar goes to stderr when it is a terminal.
 
     \b
     Examples:
@@ -260,23 +241,36 @@ def trace_gen_cmd(
 
         from smartcron.sim import family as fam
 
-        for member_seed in range(seed, seed + family):
-            member = fam.generate(member_seed, Path(out) / f"seed-{member_seed}", days=days)
-            click.echo(member.description)
+        with progress_bar("generating the family's members", family) as bar:
+            for member_seed in range(seed, seed + family):
+                member = fam.generate(member_seed, Path(out) / f"seed-{member_seed}", days=days)
+                bar.advance()
+                click.echo(member.description)
         return
     if kind is None:
         raise click.UsageError("give a KIND (laptop, server or workstation) or --family N")
     from smartcron.sim import tracegen
 
     first = tracegen.DEFAULT_START if start is None else instant_option(start, UTC, "--start")
-    generated = tracegen.generate(kind, first, days, seed)
-    if out == "-":
-        from smartcron.sim.trace import write_rows
+    with progress_bar(f"generating {kind}", days * 1440) as bar:
+        generated = _counted(tracegen.generate(kind, first, days, seed), bar.update)
+        if out == "-":
+            from smartcron.sim.trace import write_rows
 
-        rows = write_rows(generated, sys.stdout)
-    else:
-        rows = tracegen.write_csv(generated, out)
-    click.echo(f"{out}: {rows} rows", err=True)
+            rows = write_rows(generated, sys.stdout)
+        else:
+            rows = tracegen.write_csv(generated, out)
+    click.echo(f"{out}: {plural(rows, 'row')}", err=True)
+
+
+def _counted(
+    rows: Iterable[Mapping[str, Any]], report: Callable[[int], None], every: int = 1440
+) -> Iterator[Mapping[str, Any]]:
+    """`rows`, reporting how many went by every `every` rows (a day of minutes)."""
+    for count, row in enumerate(rows, 1):
+        yield row
+        if count % every == 0:
+            report(count)
 
 
 @click.command("trace-record", context_settings=CONTEXT)
@@ -291,21 +285,32 @@ def trace_gen_cmd(
 )
 @user_errors
 def trace_record_cmd(minutes: int, out: str, disk_path: str) -> None:
-    """Record this machine's state once a minute as a trace (each row flushed).
+    """Record this machine's state once a minute as a trace (each row flushed). Says on
+    stderr what it records and until when, then shows the minutes recorded of the total
+    (a bar, when stderr is a terminal).
 
     \b
     Example:
       smartcronctl trace-record --minutes 1440 --out today.csv
     """
+    from datetime import timedelta
+
     from smartcron.clock import SystemClock
     from smartcron.sim.trace import record_trace
     from smartcron.smart.monitor import SystemMonitor
 
-    monitor = SystemMonitor(disk_path=disk_path)
-    if out == "-":
-        rows = record_trace(monitor, SystemClock(), minutes, sys.stdout)
-    else:
-        opener: Any = gzip.open if out.endswith(".gz") else open
-        with opener(out, "wt", encoding="utf-8", newline="") as fh:
-            rows = record_trace(monitor, SystemClock(), minutes, fh)
-    click.echo(f"{out}: {rows} rows", err=True)
+    monitor, clock = SystemMonitor(disk_path=disk_path), SystemClock()
+    until = (clock.now() + timedelta(minutes=minutes)).astimezone()
+    click.echo(
+        f"recording {plural(minutes, 'minute')} of this machine's state into {out}, one row"
+        f" at the start of each minute, until about {until:%Y-%m-%d %H:%M %Z}",
+        err=True,
+    )
+    with progress_bar("minutes recorded", minutes) as bar:
+        if out == "-":
+            rows = record_trace(monitor, clock, minutes, sys.stdout, bar.update)
+        else:
+            opener: Any = gzip.open if out.endswith(".gz") else open
+            with opener(out, "wt", encoding="utf-8", newline="") as fh:
+                rows = record_trace(monitor, clock, minutes, fh, bar.update)
+    click.echo(f"{out}: {plural(rows, 'row')}", err=True)

@@ -20,7 +20,7 @@ import gzip
 import io
 import math
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -340,11 +340,18 @@ def _sampled(monitor: Monitor, clock: Clock, minutes: int) -> Iterator[dict[str,
         target = minute + MINUTE
 
 
-def record_trace(monitor: Monitor, clock: Clock, minutes: int, out: IO[str]) -> int:
+def record_trace(
+    monitor: Monitor,
+    clock: Clock,
+    minutes: int,
+    out: IO[str],
+    on_row: Callable[[int], None] | None = None,
+) -> int:
     """Sample `monitor` at the start of each of the next `minutes` minutes into `out`.
 
     For ``smartcronctl trace-record``. Each row is flushed, so an interrupted
-    recording is still a valid trace. Returns the number of rows written.
+    recording is still a valid trace. `on_row` gets the rows written so far after each
+    (its progress). Returns the number of rows written.
     """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -353,4 +360,6 @@ def record_trace(monitor: Monitor, clock: Clock, minutes: int, out: IO[str]) -> 
         writer.writerow(format_row(row))
         out.flush()
         count += 1
+        if on_row is not None:
+            on_row(count)
     return count
