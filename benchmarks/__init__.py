@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from benchmarks import burst, cold_start, daemon_idle, parse_next, start_latency
+from benchmarks import burst, cold_start, daemon_idle, parse_next, start_latency, status_scale
 
 BENCHMARKS: dict[str, ModuleType] = {
     "parse-next": parse_next,
@@ -21,4 +21,5 @@ BENCHMARKS: dict[str, ModuleType] = {
     "daemon-idle": daemon_idle,
     "start-latency": start_latency,
     "burst-200": burst,
+    "status-10k": status_scale,
 }

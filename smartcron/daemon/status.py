@@ -7,7 +7,9 @@ WAL: never blocks the daemon), so it works whether or not the daemon runs.
 
 from __future__ import annotations
 
+import heapq
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -126,8 +128,10 @@ class StatusReport:
 
     def to_json(self) -> dict[str, Any]:
         # The status's own keys first, in its order (pid among them), then the report's.
+        shown = self.status.to_json()
+        shown.pop("next_fires", None)  # the daemon's cache of what "next" shows
         return {
-            **self.status.to_json(),
+            **shown,
             "running_daemon": self.running_daemon,
             "pid": self.pid,
             "pending": [
@@ -149,29 +153,55 @@ def job_zone(job: JobView | None) -> tzinfo:
 
 def next_fire(job: JobView, now: datetime) -> str | None:
     """The job's next firing after `now`, in its zone; None for @reboot or a bad schedule."""
+    at = _next_instant(job.schedule, job_zone(job), now)
+    return None if at is None else at.astimezone(job_zone(job)).isoformat()
+
+
+def _next_instant(text: str, zone: tzinfo, now: datetime) -> datetime | None:
     from smartcron.cron.crontab import parse_timespec
     from smartcron.cron.schedule import next_fires
     from smartcron.errors import SmartcronError
 
     try:
-        spec = parse_timespec(job.schedule)
+        spec = parse_timespec(text)
     except SmartcronError:
         return None
-    zone = job_zone(job)
-    for when in itertools.islice(next_fires(spec, now, zone), 1):
-        return when.astimezone(zone).isoformat()
-    return None
+    return next(itertools.islice(next_fires(spec, now, zone), 1), None)
 
 
-def next_firings(jobs: tuple[JobView, ...], now: datetime, limit: int) -> list[NextFiring]:
-    """The soonest firings of `jobs`, one per job at most."""
-    upcoming = []
-    for job in jobs:
-        at = next_fire(job, now)
+def next_firings(
+    jobs: tuple[JobView, ...],
+    now: datetime,
+    limit: int,
+    published: Mapping[str, int] | None = None,
+) -> list[NextFiring]:
+    """The soonest firings of `jobs`, one per job at most. `published`: the daemon's
+    next firing of each job (epoch seconds), exact while still ahead of `now`; only the
+    others are computed, once per schedule and zone."""
+    published = published or {}
+    after = now.timestamp()
+    zones: dict[str | None, tzinfo] = {}
+    memo: dict[tuple[str, str | None], float | None] = {}
+    upcoming: list[tuple[float, int, JobView]] = []
+    for index, job in enumerate(jobs):
+        at: float | None = published.get(job.id)
+        if at is None or at <= after:
+            key = (job.schedule, job.zone)
+            if key not in memo:
+                zone = zones.setdefault(job.zone, job_zone(job))
+                when = _next_instant(job.schedule, zone, now)
+                memo[key] = None if when is None else when.timestamp()
+            at = memo[key]
         if at is not None:
-            upcoming.append(NextFiring(at=at, job=job))
-    upcoming.sort(key=lambda item: datetime.fromisoformat(item.at))
-    return upcoming[:limit]
+            upcoming.append((at, index, job))
+    soonest = heapq.nsmallest(limit, upcoming)
+    return [
+        NextFiring(
+            at=datetime.fromtimestamp(at, zones.setdefault(job.zone, job_zone(job))).isoformat(),
+            job=job,
+        )
+        for at, _, job in soonest
+    ]
 
 
 def open_history(config: Config) -> HistoryStore | None:
@@ -254,6 +284,8 @@ def current_status(config: Config, pid: int | None) -> StatusView:
     from smartcron.daemon.service import read_status
 
     data = read_status(config) if pid is not None else None
+    if data is not None and pid not in (-1, data.get("pid")):
+        data = None  # a previous daemon's file, not this one's: load the files instead
     return DaemonStatus.from_json(data) if data is not None else live_status(config)
 
 
@@ -276,5 +308,5 @@ def status_report(config: Config, now: datetime) -> StatusReport:
         running_daemon=pid is not None,
         pid=pid,
         pending=tuple(pending),
-        next=tuple(next_firings(status.jobs, now, 10)),
+        next=tuple(next_firings(status.jobs, now, 10, getattr(status, "next_fires", None))),
     )

@@ -138,6 +138,9 @@ class DaemonStatus:
     model: JsonObject | None
     retrain: JsonObject | None
     history: JsonObject | None  # None: a history store that does not say
+    # Each job's next firing after `updated` (epoch seconds; absent: never), so that
+    # `smartcronctl status` need not recompute 10,000 schedules. Not shown by status.
+    next_fires: Mapping[str, int] | None = None
 
     @classmethod
     def from_json(cls, data: JsonObject) -> DaemonStatus:
@@ -159,6 +162,7 @@ class DaemonStatus:
             model=_opaque(data.get("model")),
             retrain=_opaque(data.get("retrain")),
             history=_opaque(data.get("history")),
+            next_fires=_opaque(data.get("next_fires")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -179,6 +183,7 @@ class DaemonStatus:
             "model": self.model,
             "retrain": self.retrain,
             "history": self.history,
+            "next_fires": self.next_fires,
         }
 
 

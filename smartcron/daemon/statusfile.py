@@ -10,25 +10,33 @@ import contextlib
 import json
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartcron.config import Config
+from smartcron.cron import schedule
 from smartcron.daemon.statusdoc import DaemonStatus, JobView, MailView
 from smartcron.store.atomicfile import write_atomic
 
 if TYPE_CHECKING:
     from smartcron.daemon.loop import Daemon
+    from smartcron.smart.jobs import Job
 
 __all__ = [
     "daemon_status",
     "history_document",
+    "job_next_fires",
     "publish_status",
     "read_status",
     "status_document",
 ]
 
 log = logging.getLogger("smartcron")
+
+# What publish_status() last wrote to each primary path, without "updated": a document
+# that did not change is not rewritten (2-3 MB at 10,000 jobs).
+_published: dict[Path, str] = {}
 
 
 def daemon_status(daemon: Daemon, started: datetime) -> DaemonStatus:
@@ -51,7 +59,27 @@ def daemon_status(daemon: Daemon, started: datetime) -> DaemonStatus:
         model=None if daemon.models is None else daemon.models.document(),
         retrain=None if daemon.retrainer is None else daemon.retrainer.document(),
         history=history,
+        next_fires=job_next_fires(daemon.db.jobs, daemon.clock.now(), daemon.zone),
     )
+
+
+def job_next_fires(
+    jobs: list[Job] | tuple[Job, ...], now: datetime, zone: tzinfo
+) -> dict[str, int]:
+    """Each job's next firing after `now` (epoch seconds); @reboot and never-firing
+    schedules are left out. Jobs sharing a schedule and zone share one computation."""
+    memo: dict[tuple[str, str], int | None] = {}
+    out: dict[str, int] = {}
+    for job in jobs:
+        job_zone = job.zone or zone
+        key = (job.entry.spec.text, str(job_zone))
+        if key not in memo:
+            when = next(schedule.next_fires(job.entry.spec, now, job_zone), None)
+            memo[key] = None if when is None else int(when.timestamp())
+        at = memo[key]
+        if at is not None:
+            out[job.id] = at
+    return out
 
 
 def status_document(daemon: Daemon, started: datetime) -> dict[str, object]:
@@ -67,9 +95,14 @@ def history_document(history: object) -> dict[str, object] | None:
 
 def publish_status(config: Config, document: dict[str, object]) -> None:
     """Write status.json to the state directory, else (read-only, full) to the run
-    directory, so that `smartcronctl status` can still say why history is down."""
-    text = json.dumps(document, indent=1)
+    directory, so that `smartcronctl status` can still say why history is down.
+    Compact, and only when something besides "updated" changed (or the file went)."""
     primary, fallback = config.status_files
+    same = json.dumps({**document, "updated": None}, separators=(",", ":"))
+    if _published.get(primary) == same and (primary.exists() or fallback.exists()):
+        return
+    text = json.dumps(document, separators=(",", ":"))
+    _published.pop(primary, None)  # until written
     try:
         write_atomic(primary, text)
     except OSError as err:
@@ -79,7 +112,10 @@ def publish_status(config: Config, document: dict[str, object]) -> None:
             log.error(
                 "cannot write %s (%s) nor %s (%s)", primary, err.strerror, fallback, err2.strerror
             )
+        else:
+            _published[primary] = same
         return
+    _published[primary] = same
     with contextlib.suppress(OSError):
         fallback.unlink()  # a stale fallback must not win over the fresh primary
 
