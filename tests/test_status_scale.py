@@ -54,7 +54,6 @@ def _document(pid: int, **changes: object) -> dict[str, object]:
     return {**doc, **changes}
 
 
-@pytest.mark.slow
 def test_status_with_a_live_daemon_shows_what_loading_the_crontab_shows(tmp_path):
     with running(tmp_path, CRONTAB) as daemon:
         config = read_config(str(tmp_path / "etc" / "smartcron.toml"), user_mode=True)

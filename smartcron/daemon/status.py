@@ -270,7 +270,7 @@ def live_status(config: Config) -> LiveStatus:
 
 def daemon_pid(config: Config) -> int | None:
     """The running daemon's pid, or None when none holds the lock."""
-    from smartcron.daemon.service import lock_holder
+    from smartcron.daemon.daemonlock import lock_holder
 
     pid = lock_holder(config.lock_file)
     if pid == -1:  # held through the state directory (read-only): the pid file says
@@ -281,7 +281,7 @@ def daemon_pid(config: Config) -> int | None:
 
 def current_status(config: Config, pid: int | None) -> StatusView:
     """The running daemon's status file (pid: its lock holder), else what it would load."""
-    from smartcron.daemon.service import read_status
+    from smartcron.daemon.statusfile import read_status
 
     data = read_status(config) if pid is not None else None
     if data is not None and pid not in (-1, data.get("pid")):
@@ -291,7 +291,7 @@ def current_status(config: Config, pid: int | None) -> StatusView:
 
 def loaded_status(config: Config) -> StatusView:
     """current_status() of whichever daemon holds the lock (`list` and `explain`)."""
-    from smartcron.daemon.service import lock_holder
+    from smartcron.daemon.daemonlock import lock_holder
 
     return current_status(config, lock_holder(config.lock_file))
 
