@@ -1,0 +1,61 @@
+"""Issue 14's last asymmetries: job ids whatever way the path is typed, job-name completion
+for explain/history, simulate's table within the terminal, shipped fixtures that do not warn."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC
+from pathlib import Path
+
+from smartcron.daemon.loader import Database
+from smartcron.sim.scenario import load_scenario
+from smartcron.smart.jobids import derived_id
+from tests.userconfig import system_config
+
+LINE = "*/5 * * * * root echo hi\n"
+
+
+def test_derived_id_is_the_same_for_relative_dotted_and_absolute_paths(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    ids = {
+        derived_id(p, "alice", "*/5 * * * *", "true")
+        for p in ("tab", "./tab", "../sub/tab", str(tmp_path / "sub" / "tab"))
+    }
+    assert len(ids) == 1
+    assert ids.pop().startswith("tab-alice-")
+
+
+def test_stdin_pseudo_names_are_not_turned_into_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert derived_id("-", "a", "@daily", "x") != derived_id(
+        str(tmp_path / "-"), "a", "@daily", "x"
+    )
+
+
+def test_simulator_ids_do_not_depend_on_how_the_crontab_path_was_typed(tmp_path, monkeypatch):
+    tab = tmp_path / "my.crontab"
+    tab.write_text("*/5 * * * * echo hi\n")
+    monkeypatch.chdir(tmp_path)
+    relative = load_scenario("my.crontab", zone=UTC, owner="alice").jobs
+    absolute = load_scenario(str(tab), zone=UTC, owner="alice").jobs
+    assert [j.id for j in relative] == [j.id for j in absolute]
+    assert len(relative) == 1
+
+
+def _old_id(source: str, owner: str, schedule: str, command: str) -> str:
+    # the formula before paths were normalised, to prove a daemon's recorded ids hold
+    data = "\0".join((source, owner, schedule, command)).encode()
+    digest = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+    return f"{Path(source).name}-{owner}-{digest[:10]}"
+
+
+def test_ids_a_daemon_recorded_do_not_change(tmp_path):
+    cfg = system_config(tmp_path)
+    path = cfg.cron_d / "good"
+    path.write_text(LINE)
+    path.chmod(0o644)
+    db = Database(cfg)
+    db.refresh()
+    ids = [job.id for job in db.jobs]
+    assert ids == [_old_id(str(path), "root", "*/5 * * * *", "echo hi")]
