@@ -7,9 +7,15 @@ import zlib
 from datetime import UTC
 from pathlib import Path
 
+import click
+import pytest
+
+from smartcron.cli.inspect import history_cmd
+from smartcron.cli.jobs import explain_cmd
 from smartcron.daemon.loader import Database
 from smartcron.sim.scenario import load_scenario
 from smartcron.smart.jobids import derived_id
+from tests.realdaemon import write_config
 from tests.userconfig import system_config
 
 LINE = "*/5 * * * * root echo hi\n"
@@ -59,3 +65,13 @@ def test_ids_a_daemon_recorded_do_not_change(tmp_path):
     db.refresh()
     ids = [job.id for job in db.jobs]
     assert ids == [_old_id(str(path), "root", "*/5 * * * *", "echo hi")]
+
+
+@pytest.mark.parametrize(("command", "param"), [(explain_cmd, "job"), (history_cmd, "job")])
+def test_explain_and_history_complete_job_names(tmp_path, command, param):
+    crontab = "#@smart name=backup\n0 2 * * * backup\n#@smart name=batch\n0 3 * * * b\n"
+    config = write_config(tmp_path, crontab)
+    ctx = click.Context(command)
+    ctx.params = {"config_file": str(config), "user_mode": True}
+    job = next(p for p in command.params if p.name == param)
+    assert [item.value for item in job.shell_complete(ctx, "ba")] == ["backup", "batch"]

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from smartcron.cli.common import CONTEXT, load_config, print_json, user_errors, with_config
+from smartcron.cli.steer import complete_job
 from smartcron.config import Config
 
 
@@ -150,7 +151,9 @@ def _print_model(console: Any, doc: dict[str, Any]) -> None:
 
 @click.command("history", context_settings=CONTEXT)
 @with_config
-@click.option("--job", metavar="JOB", help="Only this job (its id or name).")
+@click.option(
+    "--job", metavar="JOB", shell_complete=complete_job, help="Only this job (its id or name)."
+)
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100000))
 @click.option("--output", "with_output", is_flag=True, help="Include each run's output.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

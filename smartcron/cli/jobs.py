@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from smartcron.cli.common import CONTEXT, load_config, print_json, user_errors, with_config
+from smartcron.cli.steer import complete_job
 from smartcron.config import Config
 from smartcron.daemon.explain import UnknownJob, explain_job, list_jobs
 from smartcron.daemon.explain import trail_lines as trail_lines  # tests import it from here
@@ -113,7 +114,7 @@ def explain_document(config: Config, key: str, limit: int) -> dict[str, Any]:
 
 @click.command("explain", context_settings=CONTEXT)
 @with_config
-@click.argument("job", metavar="JOB")
+@click.argument("job", metavar="JOB", shell_complete=complete_job)
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 1000),
               help="How many recent firings.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with each decision's snapshot).")
