@@ -3,19 +3,23 @@ for explain/history, simulate's table within the terminal, shipped fixtures that
 
 from __future__ import annotations
 
+import json
 import zlib
 from datetime import UTC
 from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
+from smartcron.cli.ctl import main
 from smartcron.cli.inspect import history_cmd
 from smartcron.cli.jobs import explain_cmd
 from smartcron.daemon.loader import Database
 from smartcron.sim.scenario import load_scenario
 from smartcron.smart.jobids import derived_id
 from tests.realdaemon import write_config
+from tests.simkit import CRONTAB, WORLD, trace_text
 from tests.userconfig import system_config
 
 LINE = "*/5 * * * * root echo hi\n"
@@ -75,3 +79,34 @@ def test_explain_and_history_complete_job_names(tmp_path, command, param):
     ctx.params = {"config_file": str(config), "user_mode": True}
     job = next(p for p in command.params if p.name == param)
     assert [item.value for item in job.shell_complete(ctx, "ba")] == ["backup", "batch"]
+
+
+def _simulate_table(tmp_path: Path, columns: str, *extra: str) -> str:
+    (tmp_path / "a-rather-long-crontab-file-name").write_text(CRONTAB)
+    (tmp_path / "t.csv").write_text(trace_text())
+    (tmp_path / "w.yaml").write_text(WORLD)
+    args = ["simulate", "--crontab", str(tmp_path / "a-rather-long-crontab-file-name")]
+    args += ["--trace", str(tmp_path / "t.csv"), "--world", str(tmp_path / "w.yaml")]
+    result = CliRunner().invoke(
+        main, [*args, "--policy", "rules", *extra], env={"COLUMNS": columns}
+    )
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("columns", ["100", "120"])
+def test_simulate_table_fits_the_terminal_with_human_durations(tmp_path, columns):
+    out = _simulate_table(tmp_path, columns)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= int(columns)
+    header = lines[1].split()
+    assert header[:5] == ["job", "fired", "ran", "fail", "fail%"]
+    assert header[-2:] == ["delay", "p95"]
+    all_row = next(line.split() for line in lines if line.startswith("all "))
+    assert all_row[1:3] == ["4", "4"]
+    assert all_row[-1] == "9m00s"  # delay_p95_s 540.0 in --json
+
+
+def test_simulate_json_keeps_seconds_and_long_names(tmp_path):
+    data = json.loads(_simulate_table(tmp_path, "100", "--json"))
+    assert data["delay_p95_s"] == 540.0 and data["firings"] == 4

@@ -154,55 +154,57 @@ def simulation_advisor(model: str, explore: bool = True) -> tuple[Any, Callable[
     return (Explorer(advisor, stats) if explore else advisor), stats.add
 
 
+# Short headers and human durations, so that the table fits 100 columns (--json keeps
+# the long names and the seconds); the man page spells each header out.
 _COLUMNS = (
-    ("firings", "firings"),
-    ("runs", "runs"),
+    ("firings", "fired"),
+    ("runs", "ran"),
     ("failures", "fail"),
-    ("failure_rate", "fail %"),
-    ("wasted_cpu_s", "wasted CPU s"),
-    ("interference_cpu_s", "interf. CPU s"),
-    ("on_battery_cpu_s", "battery CPU s"),
-    ("window_misses", "misses"),
-    ("skipped", "skipped"),
-    ("not_done", "not done"),
-    ("delay_mean_s", "delay mean s"),
-    ("delay_p95_s", "delay p95 s"),
+    ("failure_rate", "fail%"),
+    ("wasted_cpu_s", "wasted"),
+    ("interference_cpu_s", "interf"),
+    ("on_battery_cpu_s", "battery"),
+    ("window_misses", "missed"),
+    ("skipped", "skip"),
+    ("not_done", "undone"),
+    ("delay_mean_s", "delay"),
+    ("delay_p95_s", "p95"),
 )
+_SECONDS = {"wasted_cpu_s", "interference_cpu_s", "on_battery_cpu_s"}
+_SECONDS |= {"delay_mean_s", "delay_p95_s"}
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
+    from smartcron.cli.tables import duration
+
     out = []
     for key, _ in _COLUMNS:
         value = row[key]
         if key == "failure_rate":
             out.append(f"{100 * value:.1f}")
-        elif isinstance(value, float):
-            out.append(f"{value:,.0f}")
+        elif key in _SECONDS:
+            out.append(duration(value) if value else "0")
         else:
             out.append(f"{value:,}")
     return out
 
 
 def _print_table(metrics: dict[str, Any], result: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from smartcron.cli.tables import console, grid
 
-    title = (
+    out = console()
+    out.print(
         f"policy {result.policy.value}: {result.start:%Y-%m-%d %H:%M} to"
         f" {result.end:%Y-%m-%d %H:%M} UTC, seed {result.seed}"
     )
-    table = Table(title=title, title_justify="left")
-    table.add_column("job")
-    for _, header in _COLUMNS:
-        table.add_column(header, justify="right")
-    for name, row in metrics["jobs"].items():
-        table.add_row(name, *_cells(row))
-    table.add_section()
-    table.add_row("all", *_cells(metrics), style="bold")
-    console = Console(highlight=False)
-    if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
-        console = Console(highlight=False, width=170)
-    console.print(table)
+    columns = ["job", *(header for _, header in _COLUMNS)]
+    rows = [[name, *_cells(row)] for name, row in metrics["jobs"].items()]
+    rows.append(["all", *_cells(metrics)])
+    table = grid(columns, rows, out.width, [("job", 10)])
+    for column in table.columns[1:]:
+        column.justify = "right"
+    table.rows[-1].style = "bold"
+    out.print(table)
 
 
 @click.command("trace-gen", context_settings=CONTEXT)
