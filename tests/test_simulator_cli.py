@@ -47,8 +47,18 @@ def test_simulate_json_has_the_spec_keys_totals_and_jobs(files):
     )
     assert set(data["jobs"]["backup"]) == set(KEYS)
     assert data["scenario"]["policy"] == "rules" and data["scenario"]["seed"] == 3
-    # the world's unnamed jobs are listed once, on stderr
-    assert err.count("runs for one minute, no CPU, never fails") == 1
+    # the plain line the world does not name runs by the default law, without a warning
+    # (the shipped fixtures warned on every run); the JSON still lists it
+    assert "runs for one minute" not in err
+    assert data["scenario"]["unnamed_jobs"] == [j for j in data["jobs"] if j != "backup"]
+
+
+def test_simulate_warns_about_a_smart_job_the_world_forgot(files, tmp_path):
+    world = tmp_path / "bare.yaml"
+    world.write_text("seed: 3\njobs: {}\n")
+    code, _, err = simulate({**files, "world": str(world)}, "--policy", "rules", "--json")
+    assert code == 0 and err.count("runs for one minute, no CPU, never fails") == 1
+    assert "backup" in err
 
 
 def test_simulate_prints_a_table_without_json(files):

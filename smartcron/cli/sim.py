@@ -85,8 +85,12 @@ def simulate_cmd(
     for warning in scenario.warnings:
         click.echo(f"warning: {warning}", err=True)
     unnamed = simulator.check_world(world, scenario)
-    if unnamed:
-        click.echo(f"{world_path}: not in the world ({_UNNAMED}): {', '.join(unnamed)}", err=True)
+    # a plain line the world does not name is expected (the default law); a smart job
+    # it does not name is a world that forgot one: only that is worth a warning
+    smart = {job.id for job in scenario.jobs if job.smart is not None}
+    forgotten = [job for job in unnamed if job in smart]
+    if forgotten:
+        click.echo(f"{world_path}: not in the world ({_UNNAMED}): {', '.join(forgotten)}", err=True)
     trace = read_trace(trace_path)
     with progress_bar("simulating") as bar:
         timeline = simulator.Timeline(trace, world, scenario.specs())
