@@ -84,13 +84,7 @@ def simulate_cmd(
     scenario = simulator.load_scenario(crontab, zone=zone, jobs_dir=jobs_dir, system=system)
     for warning in scenario.warnings:
         click.echo(f"warning: {warning}", err=True)
-    unnamed = simulator.check_world(world, scenario)
-    # a plain line the world does not name is expected (the default law); a smart job
-    # it does not name is a world that forgot one: only that is worth a warning
-    smart = {job.id for job in scenario.jobs if job.smart is not None}
-    forgotten = [job for job in unnamed if job in smart]
-    if forgotten:
-        click.echo(f"{world_path}: not in the world ({_UNNAMED}): {', '.join(forgotten)}", err=True)
+    unnamed = _unnamed(world_path, world, scenario)
     trace = read_trace(trace_path)
     with progress_bar("simulating") as bar:
         timeline = simulator.Timeline(trace, world, scenario.specs())
@@ -124,6 +118,19 @@ def simulate_cmd(
         print_json(metrics)
         return
     _print_table(metrics, result)
+
+
+def _unnamed(world_path: str, world: Any, scenario: Any) -> list[str]:
+    """The jobs the world does not name. A plain line among them is expected (the default
+    law); a smart job is a world that forgot one: only that is worth a warning."""
+    from smartcron.sim import simulator
+
+    unnamed = simulator.check_world(world, scenario)
+    smart = {job.id for job in scenario.jobs if job.smart is not None}
+    forgotten = [job for job in unnamed if job in smart]
+    if forgotten:
+        click.echo(f"{world_path}: not in the world ({_UNNAMED}): {', '.join(forgotten)}", err=True)
+    return unnamed
 
 
 def _period(
