@@ -29,6 +29,28 @@ jobs:
 """
 
 
+def quiet_row(i: int) -> dict[str, object]:
+    """Minute `i` from T0 of a quiet machine: low load, on AC, nobody at the keyboard."""
+    return {
+        "timestamp": T0 + timedelta(minutes=i),
+        "load1": 0.1,
+        "load5": 0.1,
+        "cpu_percent": 5,
+        "ram_percent": 40,
+        "battery_percent": 80,
+        "charging": True,
+        "on_ac": True,
+        "idle_seconds": 3600,
+        "disk_free_percent": 50,
+    }
+
+
+def rows_text(rows: list[dict[str, object]]) -> str:
+    out = io.StringIO()
+    write_rows(rows, out)
+    return out.getvalue()
+
+
 def trace_text(minutes: int = 30, **columns: dict[int, object]) -> str:
     """A trace: user active (idle 10 s) in minutes 0-4, then idle; on AC but for 9-10.
 
@@ -36,21 +58,10 @@ def trace_text(minutes: int = 30, **columns: dict[int, object]) -> str:
     """
     rows = []
     for i in range(minutes):
-        row = {
-            "timestamp": T0 + timedelta(minutes=i),
-            "load1": 0.1,
-            "load5": 0.1,
-            "cpu_percent": 5,
-            "ram_percent": 40,
-            "battery_percent": 80,
-            "charging": i not in (9, 10),
-            "on_ac": i not in (9, 10),
-            "idle_seconds": 10 if i < 5 else (i - 4) * 60,
-            "disk_free_percent": 50,
-        }
+        row = quiet_row(i)
+        row["charging"] = row["on_ac"] = i not in (9, 10)
+        row["idle_seconds"] = 10 if i < 5 else (i - 4) * 60
         for name, values in columns.items():
             row[name] = values.get(i, row[name])
         rows.append(row)
-    out = io.StringIO()
-    write_rows(rows, out)
-    return out.getvalue()
+    return rows_text(rows)

@@ -9,9 +9,8 @@ in 28 (the base 2 % is luck no rule controls), and cron must lose many more.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,9 @@ import numpy as np
 from smartcron.ai.advisor import MemoryStats, SmartAdvisor
 from smartcron.ai.features import FEATURES
 from smartcron.sim import simulator
-from smartcron.sim.trace import read_trace, write_rows
+from smartcron.sim.trace import read_trace
 from smartcron.sim.world import load_world
-from tests.simkit import T0
+from tests.simkit import quiet_row, rows_text
 
 CRONTAB = """\
 #@smart name=report window=4h
@@ -58,24 +57,7 @@ class TrueLaw:
 
 
 def quiet_trace(path: Path) -> Path:
-    rows = [
-        {
-            "timestamp": T0 + timedelta(minutes=i),
-            "load1": 0.1,
-            "load5": 0.1,
-            "cpu_percent": 5,
-            "ram_percent": 40,
-            "battery_percent": 80,
-            "charging": True,
-            "on_ac": True,
-            "idle_seconds": 3600,
-            "disk_free_percent": 50,
-        }
-        for i in range(DAYS * 1440)
-    ]
-    out = io.StringIO()
-    write_rows(rows, out)
-    path.write_text(out.getvalue())
+    path.write_text(rows_text([quiet_row(i) for i in range(DAYS * 1440)]))
     return path
 
 
