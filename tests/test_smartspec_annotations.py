@@ -79,6 +79,11 @@ VALID = [
     ("overlap", "queue", "queue"),
     ("mail", "never", "never"),
     ("mail", "error", "error"),
+    ("max_cpu_pressure", "20", 20.0),
+    ("max_io_pressure", "12.5%", 12.5),
+    ("max_mem_pressure", "0", 0.0),
+    ("network", "online", "online"),
+    ("network", "Unmetered", "unmetered"),
 ]
 
 
@@ -126,6 +131,11 @@ INVALID = [
     ("on_deadline", "later", "expected one of run, skip, got 'later'"),
     ("overlap", "never", "expected one of allow, skip, queue"),
     ("mail", "always", "expected one of output, error, never"),
+    ("max_cpu_pressure", "101", "101% is over 100%"),
+    ("max_io_pressure", "-1", "-1 is negative"),
+    ("max_mem_pressure", "high", "expected a percentage from 0 to 100"),
+    ("network", "foo", "expected one of online, unmetered, got 'foo'"),
+    ("network", "onlin", "got 'onlin' (did you mean 'online'?)"),
 ]
 
 

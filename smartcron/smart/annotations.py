@@ -52,10 +52,13 @@ ENUMS = {
     "on_deadline": ("run", "skip"),
     "overlap": ("allow", "skip", "queue"),
     "mail": ("output", "error", "never"),
+    "network": ("online", "unmetered"),
 }
 # key -> kind of value, in smartcrontab(5)'s order (disk_path is our extension).
 KINDS: dict[str, str] = {
     "name": "name",
+    "profile": "name",  # a bundle of keys (smartcron.smart.profiles)
+    "after": "names",  # jobs whose firings must succeed first (smartcron.smart.depends)
     "window": "window",
     "max_load": "load",
     "max_cpu": "percent",
@@ -77,11 +80,16 @@ KINDS: dict[str, str] = {
     "on_deadline": "enum",
     "overlap": "enum",
     "mail": "enum",
+    "max_cpu_pressure": "percent",
+    "max_io_pressure": "percent",
+    "max_mem_pressure": "percent",
+    "network": "enum",
 }
 KEYS = tuple(KINDS)
 
 _DESCRIBE = {
     "name": "a name of letters, digits, '_', '.' and '-'",
+    "names": "job names separated by commas (backup,upload)",
     "window": "a duration (2h) or a clock window (01:00-03:00)",
     "load": "a load average (a number >= 0, like 1.5)",
     "cost": "a cost (a number >= 0, like 0.5)",
@@ -232,6 +240,15 @@ def _name(value: object) -> str:
     return value
 
 
+def _names(value: object) -> tuple[str, ...]:
+    """``a,b`` (or a YAML list): each a job name, in order, once."""
+    words = value.split(",") if isinstance(value, str) else value
+    if not isinstance(words, list | tuple) or not words or len(words) > 32:
+        raise ValueError(f"expected {_DESCRIBE['names']} (1 to 32), got {value!r}")
+    names = tuple(_name(word.strip() if isinstance(word, str) else word) for word in words)
+    return tuple(dict.fromkeys(names))
+
+
 def _path(value: object) -> str:
     if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
         raise ValueError(f"expected {_DESCRIBE['path']}, got {value!r}")
@@ -244,13 +261,15 @@ def _choice(key: str) -> Callable[[object], str]:
     def convert(value: object) -> str:
         if isinstance(value, str) and value.strip().lower() in ENUMS[key]:
             return value.strip().lower()
-        raise ValueError(f"expected {describe(key)}, got {value!r}")
+        hint = suggest(value, ENUMS[key]) if isinstance(value, str) else ""
+        raise ValueError(f"expected {describe(key)}, got {value!r}{hint}")
 
     return convert
 
 
 _CONVERTERS: dict[str, Callable[[object], object]] = {
     "name": _name,
+    "names": _names,
     "window": _window,
     "load": _load,
     "cost": lambda v: _native_number(v, _DESCRIBE["cost"]),

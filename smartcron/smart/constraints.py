@@ -7,6 +7,8 @@ exception: `ac=yes` needs evidence of mains power (`on_ac` True, or `on_ac` None
 machine without a battery, which can only be on mains). `min_battery` is ignored
 without a battery (SPEC 4.1); `min_disk` is ignored when the snapshot measured another
 path than the job's `disk_path` (the engine measures the job's path when it can).
+No PSI (`max_*_pressure`) and an unknown network or metered state (`network=`) count
+like a missing battery: the key is ignored (the monitor says so once in the log).
 """
 
 from __future__ import annotations
@@ -113,4 +115,39 @@ def constraint_failures(spec: SmartSpec, snap: Snapshot) -> tuple[str, ...]:
     ):
         where = "" if spec.disk_path == "/" else f" on {spec.disk_path}"
         out.append(f"disk free {_num(free)}%{where} < min_disk {_num(spec.min_disk)}%")
+    # The simulator asks this for every minute of a trace: no call for unset keys.
+    if (
+        spec.max_cpu_pressure is not None
+        or spec.max_io_pressure is not None
+        or spec.max_mem_pressure is not None
+    ):
+        out += _pressure_failures(spec, snap)
+    if spec.network is not None:
+        out += _network_failures(spec, snap)
     return tuple(out)
+
+
+_PRESSURES = (
+    ("cpu", "max_cpu_pressure", "cpu_pressure"),
+    ("io", "max_io_pressure", "io_pressure"),
+    ("memory", "max_mem_pressure", "mem_pressure"),
+)
+
+
+def _pressure_failures(spec: SmartSpec, snap: Snapshot) -> list[str]:
+    """PSI `some avg10` above its limit; no PSI (None) passes, as no battery does."""
+    out = []
+    for label, key, column in _PRESSURES:
+        limit, value = getattr(spec, key), getattr(snap, column)
+        if limit is not None and value is not None and value > limit:
+            out.append(f"{label} pressure {_num(value)}% > {key} {_num(limit)}%")
+    return out
+
+
+def _network_failures(spec: SmartSpec, snap: Snapshot) -> list[str]:
+    """`network=`: offline fails both values; metered fails `unmetered`. Unknown passes."""
+    if snap.network_online is False:
+        return [f"network offline (network={spec.network})"]
+    if spec.network == "unmetered" and snap.network_metered is True:
+        return ["network metered (network=unmetered)"]
+    return []

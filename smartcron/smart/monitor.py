@@ -46,6 +46,12 @@ class Snapshot:
     idle_source: str  # one of IDLE_SOURCES
     disk_free_percent: float | None
     disk_path: str = "/"
+    # Linux PSI `some avg10` in percent (smart.pressure); None: no PSI, or unreadable.
+    cpu_pressure: float | None = None
+    io_pressure: float | None = None
+    mem_pressure: float | None = None
+    network_online: bool | None = None  # smart.network; None: unknown
+    network_metered: bool | None = None  # None: unknown (no NetworkManager)
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
@@ -69,7 +75,7 @@ class Snapshot:
         values: dict[str, Any] = {}
         for name in names:
             if name not in data:
-                if name == "disk_path":
+                if name in _DEFAULTED:  # absent from older history rows
                     continue
                 raise ValueError(f"snapshot key {name!r} is missing")
             values[name] = _coerce(name, data[name])
@@ -77,8 +83,11 @@ class Snapshot:
 
 
 _FLOATS = ("load1", "load5", "load15", "cpu_percent", "ram_percent")
-_OPT_FLOATS = ("battery_percent", "idle_seconds", "disk_free_percent")
-_OPT_BOOLS = ("charging", "on_ac")
+_PRESSURES = ("cpu_pressure", "io_pressure", "mem_pressure")
+_NETWORK = ("network_online", "network_metered")
+_OPT_FLOATS = ("battery_percent", "idle_seconds", "disk_free_percent", *_PRESSURES)
+_OPT_BOOLS = ("charging", "on_ac", *_NETWORK)
+_DEFAULTED = ("disk_path", *_PRESSURES, *_NETWORK)
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -44,7 +44,8 @@ DEFAULT_WINDOW_CAP = timedelta(hours=6)
 _REFERENCE = datetime(2024, 1, 1, tzinfo=UTC)
 _HORIZON = timedelta(days=400)
 _MAX_FIRINGS = 3_000
-_CONSTRAINTS = ("max_load", "max_cpu", "max_ram", "min_battery", "ac", "idle", "min_disk")
+_CONSTRAINTS = ("max_load", "max_cpu", "max_ram", "min_battery", "ac", "idle", "min_disk",
+                "max_cpu_pressure", "max_io_pressure", "max_mem_pressure", "network")  # fmt: skip
 GLOBAL_ORIGIN = "<global config>"
 
 
@@ -173,6 +174,11 @@ class SmartSpec:
     on_deadline: Literal["run", "skip"] = "run"
     overlap: Literal["allow", "skip", "queue"] = "allow"
     mail: Literal["output", "error", "never"] = "output"
+    # Linux PSI (/proc/pressure/*, `some avg10`), percent; smartcron.smart.pressure.
+    max_cpu_pressure: float | None = None
+    max_io_pressure: float | None = None
+    max_mem_pressure: float | None = None
+    network: Literal["online", "unmetered"] | None = None  # smartcron.smart.network
 
     @property
     def constraints(self) -> dict[str, object]:
