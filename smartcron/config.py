@@ -60,6 +60,11 @@ class Config:
     inference_bound_ms: float = 50.0  # a slower inference counts as a model failure
     retrain: str = "off"  # off | daily | weekly | a cron expression
     explore: bool = True  # smart mode: random starts while a job learns (smart.explore)
+    # A fleet's shared history (docs/fleet.md): a libpq URL without a password (~/.pgpass,
+    # or history_password_file); fleet_host names this daemon there (default: hostname).
+    history_url: str | None = None
+    history_password_file: Path | None = None
+    fleet_host: str | None = None
 
     @property
     def history_db(self) -> Path:
@@ -133,8 +138,10 @@ _PATH_KEYS = {
     "deny_file",
     "job_log_dir",
     "model_dir",
+    "history_password_file",
 }
 _OPTIONAL_PATHS = {"user_crontab", "crontab", "cron_d", "spool_dir", "job_log_dir", "model_dir"}
+_OPTIONAL_PATHS |= {"history_password_file"}
 _NOT_SETTABLE = {"user_mode", "config_file"}
 
 
@@ -313,6 +320,16 @@ def _validate(config: Config, where: Callable[[str], str]) -> list[str]:
         bad("retrain", "must be off, daily, weekly or a cron expression")
     else:
         _check_retrain(config.retrain_spec, lambda why: bad("retrain", why))
+    if config.history_url is not None:
+        from smartcron.store.pgurl import url_problem
+
+        if problem := url_problem(config.history_url):
+            bad("history_url", problem)
+    if config.fleet_host is not None and not (
+        isinstance(config.fleet_host, str)
+        and re.fullmatch(r"[A-Za-z0-9_.-]{1,253}", config.fleet_host)
+    ):
+        bad("fleet_host", "must be a host name (letters, digits, '_', '.', '-')")
     return problems
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import urllib.parse
@@ -72,7 +73,7 @@ __all__ = [
 log = logging.getLogger("smartcron")
 _Op = tuple[tuple[str, tuple[object, ...]], ...]  # statements run in one transaction
 _INTERRUPT = (
-    "UPDATE runs SET status = 'interrupted', interrupted = 1, note = ?"
+    "UPDATE runs SET status = 'interrupted', interrupted = 1, note = ?, synced = 0"
     " WHERE status = 'running' AND (instance IS NULL OR instance != ?)"
 )
 _PRUNE = (
@@ -99,8 +100,10 @@ class HistoryStore(Guard):
         clock: Clock | None = None,
         busy_timeout_ms: int = 5000,
         resilient: bool = False,
+        host: str | None = None,
     ) -> None:
         self.path = name = os.fspath(path)
+        self.host = host or socket.gethostname()  # each run row says where it ran
         self.readonly, self._clock = readonly, clock or SystemClock()
         self.resilient = resilient and not readonly and name != ":memory:"
         self._busy_timeout_ms = busy_timeout_ms
@@ -285,6 +288,7 @@ class HistoryStore(Guard):
             run_id = self._next_run_id
             self._next_run_id += 1
             values |= {"id": run_id, "status": "running", "instance": self.instance}
+            values["host"] = self.host
             sql = f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})"
             self._write(((sql, tuple(values.values())),), run_id=run_id)
         return run_id
@@ -296,6 +300,7 @@ class HistoryStore(Guard):
             raise ValueError("record_end needs a final status")
         values = db_values(end) | {"status": status.value}
         values["interrupted"] = int(status is RunStatus.INTERRUPTED)
+        values["synced"] = 0  # the fleet's copy is out of date (spool.py)
         sql = f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?"
         self._write(((sql, (*values.values(), run_id)),), run_id=run_id)
 
@@ -321,7 +326,9 @@ class HistoryStore(Guard):
 
     def _select(self, tail: str, params: Sequence[object], with_output: bool) -> list[RunRow]:
         columns = ", ".join(c if c != "output" or with_output else "NULL" for c in RUN_COLUMNS)
-        sql = f"SELECT {columns} FROM runs {tail}"
+        # Rows older than the host column (0004) ran here too.
+        sql = f"SELECT {columns}, COALESCE(host, ?) FROM runs {tail}"
+        params = (self.host, *params)
         try:
             with self._lock:
                 if self._conn is None:
@@ -329,7 +336,8 @@ class HistoryStore(Guard):
                 rows = self._conn.execute(sql, bind_all(params)).fetchall()
         except sqlite3.Error as exc:
             raise HistoryError(f"{self.path}: read failed: {exc}") from exc
-        return [run_row(dict(zip(RUN_COLUMNS, row, strict=True))) for row in rows]
+        names = (*RUN_COLUMNS, "host")
+        return [run_row(dict(zip(names, row, strict=True))) for row in rows]
 
     def close(self) -> None:
         """Flush what can be, then close; HistoryWriteError if buffered writes are lost."""

@@ -86,6 +86,7 @@ class RunRow:
     note: str | None
     start: RunStart
     end: RunEnd | None
+    host: str | None = None  # the host that ran it (a fleet's history: docs/fleet.md)
 
 
 def db_values(record: RunStart | RunEnd) -> dict[str, object]:
@@ -103,6 +104,7 @@ RUN_COLUMNS = ("id", *START_FIELDS, *END_FIELDS)
 
 
 def run_row(raw: dict[str, Any]) -> RunRow:
+    host = raw.pop("host", None)
     for name, value in raw.items():  # texts kept as BLOBs (not UTF-8) come back exactly
         if name != "output":
             raw[name] = text(value)
@@ -117,4 +119,5 @@ def run_row(raw: dict[str, Any]) -> RunRow:
         note=raw["note"],
         start=RunStart(**{k: raw[k] for k in START_FIELDS}),
         end=None if raw["ended"] is None else RunEnd(**{k: raw[k] for k in END_FIELDS}),
+        host=host,
     )

@@ -78,4 +78,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX not_run_at ON not_run (at);
         """,
     ),
+    # A fleet (docs/fleet.md): each run's host, and whether the server has its last
+    # version (spool.py uploads the rows with synced = 0; a write sets it back to 0).
+    Migration(
+        name="0004_fleet_host",
+        sql="""
+        ALTER TABLE runs ADD COLUMN host TEXT;
+        ALTER TABLE runs ADD COLUMN synced INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX runs_unsynced ON runs (id) WHERE synced = 0;
+        """,
+    ),
 )
