@@ -14,6 +14,8 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ class Params:
     jobs: int
     boundaries: int
     baseline_runs: int
+    beside_debian: bool = True  # also measure Debian's cron (benchmarks/debiancron.py)
 
 
 @dataclass
@@ -60,29 +63,34 @@ def crontab(jobs: int, stamps: Path) -> str:
     return "MAILTO=''\n" + line * jobs
 
 
-def _read(stamps: Path) -> list[float]:
+def read_stamps(stamps: Path) -> list[float]:
     try:
         return [float(x) for x in stamps.read_text().split()]
     except FileNotFoundError:
         return []
 
 
-def measure(jobs: int, boundaries: int) -> Starts:
-    """Run the daemon over `boundaries` minute boundaries with `jobs` stamping jobs."""
+# A daemon started on a directory and a crontab's text, ready when entered.
+DaemonOn = Callable[[Path, str], AbstractContextManager[object]]
+
+
+def measure(jobs: int, boundaries: int, daemon: DaemonOn = running) -> Starts:
+    """Run `daemon` (SmartCron unless told) over `boundaries` minute boundaries with `jobs`
+    stamping jobs."""
     with tempfile.TemporaryDirectory(prefix="bench-fire-") as tmp:
         stamps = Path(tmp, "stamps")
-        with running(Path(tmp), crontab(jobs, stamps)):
+        with daemon(Path(tmp), crontab(jobs, stamps)):
             first = next_boundary(time.time(), READY_MARGIN_S)
             chosen = [first + 60.0 * i for i in range(boundaries)]
             wait_until(chosen[-1])
             deadline = time.time() + COLLECT_TIMEOUT_S
             while time.time() < deadline:
-                seen = Counter(math.floor(s / 60) * 60.0 for s in _read(stamps))
+                seen = Counter(math.floor(s / 60) * 60.0 for s in read_stamps(stamps))
                 if seen[chosen[-1]] >= jobs:
                     break
                 time.sleep(0.2)
         offsets: dict[float, list[float]] = {b: [] for b in chosen}
-        for stamp in _read(stamps):
+        for stamp in read_stamps(stamps):
             minute = math.floor(stamp / 60) * 60.0
             if minute in offsets:
                 offsets[minute].append(stamp - minute)
@@ -105,4 +113,4 @@ def spawn_many(count: int) -> list[float]:
         procs = [subprocess.Popen(["sh", "-c", command]) for _ in range(count)]
         for proc in procs:
             proc.wait()
-        return sorted(s - t0 for s in _read(stamps))
+        return sorted(s - t0 for s in read_stamps(stamps))

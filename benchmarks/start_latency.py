@@ -8,7 +8,7 @@ i.e. the fork/exec cost no scheduler can avoid.
 
 from __future__ import annotations
 
-from benchmarks import firing
+from benchmarks import debiancron, firing
 from benchmarks.common import Result, Row, median, ms, percentile
 from benchmarks.firing import Params
 
@@ -17,13 +17,18 @@ GOAL_P99_MS = 100.0
 
 FULL = Params(jobs=20, boundaries=5, baseline_runs=100)
 QUICK = Params(jobs=20, boundaries=2, baseline_runs=40)
-TINY = Params(jobs=3, boundaries=1, baseline_runs=3)
+TINY = Params(jobs=3, boundaries=1, baseline_runs=3, beside_debian=False)
 FIELDS = ("median_ms", "p99_ms", "max_ms", "started", "expected", "baseline_median_ms")
 
 
 def run(params: Params) -> Result:
     base = [firing.spawn_one() for _ in range(params.baseline_runs)]
     starts = firing.measure(params.jobs, params.boundaries)
+    debian = (
+        debiancron.measured(params.jobs, params.boundaries)
+        if params.beside_debian
+        else "not asked for (a tiny run)"
+    )
     offsets = starts.all_offsets
     base_med, base_p99 = median(base), percentile(base, 99)
     firsts = [min(starts.offsets[b], default=float("nan")) for b in starts.boundaries]
@@ -56,6 +61,7 @@ def run(params: Params) -> Result:
         Row("first job of a boundary: median", ms(median(firsts)), "ms", baseline=ms(base_med))
     )
     result.add(Row("last job of a boundary: median", ms(median(lasts)), "ms"))
+    _beside_debian(result, starts, debian)
     result.fields = {
         "median_ms": ms(median(offsets)),
         "p99_ms": ms(percentile(offsets, 99)),
@@ -65,5 +71,28 @@ def run(params: Params) -> Result:
         "baseline_median_ms": ms(base_med),
         "baseline_p99_ms": ms(base_p99),
         "per_boundary": {b: len(starts.offsets[b]) for b in starts.boundaries},
+        "debian": None if isinstance(debian, str) else debian.all_offsets,
     }
     return result
+
+
+def _beside_debian(result: Result, starts: firing.Starts, debian: firing.Starts | str) -> None:
+    """SmartCron's figures against Debian's cron's on the same jobs, measured just after."""
+    if isinstance(debian, str):
+        result.notes.append(f"Debian's cron not measured: {debian}")
+        return
+    ours, theirs = starts.all_offsets, debian.all_offsets
+    result.add(Row("Debian cron: jobs started / due", f"{debian.started} / {debian.expected}"))
+    for label, pct in (("median", 50), ("p99", 99)):
+        result.add(
+            Row(
+                f"start - boundary: {label}, against Debian's cron",
+                ms(percentile(ours, pct)),
+                "ms",
+                baseline=ms(percentile(theirs, pct)),
+            )
+        )
+    result.notes.append(
+        "Against Debian's cron: the baseline is Debian's own cron 3.0pl1 on the same jobs and "
+        "boundaries, run in a private namespace right after SmartCron (benchmarks/debiancron.py)."
+    )
