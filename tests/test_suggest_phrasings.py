@@ -155,6 +155,8 @@ PHRASINGS: list[tuple[str, str, dict[str, str]]] = [
     ("hourly, not on a metered connection", "0 * * * *", {"network": "unmetered"}),
     ("daily after the backup job", "0 0 * * *", {"after": "backup"}),
     ("daily after backup and sync have succeeded", "0 0 * * *", {"after": "backup,sync"}),
+    ("daily on only one host of the fleet", "0 0 * * *", {"fleet": "once"}),
+    ("daily on every machine", "0 0 * * *", {"fleet": "each"}),
     ("daily with the laptop profile", "0 0 * * *", {"profile": "laptop"}),
     ("daily, use the quiet-hours profile", "0 0 * * *", {"profile": "quiet-hours"}),
 ]
