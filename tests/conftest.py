@@ -3,7 +3,7 @@ modules (tests/harness.py, modelkit.py, mailkit.py, ...); no test imports anothe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from smartcron.run.mail import SendmailMailer
+from tests.pgkit import PgServer
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +49,15 @@ def sendmail_recorder(tmp_path: Path) -> SendmailRecorder:
     maildir = tmp_path / "maildir"
     maildir.mkdir()
     return SendmailRecorder(maildir, lambda **extra: recorder_mailer(maildir, **extra))
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgServer]:
+    """A real PostgreSQL server for the session (tests/pgkit.py); each test makes its own
+    database with `pg.create_db()`. Skipped when PostgreSQL is not installed."""
+    from tests.pgkit import MISSING, pg_bin, pg_server
+
+    if pg_bin() is None:
+        pytest.skip(MISSING)
+    with pg_server() as server:
+        yield server

@@ -12,17 +12,8 @@ import pytest
 
 from smartcron.store.history import HistoryStore, RunEnd, RunStart, RunStatus, Trigger
 from smartcron.store.store import RunStore
-from tests.pgkit import MISSING, PgServer, pg_bin, pg_server
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    if pg_bin() is None:
-        pytest.skip(MISSING)
-    with pg_server() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
