@@ -1,0 +1,71 @@
+"""smartcronctl report --html OUT: the dashboard's views as one self-contained HTML file
+(styles, scripts and plotly.js inline: nothing is fetched when it is opened).
+
+Thin over smartcron.dash (collect, render_page), imported only when this command runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from smartcron.cli.common import CONTEXT, user_errors, with_config
+
+
+@click.command("report", context_settings=CONTEXT)
+@with_config
+@click.option("--html", "out", required=True, metavar="OUT", help="Write the HTML report here.")
+@click.option("--history", metavar="DB", help="The history database (default: the config's).")
+@click.option(
+    "--days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="How many days, up to now (or to the history's newest record).",
+)
+@click.option("--job", metavar="JOB", help="Only this job (its id or name).")
+@click.option("--trace", metavar="T", help="A trace for the What-if view (needs --world).")
+@click.option(
+    "--crontab", metavar="C", help="The crontab the What-if view replays (default: the config's)."
+)
+@click.option("--world", metavar="W", help="The world of the What-if view (runtimes, failures).")
+@user_errors
+def report_cmd(
+    config_file: str | None,
+    user_mode: bool | None,
+    out: str,
+    history: str | None,
+    days: int,
+    job: str | None,
+    trace: str | None,
+    crontab: str | None,
+    world: str | None,
+) -> None:
+    """Write the dashboard's views (jobs, timeline, runs, model, what-if) as one HTML file
+    that opens offline. Only your own jobs and runs unless you are root.
+
+    \b
+    Examples:
+      smartcronctl report --html week.html
+      smartcronctl report --user --html backup.html --job nightly_backup --days 30
+      smartcronctl report --html whatif.html --trace fixtures/traces/laptop-8w.csv.gz \\
+        --world fixtures/worlds/laptop.yaml --crontab fixtures/crontabs/laptop.crontab
+    """
+    from smartcron.dash.data import DashQuery, collect
+    from smartcron.dash.page import render_page
+
+    if (crontab or world) and not trace:
+        raise click.UsageError("--crontab and --world go with --trace")
+    query = DashQuery(
+        history=Path(history) if history else None,
+        config=Path(config_file) if config_file else None,
+        user_mode=bool(user_mode),
+        days=days,
+        job=job,
+        trace=Path(trace) if trace else None,
+        crontab=Path(crontab) if crontab else None,
+        world=Path(world) if world else None,
+    )
+    page = render_page(collect(query))
+    Path(out).write_text(page, encoding="utf-8")
+    click.echo(f"{out}: {len(page.encode()) / 1e6:.1f} MB")
