@@ -109,6 +109,8 @@ install-data:
 	done
 	install -d $(DESTDIR)$(PREFIX)/share/smartcron/models
 	install -m 644 models/model.onnx models/model.json $(DESTDIR)$(PREFIX)/share/smartcron/models/
+	install -d $(DESTDIR)$(PREFIX)/share/smartcron/profiles
+	install -m 644 smartcron/profiles/*.yaml $(DESTDIR)$(PREFIX)/share/smartcron/profiles/
 	install -d $(DESTDIR)$(sbindir)
 	install -m 755 contrib/migrate-from-cron $(DESTDIR)$(sbindir)/smartcron-migrate-from-cron
 	install -d $(DESTDIR)$(sysconfdir)/smartcron $(DESTDIR)$(sysconfdir)/logrotate.d

@@ -241,12 +241,10 @@ def _name(value: object) -> str:
 
 
 def _names(value: object) -> tuple[str, ...]:
-    """``a,b`` (or a YAML list): each a job name, in order, once."""
-    words = value.split(",") if isinstance(value, str) else value
-    if not isinstance(words, list | tuple) or not words or len(words) > 32:
+    words = value.split(",") if isinstance(value, str) else value  # a,b or a YAML list
+    if not isinstance(words, list | tuple) or not 0 < len(words) <= 32:
         raise ValueError(f"expected {_DESCRIBE['names']} (1 to 32), got {value!r}")
-    names = tuple(_name(word.strip() if isinstance(word, str) else word) for word in words)
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(_name(w.strip() if isinstance(w, str) else w) for w in words))
 
 
 def _path(value: object) -> str:

@@ -1,7 +1,13 @@
 """What a smart job may do: the #@smart keys (smartcrontab(5)) resolved from their four sources.
 
 Precedence, highest first: the job's ``#@smart`` lines, the companion's ``jobs:``
-entry of the job's ``name=``, the companion's ``defaults:``, the global config. The
+entry of the job's ``name=``, the companion's ``defaults:``, the global config. A
+``profile=`` (smartcron.smart.profiles) is named by one of these levels (the highest
+that names one wins; profiles never mix) and sits just below it: the profile's keys
+override the levels below the one naming it, and that level's own keys and those above
+override the profile. So ``#@smart profile=laptop idle=30m`` takes laptop's keys but
+its own idle, and a companion ``defaults: {profile: server}`` is the base of every job,
+under the job's own keys and ``jobs:`` entry but over the global config. The
 companion of a crontab ``F`` is ``F.smart.yaml`` (Debian's cron ignores the dotted name
 in /etc/cron.d). Lines without ``#@smart`` are plain cron and get no SmartSpec at all,
 whatever the companion says. Value grammar: smartcron.smart.annotations.
@@ -20,22 +26,17 @@ from smartcron.cron.crontab import Entry, TimeSpec
 from smartcron.errors import AnnotationError, LineProblem
 from smartcron.smart import safeyaml
 from smartcron.smart.annotations import (
-    CLOCK_PATTERN,
-    DURATION_PATTERN,
-    ENUMS,
     KEYS,
-    KINDS,
     NAME_PATTERN,
-    NUMBER_PATTERN,
-    PERCENT_PATTERN,
     check_settings,
     convert,
-    describe,
     parse_annotations,
     problem,
     suggest,
 )
 from smartcron.smart.jobids import derived_id
+from smartcron.smart.settingschema import convert_all, schema_problems
+from smartcron.smart.settingschema import settings_schema as settings_schema  # its old home
 
 MAX_FILE_BYTES = 256 * 1024  # companions and job files
 DEFAULT_WINDOW_CAP = timedelta(hours=6)
@@ -49,99 +50,6 @@ _CONSTRAINTS = ("max_load", "max_cpu", "max_ram", "min_battery", "ac", "idle", "
 GLOBAL_ORIGIN = "<global config>"
 
 
-# --------------------------------------------------------------------------- schemas
-# One JSON Schema fragment per 4.1 key; the converters then check what a schema cannot.
-
-
-def _schema(key: str) -> dict[str, Any]:
-    kind = KINDS[key]
-    duration: list[dict[str, Any]] = [
-        {"type": "number", "minimum": 0},
-        {"type": "string", "pattern": DURATION_PATTERN},
-    ]
-    number = {"type": "string", "pattern": NUMBER_PATTERN}
-    fragments: dict[str, list[dict[str, Any]]] = {
-        "name": [{"type": "string", "pattern": NAME_PATTERN}],
-        "window": [*duration, {"type": "string", "pattern": CLOCK_PATTERN}],
-        "load": [{"type": "number", "minimum": 0}, number],
-        "cost": [{"type": "number", "minimum": 0}, number],
-        "percent": [
-            {"type": "number", "minimum": 0, "maximum": 100},
-            {"type": "string", "pattern": PERCENT_PATTERN},
-        ],
-        "bool": [
-            {"type": "boolean"},
-            {"type": "string", "pattern": "^(?i:yes|no|on|off|true|false)$"},
-        ],
-        "duration": duration,
-        "path": [{"type": "string", "pattern": "^/", "maxLength": 4096}],
-        "count": [{"type": "integer", "minimum": 0, "maximum": 100}, {"type": "string"}],
-        "priority": [{"type": "integer", "minimum": -1000, "maximum": 1000}, {"type": "string"}],
-        "enum": [{"type": "string", "pattern": f"^(?i:{'|'.join(ENUMS.get(key, ()))})$"}],
-    }
-    return {"description": describe(key), "anyOf": fragments[kind]}
-
-
-def settings_schema(keys: Iterable[str] = KEYS) -> dict[str, Any]:
-    """An object of 4.1 keys (those in `keys`); null counts as empty."""
-    return {
-        "description": "a mapping of #@smart keys",
-        "type": ["object", "null"],
-        "additionalProperties": False,
-        "properties": {key: _schema(key) for key in keys},
-    }
-
-
-# Validators whose error is best told by the subschema's description.
-_DESCRIBED = {"anyOf", "type", "pattern", "minLength", "maxLength", "minItems", "maxItems"}
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def schema_problems(
-    data: Any, schema: dict[str, Any], path: str, root: Any, *, extra_hint: str = ""
-) -> list[LineProblem]:
-    """Schema errors as ``path:line: key.path: reason``; an unknown key gets a suggestion."""
-    out: list[LineProblem] = []
-    for err in safeyaml.schema_errors(data, schema):
-        keys = list(err.absolute_path)
-        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-            known = list(err.schema.get("properties", {}))
-            for extra in sorted((k for k in err.instance if k not in known), key=str):
-                at = [*keys, extra]
-                hint = extra_hint if extra == "name" else suggest(str(extra), known)
-                reason = f"{safeyaml.keypath(at)}: unknown key{hint}"
-                out.append(problem(path, safeyaml.locate(root, at), reason))
-            continue
-        if "propertyNames" in err.relative_schema_path:
-            keys.append(err.instance)  # point at the bad key itself
-        description = err.schema.get("description")
-        if description and err.validator in _DESCRIBED:
-            reason = f"expected {description}, got {_short(err.instance)}"
-        else:
-            reason = err.message if len(err.message) < 200 else err.message[:197] + "..."
-        line = safeyaml.locate(root, keys)
-        out.append(problem(path, line, f"{safeyaml.keypath(keys)}: {reason}"))
-    return sorted(out, key=lambda p: p.line)  # stable: key-path order within a line
-
-
-def convert_all(
-    settings: Mapping[str, object], keys: list[Any], path: str, root: Any, out: list[LineProblem]
-) -> dict[str, object]:
-    """Convert a schema-valid mapping's 4.1 values; problems (with lines) go to `out`."""
-    typed: dict[str, object] = {}
-    for key, value in (settings or {}).items():
-        try:
-            typed[key] = convert(key, value)
-        except ValueError as err:
-            at = [*keys, key]
-            out.append(problem(path, safeyaml.locate(root, at), f"{safeyaml.keypath(at)}: {err}"))
-    return typed
-
-
 # --------------------------------------------------------------------------- resolving
 
 
@@ -150,6 +58,8 @@ class SmartSpec:
     """One smart job's settings (smartcrontab(5)). Exactly one of window/window_clock is set."""
 
     name: str | None = None
+    profile: str | None = None  # the profile its keys came from (smartcron.smart.profiles)
+    after: tuple[str, ...] = ()  # job names whose firings must succeed first (depends)
     window: timedelta | None = None  # how long after the nominal time a firing may run
     window_clock: tuple[time, time] | None = None  # or a daily clock window (may wrap)
     max_load: float | None = None
@@ -194,6 +104,8 @@ class SmartSpec:
             if isinstance(value, timedelta):
                 seconds = value.total_seconds()
                 value = int(seconds) if seconds.is_integer() else seconds
+            elif item.name == "after":
+                value = list(value)
             elif isinstance(value, tuple):
                 value = "-".join(t.strftime("%H:%M") for t in value)
             out[item.name] = value
@@ -268,9 +180,30 @@ def load_companion(text: str, path: str) -> Companion:
         name: convert_all(settings or {}, ["jobs", name], path, root, problems)
         for name, settings in (data.get("jobs") or {}).items()
     }
+    levels = [(["defaults"], defaults)] + [(["jobs", n], s) for n, s in jobs.items()]
+    problems += _profile_problems(levels, path, root)
     if problems:
         raise AnnotationError(problems)
     return Companion(path=path, defaults=defaults, jobs=jobs, job_lines=_key_lines(root, "jobs"))
+
+
+def _profile_problems(
+    levels: list[tuple[list[Any], Mapping[str, object]]], path: str, root: Any
+) -> list[LineProblem]:
+    """A companion naming a profile that is unknown or broken: at the line of its key."""
+    from smartcron.smart import profiles
+
+    out = []
+    for keys, settings in levels:
+        name = settings.get("profile")
+        if isinstance(name, str):
+            try:
+                profiles.keys_of(name)
+            except LookupError as err:
+                at = [*keys, "profile"]
+                reason = f"{safeyaml.keypath(at)}: {err}"
+                out.append(problem(path, safeyaml.locate(root, at), reason))
+    return out
 
 
 def _key_lines(root: Any, section: str) -> dict[str, int]:
@@ -319,30 +252,60 @@ def resolve(
     global_defaults: Mapping[str, object] | None,
     *,
     spec: TimeSpec,
+    origin: tuple[str, int | None] = ("<inline>", None),
 ) -> SmartSpec:
-    """Merge the four levels (inline > companion job > companion defaults > global).
+    """Merge the four levels (inline > companion job > companion defaults > global) and
+    the profile one of them names, just below that level (the module docstring).
 
     Values may be typed (parse_annotations, load_companion) or raw; they are checked
-    again either way. Raises AnnotationError for a bad global default or inline value.
+    again either way. `origin`: where the inline keys were written (for errors). Raises
+    AnnotationError for a bad global default or inline value, an unknown profile, or a
+    job that names itself in after=.
     """
-    merged = check_settings(global_defaults or {}, GLOBAL_ORIGIN)
     name = inline.get("name")
     if name is not None:
         try:
             name = convert("name", name)
         except ValueError as err:
-            raise AnnotationError([problem("<inline>", None, f"name: {err}")]) from None
+            raise AnnotationError([problem(origin[0], origin[1], f"name: {err}")]) from None
+    own = check_settings({k: v for k, v in inline.items() if k != "name"}, origin[0])
+    levels: list[tuple[Mapping[str, object], tuple[str, int | None]]] = [
+        (check_settings(global_defaults or {}, GLOBAL_ORIGIN), (GLOBAL_ORIGIN, None))
+    ]
     if companion is not None:
-        merged.update(companion.defaults)
+        levels.append((companion.defaults, (companion.path, None)))
         if isinstance(name, str):
-            merged.update(companion.jobs.get(name, {}))
-    merged.update(check_settings({k: v for k, v in inline.items() if k != "name"}, "<inline>"))
+            levels.append((companion.jobs.get(name, {}), (companion.path, None)))
+    levels.append((own, origin))
+    merged = _merge_levels(levels)
+    if isinstance(name, str) and name in merged.get("after", ()):  # type: ignore[operator]
+        why = f"after: {name} names the job itself"
+        raise AnnotationError([problem(origin[0], origin[1], why)])
     window = merged.pop("window", None)
     if window is None:
         window = default_window(spec)
     clock = window if isinstance(window, tuple) else None
     duration = window if isinstance(window, timedelta) else None
     return SmartSpec(name=name, window=duration, window_clock=clock, **merged)  # type: ignore[arg-type]
+
+
+def _merge_levels(
+    levels: list[tuple[Mapping[str, object], tuple[str, int | None]]],
+) -> dict[str, object]:
+    """The levels, lowest first, merged; the profile named by the highest level naming
+    one goes in just below it. Raises AnnotationError for an unknown or broken profile."""
+    from smartcron.smart import profiles
+
+    at = max((i for i, (keys, _) in enumerate(levels) if "profile" in keys), default=None)
+    merged: dict[str, object] = {}
+    for index, (keys, where) in enumerate(levels):
+        if index == at:
+            try:
+                merged.update(profiles.keys_of(str(keys["profile"])))
+            except LookupError as err:
+                raise AnnotationError([problem(where[0], where[1], f"profile: {err}")]) from None
+        merged.update(keys)
+    return merged
 
 
 def smart_spec_for(
@@ -359,7 +322,11 @@ def smart_spec_for(
     if not entry.annotations:
         return None
     inline = parse_annotations(entry.annotations, path)
-    return resolve(inline, companion, global_defaults, spec=entry.spec)
+    # Errors of the inline keys point at the #@smart line naming the key (profile=, after=).
+    words = ("profile=", "after=")
+    lines = [note.line for note in entry.annotations if any(w in note.text for w in words)]
+    line = lines[-1] if lines else entry.annotations[-1].line
+    return resolve(inline, companion, global_defaults, spec=entry.spec, origin=(path, line))
 
 
 def job_name(entry: Entry, spec: SmartSpec | None, *, source: str, owner: str) -> str:
