@@ -31,6 +31,7 @@ from smartcron.smart.engine import Engine, EngineContext
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import Firing
 from smartcron.smart.jobs import Job
+from smartcron.store.fleetparts import fleet_for
 from smartcron.store.history import HistoryError, HistoryStore
 from smartcron.store.historyguard import log_history_failure
 from smartcron.store.journal import Journal, PlainFiring
@@ -102,6 +103,7 @@ class Daemon:
         self.modes = Modes(config, smart)
         self.models, self.retrainer = self.modes.models, self.modes.retrainer
         self.check_model(now)
+        self.fleet = fleet_for(config, history)  # fleet=once's claims, the runs' upload
         # Smart firings (not in cron mode): SystemMonitor by default, made when needed.
         self.engine = Engine(
             EngineContext(
@@ -121,6 +123,7 @@ class Daemon:
                 monitor=smart.monitor,
                 advisor=exploring(config, self.modes.advisor, history),
                 explores=explores(config, history),
+                claimer=self.fleet.claimer,
             )
         )
         if self.mode != "cron":
@@ -372,6 +375,7 @@ class Daemon:
     def run(self) -> None:
         """Loop until SIGTERM/SIGINT: sleep, wake, step."""
         assert self.waker is not None
+        self.fleet.start()  # the upload to a fleet's history, if any (docs/fleet.md)
         while not self.stopping:
             reasons = self.waker.wait(self.next_wake())
             if self.stopping:
@@ -383,6 +387,7 @@ class Daemon:
             except Exception:
                 log.exception("unexpected error in the scheduling loop; carrying on")
         self._journal_done()  # a clean stop: the last minute's plain firings were started
+        self.fleet.stop()  # what waits is sent once more; else at the next start
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True

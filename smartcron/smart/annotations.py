@@ -53,6 +53,7 @@ ENUMS = {
     "overlap": ("allow", "skip", "queue"),
     "mail": ("output", "error", "never"),
     "network": ("online", "unmetered"),
+    "fleet": ("each", "once"),
 }
 # key -> kind of value, in smartcrontab(5)'s order (disk_path is our extension).
 KINDS: dict[str, str] = {
@@ -84,6 +85,7 @@ KINDS: dict[str, str] = {
     "max_io_pressure": "percent",
     "max_mem_pressure": "percent",
     "network": "enum",
+    "fleet": "enum",  # one host of a fleet runs each firing (smartcron.smart.fleet)
 }
 KEYS = tuple(KINDS)
 

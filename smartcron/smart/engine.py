@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from smartcron.clock import Clock, Jump
 from smartcron.run.executor import RunResult
+from smartcron.smart import fleet
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import RECHECK, Advisor, Firing
 from smartcron.smart.jobs import Job
@@ -27,6 +28,7 @@ from smartcron.smart.journal import Journal
 from smartcron.smart.machine import MISSED_AFTER, Effect, Machine, RunOutcomeKind, Slot, Wakeup
 from smartcron.smart.monitor import Monitor, Snapshot
 from smartcron.smart.smartspec import SmartSpec
+from smartcron.store.claims import Claimer, LocalClaimer
 from smartcron.store.history import HistoryError, RunStatus
 from smartcron.store.historyguard import log_history_failure
 
@@ -66,6 +68,7 @@ class EngineContext:
     advisor: Advisor | None = None
     explores: bool = False  # the advisor explores: ask it in legacy mode too
     recheck: timedelta = RECHECK
+    claimer: Claimer | None = None  # fleet=once (smart.fleet); None: every claim granted
 
 
 def outcome_text(result: RunResult, status: RunStatus) -> str:
@@ -88,6 +91,7 @@ class Engine:
         self.store = context.store
         self.machine = Machine(context.zone, recheck=context.recheck)
         self.journal = Journal(context.zone)  # the decisions' lines in the log
+        self.claimer = context.claimer or LocalClaimer()
 
     @property
     def slots(self) -> dict[tuple[str, datetime], Slot]:
@@ -231,6 +235,10 @@ class Engine:
     def _launch(self, start: Effect, now: datetime) -> bool:
         """pending -> running (only from pending), then start the run."""
         job: Job = start.job
+        held = fleet.hold(self.machine, start, self.claimer, self.context.zone, now)
+        if held is not None:
+            self._apply(held, now)  # fleet=once: another host's, or not claimable yet
+            return False
         if not self._apply(start, now):
             log.error("%s: firing %s is no longer pending: not started", job.label, start.firing.id)
             self.machine.not_started(start, None)
@@ -241,10 +249,12 @@ class Engine:
         except Exception:
             log.exception("%s: could not start job", job.label)
         if running is None:
+            fleet.release(start, self.claimer)
             failed = self.machine.not_started(start, "could not start (see the log)")
             assert failed is not None
             self._apply(failed, now)
             return False
+        fleet.started(start, self.claimer, now)
         return True
 
     # ------------------------------------------------------------ outcomes

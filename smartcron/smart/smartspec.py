@@ -89,6 +89,7 @@ class SmartSpec:
     max_io_pressure: float | None = None
     max_mem_pressure: float | None = None
     network: Literal["online", "unmetered"] | None = None  # smartcron.smart.network
+    fleet: Literal["each", "once"] = "each"  # once: one host of a fleet (smart.fleet)
 
     @property
     def constraints(self) -> dict[str, object]:

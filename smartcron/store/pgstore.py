@@ -29,7 +29,7 @@ from smartcron.store.runrecords import (
 )
 
 # The columns a host uploads: SQLite's, with its id as local_id, and where it came from.
-UPLOAD_COLUMNS = ("local_id", *RUN_COLUMNS[1:], "instance", "firing_id", "host")
+UPLOAD_COLUMNS = ("local_id", *RUN_COLUMNS[1:], "instance", "host")
 DECISION_COLUMNS = ("local_id", "firing_id", "job_id", "at", "verdict", "until", "reason",
                     "snapshot", "model", "host")  # fmt: skip
 _SELECT = ", ".join(f'"{c}"' if c == "user" else c for c in ("id", *RUN_COLUMNS[1:], "host"))
