@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from smartcron.sim.trace import Trace
+from smartcron.sim.tracecolumns import NETWORK_COLUMNS
 from smartcron.sim.world import World
 from smartcron.smart import gate
 from smartcron.smart.monitor import Snapshot
@@ -63,6 +64,9 @@ class Timeline:
             name: array("d", bytes(8 * n)) for name in (*_FLOATS, *_OPTIONAL)
         }
         self._cols.update({name: array("b", bytes(n)) for name in _FLAGS})
+        # the trace's extra columns (PSI, network), NaN: unknown; a flag is 0.0 or 1.0
+        self._extras = trace.extras
+        self._cols.update({name: array("d", bytes(8 * n)) for name in self._extras})
         active, battery = bytearray(n), bytearray(n)
         self._singles: dict[_Single, bytearray] = {}
         self._masks: dict[tuple[_Single, ...], bytes] = {}
@@ -77,6 +81,9 @@ class Timeline:
             for name in _FLAGS:
                 flag = getattr(snap, name)
                 self._cols[name][i] = -1 if flag is None else flag
+            for name in self._extras:
+                value = getattr(snap, name)
+                self._cols[name][i] = math.nan if value is None else float(value)
             active[i] = world.is_active(snap)
             battery[i] = snap.on_ac is False
             for single, flags in singles:
@@ -110,6 +117,12 @@ class Timeline:
             c["disk_free_percent"][row],
         )
         charging, on_ac = c["charging"][row], c["on_ac"][row]
+        extra: dict[str, Any] = {}
+        for name in self._extras:
+            value = c[name][row]
+            extra[name] = (
+                None if value != value else value == 1.0 if name in NETWORK_COLUMNS else value
+            )
         return Snapshot(
             at=self.start + i * MINUTE,
             load1=c["load1"][row],
@@ -123,6 +136,7 @@ class Timeline:
             idle_seconds=None if idle != idle else idle,
             idle_source=self._source,
             disk_free_percent=None if disk != disk else disk,
+            **extra,
         )
 
     def occupy(self, minute: int, runtime_s: float, cpu: float) -> None:

@@ -11,6 +11,12 @@ Optional columns: ``battery_percent``, ``charging``, ``on_ac`` (missing or empty
 battery: no battery, and then on mains unless ``on_ac`` says otherwise) and
 ``idle_seconds`` (missing or empty: unknown). The trace has no 15-minute load:
 snapshots report ``load15 = load5``.
+
+Extra columns (EXTRA_COLUMNS, issue 16), each optional, missing or empty: unknown,
+and then the key that reads it is ignored: ``cpu_pressure``, ``io_pressure``,
+``mem_pressure`` (Linux PSI ``some avg10``, percent) and ``network_online``,
+``network_metered`` (0/1). Traces without them load as before; writers add them when
+the rows carry them (`write_rows`) and `record_trace` always does.
 """
 
 from __future__ import annotations
@@ -18,31 +24,28 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import math
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from smartcron.clock import Clock
 from smartcron.errors import SmartcronError
+from smartcron.sim.tracecolumns import (
+    ALL_COLUMNS,
+    COLUMNS,
+    EXTRA_COLUMNS,
+    FLAGS,
+    PERCENT,
+    PRESSURE_COLUMNS,
+    REQUIRED,
+    format_row,
+)
 from smartcron.smart.monitor import Monitor, Snapshot
 
-COLUMNS = (
-    "timestamp",
-    "load1",
-    "load5",
-    "cpu_percent",
-    "ram_percent",
-    "battery_percent",
-    "charging",
-    "on_ac",
-    "idle_seconds",
-    "disk_free_percent",
-)
-REQUIRED = ("timestamp", "load1", "load5", "cpu_percent", "ram_percent", "disk_free_percent")
-_PERCENT = ("cpu_percent", "ram_percent", "battery_percent", "disk_free_percent")
 MAX_SPAN_DAYS = 4 * 366  # the minute index costs 4 bytes a minute: ~8 MB at most
 MINUTE = timedelta(minutes=1)
 _NONE = -1  # charging/on_ac stored as signed bytes: -1 = unknown
@@ -65,8 +68,12 @@ def _minute(instant: datetime) -> datetime:
 class Trace:
     """Replayable columns, one slot per recorded row, and a minute -> row index."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, extras: Iterable[str] = ()) -> None:
         self.path = path
+        # the EXTRA_COLUMNS the file has: pressures as floats (NaN: unknown), flags -1
+        self._extra: dict[str, array[Any]] = {
+            name: array("f") if name in PRESSURE_COLUMNS else array("b") for name in extras
+        }
         self._floats = {name: array("f") for name in ("load1", "load5", "cpu", "ram", "disk")}
         self._battery = array("f")  # NaN: no battery
         self._idle = array("d")  # NaN: unknown
@@ -109,6 +116,7 @@ class Trace:
             )
         row = self._index[offset]
         f = self._floats
+        extra: dict[str, Any] = {n: _extra(n, col[row]) for n, col in self._extra.items()}
         battery = self._battery[row]
         idle = self._idle[row]
         has_battery = not math.isnan(battery)
@@ -125,7 +133,13 @@ class Trace:
             idle_seconds=None if math.isnan(idle) else idle,
             idle_source="trace",
             disk_free_percent=_r(f["disk"][row]),
+            **extra,
         )
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The EXTRA_COLUMNS this trace has."""
+        return tuple(self._extra)
 
     def _append(self, minute: datetime, values: Mapping[str, Any]) -> None:
         if self._start is None:
@@ -153,6 +167,10 @@ class Trace:
         if on_ac is None and battery is None:
             on_ac = 1  # no battery at all: the machine runs on mains
         self._on_ac.append(_NONE if on_ac is None else on_ac)
+        for name, column in self._extra.items():
+            value = values.get(name)
+            column.append((math.nan if name in PRESSURE_COLUMNS else _NONE) if value is None
+                          else value)  # fmt: skip
 
 
 def _r(value: float) -> float:
@@ -162,6 +180,12 @@ def _r(value: float) -> float:
 
 def _flag(value: int) -> bool | None:
     return None if value == _NONE else bool(value)
+
+
+def _extra(name: str, value: float) -> float | bool | None:
+    if name in PRESSURE_COLUMNS:
+        return None if math.isnan(value) else _r(value)
+    return _flag(int(value))
 
 
 def load_trace(source: str | Iterable[str], path: str = "<trace>") -> Trace:
@@ -181,8 +205,8 @@ def load_trace(source: str | Iterable[str], path: str = "<trace>") -> Trace:
         raise TraceError(f"{path}:1: missing column(s) {', '.join(missing)}{hint}")
     if len(set(header)) != len(header):
         raise TraceError(f"{path}:1: duplicate column names in the header")
-    where = {name: header.index(name) for name in COLUMNS if name in header}
-    trace = Trace(path)
+    where = {name: header.index(name) for name in ALL_COLUMNS if name in header}
+    trace = Trace(path, [name for name in EXTRA_COLUMNS if name in where])
     last: datetime | None = None
     try:
         for record in reader:
@@ -227,7 +251,7 @@ def _parse_row(
             if name in REQUIRED:
                 raise TraceError(f"{path}:{row}: {name} is empty")
             values[name] = None
-        elif name in ("charging", "on_ac"):
+        elif name in FLAGS:
             if cell not in ("0", "1"):
                 raise TraceError(f"{path}:{row}: {name} must be 0 or 1, not {cell!r}")
             values[name] = int(cell)
@@ -245,8 +269,8 @@ def _number(name: str, cell: str, path: str, row: int) -> float:
         raise TraceError(f"{path}:{row}: {name} is not a number: {cell!r}") from None
     if not math.isfinite(value):
         raise TraceError(f"{path}:{row}: {name} must be a finite number, not {cell!r}")
-    if value < 0 or (name in _PERCENT and value > 100):
-        bounds = "between 0 and 100" if name in _PERCENT else "at least 0"
+    if value < 0 or (name in PERCENT and value > 100):
+        bounds = "between 0 and 100" if name in PERCENT else "at least 0"
         raise TraceError(f"{path}:{row}: {name} must be {bounds}, not {cell}")
     return value
 
@@ -277,36 +301,24 @@ class TraceMonitor:
 # ----------------------------------------------------------------------- writing
 
 
-def format_row(row: Mapping[str, Any]) -> list[str]:
-    """One CSV row from a dict keyed by COLUMNS (datetimes, numbers, bools or None)."""
-    out = []
-    for name in COLUMNS:
-        value = row.get(name)
-        if value is None:
-            out.append("")
-        elif name == "timestamp":
-            out.append(_minute(value).isoformat())
-        elif isinstance(value, bool) or name in ("charging", "on_ac"):
-            out.append("1" if value else "0")
-        elif name == "idle_seconds":
-            out.append(str(int(value)))
-        else:
-            out.append(_num(value, 2 if name.startswith("load") else 1))
-    return out
+def write_rows(
+    rows: Iterable[Mapping[str, Any]], out: IO[str], columns: Sequence[str] | None = None
+) -> int:
+    """Write the header and rows as trace CSV; returns the number of rows.
 
-
-def _num(value: float, digits: int) -> str:
-    text = f"{value:.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def write_rows(rows: Iterable[Mapping[str, Any]], out: IO[str]) -> int:
-    """Write the header and rows as trace CSV; returns the number of rows."""
+    `columns`: default COLUMNS and the EXTRA_COLUMNS the first row has a key for (so the
+    generators' traces stay byte for byte what they were).
+    """
+    items = iter(rows)
+    first = next(items, None)
+    if columns is None:
+        extras = [name for name in EXTRA_COLUMNS if first is not None and name in first]
+        columns = (*COLUMNS, *extras)
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     count = 0
-    for row in rows:
-        writer.writerow(format_row(row))
+    for row in itertools.chain([first] if first is not None else [], items):
+        writer.writerow(format_row(row, columns))
         count += 1
     return count
 
@@ -324,6 +336,7 @@ def snapshot_row(snap: Snapshot) -> dict[str, Any]:
         "on_ac": snap.on_ac,
         "idle_seconds": snap.idle_seconds,
         "disk_free_percent": snap.disk_free_percent,
+        **{name: getattr(snap, name) for name in EXTRA_COLUMNS},
     }
 
 
@@ -354,10 +367,10 @@ def record_trace(
     (its progress). Returns the number of rows written.
     """
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(ALL_COLUMNS)
     count = 0
     for row in _sampled(monitor, clock, minutes):
-        writer.writerow(format_row(row))
+        writer.writerow(format_row(row, ALL_COLUMNS))
         out.flush()
         count += 1
         if on_row is not None:

@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from smartcron.errors import SmartcronError
-from smartcron.sim.trace import COLUMNS as TRACE_COLUMNS
+from smartcron.sim.tracecolumns import ALL_COLUMNS as TRACE_COLUMNS
 from smartcron.smart import safeyaml
 from smartcron.smart.monitor import Snapshot
 
@@ -39,7 +39,8 @@ NAME = r"^[A-Za-z0-9_.-]+$"
 DURATION = r"^\s*(\d+(\.\d+)?\s*[smhd]\s*)+$"
 _NUM = r"\d+(\.\d+)?"
 CONDITION = rf"^\s*((<=|>=|<|>|=)?\s*{_NUM}|{_NUM}\s*-\s*{_NUM})\s*$"
-# what a condition can test: the trace columns, load15, and the local hour and weekday
+# what a condition can test: the trace columns (the extra ones too: a job that needs the
+# network fails offline), load15, and the local hour and weekday
 COLUMNS = (*TRACE_COLUMNS[1:], "load15", "hour", "weekday")
 _CYCLIC = {"hour": 24, "weekday": 7}
 DEFAULT_CORES = 8

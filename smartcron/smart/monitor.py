@@ -8,11 +8,14 @@ measured on the 2-core development container, tty source; test_monitor prints it
 `loginctl` call costs 5-20 ms, hence the cache).
 `testing.ScriptedMonitor` is the fake for tests; `trace.TraceMonitor` replays a trace.
 
-Absent things are explicit: no battery is `battery_percent=None`, never 0.
+Absent things are explicit: no battery is `battery_percent=None`, never 0. So is no
+PSI (smart.pressure) and an unknown network or metered state (smart.network): each is
+said once in the log (per file or source, per process), then the value is None.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -21,12 +24,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from smartcron.smart import network, pressure
 
 # psutil is imported inside the functions that use it: a daemon whose crontabs hold no
 # smart job never loads it (it costs about 2.5 MB of memory).
 IDLE_SOURCES = ("logind", "xprintidle", "tty", "none", "trace")
 POWER_SUPPLY = Path("/sys/class/power_supply")
+PROC = Path("/proc")
+log = logging.getLogger("smartcron")
+_T = TypeVar("_T")
+_REPORTED: set[str] = set()  # what report_once said already, by key
+
+
+def report_once(key: str, message: str, level: int = logging.WARNING) -> None:
+    """Log a missing or unreadable source once per process and key (monitors are made
+    anew: the engine makes one per disk_path)."""
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        log.log(level, "%s", message)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,19 +150,24 @@ class SystemMonitor:
         refresh_s: float = 30.0,
         environ: Mapping[str, str] | None = None,
         power_supply: Path = POWER_SUPPLY,
+        proc: Path = PROC,
+        resolv_conf: Path = network.RESOLV_CONF,
+        metered: Callable[[], tuple[bool | None, str | None]] | None = None,
     ) -> None:
         self.disk_path = disk_path
         self.user = user
         self.refresh_s = refresh_s
         self._environ = dict(os.environ if environ is None else environ)
         self._power_supply = power_supply
+        self._proc, self._resolv_conf = proc, resolv_conf
+        self._metered = metered or (lambda: network.read_metered(network.metered_command()))
         self._cpu_last = _cpu_busy_total()
         self._has_logind = Path("/run/systemd/system").is_dir() and bool(shutil.which("loginctl"))
         self._has_xprintidle = bool(self._environ.get("DISPLAY")) and bool(
             shutil.which("xprintidle")
         )
-        # source name -> (monotonic time of the reading, idle seconds then)
-        self._cache: dict[str, tuple[float, float | None]] = {}
+        # source name -> (monotonic time of the reading, the value then)
+        self._cache: dict[str, tuple[float, Any]] = {}
 
     def snapshot(self, now: datetime) -> Snapshot:
         import psutil
@@ -153,6 +175,7 @@ class SystemMonitor:
         load1, load5, load15 = os.getloadavg()
         battery, charging, on_ac = self._power()
         idle, source = self._idle(now)
+        online, metered = self._network()
         return Snapshot(
             at=now.astimezone(UTC),
             load1=load1,
@@ -167,7 +190,34 @@ class SystemMonitor:
             idle_source=source,
             disk_free_percent=self._disk_free(),
             disk_path=self.disk_path,
+            network_online=online,
+            network_metered=metered,
+            **self._pressures(),
         )
+
+    def _pressures(self) -> dict[str, float | None]:
+        out = {}
+        for field, reading in pressure.read_all(self._proc / "pressure").items():
+            if reading.problem is not None:
+                why = f"PSI: {reading.problem}; max_{field}= is ignored (like no battery)"
+                report_once(f"psi:{self._proc}:{field}", why)
+            out[field] = reading.value
+        return out
+
+    def _network(self) -> tuple[bool | None, bool | None]:
+        """(online, metered); metered is asked only online (a subprocess, cached)."""
+        net = self._proc / "net"
+        state = network.check_online(net / "route", net / "ipv6_route", self._resolv_conf)
+        if state.problem is not None:
+            report_once(f"net:{net}", f"network state unknown: {state.problem}")
+        if not state.online:
+            return state.online, None
+        metered, problem = self._cached("metered", self._metered)
+        if problem is not None:
+            # info: most machines have no NetworkManager, and most jobs no network=unmetered
+            why = f"network=unmetered cannot tell metered: {problem}"
+            report_once(f"metered:{problem}", why, logging.INFO)
+        return True, metered
 
     def _cpu_percent(self) -> float:
         busy, total = _cpu_busy_total()
@@ -225,7 +275,7 @@ class SystemMonitor:
             return idle, "tty"
         return None, "none"
 
-    def _cached(self, name: str, read: Callable[[], float | None]) -> float | None:
+    def _cached(self, name: str, read: Callable[[], _T]) -> _T:
         # Not extrapolated between readings: idle time is under- rather than
         # over-estimated (by at most refresh_s), so an idle= constraint stays safe.
         tick = time.monotonic()
