@@ -7,7 +7,6 @@ the history database read-only), so it works with or without a running daemon.""
 
 from __future__ import annotations
 
-import json
 import pwd
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,7 +282,8 @@ def _limits() -> Row:
 
 def data_json(data: DashData) -> str:
     """The JSON the live page re-renders from: the data, each view's HTML (rendered by
-    the page's own templates, escaped) and each chart's plotly figure."""
-    from smartcron.dash.page import live_payload
+    the page's own templates, escaped) and each chart's plotly figure; no raw <, > or &
+    anywhere, so it is as safe in an HTML page as in an event stream."""
+    from smartcron.dash.page import live_payload, script_json
 
-    return json.dumps(live_payload(data), separators=(",", ":"), default=str)
+    return str(script_json(live_payload(data)))  # <, >, & as \u escapes: still JSON
