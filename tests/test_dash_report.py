@@ -107,8 +107,15 @@ def test_only_this_job_with_job(week):
 
 
 def test_unknown_job_is_a_one_line_error(week, tmp_path):
-    done = report("--config", str(week.config), "--user", "--html", str(tmp_path / "x.html"),
-                  "--job", "no_such_job")  # fmt: skip
+    done = report(
+        "--config",
+        str(week.config),
+        "--user",
+        "--html",
+        str(tmp_path / "x.html"),
+        "--job",
+        "no_such_job",
+    )
     assert done.returncode == 1
     assert "no_such_job: no such job" in done.stderr.strip().splitlines()[-1]
 
@@ -123,19 +130,44 @@ def _runs(db: Path, rows: list[tuple[object, ...]]) -> None:
         )
 
 
-def _row(i: int, job: str = "busy", user: str = "root", command: str = "true",
-         seconds: float = 60.0, status: str = "ok", name: str | None = None) -> tuple[object, ...]:  # fmt: skip
+def _row(
+    i: int,
+    job: str = "busy",
+    user: str = "root",
+    command: str = "true",
+    seconds: float = 60.0,
+    status: str = "ok",
+    name: str | None = None,
+) -> tuple[object, ...]:
     at = datetime(2026, 1, 5, tzinfo=UTC) + timedelta(seconds=6 * i)
     fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
     end = at + timedelta(seconds=seconds)
-    return (job, name, "/x/crontab", 1, user, command, "cron", at.strftime(fmt),
-            at.strftime(fmt), end.strftime(fmt), status, 0 if status == "ok" else 1, seconds)  # fmt: skip
+    return (
+        job,
+        name,
+        "/x/crontab",
+        1,
+        user,
+        command,
+        "cron",
+        at.strftime(fmt),
+        at.strftime(fmt),
+        end.strftime(fmt),
+        status,
+        0 if status == "ok" else 1,
+        seconds,
+    )
 
 
 def test_a_job_with_100000_runs_keeps_the_page_small(week, tmp_path):
     db = tmp_path / "busy.db"
-    _runs(db, [_row(i, seconds=60 + i % 7, status="failed" if i % 10 == 0 else "ok")
-               for i in range(100_000)])  # fmt: skip
+    _runs(
+        db,
+        [
+            _row(i, seconds=60 + i % 7, status="failed" if i % 10 == 0 else "ok")
+            for i in range(100_000)
+        ],
+    )
     started = time.monotonic()
     data = collect(query(week, history=db))
     seconds = time.monotonic() - started
@@ -164,8 +196,11 @@ def test_hostile_names_and_commands_are_escaped_everywhere(week, tmp_path):
 
 def test_a_viewer_sees_only_their_own_runs(week, tmp_path):
     db = tmp_path / "two.db"
-    _runs(db, [_row(i, job="mine", user="nobody") for i in range(3)]
-          + [_row(i, job="theirs", user="root") for i in range(4)])  # fmt: skip
+    _runs(
+        db,
+        [_row(i, job="mine", user="nobody") for i in range(3)]
+        + [_row(i, job="theirs", user="root") for i in range(4)],
+    )
     nobody = 65534
     data = collect(query(week, history=db, viewer_uid=nobody))
     assert {r["job"] for r in data.runs} == {"mine"}
@@ -203,8 +238,15 @@ def test_an_older_schema_is_noted_and_a_corrupt_one_is_an_error(week, tmp_path):
     assert data.history_note is not None and "older schema" in data.history_note
     bad = tmp_path / "bad.db"
     bad.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
-    done = report("--config", str(week.config), "--user", "--history", str(bad),
-                  "--html", str(tmp_path / "bad.html"))  # fmt: skip
+    done = report(
+        "--config",
+        str(week.config),
+        "--user",
+        "--history",
+        str(bad),
+        "--html",
+        str(tmp_path / "bad.html"),
+    )
     assert done.returncode == 1, done.stdout
     lines = [line for line in done.stderr.splitlines() if "model not used" not in line]
     assert len(lines) == 1 and str(bad) in lines[0], done.stderr
