@@ -11,6 +11,7 @@ from typing import Protocol
 
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 STEP_THRESHOLD = 30.0  # seconds of wall-vs-monotonic disagreement that count as a clock step
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 class Clock(Protocol):
@@ -22,6 +23,12 @@ class Clock(Protocol):
 
     def monotonic(self) -> float:
         """Seconds on a clock that never jumps (to tell a clock step from elapsed time)."""
+        ...
+
+    def boottime(self) -> float:
+        """Seconds on a clock that never jumps but, unlike `monotonic`, goes on counting
+        while the machine is suspended (Linux CLOCK_BOOTTIME): the two part after a
+        suspend, and only then (to tell a suspend from a clock step)."""
         ...
 
     def sleep_until(self, instant: datetime, wake: threading.Event | None = None) -> None:
@@ -46,6 +53,10 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def boottime(self) -> float:
+        # Not Linux: no suspend can be told apart, every one looks like a clock step.
+        return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
 
     def sleep_until(self, instant: datetime, wake: threading.Event | None = None) -> None:
         delay = (instant - self.now()).total_seconds()
@@ -98,3 +109,23 @@ class Jump:
         )
         way = "forward" if self.end > self.start else "back"
         return f"the clock was stepped {way} by {size or 'under a minute'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """The machine did not run from `start` to `end` (wall clock): `suspend` (the boottime
+    clock went on while the monotonic one stood still) or `off` (the boot id changed:
+    powered off, or rebooted)."""
+
+    start: datetime
+    end: datetime
+    kind: str  # "suspend" or "off"
+
+    def covers(self, instant: datetime) -> bool:
+        return self.start < instant <= self.end
+
+    def text(self) -> str:
+        """`the machine was suspended for 9 h`, `the machine was off for 2 h 5 min`."""
+        state = "suspended" if self.kind == "suspend" else "off"
+        size = Jump(self.start, self.end).text().removeprefix("the clock was stepped forward by ")
+        return f"the machine was {state} for {size}"

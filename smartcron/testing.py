@@ -65,7 +65,7 @@ class FakeClock:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime")
         self._now = start.astimezone(UTC)
-        self._mono = monotonic
+        self._mono, self._slept = monotonic, 0.0  # boottime = monotonic + time suspended
         self._boot = boot_id or uuid.uuid4().hex
         self._marks = [(time.time(), self._now)]  # (real time, fake time from then on)
 
@@ -74,6 +74,9 @@ class FakeClock:
 
     def monotonic(self) -> float:
         return self._mono
+
+    def boottime(self) -> float:
+        return self._mono + self._slept
 
     def boot_id(self) -> str:
         return self._boot
@@ -95,10 +98,14 @@ class FakeClock:
         self._now = instant.astimezone(UTC)
         self._moved()
 
-    def advance(self, delta: timedelta) -> None:
-        """Let time pass."""
+    def advance(self, delta: timedelta, *, suspended: bool = False) -> None:
+        """Let time pass; `suspended`: the machine slept meanwhile (monotonic time stands
+        still, boottime goes on, as Linux's CLOCK_MONOTONIC and CLOCK_BOOTTIME do)."""
         self._now += delta
-        self._mono += delta.total_seconds()
+        if suspended:
+            self._slept += delta.total_seconds()
+        else:
+            self._mono += delta.total_seconds()
         self._moved()
 
     def sleep_until(self, instant: datetime, wake: threading.Event | None = None) -> None:
@@ -352,20 +359,9 @@ class ScriptedMonitor:
 
 def sample_snapshot(at: datetime, **changes: Any) -> Snapshot:
     """A plausible quiet laptop on AC with an away user; override any field by keyword."""
-    base = Snapshot(
-        at=at.astimezone(UTC),
-        load1=0.2,
-        load5=0.3,
-        load15=0.3,
-        cpu_percent=3.0,
-        ram_percent=40.0,
-        battery_percent=90.0,
-        charging=True,
-        on_ac=True,
-        idle_seconds=3600.0,
-        idle_source="trace",
-        disk_free_percent=60.0,
-    )
+    base = Snapshot(at=at.astimezone(UTC), load1=0.2, load5=0.3, load15=0.3, cpu_percent=3.0,
+                    ram_percent=40.0, battery_percent=90.0, charging=True, on_ac=True,
+                    idle_seconds=3600.0, idle_source="trace", disk_free_percent=60.0)  # fmt: skip
     return replace(base, **changes)
 
 

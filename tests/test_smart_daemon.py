@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from smartcron.testing import FakeOutcome
+from smartcron.testing import FakeClock, FakeOutcome
 from tests.harness import START, Harness, battery, make, runs, utc
 
 # ------------------------------------------------------------------ deferring
@@ -269,7 +269,10 @@ def test_a_firing_whose_window_ended_long_before_the_restart_is_missed(tmp_path)
     first = make(tmp_path, crontab, battery())
     first.run_until(utc("01:10"))
     later = datetime(2026, 2, 10, 9, 0, 30, tzinfo=UTC)
-    second = make(tmp_path, crontab, battery(), start=later)
+    # the same boot: the daemon was down, not the machine (that is catch-up's business)
+    mono = first.clock.monotonic() + (later - first.clock.now()).total_seconds()
+    clock = FakeClock(later, monotonic=mono, boot_id=first.clock.boot_id())
+    second = make(tmp_path, crontab, battery(), clock=clock)
     second.run_until(later + timedelta(minutes=2))
     assert second.starts == []
     (stored,) = second.firings("backup")

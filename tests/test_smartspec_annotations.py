@@ -87,6 +87,11 @@ VALID = [
     ("max_mem_pressure", "0", 0.0),
     ("network", "online", "online"),
     ("network", "Unmetered", "unmetered"),
+    ("catchup", "all", "all"),
+    ("catchup", "No", "no"),
+    ("catchup_window", "3h", 3 * H),
+    ("jitter", "15m", 15 * M),
+    ("jitter", "90", timedelta(seconds=90)),
 ]
 
 
@@ -142,6 +147,9 @@ INVALID = [
     ("max_mem_pressure", "high", "expected a percentage from 0 to 100"),
     ("network", "foo", "expected one of online, unmetered, got 'foo'"),
     ("network", "onlin", "got 'onlin' (did you mean 'online'?)"),
+    ("catchup", "twice", "expected one of once, all, no, got 'twice'"),
+    ("catchup_window", "-1h", "-1h is negative"),
+    ("jitter", "soon", "expected a duration (30s, 5m, 2h, 1d, 1h30m"),
 ]
 
 

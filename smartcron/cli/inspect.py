@@ -8,7 +8,7 @@ read-only (WAL: never blocks the daemon).
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -81,10 +81,20 @@ def _print_status(doc: dict[str, Any], config: Config) -> None:
         console.print(_pending_table(doc["pending"], console.width))
     if doc["next"]:
         console.print("next firings", style="bold")
-        rows = [[short_time(item["at"]), item["owner"], item["job"], item["command"]]
+        rows = [[short_time(item["at"]), item["owner"], _jittered(item), item["command"]]
                 for item in doc["next"]]  # fmt: skip
         give = [("command", 24), ("job", 16), ("command", 10)]
         console.print(grid(["at", "user", "job", "command"], rows, console.width, give))
+
+
+def _jittered(item: dict[str, Any]) -> str:
+    """The job, and with jitter= the offset this host adds to its start (`+12m34s`)."""
+    offset = (item.get("settings") or {}).get("jitter_offset")
+    if offset is None:
+        return str(item["job"])
+    from smartcron.smart.constraints import duration_text
+
+    return f"{item['job']} +{duration_text(timedelta(seconds=offset))}"
 
 
 def _pending_table(pending: list[dict[str, Any]], width: int) -> Any:

@@ -144,6 +144,9 @@ def explain_cmd(
         else f"{found['name'] or found['id']} ({found['source']}:{found['line']})"
     )
     click.echo(title)
+    offset = ((found or {}).get("settings") or {}).get("jitter_offset")
+    if offset is not None:  # smartcron.smart.jitter
+        click.echo(f"  jitter: on this host each firing starts {offset} s into its window")
     if found is not None and not found["smart"]:
         click.echo("  a plain cron line: it never passes through the gate")
     elif found is not None and data["mode"] == "cron":

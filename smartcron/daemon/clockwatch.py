@@ -4,15 +4,21 @@ The daemon reads the wall clock and the monotonic clock at each wake-up; a wall 
 that moved differently from the monotonic one was stepped (`date -s`, a suspend that
 the monotonic clock did not count). What cron.c then observes is replayed here; the
 forward steps are remembered so that a firing jumped over gets its reason.
+
+A suspend is a step too for cron's rules (Debian's cron sees its sleep(3) overrun by the
+time suspended and applies its clock-change rules: plain lines keep exactly that). But
+the boottime clock counts the time suspended and the monotonic one does not, so the
+watch also tells a suspend from `date -s`, for the smart firings' catch-up
+(smartcron.smart.catchup).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
-from smartcron.clock import STEP_THRESHOLD, Clock, Jump
+from smartcron.clock import STEP_THRESHOLD, Clock, Jump, Sleep
 from smartcron.daemon.ticker import local_minute, observed_minutes
 
 __all__ = ["MAX_JUMPS", "ClockWatch"]
@@ -31,8 +37,10 @@ class ClockWatch:
         self.zone = zone
         self.last_wall = clock.now().timestamp()
         self.last_mono = clock.monotonic()
+        self.last_boot = clock.boottime()
         self.utc_minute = math.floor(self.last_wall / 60)  # the last minute observed
         self.jumps: list[Jump] = []
+        self.sleep: Sleep | None = None  # the suspend seen by the last observe(), if one
 
     def observe(self, now: datetime) -> tuple[list[tuple[int, int]], bool]:
         """The (utc, local) minutes cron would have woken in since the last reading, and
@@ -43,8 +51,13 @@ class ClockWatch:
         `date -s`.
         """
         wall = now.timestamp()
-        mono = self.clock.monotonic()
+        mono, boot = self.clock.monotonic(), self.clock.boottime()
         expected = self.last_wall + (mono - self.last_mono)
+        slept = (boot - self.last_boot) - (mono - self.last_mono)
+        self.sleep = None
+        if slept >= STEP_THRESHOLD:  # the timerfd wakes us at resume: it ended about now
+            self.sleep = Sleep(now - timedelta(seconds=slept), now, "suspend")
+            log.info("%s", self.sleep.text())
         utc_minute = math.floor(wall / 60)
         stepped = abs(wall - expected) >= STEP_THRESHOLD
         if stepped:
@@ -55,7 +68,7 @@ class ClockWatch:
             seen.append((utc_minute, local_minute(utc_minute, self.zone)))
         else:
             seen = list(observed_minutes(self.utc_minute, utc_minute, self.zone))
-        self.last_wall, self.last_mono = wall, mono
+        self.last_wall, self.last_mono, self.last_boot = wall, mono, boot
         self.utc_minute = utc_minute
         return seen, stepped
 

@@ -222,7 +222,7 @@ class Daemon:
             self._stepped = False
             self.engine.reconsider(now)
         try:  # the minute made durable (its smart firings, its plain ones) before any starts
-            self.engine.add(smart, now, self._journal_entry(seen, now, started))
+            self.engine.add(smart, now, self._journal_entry(seen, now, started), self.watch.sleep)
         except Exception:  # the gate's trouble must not stop plain cron
             log.exception("the decision engine failed; carrying on")
         for job, scheduled in started:  # plain lines never pass through the gate
@@ -283,7 +283,7 @@ class Daemon:
             if found.jump.end > found.jump.start:
                 self.watch.jumped(found.jump.start, found.jump.end)
             self.engine.reconsider(now)
-        self.engine.add(found.pending, now, found.statements)
+        self.engine.add(found.pending, now, found.statements, sleep=found.sleep)  # was it off?
 
     def _dropped(self, before: tuple[object, ...], now: datetime) -> None:
         """The model was dropped: firings it deferred go back to the rules at once."""

@@ -4,16 +4,20 @@ The journal's last row says which minute was observed last, on which boot and at
 monotonic time, and which plain firings of that minute were handed to the launcher.
 From it come the smart firings to resume (pending), the statements that record what
 was not run and why, and the clock step made while no daemon ran, if one was.
+
+Another boot id than the journal's means the machine was off (or rebooted) since that
+minute: the smart firings whose window passed meanwhile are caught up
+(smartcron.smart.catchup); plain lines are not, as cron(8) does not catch up.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
-from smartcron.clock import Clock, Jump
+from smartcron.clock import Clock, Jump, Sleep
 from smartcron.smart.jobs import Job
 from smartcron.store.history import HistoryError
 from smartcron.store.historyguard import log_history_failure
@@ -32,6 +36,7 @@ class Recovered:
     pending: list[tuple[Job, datetime]]
     statements: list[Statement]
     jump: Jump | None  # the clock step while no daemon ran (within one boot)
+    sleep: Sleep | None = None  # the machine was off since the journal's last minute
 
 
 def recover(
@@ -75,6 +80,11 @@ def recover(
                     )
                 )
     pending, gap = gap_firings(jobs, last.utc_minute, through, now, zone, smart=smart, jump=jump)
+    sleep = None
+    if smart and last.boot_id is not None and last.boot_id != boot:
+        sleep = Sleep(last.at, now, "off")
+        log.info("%s since the last minute journaled", sleep.text())
+        gap = _caught_up(gap, jobs, sleep)
     for each in [*lost, *gap]:
         when = each.first.astimezone(zone).strftime("%Y-%m-%d %H:%M")
         until = each.last.astimezone(zone)
@@ -83,4 +93,15 @@ def recover(
     if pending:
         log.info("%d firing(s) of minutes no daemon saw are pending", len(pending))
     statements = [*also, *journal.not_run_statements([*lost, *gap], now)]
-    return Recovered(pending=pending, statements=statements, jump=jump)
+    return Recovered(pending=pending, statements=statements, jump=jump, sleep=sleep)
+
+
+def _caught_up(gap: list[NotRun], jobs: Sequence[Job], sleep: Sleep) -> list[NotRun]:
+    """The gap's closed smart firings, said to be caught up (their job's catchup= allowing)."""
+    modes = {job.id: job.smart.catchup for job in jobs if job.smart is not None}
+    return [
+        replace(item, reason=f"{sleep.text()} over its window: left to catchup={mode}")
+        if (mode := modes.get(item.job_id, "no")) != "no"
+        else item
+        for item in gap
+    ]

@@ -49,7 +49,7 @@ class JobView:
             command=job.command,
             zone=str(job.zone) if job.zone is not None else None,
             smart=job.smart is not None,
-            settings=job.smart.as_dict() if job.smart is not None else None,
+            settings=_settings(job),
         )
 
     @classmethod
@@ -58,6 +58,18 @@ class JobView:
 
     def to_json(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in _JOB_KEYS}
+
+
+def _settings(job: Job) -> dict[str, Any] | None:
+    """The SmartSpec's keys, and with jitter= this host's offset (`jitter_offset`, s)."""
+    if job.smart is None:
+        return None
+    out = job.smart.as_dict()
+    if job.smart.jitter:
+        from smartcron.smart.jitter import jitter_offset
+
+        out["jitter_offset"] = int(jitter_offset(job.smart.jitter, job.id).total_seconds())
+    return out
 
 
 # Once, not per job: dataclasses.fields() was a fifth of `status` at 10,000 jobs.

@@ -54,6 +54,7 @@ ENUMS = {
     "mail": ("output", "error", "never"),
     "network": ("online", "unmetered"),
     "fleet": ("each", "once"),
+    "catchup": ("once", "all", "no"),
 }
 # key -> kind of value, in smartcrontab(5)'s order (disk_path is our extension).
 KINDS: dict[str, str] = {
@@ -86,6 +87,9 @@ KINDS: dict[str, str] = {
     "max_mem_pressure": "percent",
     "network": "enum",
     "fleet": "enum",  # one host of a fleet runs each firing (smartcron.smart.fleet)
+    "catchup": "enum",  # after a suspend or a power-off (smartcron.smart.catchup)
+    "catchup_window": "duration",
+    "jitter": "duration",  # a per-host, per-job offset (smartcron.smart.jitter)
 }
 KEYS = tuple(KINDS)
 

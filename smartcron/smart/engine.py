@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol
 
-from smartcron.clock import Clock, Jump
+from smartcron.clock import Clock, Jump, Sleep
 from smartcron.run.executor import RunResult
-from smartcron.smart import fleet
+from smartcron.smart import catchup, fleet
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import RECHECK, Advisor, Firing
 from smartcron.smart.jobs import Job
@@ -151,9 +151,11 @@ class Engine:
         due: Sequence[tuple[Job, datetime]],
         now: datetime,
         also: Sequence[tuple[str, tuple[object, ...]]] = (),
+        sleep: Sleep | None = None,
     ) -> None:
         """Cron ticks of smart jobs: pending firings, persisted before evaluation, in one
-        transaction with `also` (the minute journal), before any job of the minute starts."""
+        transaction with `also` (the minute journal), before any job of the minute starts.
+        `sleep`: the machine was suspended or off before them: then `catch_up`."""
         fresh: dict[tuple[str, datetime], Firing] = {}
         for job, nominal in due:
             key = (job.id, nominal)
@@ -172,6 +174,35 @@ class Engine:
                         fresh[key] = replace(firing, id=row.firing.id)
         for firing in fresh.values():
             self.machine.open(firing, now)
+        self.catch_up(sleep, now)
+
+    def catch_up(self, sleep: Sleep | None, now: datetime) -> None:
+        """After a suspend or a power-off: the smart firings its time kept from running
+        (smartcron.smart.catchup), persisted like any firing. Not in cron mode."""
+        if sleep is None or self.context.mode() == "cron":
+            return
+        jobs = [(job, job.entry.spec) for job in self.context.jobs() if job.smart is not None]
+        opened = {key: slot.firing for key, slot in self.slots.items()}
+        found = catchup.plan(jobs, opened, sleep, now, self.context.zone)
+        self.add(found.fresh, now)
+        why = {(c.job.id, c.nominal): c for c in found.catch}
+
+        def stored(firing: Firing) -> Firing:
+            catch = why[firing.job_id, firing.nominal]
+            log.info("%s: %s", catch.job.label, catch.reason)
+            if self.store is None:
+                return firing
+            try:
+                return self.store.catch_up(firing, now, catch.reason).firing
+            except HistoryError as err:
+                log_history_failure(err, "a catch-up firing kept in memory")
+                return firing
+
+        missed, moved, _ = catchup.apply(self.machine, found, now, stored)
+        for effect in missed:
+            self._apply(effect, now)
+        for catch in moved:
+            stored(self.slots[catch.job.id, catch.nominal].firing)
 
     # ------------------------------------------------------------ evaluation
 

@@ -190,6 +190,36 @@ class FiringStore:
         counts = self._write([(again, row), (update, params), (insert, values)])
         return counts[1] > 0
 
+    def catch_up(self, firing: Firing, now: datetime, reason: str) -> StoredFiring:
+        """A firing caught up after a suspend or a power-off (smart.catchup): stored if
+        new, its deadline moved if still pending, with a `catchup` decision; returns the
+        row as it stands (another state: handled already, nothing moved)."""
+        key = (firing.job_id, to_db_time(firing.nominal))
+        at, deadline = to_db_time(now), to_db_time(firing.deadline)
+        insert = (
+            "INSERT OR IGNORE INTO firings"
+            " (job_id, nominal, deadline, state, attempts, next_eval, created, updated)"
+            " VALUES (?, ?, ?, 'pending', 0, ?, ?, ?)"
+        )
+        update = (
+            "UPDATE firings SET deadline = ?, next_eval = ?, updated = ?"
+            " WHERE job_id = ? AND nominal = ? AND state = 'pending'"
+        )
+        decision = (
+            "INSERT INTO decisions (firing_id, job_id, at, verdict, until, reason)"
+            " SELECT (SELECT id FROM firings WHERE job_id = ? AND nominal = ?), ?, ?,"
+            " 'catchup', ?, ? WHERE changes() > 0"
+        )
+        self._write([
+            (insert, (*key, deadline, at, at, at)),
+            (update, (deadline, at, at, *key)),
+            (decision, (*key, firing.job_id, at, deadline, reason)),
+        ])  # fmt: skip
+        rows = self._read(
+            f"SELECT {_FIRING_COLUMNS} FROM firings WHERE job_id = ? AND nominal = ?", key
+        )
+        return _firing(rows[0])
+
     # ------------------------------------------------------------ reads
 
     def open_firings(self) -> list[StoredFiring]:

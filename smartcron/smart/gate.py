@@ -131,6 +131,8 @@ def _not_yet(case: _Case) -> Verdict | None:
         return None
     if case.firing.attempt:
         reason = f"retry {case.firing.attempt} of {case.spec.retry} backs off until {_hhmm(start)}"
+    elif case.spec.jitter:  # smartcron.smart.jitter: this host's offset into the window
+        reason = f"jitter: this host starts it at {_hhmm(start)}"
     else:
         reason = f"window opens at {_hhmm(start)}"
     return Verdict(action="defer", until=start, reason=reason)

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 from smartcron.clock import Jump
 from smartcron.smart import gate
 from smartcron.smart.gate import RECHECK, Advisor, Firing, Verdict, retry_at, window_for
+from smartcron.smart.jitter import jitter_offset
 from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
 
@@ -148,6 +149,7 @@ class Machine:
         skip_ahead: Callable[[Firing, SmartSpec, datetime], datetime] | None = None,
     ) -> None:
         self.zone = zone
+        self.host: str | None = None  # the machine id jitter= hashes (None: this one's)
         self.recheck = recheck
         self.decide = decide or gate.evaluate  # looked up late: tests wrap the gate's
         self.retries = retries
@@ -174,6 +176,7 @@ class Machine:
         """The new pending firing of `job`'s tick at `nominal` (its window from the spec)."""
         assert job.smart is not None
         start, deadline = window_for(job.smart, nominal, self.zone_of(job))
+        start = min(start + jitter_offset(job.smart.jitter, job.id, self.host), deadline)
         return Firing(
             id=None,
             job_id=job.id,
@@ -375,9 +378,8 @@ class Machine:
                 slot.next_eval = min(slot.next_eval, now)
 
         def end(kind: Kind, reason: str) -> Effect:
-            return Effect(
-                kind=kind, firing=firing, job=job, verdict=kind, reason=reason, state=kind
-            )
+            return Effect(kind=kind, firing=firing, job=job, verdict=kind, reason=reason,
+                          state=kind)  # fmt: skip
 
         if outcome == "ok":
             return end("done", what)
@@ -387,9 +389,8 @@ class Machine:
             )
         again = retry_at(spec, firing.attempt, now)
         if not self.retries or firing.attempt > spec.retry or again > firing.deadline:
-            left = (
-                "no retry left" if firing.attempt > spec.retry else "no retry before the deadline"
-            )
+            spent = firing.attempt > spec.retry
+            left = "no retry left" if spent else "no retry before the deadline"
             return end("failed", f"{what}; {left}" if spec.retry and self.retries else what)
         pending = replace(firing, state="pending", not_before=again)
         at = hhmm(again, self.zone_of(job))

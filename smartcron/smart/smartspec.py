@@ -34,6 +34,7 @@ from smartcron.smart.annotations import (
     problem,
     suggest,
 )
+from smartcron.smart.jitter import jitter_problem
 from smartcron.smart.jobids import derived_id
 from smartcron.smart.settingschema import convert_all, schema_problems
 from smartcron.smart.settingschema import settings_schema as settings_schema  # its old home
@@ -90,6 +91,10 @@ class SmartSpec:
     max_mem_pressure: float | None = None
     network: Literal["online", "unmetered"] | None = None  # smartcron.smart.network
     fleet: Literal["each", "once"] = "each"  # once: one host of a fleet (smart.fleet)
+    # After a suspend or a power-off (smartcron.smart.catchup); None: the window's length.
+    catchup: Literal["once", "all", "no"] = "once"
+    catchup_window: timedelta | None = None
+    jitter: timedelta | None = None  # a per-host offset into the window (smart.jitter)
 
     @property
     def constraints(self) -> dict[str, object]:
@@ -280,13 +285,16 @@ def resolve(
     levels.append((own, origin))
     merged = _merge_levels(levels)
     if isinstance(name, str) and name in merged.get("after", ()):  # type: ignore[operator]
-        why = f"after: {name} names the job itself"
-        raise AnnotationError([problem(origin[0], origin[1], why)])
+        itself = f"after: {name} names the job itself"
+        raise AnnotationError([problem(origin[0], origin[1], itself)])
     window = merged.pop("window", None)
     if window is None:
         window = default_window(spec)
     clock = window if isinstance(window, tuple) else None
     duration = window if isinstance(window, timedelta) else None
+    jitter = merged.get("jitter")  # it must fit the window (smartcron.smart.jitter)
+    if isinstance(jitter, timedelta) and (why := jitter_problem(jitter, duration, clock)):
+        raise AnnotationError([problem(origin[0], origin[1], why)])
     return SmartSpec(name=name, window=duration, window_clock=clock, **merged)  # type: ignore[arg-type]
 
 
@@ -324,7 +332,7 @@ def smart_spec_for(
         return None
     inline = parse_annotations(entry.annotations, path)
     # Errors of the inline keys point at the #@smart line naming the key (profile=, after=).
-    words = ("profile=", "after=")
+    words = ("profile=", "after=", "jitter=")
     lines = [note.line for note in entry.annotations if any(w in note.text for w in words)]
     line = lines[-1] if lines else entry.annotations[-1].line
     return resolve(inline, companion, global_defaults, spec=entry.spec, origin=(path, line))

@@ -1,0 +1,143 @@
+"""Catch-up after a suspend or a power-off (issue 16, point 1), in the daemon on a fake clock.
+
+Europe/Berlin in February (tests/harness.py): 02:00 local is 01:00Z. A suspend moves the
+wall and boottime clocks but not the monotonic one (FakeClock.advance(suspended=True));
+`clock.set` is `date -s` (only the wall clock moves); a new FakeClock is a new boot.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from smartcron.store.journal import DOWN, Journal
+from smartcron.testing import FakeClock
+from tests.harness import Harness, battery, make, utc
+
+BACKUP = "#@smart name=backup window=1h\n0 2 * * * backup\n"
+PLAIN = "0 2 * * * plain-fixed\n*/30 * * * * plain-wild\n"
+
+
+def suspend(h: Harness, delta: timedelta) -> None:
+    """The lid closed for `delta`; at resume the timerfd (its instant past) wakes the daemon."""
+    h.clock.advance(delta, suspended=True)
+    h.daemon.step()
+
+
+def test_a_smart_firing_whose_window_passed_in_a_suspend_runs_once_at_resume(tmp_path):
+    h = make(tmp_path, BACKUP + PLAIN, start=utc("00:50"))
+    h.run_until(utc("00:55"))
+    suspend(h, timedelta(hours=4, minutes=5))  # lid closed 00:55-05:00Z
+    h.run_until(utc("07:00"))
+    assert [s for s in h.starts if s[0] == "backup"] == [("backup", "05:00Z")]
+    caught = [t for t in h.trail("backup") if t[1] == "catchup"]
+    assert caught == [
+        (
+            "05:00Z",
+            "catchup",
+            "the machine was suspended for 4 h 5 min over its window: caught up,"
+            " deadline 07:00 (catchup=once, catchup_window=1h)",
+        )
+    ]
+    (stored,) = h.firings("backup")
+    assert (stored.firing.nominal, stored.firing.state) == (utc("01:00"), "done")
+    assert stored.firing.deadline == utc("06:00")  # resume + the job's own window
+    # cron(8): a jump of more than 3 hours is a correction, plain lines do not catch up
+    assert ("plain-fixed", "05:00Z") not in h.starts
+
+
+def test_a_wall_clock_step_over_the_window_is_not_a_suspend_and_catches_nothing_up(tmp_path):
+    h = make(tmp_path, BACKUP, start=utc("00:50"))
+    h.run_until(utc("00:55"))
+    h.clock.set(h.clock.now() + timedelta(hours=4, minutes=5))  # date -s: no suspend
+    h.daemon.step()
+    h.run_until(utc("07:00"))
+    assert h.starts == []
+    assert h.firings("backup") == []
+    assert h.daemon.watch.sleep is None and h.daemon.jumps  # seen as a step, not a sleep
+
+
+@pytest.mark.parametrize("gap", [timedelta(minutes=4), timedelta(hours=2), timedelta(hours=5)])
+def test_plain_lines_keep_crons_rules_whether_the_clock_was_stepped_or_suspended(tmp_path, gap):
+    """Debian's cron sees a resume as a clock step: the same plain runs either way."""
+    seen = []
+    for how in ("step", "suspend"):
+        h = make(tmp_path / how, PLAIN, start=utc("00:50"))
+        h.run_until(utc("00:55"))
+        if how == "step":
+            h.clock.set(h.clock.now() + gap)
+            h.daemon.step()  # the timerfd wakes the daemon at once
+        else:
+            suspend(h, gap)
+        h.run_until(utc("00:55") + gap + timedelta(minutes=40))
+        seen.append(h.starts)
+    assert seen[0] == seen[1]
+    if gap == timedelta(hours=2):  # the fixed-time job skipped over runs at the jump
+        assert ("plain-fixed", "02:55Z") in seen[1]
+
+
+@pytest.mark.parametrize(("mode", "runs"), [("once", 1), ("all", 6), ("no", 0)])
+def test_catchup_once_runs_one_firing_all_runs_each_and_no_none(tmp_path, mode, runs):
+    crontab = f"#@smart name=sync window=20m catchup={mode}\n0 * * * * sync\n"
+    h = make(tmp_path, crontab, start=utc("00:50"))
+    h.run_until(utc("00:55"))
+    suspend(h, timedelta(hours=5, minutes=35))  # 00:55 -> 06:30Z
+    h.run_until(utc("06:50"))  # 01:00 ... 06:00 missed (06:00's window closed at 06:20)
+    late = [at for command, at in h.starts if command == "sync"]
+    assert late == ["06:30Z"] * runs
+    states = sorted(stored.firing.state for stored in h.firings("sync"))
+    assert states.count("done") == runs
+    if mode == "once":
+        (done,) = [s for s in h.firings("sync") if s.firing.state == "done"]
+        assert done.firing.nominal == utc("06:00")  # the latest of those missed
+
+
+def test_no_catch_up_when_a_firing_is_still_inside_its_window_at_resume(tmp_path):
+    crontab = "#@smart name=sync window=45m\n0 * * * * sync\n"
+    h = make(tmp_path, crontab, start=utc("00:50"))
+    h.run_until(utc("00:55"))
+    suspend(h, timedelta(hours=5, minutes=25))  # 06:20Z: 06:00 is open
+    h.run_until(utc("06:40"))
+    assert h.starts == [("sync", "06:20Z")]
+    assert [s.firing.nominal for s in h.firings("sync") if s.firing.state == "done"] == [
+        utc("06:00")
+    ]
+
+
+def test_a_caught_up_firing_waits_for_its_constraints_inside_the_catchup_window(tmp_path):
+    crontab = "#@smart name=backup window=1h min_battery=30 catchup_window=3h\n0 2 * * * backup\n"
+    h = make(tmp_path, crontab, battery("05:40"), start=utc("00:50"))
+    h.run_until(utc("00:55"))
+    suspend(h, timedelta(hours=4, minutes=5))
+    h.run_until(utc("09:00"))
+    assert h.starts == [("backup", "05:40Z")]  # the next good moment after resume
+    (stored,) = h.firings("backup")
+    assert stored.firing.deadline == utc("08:00")
+
+
+def test_a_power_off_between_two_journaled_minutes_catches_up_smart_firings_only(tmp_path):
+    first = make(tmp_path, BACKUP + PLAIN, start=utc("00:50"))
+    first.run_until(utc("00:55"))  # the last journaled minute
+    # powered off; the next boot (another boot id) starts a daemon at 05:00Z
+    second = make(tmp_path, BACKUP + PLAIN, start=utc("05:00"), history=first.history)
+    assert second.clock.boot_id() != first.clock.boot_id()
+    second.run_until(utc("07:00"))
+    assert [s for s in second.starts if s[0] == "backup"] == [("backup", "05:00Z")]
+    assert "plain-fixed" not in [command for command, _ in second.starts]
+    reasons = {item.label.split(":")[-1]: item.reason for item in Journal(second.history).not_run()}
+    assert reasons["3"] == DOWN  # plain-fixed: cron does not catch up
+    assert reasons["2"].startswith("the machine was off for 4 h 10 min over its window")
+    (stored,) = second.firings("backup")
+    assert (stored.firing.state, stored.firing.deadline) == ("done", utc("06:00"))
+
+
+def test_a_restart_on_the_same_boot_is_downtime_not_a_power_off(tmp_path):
+    first = make(tmp_path, BACKUP, start=utc("00:50"))
+    first.run_until(utc("00:55"))
+    gap = (utc("05:00") - first.clock.now()).total_seconds()
+    clock = FakeClock(utc("05:00"), monotonic=first.clock.monotonic() + gap,
+                      boot_id=first.clock.boot_id())  # fmt: skip
+    second = make(tmp_path, BACKUP, clock=clock, history=first.history)
+    second.run_until(utc("07:00"))
+    assert second.starts == []
