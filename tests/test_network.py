@@ -19,7 +19,7 @@ from smartcron.cli import crontab as crontab_cli
 from smartcron.cli.ctl import main as ctl_main
 from smartcron.sim.simulator import Timeline, load_scenario, simulate
 from smartcron.sim.trace import TraceError, load_trace, write_rows
-from smartcron.sim.world import load_world
+from smartcron.sim.world import WorldError, load_world
 from smartcron.smart import gate, network
 from smartcron.smart.gate import Firing
 from smartcron.smart.monitor import SystemMonitor
@@ -352,3 +352,29 @@ def test_explain_says_the_firing_waited_for_the_network(tmp_path, monkeypatch):
         False,
         True,
     )
+
+
+def test_a_world_sets_the_network_a_trace_lacks_and_a_traces_own_column_wins(tmp_path):
+    tab = tmp_path / "tab"
+    tab.write_text(CRONTAB)
+    sc = load_scenario(tab, zone=UTC, owner="alice")
+    offline = load_world(WORLD + "machine: {network_online: 0, cpu_pressure: 12.5}\n", "w.yaml")
+    rows = trace_csv(range(0)).splitlines()
+    bare = "\n".join(line.rsplit(",", 2)[0] for line in rows) + "\n"  # no network columns
+    timeline = Timeline(load_trace(bare, "t.csv"), offline, sc.specs())
+    snap = timeline.snapshot(3)
+    assert (snap.network_online, snap.network_metered, snap.cpu_pressure) == (False, None, 12.5)
+    out = simulate(sc, timeline, offline, "rules").metrics()
+    # offline all along: waits its whole 30-minute window, then on_deadline=run runs it (and
+    # the world fails it)
+    assert (out["runs"], out["failures"], out["delay_mean_s"]) == (1, 1, 1800.0)
+    own = Timeline(load_trace(trace_csv(range(0)), "t.csv"), offline, sc.specs())
+    assert own.snapshot(3).network_online is True
+    assert simulate(sc, own, offline, "rules").metrics()["delay_mean_s"] == 0.0
+
+
+def test_a_world_value_out_of_range_names_its_line():
+    with pytest.raises(WorldError, match=r"^w.yaml:3: machine.cpu_pressure: 150 is greater"):
+        load_world("jobs: {}\nmachine:\n  cpu_pressure: 150\n", "w.yaml")
+    with pytest.raises(WorldError, match=r"^w.yaml:2: machine.network_online: 2 is not one of"):
+        load_world("jobs: {}\nmachine: {network_online: 2}\n", "w.yaml")

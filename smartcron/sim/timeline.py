@@ -11,6 +11,9 @@ of the runs going; load5 and load15: the same smoothed as the kernel does, e^(-1
 e^(-1/15) a minute; cpu_percent: 100 * cores / world cores, clipped at 100). The hold
 masks (`hold_mask`, `next_hold`, `next_fail`) come from the trace only and ignore the
 overlay: a skip-ahead built on them is wrong for max_load/max_cpu with job load.
+
+Extra columns (PSI pressure, network) come from the trace, or, for those it lacks, from
+the world's ``machine:`` (World.signals), the same for every minute.
 """
 
 from __future__ import annotations
@@ -64,9 +67,12 @@ class Timeline:
             name: array("d", bytes(8 * n)) for name in (*_FLOATS, *_OPTIONAL)
         }
         self._cols.update({name: array("b", bytes(n)) for name in _FLAGS})
-        # the trace's extra columns (PSI, network), NaN: unknown; a flag is 0.0 or 1.0
-        self._extras = trace.extras
-        self._cols.update({name: array("d", bytes(8 * n)) for name in self._extras})
+        # the extra columns (PSI, network) the trace has, or else the world sets (for
+        # every minute); NaN: unknown; a flag is 0.0 or 1.0
+        given = {k: v for k, v in world.signals.items() if k not in trace.extras}
+        self._extras = (*trace.extras, *given)
+        self._cols.update({name: array("d", bytes(8 * n)) for name in trace.extras})
+        self._cols.update({name: array("d", [value]) * n for name, value in given.items()})
         active, battery = bytearray(n), bytearray(n)
         self._singles: dict[_Single, bytearray] = {}
         self._masks: dict[tuple[_Single, ...], bytes] = {}
@@ -81,9 +87,11 @@ class Timeline:
             for name in _FLAGS:
                 flag = getattr(snap, name)
                 self._cols[name][i] = -1 if flag is None else flag
-            for name in self._extras:
+            for name in trace.extras:
                 value = getattr(snap, name)
                 self._cols[name][i] = math.nan if value is None else float(value)
+            if given:  # the masks below see what the simulated monitor will
+                snap = dataclasses.replace(snap, **self._extra_values(i))
             active[i] = world.is_active(snap)
             battery[i] = snap.on_ac is False
             for single, flags in singles:
@@ -117,12 +125,6 @@ class Timeline:
             c["disk_free_percent"][row],
         )
         charging, on_ac = c["charging"][row], c["on_ac"][row]
-        extra: dict[str, Any] = {}
-        for name in self._extras:
-            value = c[name][row]
-            extra[name] = (
-                None if value != value else value == 1.0 if name in NETWORK_COLUMNS else value
-            )
         return Snapshot(
             at=self.start + i * MINUTE,
             load1=c["load1"][row],
@@ -136,8 +138,18 @@ class Timeline:
             idle_seconds=None if idle != idle else idle,
             idle_source=self._source,
             disk_free_percent=None if disk != disk else disk,
-            **extra,
+            **self._extra_values(row),
         )
+
+    def _extra_values(self, row: int) -> dict[str, Any]:
+        """The extra columns' Snapshot values at `row` (NaN: None; flags as booleans)."""
+        out: dict[str, Any] = {}
+        for name in self._extras:
+            value = self._cols[name][row]
+            out[name] = (
+                None if value != value else value == 1.0 if name in NETWORK_COLUMNS else value
+            )
+        return out
 
     def occupy(self, minute: int, runtime_s: float, cpu: float) -> None:
         """Record a run of `cpu` cores over [minute, minute + ceil(runtime_s / 60)).

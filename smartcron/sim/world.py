@@ -15,6 +15,10 @@ A condition on a value the snapshot lacks (no battery) does not hold. ``hour`` a
 ``machine: {cores: N, job_load: true}`` (opt-in): the jobs' own CPU loads the machine,
 so a run's start state includes the runs going around it (smartcron.sim.timeline's
 overlay); ``cores`` (default 8) is what ``cpu_percent`` is a share of.
+
+``machine: {network_online: 0, cpu_pressure: 35}``: the extra trace columns (PSI
+pressure in percent, network online and metered as 0/1) for a trace without them (the
+generated ones): the value holds for every minute. A trace's own column wins.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from smartcron.errors import SmartcronError
 from smartcron.sim.tracecolumns import ALL_COLUMNS as TRACE_COLUMNS
+from smartcron.sim.tracecolumns import NETWORK_COLUMNS, PRESSURE_COLUMNS
 from smartcron.smart import safeyaml
 from smartcron.smart.monitor import Snapshot
 
@@ -97,6 +102,11 @@ SCHEMA: dict[str, Any] = {
             "properties": {
                 "cores": {"type": "integer", "minimum": 1},
                 "job_load": {"type": "boolean"},
+                **{
+                    name: {"type": "number", "minimum": 0, "maximum": 100}
+                    for name in PRESSURE_COLUMNS
+                },
+                **{name: {"enum": [0, 1, True, False]} for name in NETWORK_COLUMNS},
             },
         },
         "jobs": {
@@ -160,6 +170,7 @@ class World:
     timezone: str = "UTC"
     job_load: bool = False  # jobs' own CPU loads the machine (Timeline.occupy)
     cores: int = DEFAULT_CORES  # what cpu_percent is a share of, with job_load
+    signals: Mapping[str, float] = field(default_factory=dict)  # extra columns the world sets
     jobs: Mapping[str, JobLaw] = field(default_factory=dict)
     path: str = "<world>"
 
@@ -328,6 +339,7 @@ def _build(data: Mapping[str, Any], path: str, root: Any) -> World:
         timezone=zone,
         job_load=bool(machine.get("job_load", False)),
         cores=int(machine.get("cores", DEFAULT_CORES)),
+        signals={k: float(v) for k, v in machine.items() if k not in ("cores", "job_load")},
         jobs=jobs,
         path=path,
     )
