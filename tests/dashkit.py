@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from smartcron.cli.sim import simulation_advisor
 from smartcron.sim import simulator
 from smartcron.sim.trace import read_trace
 from smartcron.sim.world import read_world
@@ -21,6 +22,7 @@ CRONTAB = FIXTURES / "crontabs" / "laptop.crontab"
 TRACE = FIXTURES / "traces" / "laptop-8w.csv.gz"
 WORLD = FIXTURES / "worlds" / "laptop.yaml"
 START = datetime(2026, 1, 5, tzinfo=UTC)  # the trace's first minute, a Monday
+MODELS = Path(__file__).resolve().parents[1] / "models"  # the shipped default model
 SMART_JOBS = ("nightly_backup", "photo_sync", "mail_index", "updatedb_user", "build_cache")
 
 
@@ -46,7 +48,9 @@ def config_text(top: Path) -> str:
 
 
 def laptop_week(top: Path, days: int = 7, policy: str = "rules") -> LaptopWeek:
-    """`days` of the laptop scenario from START, under `policy`, recorded in top/state."""
+    """`days` of the laptop scenario from START, under `policy`, recorded in top/state.
+    Policy "smart" decides with the shipped model (exploration off: every start records
+    the predicted success), copied to top/state/models so the daemon would use it too."""
     top.mkdir(parents=True, exist_ok=True)
     for name in ("state", "run", "jobs"):
         (top / name).mkdir(exist_ok=True, mode=0o700)
@@ -59,6 +63,13 @@ def laptop_week(top: Path, days: int = 7, policy: str = "rules") -> LaptopWeek:
     history = top / "state" / "history.db"
     scenario = simulator.load_scenario(tab, zone=UTC)
     trace = read_trace(TRACE)
+    advisor, on_run = None, None
+    if policy == "smart":
+        models = top / "state" / "models"
+        shutil.copytree(MODELS, models, dirs_exist_ok=True)
+        for path in (models, *models.iterdir()):
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        advisor, on_run = simulation_advisor(str(models), explore=False)
     simulator.simulate(
         scenario,
         trace,
@@ -66,5 +77,7 @@ def laptop_week(top: Path, days: int = 7, policy: str = "rules") -> LaptopWeek:
         policy,
         end=START + timedelta(days=days),
         history=str(history),
+        advisor=advisor,
+        on_run=on_run,
     )
     return LaptopWeek(config=config, history=history, crontab=tab, state=top / "state")

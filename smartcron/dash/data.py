@@ -8,6 +8,7 @@ the history database read-only), so it works with or without a running daemon.""
 from __future__ import annotations
 
 import pwd
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,41 @@ def _visible_files(status: StatusView, uid: int) -> list[Row]:
     return out
 
 
+_DURATIONS = {"window", "idle", "retry_delay", "timeout", "catchup_window", "jitter"}
+
+
+def smart_keys(settings: Mapping[str, Any] | None) -> list[str]:
+    """A job's #@smart settings as key=value, those that differ from the defaults only
+    (what its line, its companion file or its profile set), durations as 6h, 10m."""
+    if not settings:
+        return []
+    from smartcron.smart.smartspec import SmartSpec
+
+    defaults = SmartSpec().as_dict()
+    out = []
+    for key, value in settings.items():
+        if key == "name" or value == defaults.get(key):
+            continue
+        if key in _DURATIONS and isinstance(value, int | float):
+            value = _duration(value)
+        elif isinstance(value, list):
+            value = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        out.append(f"{key}={value}")
+    return out
+
+
+def _duration(seconds: float) -> str:
+    parts = [
+        (int(seconds) // 86400, "d"),
+        (int(seconds) % 86400 // 3600, "h"),
+        (int(seconds) % 3600 // 60, "m"),
+        (int(seconds) % 60, "s"),
+    ]
+    return "".join(f"{n}{unit}" for n, unit in parts if n) or "0s"
+
+
 def _job_rows(jobs: list[JobView], mode: str, names: dict[str, str]) -> list[Row]:
     rows = []
     for job in jobs:
@@ -103,7 +139,8 @@ def _job_rows(jobs: list[JobView], mode: str, names: dict[str, str]) -> list[Row
                 "key": key,
                 "history_ids": sorted({job.id, *([job.name] if job.name else [])}),
                 "english": plain_english(job.schedule),
-                "mode": "smart" if smart else "legacy",
+                "smart_keys": smart_keys(job.settings),
+                "mode": ("plain" if not job.smart else mode),
                 "mode_why": why,
                 "next": None,
                 "last": None,
@@ -137,6 +174,7 @@ def _orphans(part: HistoryPart, names: dict[str, str], rows: list[Row], job: str
                 "smart": False,
                 "settings": None,
                 "mode": "",
+                "smart_keys": [],
                 "mode_why": "no longer in any crontab",
                 "next": None,
                 "last": None,

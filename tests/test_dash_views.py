@@ -1,0 +1,86 @@
+"""The Jobs and Model views (issue 15 part A): plain-English schedules, #@smart keys,
+modes and refused files; the model card, calibration and what the model learned, on a
+day of the laptop scenario decided by the shipped model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from smartcron.dash.data import DashQuery, collect, plain_english, smart_keys
+from smartcron.dash.page import render_page
+from tests.dashkit import SMART_JOBS, LaptopWeek, laptop_week
+
+
+@pytest.fixture(scope="module")
+def smart_day(tmp_path_factory: pytest.TempPathFactory) -> LaptopWeek:
+    return laptop_week(tmp_path_factory.mktemp("smart"), days=1, policy="smart")
+
+
+def test_schedules_read_in_plain_english():
+    assert plain_english("*/10 * * * *") == "Every 10 minutes"
+    assert plain_english("0 8 * * 1-5") == "At 08:00, Monday through Friday"
+    assert plain_english("@daily") == plain_english("0 0 * * *") == "At 00:00"
+    assert plain_english("@reboot") == "At boot"
+    assert plain_english("not a schedule") == "not a schedule"  # shown as written
+
+
+def test_smart_keys_show_what_differs_from_the_defaults():
+    keys = smart_keys(
+        {
+            "name": "b",
+            "window": 21600,
+            "idle": 600,
+            "ac": True,
+            "max_load": None,
+            "retry": 0,
+            "after": ["a", "c"],
+        }
+    )
+    assert keys == ["window=6h", "idle=10m", "ac=yes", "after=a,c"]
+    assert smart_keys(None) == []
+
+
+def test_jobs_view_modes_keys_and_the_model(smart_day):
+    data = collect(DashQuery(history=None, config=smart_day.config, user_mode=True))
+    assert data.mode == "smart"
+    jobs = {j["key"]: j for j in data.jobs}
+    assert set(SMART_JOBS) <= set(jobs) and len(jobs) == 7
+    backup = jobs["nightly_backup"]
+    assert backup["mode"] == "smart" and backup["english"] == "At 01:00"
+    assert "window=6h" in backup["smart_keys"] and "retry=2" in backup["smart_keys"]
+    assert backup["next"] is not None and backup["last"]["status"] in ("ok", "failed")
+    plain = [j for j in data.jobs if not j["smart"]]
+    assert [j["mode"] for j in plain] == ["plain", "plain"]
+    model = data.model
+    assert model["summary"].startswith("24 features, 1084 runs")
+    assert model["training_jobs"]["photo_sync"] == {"runs": 672, "failures": 78}
+    assert any(line.startswith("PR-AUC(failure) 0.4011") for line in model["validation"])
+    bins = model["calibration"]
+    assert bins and sum(b["runs"] for b in bins) > 20
+    assert all(0 <= b["predicted"] <= 1 and 0 <= b["observed"] <= 1 for b in bins)
+    page = render_page(data)
+    assert 'id="calibration-chart"' in page and 'id="by-hour-chart"' in page
+
+
+def test_a_refused_crontab_is_listed_with_its_reason(smart_day, tmp_path):
+    tab = smart_day.crontab
+    os.chmod(tab, 0o666)  # writable by anyone: refused, as cron refuses it
+    try:
+        data = collect(DashQuery(history=None, config=smart_day.config, user_mode=True))
+    finally:
+        os.chmod(tab, 0o600)
+    refused = [f for f in data.files if f["refused"]]
+    assert [f["path"] for f in refused] == [str(tab)]
+    assert refused[0]["refused"] in render_page(data).replace("&#39;", "'")
+    assert data.jobs == [j for j in data.jobs if not j["loaded"]]  # its jobs not loaded
+
+
+def test_a_missing_history_still_lists_the_jobs(smart_day, tmp_path):
+    data = collect(
+        DashQuery(history=Path(tmp_path / "none.db"), config=smart_day.config, user_mode=True)
+    )
+    assert data.history_note is not None and "no history database yet" in data.history_note
+    assert len(data.jobs) == 7 and data.runs == [] and data.firings == []
