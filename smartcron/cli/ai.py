@@ -30,6 +30,12 @@ TRAIN_STEPS = 4
 @click.option(
     "--history", "history", metavar="DB", help="History database (default: the daemon's)."
 )
+@click.option(
+    "--history-url",
+    "history_url",
+    metavar="URL",
+    help="A fleet's PostgreSQL history (no password in it): train on every host's runs.",
+)
 @click.option("--out", "out", metavar="DIR", help="Model directory (default: the daemon's).")
 @click.option("--seed", default=0, show_default=True, help="random_state of the forests.")
 @click.option("--tz", "tz", default="UTC", show_default=True, help="Zone of the hour features.")
@@ -39,6 +45,7 @@ def train_cmd(
     config_file: str | None,
     user_mode: bool | None,
     history: str | None,
+    history_url: str | None,
     out: str | None,
     seed: int,
     tz: str,
@@ -52,21 +59,65 @@ def train_cmd(
     Examples:
       smartcronctl train
       smartcronctl train --history /tmp/sim.db --out /tmp/model
+      smartcronctl train --history-url postgresql://cron@db/history --out /srv/models
     """
-    from zoneinfo import ZoneInfo
-
-    from smartcron.ai import train
-
+    if history is not None and history_url is not None:
+        raise click.UsageError("give at most one of --history and --history-url")
+    if history_url is not None:
+        _train_fleet(config_file, user_mode, history_url, out, seed, tz, as_json)
+        return
     if history is None or out is None:
         config = load_config(config_file, user_mode)
         history = history or str(config.history_db)
         out = out or str(config.models_dir)
+    _train(history, out, seed, tz, as_json)
+
+
+def _train(history: str, out: str, seed: int, tz: str, as_json: bool) -> None:
+    from zoneinfo import ZoneInfo
+
+    from smartcron.ai import train
+
     with progress_bar("training", TRAIN_STEPS) as bar:
         result = train.train(history, out, seed=seed, tz=ZoneInfo(tz), progress=bar.step)
     if as_json:
         print_json(result.card)
         return
     _show_card(result.card, str(result.out))
+
+
+def _train_fleet(
+    config_file: str | None,
+    user_mode: bool | None,
+    url: str,
+    out: str | None,
+    seed: int,
+    tz: str,
+    as_json: bool,
+) -> None:
+    """train on a fleet's history (docs/ai.md, one model for a fleet): its runs copied
+    into a temporary SQLite history (smartcron.store.pgexport), pooled across hosts."""
+    import tempfile
+
+    from smartcron.errors import SmartcronError
+    from smartcron.store.pgurl import redact, url_problem
+
+    if problem := url_problem(url):
+        raise SmartcronError(f"--history-url: {problem}")
+    config = load_config(config_file, user_mode)
+    out = out or str(config.models_dir)
+    from smartcron.store.pgexport import fleet_to_sqlite
+
+    with tempfile.TemporaryDirectory(prefix="smartcron-fleet-") as tmp:
+        copy = Path(tmp) / "history.db"
+        hosts = fleet_to_sqlite(url, copy, config.history_password_file)
+        if not as_json:
+            each = ", ".join(f"{host} {n}" for host, n in sorted(hosts.items())) or "none"
+            click.echo(f"fleet history {redact(url)}: runs by host: {each}")
+        try:
+            _train(str(copy), out, seed, tz, as_json)
+        except SmartcronError as err:  # it names the temporary copy: name the fleet's
+            raise SmartcronError(str(err).replace(str(copy), redact(url))) from None
 
 
 def _show_card(card: dict[str, Any], where: str) -> None:

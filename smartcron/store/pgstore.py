@@ -153,7 +153,9 @@ class PgHistoryStore:
                 _upsert(cur, "decisions", DECISION_COLUMNS, rows, update=False)
 
     def _row(self, raw: Mapping[str, Any], names: Sequence[str] = UPLOAD_COLUMNS) -> list[object]:
-        values = {**raw, "local_id": raw["id"], "host": raw.get("host") or self.host}
+        # Under this daemon's fleet host: a history file is one daemon's (its rows may
+        # name the machine's host name, from before fleet_host was set).
+        values = {**raw, "local_id": raw["id"], "host": self.host}
         return [values.get(n) if n == "output" else pg_text(_plain(values.get(n))) for n in names]
 
     def uploaded_decisions(self) -> int:
