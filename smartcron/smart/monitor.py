@@ -1,10 +1,12 @@
 """System state: one `Snapshot` per evaluation, from a `Monitor`.
 
 `SystemMonitor` reads the real machine, cheaply: psutil for load, RAM and disk, CPU
-time deltas for utilisation, sysfs for power, and the user's idle time from the best
-source present (logind, then xprintidle, then tty access times). The two subprocess
-sources are cached for `refresh_s` seconds so a snapshot stays well under 5 ms (0.05 ms
-measured on the 2-core development container, tty source; test_monitor prints it; one
+time deltas for utilisation, sysfs for power, the user's idle time from the best
+source present (logind, then xprintidle, then tty access times), PSI files and the
+network's route and resolver files. The subprocess sources (loginctl, xprintidle,
+busctl or gdbus for the metered state) are cached for `refresh_s` seconds so a snapshot
+stays well under 5 ms (0.15 ms median measured on the 2-core development container, tty
+source; 0.05 ms before PSI and the network files; test_monitor checks the budget; one
 `loginctl` call costs 5-20 ms, hence the cache).
 `testing.ScriptedMonitor` is the fake for tests; `trace.TraceMonitor` replays a trace.
 
