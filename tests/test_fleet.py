@@ -116,9 +116,13 @@ def test_a_claim_whose_holder_died_before_starting_is_run_by_another_after_the_l
     assert waits and "claimed by host-a at 02:00:00, not started" in waits[0]
 
 
-def test_without_a_history_url_fleet_once_runs_on_every_host(tmp_path: Path) -> None:
+def test_without_a_history_url_fleet_once_runs_on_every_host_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     daemons = [make(tmp_path / host, CRONTAB) for host in HOSTS[:2]]
     for h in daemons:
         assert isinstance(h.daemon.engine.claimer, LocalClaimer)
     step_all(daemons, utc("01:02"))
     assert [len(runs(h, JOB)) for h in daemons] == [4, 4]  # 00:59 to 01:02 on each
+    said = [r.getMessage() for r in caplog.records if "without a history_url" in r.getMessage()]
+    assert len(said) == 2, said  # once per job (each daemon's job has its own id)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
 from smartcron.smart.machine import Effect, Machine
-from smartcron.store.claims import Claimer
+from smartcron.store.claims import Claimer, LocalClaimer
 from smartcron.store.historyguard import HistoryError
 
 log = logging.getLogger("smartcron")
@@ -38,6 +38,12 @@ def hold(machine: Machine, start: Effect, claimer: Claimer, zone: tzinfo, now: d
     """None: start here. Else the effect to record instead of the start (a skip, or a
     wait with the firing back in the machine)."""
     if not is_once(start):
+        return None
+    if isinstance(claimer, LocalClaimer):
+        if start.job.id not in claimer.warned:  # said once per job and daemon
+            claimer.warned.add(start.job.id)
+            log.warning("%s: fleet=once without a history_url: runs here as fleet=each",
+                        start.job.label)  # fmt: skip
         return None
     owner, name = claim_key(start)
     nominal = start.firing.nominal
