@@ -36,6 +36,7 @@ LAZY_COMMANDS = {
     "reload": "smartcron.cli.steer:reload_cmd",
     "profiles": "smartcron.cli.profiles:profiles_cmd",
     "report": "smartcron.cli.report:report_cmd",
+    "dashboard": "smartcron.cli.dashboard:dashboard_cmd",
 }
 
 
