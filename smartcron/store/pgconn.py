@@ -41,6 +41,9 @@ class PgConnection:
         if not self._migrated:
             try:
                 migrate(conn)
+            except HistoryError as err:
+                conn.close()
+                raise HistoryError(f"{self.where}: {err}") from err
             except BaseException:
                 conn.close()
                 raise
