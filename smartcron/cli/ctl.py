@@ -37,6 +37,7 @@ LAZY_COMMANDS = {
     "profiles": "smartcron.cli.profiles:profiles_cmd",
     "report": "smartcron.cli.report:report_cmd",
     "dashboard": "smartcron.cli.dashboard:dashboard_cmd",
+    "export": "smartcron.cli.export:export_cmd",
 }
 
 
