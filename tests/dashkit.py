@@ -47,7 +47,7 @@ def config_text(top: Path) -> str:
     return "".join(f'{key} = "{value}"\n' for key, value in keys.items()) + "explore = false\n"
 
 
-def laptop_week(top: Path, days: int = 7, policy: str = "rules") -> LaptopWeek:
+def laptop_week(top: Path, days: float = 7, policy: str = "rules") -> LaptopWeek:
     """`days` of the laptop scenario from START, under `policy`, recorded in top/state.
     Policy "smart" decides with the shipped model (exploration off: every start records
     the predicted success), copied to top/state/models so the daemon would use it too."""

@@ -16,7 +16,7 @@ from tests.dashkit import SMART_JOBS, LaptopWeek, laptop_week
 
 @pytest.fixture(scope="module")
 def smart_day(tmp_path_factory: pytest.TempPathFactory) -> LaptopWeek:
-    return laptop_week(tmp_path_factory.mktemp("smart"), days=1, policy="smart")
+    return laptop_week(tmp_path_factory.mktemp("smart"), days=0.5, policy="smart")
 
 
 def test_schedules_read_in_plain_english():
@@ -59,7 +59,10 @@ def test_jobs_view_modes_keys_and_the_model(smart_day):
     assert model["training_jobs"]["photo_sync"] == {"runs": 672, "failures": 78}
     assert any(line.startswith("PR-AUC(failure) 0.4011") for line in model["validation"])
     bins = model["calibration"]
-    assert bins and sum(b["runs"] for b in bins) > 20
+    smart_runs = [r for r in data.runs if r["job"] in SMART_JOBS and r["trigger"] == "smart"]
+    assert sum(b["runs"] for b in bins) == len(smart_runs) == 20  # every start, on advice
+    failed = sum(round(b["observed"] * b["runs"]) for b in bins)
+    assert failed == sum(1 for r in smart_runs if r["outcome"] == "failed")
     assert all(0 <= b["predicted"] <= 1 and 0 <= b["observed"] <= 1 for b in bins)
     page = render_page(data)
     assert 'id="calibration-chart"' in page and 'id="by-hour-chart"' in page
