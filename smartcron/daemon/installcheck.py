@@ -137,12 +137,15 @@ def _annotation_problems(
         except OSError as err:
             problems.append(f"{companion_file}: {err.strerror}")
     named: dict[str, int] = {}
+    specs = []  # for after= (smartcron.daemon.dependcheck)
     for entry in entries:
         try:
             spec = smartspec.smart_spec_for(entry, path, companion, None)
         except AnnotationError as err:
             problems += err.problems
             continue
+        if spec is not None:
+            specs.append((entry, spec))
         if spec is None or not spec.name:
             continue
         if spec.name in named:
@@ -151,4 +154,7 @@ def _annotation_problems(
         named.setdefault(spec.name, entry.line)
     if companion is not None:
         warnings += companion.unknown_job_problems(named)
+    from smartcron.daemon.dependcheck import after_problems
+
+    problems += after_problems(specs, path)
     return problems, warnings

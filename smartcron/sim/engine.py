@@ -39,6 +39,7 @@ from smartcron.sim.scenario import SimJob
 from smartcron.sim.timeline import Timeline
 from smartcron.sim.world import World
 from smartcron.smart import gate
+from smartcron.smart.depends import DependentMachine
 from smartcron.smart.machine import Effect, Machine, RunOutcomeKind, Wakeup
 from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
@@ -112,7 +113,7 @@ class Simulation:
         skip = self._skip if self.skip_ahead and self.policy.gated else None
         zone = self.timeline.start.tzinfo
         assert zone is not None
-        return Machine(
+        return DependentMachine(  # the daemon's machine, after= included
             zone,
             recheck=self.recheck,
             decide=decide,

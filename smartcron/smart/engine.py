@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from smartcron.clock import Clock, Jump, Sleep
 from smartcron.run.executor import RunResult
 from smartcron.smart import catchup, fleet
+from smartcron.smart.depends import DependentMachine, Outcome
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import RECHECK, Advisor, Firing
 from smartcron.smart.jobs import Job
@@ -89,7 +90,10 @@ class Engine:
         self._monitor = context.monitor
         self.advisor = context.advisor
         self.store = context.store
-        self.machine = Machine(context.zone, recheck=context.recheck)
+        # after= (smartcron.smart.depends): the machine that also waits for other jobs.
+        self.machine: Machine = DependentMachine(
+            context.zone, recheck=context.recheck, lookup=self._outcome
+        )
         self.journal = Journal(context.zone)  # the decisions' lines in the log
         self.claimer = context.claimer or LocalClaimer()
 
@@ -109,6 +113,21 @@ class Engine:
 
             self._monitor = SystemMonitor()
         return self._monitor
+
+    def _outcome(self, job_id: str, nominal: datetime) -> Outcome | None:
+        """after=: a dependency's latest firing due by `nominal` that this daemon did not
+        see (it ran before a restart), from the history."""
+        if self.store is None:
+            return None
+        try:
+            stored = self.store.firings([job_id], limit=50)
+        except HistoryError as err:
+            log_history_failure(err, "a dependency's firings not read")
+            return None
+        found = next((item for item in stored if item.firing.nominal <= nominal), None)
+        if found is None:
+            return None
+        return Outcome(found.firing.nominal, found.firing.state, found.updated)
 
     # ------------------------------------------------------------ persistence
 
