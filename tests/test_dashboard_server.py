@@ -1,0 +1,216 @@
+"""smartcronctl dashboard over plain HTTP: a real process on a small history.
+
+The token on every route (401), read-only by default (403), the event stream's live
+update, a warning off loopback, a clean stop, bad input as one line, and one user's
+dashboard never showing another user's jobs (root: throwaway users).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.browserkit import (
+    BIN,
+    events,
+    get,
+    post,
+    record_run,
+    remove_tree,
+    start_dashboard,
+    world_readable_dir,
+)
+from tests.dashkit import CRONTAB, config_text
+from tests.users import NOT_ROOT, is_root, throwaway_user
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{40,})$")
+
+
+def small_setup(top: Path, owner: str = "root") -> Path:
+    """A user-mode config (the laptop crontab) and a history of two runs; the config."""
+    for name in ("state", "run", "jobs"):
+        (top / name).mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copy(CRONTAB, top / "crontab")
+    os.chmod(top / "crontab", 0o600)
+    config = top / "smartcron.toml"
+    config.write_text(config_text(top))
+    db = top / "state" / "history.db"
+    record_run(db, job="first_probe", user=owner)
+    record_run(db, job="second_probe", user=owner, status="failed")
+    return config
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    return small_setup(tmp_path)
+
+
+def test_the_first_line_is_a_loopback_url_and_every_route_wants_the_token(small: Path):
+    dash = start_dashboard("--user", "--config", str(small))
+    try:
+        match = URL.match(dash.url)
+        assert match, dash.url
+        assert int(match.group(1)) > 0  # --port 0 (the default): the port really served
+        base, token = dash.base, dash.token
+        status, body = get(dash.url)
+        assert status == 200 and "first_probe" in body and "second_probe" in body
+        assert get(f"{base}/?token={token}x")[0] == 401
+        for path in ("/", "/events", "/?token=", "/events?token=" + token[:-1]):
+            status, body = get(base + path)
+            assert status == 401, path
+            assert "first_probe" not in body
+        assert get(base + "/", {"X-Token": token})[0] == 200  # the header works too
+        # An action wants the header, never the query (a cross-site form could send it).
+        assert post(f"{base}/actions/run?token={token}", {"job": "first_probe"})[0] == 401
+        assert post(f"{base}/actions/cancel", {"job": "first_probe"})[0] == 401
+    finally:
+        assert dash.stop()[0] == 0
+
+
+def test_actions_are_refused_with_403_without_allow_actions(small: Path):
+    dash = start_dashboard("--user", "--config", str(small))
+    try:
+        for op in ("run", "cancel"):
+            status, reply = post(f"{dash.base}/actions/{op}", {"job": "x"}, {"X-Token": dash.token})
+            assert status == 403
+            assert reply == {"ok": False, "message": "actions are off (start with --allow-actions)"}
+        # GET on an action route does nothing either: POST only.
+        assert get(f"{dash.base}/actions/run", {"X-Token": dash.token})[0] == 405
+        page = get(dash.url)[1]
+        assert "const LIVE = true, ACTIONS = false;" in page
+    finally:
+        dash.stop()
+
+
+def test_a_run_recorded_while_the_stream_is_open_is_sent_within_seconds(small: Path):
+    dash = start_dashboard("--user", "--config", str(small))
+    db = small.parent / "state" / "history.db"
+    try:
+        stream = events(dash)
+        first = next(stream)
+        assert "first_probe" in first["views"]["runs"]
+        assert "live_probe" not in first["views"]["runs"]
+        recorded = time.monotonic()
+        record_run(db, job="live_probe", user="root")
+        second = next(stream)
+        took = time.monotonic() - recorded
+        assert "live_probe" in second["views"]["runs"]
+        assert took < 4.0, took  # polled every second
+    finally:
+        dash.stop()
+
+
+def test_a_bind_off_loopback_warns_on_stderr(small: Path):
+    dash = start_dashboard("--user", "--config", str(small), "--bind", "0.0.0.0")
+    try:
+        assert dash.url.startswith("http://0.0.0.0:")
+        port = dash.base.rsplit(":", 1)[1]
+        assert get(f"http://127.0.0.1:{port}/?token={dash.token}")[0] == 200
+    finally:
+        code, err = dash.stop()
+    assert code == 0
+    assert "warning: 0.0.0.0 is not a loopback address" in err
+
+
+def test_sigterm_stops_it_at_once_with_a_stream_open(small: Path):
+    dash = start_dashboard("--user", "--config", str(small))
+    stream = events(dash)
+    next(stream)
+    began = time.monotonic()
+    code, err = dash.stop()
+    assert code == 0, err
+    assert time.monotonic() - began < 3.0
+    assert "Traceback" not in err
+
+
+def test_a_corrupt_history_is_one_line_and_exit_1(small: Path):
+    db = small.parent / "state" / "history.db"
+    db.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4096)
+    result = subprocess.run(
+        [str(BIN / "smartcronctl"), "dashboard", "--user", "--config", str(small)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stdout == ""  # no URL: nothing is served
+    assert len(result.stderr.splitlines()) == 1 and str(db) in result.stderr
+
+
+def test_an_unknown_option_value_is_a_usage_error(small: Path):
+    result = subprocess.run(
+        [str(BIN / "smartcronctl"), "dashboard", "--port", "70000"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and "70000" in result.stderr
+
+
+def _as_user(name: str, home: str) -> list[str]:
+    """The system python of the same version on this checkout and the venv's packages
+    (the venv's own interpreter lives under /root, which other users cannot enter), as
+    `name`. setpriv execs (runuser would stay the parent and take our SIGTERM itself)."""
+    paths = f"{REPO}:{sysconfig.get_paths()['purelib']}"
+    env = [f"HOME={home}", f"PYTHONPATH={paths}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
+    who = ["setpriv", f"--reuid={name}", f"--regid={name}", "--init-groups", "--"]
+    return [*who, "env", "-i", *env, SYSTEM_PYTHON, "-m", "smartcron.cli.ctl"]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(not is_root(), reason=NOT_ROOT)
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="the system python3 must match")
+def test_a_second_users_jobs_are_not_shown_to_the_first():
+    shared = world_readable_dir("scdash-")
+    with throwaway_user() as alice, throwaway_user() as bob:
+        try:
+            top = shared / "alice"
+            top.mkdir()
+            config = small_setup(top, owner=alice.pw.name)
+            db = shared / "history.db"  # one database with runs of both, readable by both
+            record_run(db, job="alice_report", user=alice.pw.name)
+            record_run(db, job="bob_secret_payroll", user=bob.pw.name, status="failed")
+            db.chmod(0o644)
+            # SQLite reads a WAL database only where it may make the -shm index beside
+            # it: a shared directory, sticky as /tmp is (the file itself stays 0644).
+            shared.chmod(0o1777)
+            subprocess.run(["chown", "-R", f"{alice.pw.name}:", str(top)], check=True)
+            argv = _as_user(alice.pw.name, alice.pw.dir)
+            args = ("--user", "--config", str(config), "--history", str(db))
+            dash = start_dashboard(*args, argv=argv, cwd="/")
+            try:
+                status, page = get(dash.url)
+                first = next(events(dash))
+            finally:
+                code, err = dash.stop()
+        finally:
+            remove_tree(shared)
+    assert code == 0, err
+    assert status == 200
+    assert f"viewing as {alice.pw.name}" in page  # her uid, not root's
+    assert "alice_report" in page and "alice_report" in first["views"]["runs"]
+    assert "bob_secret_payroll" not in page
+    assert "bob_secret_payroll" not in str(first)
+    assert bob.pw.name not in page
+
+
+def test_the_history_is_never_opened_for_writing(small: Path):
+    """Read with the invoker's rights and read-only: the file's bytes stay the same."""
+    db = small.parent / "state" / "history.db"
+    before = db.read_bytes()
+    dash = start_dashboard("--user", "--config", str(small))
+    try:
+        assert get(dash.url)[0] == 200
+    finally:
+        dash.stop()
+    assert db.read_bytes() == before
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone() == (2,)
+    conn.close()
