@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from benchmarks import burst, cold_start, daemon_idle, parse_next, start_latency, status_scale
+from benchmarks import (
+    burst,
+    cold_start,
+    daemon_idle,
+    fleet,
+    parse_next,
+    start_latency,
+    status_scale,
+)
 
 BENCHMARKS: dict[str, ModuleType] = {
     "parse-next": parse_next,
@@ -22,4 +30,5 @@ BENCHMARKS: dict[str, ModuleType] = {
     "start-latency": start_latency,
     "burst-200": burst,
     "status-10k": status_scale,
+    "fleet": fleet,
 }

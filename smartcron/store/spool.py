@@ -108,6 +108,7 @@ class Uploader:
         self._thread.start()
 
     def _loop(self) -> None:
+        self.sync_quietly()  # at once: what a previous daemon left waiting goes first
         while not self._stop.wait(self.every_s):
             self.sync_quietly()
 
