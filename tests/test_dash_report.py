@@ -24,7 +24,15 @@ from smartcron.smart.firings import FiringStore
 from smartcron.store.history import HistoryStore
 from tests.dashkit import SMART_JOBS, TRACE, WORLD, LaptopWeek, laptop_week
 
-CTL = [sys.executable, "-m", "smartcron.cli.ctl"]
+WEB = ("jinja2", "plotly", "cron_descriptor", "starlette", "uvicorn", "smartcron.dash")
+_WATCH = (
+    "import atexit, sys\n"
+    f"atexit.register(lambda: print('LOADED', sorted(m for m in {WEB!r} if m in sys.modules),"
+    " file=sys.stderr))\n"
+    "import smartcron.daemon.service\n"
+    "from smartcron.cli.ctl import main\n"
+    "main()\n"
+)
 SCRIPTS_OF_THE_PAGE = 3  # the data (application/json), plotly.js, the page's own script
 
 
@@ -39,7 +47,19 @@ def query(week: LaptopWeek, **changes: object) -> DashQuery:
 
 
 def report(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CTL, "report", *args], capture_output=True, text=True, timeout=120)
+    """`smartcronctl report ARGS`; its stderr ends with the web modules it loaded."""
+    return subprocess.run(
+        [sys.executable, "-c", _WATCH, "report", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def errors(done: subprocess.CompletedProcess[str]) -> list[str]:
+    """stderr without the watch's line and the model watch's note (no model yet)."""
+    noise = ("LOADED ", "model not used")
+    return [line for line in done.stderr.splitlines() if not line.startswith(noise)]
 
 
 def test_report_of_a_laptop_week_is_self_contained_and_names_every_smart_job(week, tmp_path):
@@ -61,6 +81,8 @@ def test_report_of_a_laptop_week_is_self_contained_and_names_every_smart_job(wee
         assert f'id="view-{view}"' in page
     assert "Every 10 minutes" in page  # cron-descriptor's English for */10
     assert f"{out}:" in done.stdout
+    loaded = "['cron_descriptor', 'jinja2', 'plotly', 'smartcron.dash']"  # only here
+    assert done.stderr.splitlines()[-1] == f"LOADED {loaded}"
 
 
 def test_timeline_waits_carry_the_reason_and_the_explain_trail(week):
@@ -117,7 +139,7 @@ def test_unknown_job_is_a_one_line_error(week, tmp_path):
         "no_such_job",
     )
     assert done.returncode == 1
-    assert "no_such_job: no such job" in done.stderr.strip().splitlines()[-1]
+    assert errors(done) == ["no_such_job: no such job (give its id or name=)"]
 
 
 def _runs(db: Path, rows: list[tuple[object, ...]]) -> None:
@@ -248,7 +270,7 @@ def test_an_older_schema_is_noted_and_a_corrupt_one_is_an_error(week, tmp_path):
         str(tmp_path / "bad.html"),
     )
     assert done.returncode == 1, done.stdout
-    lines = [line for line in done.stderr.splitlines() if "model not used" not in line]
+    lines = errors(done)
     assert len(lines) == 1 and str(bad) in lines[0], done.stderr
     assert not (tmp_path / "bad.html").exists()
 
@@ -264,3 +286,14 @@ def test_what_if_compares_the_policies_on_a_trace(week, tmp_path):
     cron, rules = data.whatif["policies"]["cron"], data.whatif["policies"]["rules"]
     assert rules["on_battery_cpu_s"] < cron["on_battery_cpu_s"]
     assert 'data-policy="oracle"' in render_page(data)
+
+
+@pytest.mark.parametrize("command", [["status"], ["list"], ["history"], ["report", "--help"]])
+def test_the_daemon_and_the_other_commands_load_no_web_library(week, command):
+    done = subprocess.run(
+        [sys.executable, "-c", _WATCH, *command, "--config", str(week.config), "--user"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stderr.splitlines()[-1] == "LOADED []", done.stderr
