@@ -13,15 +13,18 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smartcron.daemon.explain import trail_lines
 from smartcron.errors import AnnotationError
 from smartcron.sim.simulator import Timeline, load_scenario, simulate
 from smartcron.sim.trace import load_trace
 from smartcron.sim.world import load_world
+from smartcron.smart.annotations import convert
 from smartcron.smart.depends import DependentMachine, Outcome
 from smartcron.smart.machine import Wakeup
-from smartcron.smart.smartspec import SmartSpec
+from smartcron.smart.smartspec import SmartSpec, load_companion
 from smartcron.testing import sample_snapshot
 from tests.simkit import T0 as TRACE_T0
 from tests.simkit import trace_text
@@ -303,3 +306,28 @@ def test_T_sees_the_jobs_of_the_system_files_and_cycles_through_them(tmp_path):
         1,
         ["tab:1: after: a cycle: upload -> dump -> upload"],
     )
+
+
+# ------------------------------------------------------------------ grammar
+
+NAME = st.from_regex(r"[A-Za-z0-9_.-]{1,20}", fullmatch=True)
+
+
+@given(st.lists(NAME, min_size=1, max_size=32))
+def test_after_takes_names_in_order_once_each_written_inline_or_as_a_yaml_list(names):
+    expected = tuple(dict.fromkeys(names))
+    assert convert("after", ",".join(names)) == expected
+    assert convert("after", names) == expected
+
+
+def test_a_companion_gives_after_as_a_list_and_a_bad_name_at_its_line():
+    companion = load_companion("jobs:\n  upload:\n    after: [backup, db]\n", "/t.smart.yaml")
+    assert companion.jobs["upload"]["after"] == ("backup", "db")
+    with pytest.raises(AnnotationError) as caught:
+        load_companion(
+            "jobs:\n  upload:\n    after:\n      - backup\n      - a/b\n", "/t.smart.yaml"
+        )
+    assert [str(p) for p in caught.value.problems] == [
+        "/t.smart.yaml:4: jobs.upload.after: expected job names separated by commas"
+        " (backup,upload), got ['backup', 'a/b']"
+    ]
