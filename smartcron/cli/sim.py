@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, time, tzinfo
 from typing import Any
 
 import click
@@ -232,10 +232,13 @@ def _print_table(metrics: dict[str, Any], result: Any) -> None:
     metavar="F",
     help="Output CSV (.gz: gzipped; - stdout); a DIR with --family.",
 )
+@click.option("--closed", metavar="HH:MM-HH:MM",
+              help="The lid is shut daily then: an asleep column (e.g. 23:00-08:00).")  # fmt: skip
 @user_errors
 def trace_gen_cmd(
-    kind: str | None, days: int, seed: int, start: str | None, family: int | None, out: str
-) -> None:
+    kind: str | None, days: int, seed: int, start: str | None, family: int | None, out: str,
+    closed: str | None,
+) -> None:  # fmt: skip
     """Write a synthetic minute-level trace (deterministic for a seed), or with --family N
     the scenario family's members for seeds S..S+N-1: each a crontab, a world and a trace
     in DIR/seed-S/, one line per member on stdout (seeds 101-120 are the report seeds).
@@ -246,6 +249,7 @@ def trace_gen_cmd(
       smartcronctl trace-gen laptop --days 56 --seed 1 --out laptop-8w.csv.gz
       smartcronctl trace-gen server --days 365 --seed 3 --out server-1y.csv.gz
       smartcronctl trace-gen --family 20 --seed 1 --days 56 --out family/
+      smartcronctl trace-gen laptop --days 7 --closed 23:00-08:00 --out lid.csv
     """
     if family is not None:
         if kind is not None or start is not None:
@@ -267,6 +271,8 @@ def trace_gen_cmd(
     first = tracegen.DEFAULT_START if start is None else instant_option(start, UTC, "--start")
     with progress_bar(f"generating {kind}", days * 1440) as bar:
         generated = _counted(tracegen.generate(kind, first, days, seed), bar.update)
+        if closed is not None:  # a laptop shut at night: the simulator catches up after
+            generated = tracegen.lid_closed(generated, _clock_window(closed))
         if out == "-":
             from smartcron.sim.trace import write_rows
 
@@ -274,6 +280,15 @@ def trace_gen_cmd(
         else:
             rows = tracegen.write_csv(generated, out)
     click.echo(f"{out}: {plural(rows, 'row')}", err=True)
+
+
+def _clock_window(text: str) -> tuple[time, time]:
+    from smartcron.smart.annotations import parse_clock_window
+
+    try:
+        return parse_clock_window(text)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--closed") from None
 
 
 def _counted(

@@ -28,9 +28,10 @@ import heapq
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from smartcron.ai.jobstats import RunOutcome
+from smartcron.clock import Sleep
 from smartcron.cron.schedule import next_fires
 from smartcron.sim.metrics import JobMetrics
 from smartcron.sim.policies import SimPolicy, decide_step, oracle_minute, random_minute
@@ -38,7 +39,7 @@ from smartcron.sim.recorder import Recorder
 from smartcron.sim.scenario import SimJob
 from smartcron.sim.timeline import Timeline
 from smartcron.sim.world import World
-from smartcron.smart import gate
+from smartcron.smart import catchup, gate
 from smartcron.smart.depends import DependentMachine
 from smartcron.smart.machine import Effect, Machine, RunOutcomeKind, Wakeup
 from smartcron.smart.monitor import Snapshot
@@ -139,8 +140,11 @@ class Simulation:
         while heap or machine.slots:
             minute = heap[0][0] if heap else math.inf
             wanted = machine.next_eval()
-            if wanted is not None:
-                minute = min(minute, tl.index_ceil(wanted))
+            if wanted is not None:  # the machine decides nothing while it sleeps
+                woke = tl.next_awake(tl.index_ceil(wanted))
+                minute = min(minute, math.inf if woke is None else woke)
+            if minute == math.inf:
+                break  # asleep for good
             assert isinstance(minute, int)
             if self.progress is not None:
                 self.progress(minute)
@@ -159,11 +163,33 @@ class Simulation:
                 max_concurrent=self.max_concurrent,
                 advisor=self.advisor,
             )
-            for effect in machine.process(wake):
+            if tl.asleep_at(minute):
+                continue
+            for effect in self._caught_up(minute) + machine.process(wake):
                 self._effect(effect, minute)
             if machine.quiet and self.skip_ahead:
                 self._repeat_quiet(minute)
         return self.stats
+
+    def _woken(self, minute: int) -> int | None:
+        """When a plain tick of `minute` runs: then, or if the machine sleeps, as cron's
+        clock rules say at the wake-up: then after at most 3 hours asleep, else never."""
+        tl = self.timeline
+        if not tl.asleep_at(minute):
+            return minute
+        woke, fell = tl.next_awake(minute), tl.fell_asleep(minute)
+        return woke if woke is not None and woke - fell <= 180 else None
+
+    def _caught_up(self, minute: int) -> list[Effect]:
+        """At the first minute awake after a sleep: smart firings whose window passed
+        while it slept catch up, as in the daemon (smartcron.smart.catchup)."""
+        tl, machine = self.timeline, self.machine
+        if minute == 0 or not tl.asleep_at(minute - 1) or machine is None:
+            return []
+        sleep = Sleep(tl.instant(tl.fell_asleep(minute - 1)), tl.instant(minute), "suspend")
+        jobs = [(job.job, job.job.timespec) for job in self._by_id.values() if job.gated]
+        make = self.recorder.firing if self.recorder is not None else None
+        return catchup.wake_up(machine, jobs, sleep, tl.start.tzinfo or UTC, make)
 
     def _repeat_quiet(self, minute: int) -> None:
         """After a quiet wake-up (only firings waiting for capacity, gated `run` again and
@@ -208,8 +234,9 @@ class Simulation:
             return
 
     def _nominal(self, job: _Job, minute: int) -> None:
-        """A cron tick: a plain line (or any line under the cron policy) starts at once;
-        a smart one becomes a pending firing of the machine, looked at now."""
+        """A cron tick: a plain line (or any line under the cron policy) starts at once
+        (the machine asleep: as cron's rules say at its wake-up, `_woken`); a smart one
+        becomes a pending firing of the machine, looked at now."""
         self._next_nominal(job)
         job.stats.firings += 1
         nominal = self.timeline.instant(minute)
@@ -219,7 +246,12 @@ class Simulation:
             if smart is not None and self.recorder is not None:  # cron: rows for training
                 firing = self.recorder.firing(self.machine_firing(job, nominal))
                 self.recorder.started(firing, nominal, self.timeline.snapshot(minute))
-            self._start(job, firing, minute, None)
+            at = self._woken(minute)
+            if at is None:  # slept through it for more than 3 hours: cron never runs it
+                job.stats.window_misses += 1
+                job.stats.not_done += 1
+            else:
+                self._start(job, firing, at, None)
             return
         assert self.machine is not None
         firing = self.machine.firing_for(job.job, nominal)

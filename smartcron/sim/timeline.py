@@ -100,10 +100,28 @@ class Timeline:
                 progress(i)
         self._source = snap.idle_source if n else "trace"
         self.active, self.battery = active, battery
+        self.asleep = trace.asleep()  # 1: the machine slept (suspended or off) that minute
         self._active_cum, self._battery_cum = _cumulative(active), _cumulative(battery)
         self.cores = world.cores
         self._overlay: tuple[array[float], array[float], array[float]] | None = None
         self.snapshot = lru_cache(maxsize=4096)(self._snapshot)
+
+    def asleep_at(self, i: int) -> bool:
+        """Whether the machine sleeps in minute `i` (past the end: as in the last)."""
+        return bool(self.asleep[max(0, min(i, self.minutes - 1))])
+
+    def fell_asleep(self, i: int) -> int:
+        """The first minute of the sleep that minute `i` is in."""
+        return self.asleep.rfind(0, 0, min(i, self.minutes - 1)) + 1
+
+    def next_awake(self, i: int) -> int | None:
+        """The first minute from `i` on when the machine is awake (None: it never wakes:
+        past the end the last minute repeats)."""
+        n = self.minutes
+        found = self.asleep.find(0, max(i, 0)) if i < n else -1
+        if found >= 0:
+            return found
+        return None if self.asleep[n - 1] else max(i, n)
 
     def instant(self, i: int) -> datetime:
         return self.start + i * MINUTE

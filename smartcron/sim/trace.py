@@ -17,6 +17,9 @@ and then the key that reads it is ignored: ``cpu_pressure``, ``io_pressure``,
 ``mem_pressure`` (Linux PSI ``some avg10``, percent) and ``network_online``,
 ``network_metered`` (0/1). Traces without them load as before; writers add them when
 the rows carry them (`write_rows`) and `record_trace` always does.
+
+``asleep`` (0/1, missing or empty: 0): the machine was suspended or off that minute;
+the simulator runs nothing then and catches up smart firings when it wakes.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from smartcron.clock import Clock
 from smartcron.errors import SmartcronError
 from smartcron.sim.tracecolumns import (
     ALL_COLUMNS,
+    ASLEEP,
     COLUMNS,
     EXTRA_COLUMNS,
     FLAGS,
@@ -79,6 +83,7 @@ class Trace:
         self._idle = array("d")  # NaN: unknown
         self._charging = array("b")
         self._on_ac = array("b")
+        self._asleep = array("b")  # the `asleep` column (missing or empty: 0, awake)
         self._index = array("I")  # minute offset from start -> row
         self._start: datetime | None = None
 
@@ -136,6 +141,10 @@ class Trace:
             **extra,
         )
 
+    def asleep(self) -> bytearray:
+        """Per minute (gaps carry the row before forward), 1 where the machine slept."""
+        return bytearray(self._asleep[row] for row in self._index)
+
     @property
     def extras(self) -> tuple[str, ...]:
         """The EXTRA_COLUMNS this trace has."""
@@ -167,6 +176,7 @@ class Trace:
         if on_ac is None and battery is None:
             on_ac = 1  # no battery at all: the machine runs on mains
         self._on_ac.append(_NONE if on_ac is None else on_ac)
+        self._asleep.append(values.get(ASLEEP) or 0)
         for name, column in self._extra.items():
             value = values.get(name)
             column.append((math.nan if name in PRESSURE_COLUMNS else _NONE) if value is None
@@ -205,7 +215,7 @@ def load_trace(source: str | Iterable[str], path: str = "<trace>") -> Trace:
         raise TraceError(f"{path}:1: missing column(s) {', '.join(missing)}{hint}")
     if len(set(header)) != len(header):
         raise TraceError(f"{path}:1: duplicate column names in the header")
-    where = {name: header.index(name) for name in ALL_COLUMNS if name in header}
+    where = {name: header.index(name) for name in (*ALL_COLUMNS, ASLEEP) if name in header}
     trace = Trace(path, [name for name in EXTRA_COLUMNS if name in where])
     last: datetime | None = None
     try:
@@ -312,7 +322,7 @@ def write_rows(
     items = iter(rows)
     first = next(items, None)
     if columns is None:
-        extras = [name for name in EXTRA_COLUMNS if first is not None and name in first]
+        extras = [name for name in (*EXTRA_COLUMNS, ASLEEP) if first is not None and name in first]
         columns = (*COLUMNS, *extras)
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)

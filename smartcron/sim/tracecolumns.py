@@ -29,7 +29,10 @@ EXTRA_COLUMNS = (*PRESSURE_COLUMNS, *NETWORK_COLUMNS)
 ALL_COLUMNS = (*COLUMNS, *EXTRA_COLUMNS)
 REQUIRED = ("timestamp", "load1", "load5", "cpu_percent", "ram_percent", "disk_free_percent")
 PERCENT = ("cpu_percent", "ram_percent", "battery_percent", "disk_free_percent", *PRESSURE_COLUMNS)
-FLAGS = ("charging", "on_ac", *NETWORK_COLUMNS)
+# 1: the machine was asleep that minute (suspended, or off): nothing runs, and smart
+# firings catch up when it wakes (smartcron.smart.catchup). Not a reading: no Snapshot field.
+ASLEEP = "asleep"
+FLAGS = ("charging", "on_ac", *NETWORK_COLUMNS, ASLEEP)
 
 
 def format_row(row: Mapping[str, Any], columns: Sequence[str] = COLUMNS) -> list[str]:

@@ -19,11 +19,12 @@ import gzip
 import io
 import random
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
 from smartcron.sim.trace import write_rows
+from smartcron.sim.tracecolumns import ASLEEP
 from smartcron.sim.tracekinds import DEFAULT, Machine, laptop, server
 from smartcron.sim.tracestation import workstation
 
@@ -49,6 +50,19 @@ def generate(
     begin = start.astimezone(UTC).replace(second=0, microsecond=0)
     kinds = {"laptop": laptop, "server": server, "workstation": workstation}
     return kinds[kind](rng, begin, days, machine)
+
+
+def lid_closed(
+    rows: Iterable[Mapping[str, Any]], closed: tuple[time, time]
+) -> Iterator[dict[str, Any]]:
+    """`rows` with the `asleep` column: 1 in the minutes of `closed` (a daily clock window
+    of the trace's own clock, may wrap midnight: a laptop shut at night), else 0."""
+    start, end = (t.hour * 60 + t.minute for t in closed)
+    for item in rows:
+        at = item["timestamp"]
+        minute = at.hour * 60 + at.minute
+        inside = start <= minute < end if start < end else minute >= start or minute < end
+        yield {**item, ASLEEP: int(inside)}
 
 
 def write_csv(rows: Iterable[Mapping[str, Any]], out: str | Path) -> int:

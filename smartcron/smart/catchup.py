@@ -35,7 +35,7 @@ from smartcron.smart.jitter import window_span
 from smartcron.smart.machine import Effect, Key, Machine, hhmm
 from smartcron.smart.smartspec import SmartSpec
 
-__all__ = ["LOOKBACK", "MAX_ALL", "Plan", "apply", "catchup_window", "plan"]
+__all__ = ["LOOKBACK", "MAX_ALL", "Plan", "apply", "catchup_window", "plan", "wake_up"]
 
 LOOKBACK = timedelta(days=7)  # how far before the resume missed firings are looked for
 MAX_ALL = 100  # catchup=all catches up at most this many firings of a job (the latest)
@@ -173,3 +173,17 @@ def apply(
             machine.open(firing, now)
             opened.append(firing)
     return missed, moved, opened
+
+
+def wake_up(
+    machine: Machine,
+    jobs: Iterable[tuple[Any, TimeSpec]],
+    sleep: Sleep,
+    zone: tzinfo,
+    make: Callable[[Firing], Firing] | None = None,
+) -> list[Effect]:
+    """`plan` and `apply` at the end of `sleep` for a driver whose ticks of the sleep are
+    all open already (the simulator): the missed Effects to record."""
+    opened = {key: slot.firing for key, slot in machine.slots.items()}
+    found = plan(jobs, opened, sleep, sleep.end, zone)
+    return apply(machine, found, sleep.end, make)[0]
