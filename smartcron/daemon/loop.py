@@ -103,7 +103,6 @@ class Daemon:
         self.modes = Modes(config, smart)
         self.models, self.retrainer = self.modes.models, self.modes.retrainer
         self.check_model(now)
-        self.fleet = fleet_for(config, history)  # fleet=once's claims, the runs' upload
         # Smart firings (not in cron mode): SystemMonitor by default, made when needed.
         self.engine = Engine(
             EngineContext(
@@ -123,7 +122,7 @@ class Daemon:
                 monitor=smart.monitor,
                 advisor=exploring(config, self.modes.advisor, history),
                 explores=explores(config, history),
-                claimer=self.fleet.claimer,
+                claimer=fleet_for(config, history).claimer,  # fleet=once (docs/fleet.md)
             )
         )
         if self.mode != "cron":
@@ -375,7 +374,6 @@ class Daemon:
     def run(self) -> None:
         """Loop until SIGTERM/SIGINT: sleep, wake, step."""
         assert self.waker is not None
-        self.fleet.start()  # the upload to a fleet's history, if any (docs/fleet.md)
         while not self.stopping:
             reasons = self.waker.wait(self.next_wake())
             if self.stopping:
@@ -387,7 +385,6 @@ class Daemon:
             except Exception:
                 log.exception("unexpected error in the scheduling loop; carrying on")
         self._journal_done()  # a clean stop: the last minute's plain firings were started
-        self.fleet.stop()  # what waits is sent once more; else at the next start
 
     def request_stop(self, *_: object) -> None:
         self.stopping = True

@@ -21,14 +21,6 @@ class Fleet:
     claimer: Claimer
     uploader: Uploader | None = None
 
-    def start(self) -> None:
-        if self.uploader is not None:
-            self.uploader.start()
-
-    def stop(self) -> None:
-        if self.uploader is not None:
-            self.uploader.stop()
-
 
 def fleet_host(config: Config) -> str:
     return config.fleet_host or socket.gethostname()
@@ -48,4 +40,8 @@ def fleet_for(config: Config, history: HistoryStore | None) -> Fleet:
     history.host = host
     claimer = PgClaimer(PgConnection(url, password_file=secret), host)
     uploader = Uploader(history, lambda: PgHistoryStore(url, host=host, password_file=secret))
+    # The upload runs from now until the history closes (the daemon's end), when what
+    # waits is sent once more (else at the next start: nothing is lost).
+    uploader.start()
+    history.before_close.append(uploader.stop)
     return Fleet(claimer, uploader)

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import urllib.parse
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -116,6 +116,7 @@ class HistoryStore(Guard):
         self.unavailable: str | None = None  # why the store runs without its database
         self.since: datetime | None = None
         self.moved_aside: list[str] = []  # damaged files set aside by this store
+        self.before_close: list[Callable[[], None]] = []  # e.g. the fleet's last upload
         now = self._clock.now()
         self._next_reopen, self._next_check = now, now + CHECK_EVERY
         if self.resilient:
@@ -341,6 +342,11 @@ class HistoryStore(Guard):
 
     def close(self) -> None:
         """Flush what can be, then close; HistoryWriteError if buffered writes are lost."""
+        for hook in self.before_close:
+            try:
+                hook()
+            except Exception:  # another part's trouble must not keep the history open
+                log.exception("history: before closing %s", self.path)
         with self._lock:
             try:
                 if self._pending and not self.readonly:
