@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -224,49 +225,41 @@ def test_cron_tz_across_dst_differs_only_by_crons_clock_change_rules(
     assert extras == (6 if after.startswith("2026-03") else 10)
 
 
-def _spec_with(**values: object):
-    """A SmartSpec with `values`; keys SmartSpec does not have yet (jitter, catchup:
-    issue 16) are added by a subclass, as the exporter reads them through as_dict()."""
-    from dataclasses import field, fields, make_dataclass
-
-    from smartcron.smart.smartspec import SmartSpec
-
-    known = {f.name for f in fields(SmartSpec)}
-    extra = [(key, object, field(default=None)) for key in values if key not in known]
-    cls = make_dataclass("Spec", extra, bases=(SmartSpec,), frozen=True, kw_only=True)
-    return cls(**values)
-
-
-def _job(line: str, smart, owner: str = "alice"):
-    from smartcron.cron.crontab import Kind, parse
-    from smartcron.export.jobs import ExportJob
-
-    entry = parse(line, Kind.USER, "tab").entries[0]
-    return ExportJob(path="tab", entry=entry, owner=owner, smart=smart, name="nightly", zone=None)
-
-
-def test_smart_keys_become_timer_and_service_settings_and_the_rest_comments() -> None:
-    from datetime import timedelta
-
-    from smartcron.export.systemd import units
-
-    smart = _spec_with(
-        window=timedelta(hours=2), timeout=timedelta(minutes=30), ac=True, max_load=1.5,
-        jitter=timedelta(minutes=10), catchup=True, overlap="skip",
-    )  # fmt: skip
-    texts, kept = units(_job("0 3 * * * backup --all 50%% off%in\n", smart))
-    timer, service = texts["nightly.timer"], texts["nightly.service"]
+def test_smart_keys_become_timer_and_service_settings_and_the_rest_comments(
+    tmp_path: Path,
+) -> None:
+    tab = tmp_path / "crontab"
+    tab.write_text(
+        "#@smart name=nightly window=2h timeout=30m ac=yes max_load=1.5 jitter=10m overlap=skip\n"
+        "0 3 * * * backup --all 50%% off%in\n"
+        "#@smart name=plain-catchup catchup=no\n"
+        "0 4 * * * other\n"
+        "0 5 * * * plain\n"
+    )
+    out = tmp_path / "units"
+    args = ["export", "--to", "systemd", "--crontab", str(tab), "--out", str(out)]
+    result = CliRunner().invoke(ctl, args)
+    assert result.exit_code == 0, result.stderr
+    timer, service = (out / "nightly.timer").read_text(), (out / "nightly.service").read_text()
     assert "OnCalendar=*-*-* 03:00:00\n" in timer
+    # catchup=once, the default: a missed firing runs once after boot.
     assert "RandomizedDelaySec=600\nFixedRandomDelay=true\nPersistent=true\n" in timer
-    assert "ConditionACPower=true\n" in service and "User=alice\n" in service
+    assert "ConditionACPower=true\n" in service
+    assert f"User={pwd.getpwuid(os.geteuid()).pw_name}\n" in service  # the file's owner
     assert "RuntimeMaxSec=1800\n" in service
     # '%' ends cron's command: the rest is stdin, each further '%' a newline.
     execute = r"ExecStart='/bin/sh' -c 'printf %%s \'\n off\nin\n\' | {\nbackup --all 50\n}'"
     assert execute + "\n" in service
-    assert kept == ["window", "max_load"]
     for text in (timer, service):
         assert "# smartcron: window=7200 (no systemd equivalent)" in text
         assert "# smartcron: max_load=1.5 (no systemd equivalent)" in text
+        assert "ac=" not in text.replace("ConditionACPower", "")
+    assert "Persistent" not in (out / "plain-catchup.timer").read_text()  # catchup=no
+    assert "Persistent" not in (out / "plain-5.timer").read_text()  # cron: none missed
+    assert (
+        f"{tab}:2: nightly: the smart gate does not run under systemd; keys kept as "
+        "comments: window, max_load" in result.stderr
+    )
 
 
 def test_stdout_has_each_unit_under_a_file_header_and_warns_on_stderr(tmp_path: Path) -> None:

@@ -21,6 +21,21 @@ from smartcron.cli.common import CONTEXT, fail
     help="Override the configured mode (cron: ignore annotations).",
 )
 @click.option("--debug", is_flag=True, help="Log more.")
+@click.option(
+    "--container", "container", metavar="CRONTAB",
+    help="Container mode: run this crontab as the current user, log to stdout.",
+)  # fmt: skip
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="Container mode: log lines as text or JSON.",
+)  # fmt: skip
+@click.option(
+    "--grace", type=click.FloatRange(0, 3600), default=30.0, show_default=True, metavar="SECONDS",
+    help="Container mode: SIGTERM to SIGKILL for running jobs at a stop.",
+)  # fmt: skip
+@click.option(
+    "--state-dir", metavar="DIR", help="Container mode: state here (default: a temp dir)."
+)
 @click.version_option(package_name="smartcron", message="%(prog)s %(version)s")
 def main(
     foreground: bool,
@@ -29,6 +44,10 @@ def main(
     config_file: str | None,
     mode: str | None,
     debug: bool,
+    container: str | None,
+    log_format: str,
+    grace: float,
+    state_dir: str | None,
 ) -> None:
     """Run the SmartCron daemon: every crontab as cron runs it, plus annotated smart jobs.
 
@@ -40,6 +59,7 @@ def main(
       smartcron --foreground                       # system mode, as root
       smartcron --user --foreground                # your own crontab, no root
       smartcron --user -f --config demo.toml       # a demo configuration
+      smartcron --container /etc/crontab --log-format json   # in a container
     """
     from smartcron import config as configuration
     from smartcron.daemon.service import serve, setup_logging
@@ -47,6 +67,8 @@ def main(
 
     if user_mode and system_mode:
         raise click.UsageError("--user and --system exclude each other")
+    if container is not None:
+        sys.exit(_container(container, config_file, mode, debug, log_format, grace, state_dir))
     if system_mode and os.geteuid() != 0:
         fail("smartcron: system mode needs root (use --user to run your own crontab)")
     try:
@@ -64,6 +86,29 @@ def main(
         sys.exit(serve(config, foreground=foreground))
     except SmartcronError as err:
         fail(f"smartcron: {err}")
+
+
+def _container(
+    crontab: str,
+    config_file: str | None,
+    mode: str | None,
+    debug: bool,
+    log_format: str,
+    grace: float,
+    state_dir: str | None,
+) -> int:
+    """smartcron --container: the daemon in the foreground on one crontab (container.py)."""
+    from smartcron import config as configuration
+    from smartcron.daemon.container import run_container, setup_container_logging
+    from smartcron.errors import SmartcronError
+
+    setup_container_logging(log_format, debug)
+    try:
+        base = configuration.read_config(config_file, user_mode=True, mode=mode)
+        return run_container(base, crontab, state_dir=state_dir, grace=grace, log_format=log_format)
+    except SmartcronError as err:
+        fail(f"smartcron: {err}")
+    return 1
 
 
 def _daemonize() -> None:

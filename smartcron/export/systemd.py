@@ -59,6 +59,8 @@ def _dropped(job: ExportJob) -> list[str]:
     kept = [key for key in changed if key not in MAPPED]
     if job.smart is not None and job.smart.overlap == "queue":
         kept.append("overlap")
+    if changed.get("catchup") == "all":  # Persistent= runs what was missed once
+        kept.append("catchup")
     return kept
 
 
@@ -98,7 +100,8 @@ def units(job: ExportJob) -> tuple[dict[str, str], list[str]]:
     if jitter:
         # FixedRandomDelay: the same offset each time, per machine and timer, as jitter= is.
         timer += [f"RandomizedDelaySec={seconds(jitter)}", "FixedRandomDelay=true"]
-    if changed.get("catchup"):
+    catchup = getattr(job.smart, "catchup", "no") if job.smart is not None else "no"
+    if catchup != "no":  # a plain line keeps cron's rule: nothing missed is run
         timer.append("Persistent=true")
     timer += [*notes, "", "[Install]", "WantedBy=timers.target"]
     texts = {

@@ -1,0 +1,260 @@
+"""Container mode: `smartcron --container CRONTAB` (smartcron(8), CONTAINER MODE).
+
+What supercronic does for containers, on the same daemon: one user-format crontab, run
+as the current user in the foreground, with no spool, no root and no mail. Everything
+goes to stdout: the daemon's log lines (every decision: START, DEFER, WAIT, SKIP, ...)
+and each job's output, line by line once the run ended, as text or JSON lines. SIGTERM
+(a container's stop) is forwarded to the running jobs, which get `grace` seconds before
+SIGKILL; then the daemon exits 0. A bad crontab is refused before anything starts.
+
+The wiring is serve()'s (service.py) with two parts swapped: a runner that logs each
+run's output, and a mailer that sends nothing (the output is already in the log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import pwd
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from smartcron.clock import SystemClock
+from smartcron.config import Config
+from smartcron.cron.crontab import Kind
+from smartcron.cron.permissions import RefusedFile, open_checked
+from smartcron.cron.schedule import local_zone
+from smartcron.daemon import service
+from smartcron.daemon.daemonlock import acquire_lock
+from smartcron.daemon.loop import Daemon, SmartParts
+from smartcron.daemon.statusfile import publish_status, status_document
+from smartcron.daemon.wakeup import Waker
+from smartcron.errors import SmartcronError
+from smartcron.run.executor import ProcessRunner
+from smartcron.run.lifecycle import hostname
+from smartcron.run.mail import MailResult, RunAs
+from smartcron.run.runapi import OnDone, RunHandle, Runner, RunRequest, RunResult
+from smartcron.run.runcontext import RunContext, RunSettings
+from smartcron.smart.monitor import SystemMonitor
+from smartcron.store.history import HistoryError, HistoryStore
+
+log = logging.getLogger("smartcron")
+FORMATS = ("text", "json")
+DEFAULT_GRACE = 30.0
+_EXTRAS = ("job", "user", "command", "stream")
+_TEXT = "%(asctime)s smartcron[%(process)d]: %(message)s"
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line: time (UTC, ISO 8601), level, msg, and a job's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+        }
+        doc.update({key: getattr(record, key) for key in _EXTRAS if hasattr(record, key)})
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
+
+
+def setup_container_logging(log_format: str, debug: bool = False) -> None:
+    """Every log line to stdout (a container's log), flushed line by line."""
+    root = logging.getLogger("smartcron")
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    root.handlers.clear()
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonLines() if log_format == "json" else TextLines(_TEXT))
+    root.addHandler(handler)
+
+
+class TextLines(logging.Formatter):
+    """The daemon's text lines; a job's output line is `JOB| line`, as supercronic's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        job = getattr(record, "job", None)
+        if job is None:
+            return text
+        head, _, line = text.partition(": ")
+        return f"{head}: {job}| {line}"
+
+
+class NoMail:
+    """The Mailer of container mode: nothing is sent; the run's record says why."""
+
+    def available(self) -> bool:
+        return True  # so that cron's rules decide, and the record names the reason
+
+    def send(self, recipient: str, message: bytes, *, run_as: RunAs | None = None) -> MailResult:
+        return MailResult(sent=False, error="container mode: the output is in the log")
+
+
+class LoggingRunner:
+    """A Runner that logs each run's output, one record a line, then reports the run."""
+
+    def __init__(self, inner: Runner) -> None:
+        self.inner = inner
+
+    @property
+    def containment(self) -> str:
+        return self.inner.containment
+
+    def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
+        def done(result: RunResult) -> None:
+            try:
+                log_output(request, result)
+            finally:
+                on_done(result)
+
+        return self.inner.start(request, done)
+
+
+def log_output(request: RunRequest, result: RunResult) -> None:
+    """The run's output (as capped by output_cap), each line a record naming the job."""
+    text = result.output.decode("utf-8", "backslashreplace")
+    about = {
+        "job": request.job_id,
+        "user": request.user,
+        "command": request.command,
+        "stream": "output",
+    }
+    for line in text.splitlines():
+        log.info("%s", line, extra=about)
+
+
+def check_crontab(path: Path) -> list[str]:
+    """Why the daemon could not run `path`, each `path:line: reason` (as smartcrontab -T
+    says), or an empty list. Read as the daemon reads a user-mode crontab."""
+    from smartcron.daemon.installcheck import check
+
+    try:
+        data = open_checked(path, "own", os.geteuid())
+    except RefusedFile as err:
+        return [f"{path}: refused: {err.reason}"]
+    problems, warnings = check(data.text.encode("utf-8", "surrogateescape"), str(path), Kind.USER)
+    for warning in warnings:
+        log.warning("%s", warning)
+    return problems
+
+
+def container_config(base: Config, crontab: Path, state_dir: Path, grace: float) -> Config:
+    """`base` narrowed to one crontab: no system files, no spool, no job files, state
+    (history, model, pid file, socket) in `state_dir`, `grace` before SIGKILL."""
+    return dataclasses.replace(
+        base,
+        user_mode=True,
+        user_crontab=crontab,
+        crontab=None,
+        cron_d=None,
+        spool_dir=None,
+        jobs_dir=state_dir / "jobs",
+        state_dir=state_dir,
+        run_dir=state_dir,
+        kill_grace=grace,
+    )
+
+
+def run_container(
+    base: Config, crontab: str, *, state_dir: str | None, grace: float, log_format: str
+) -> int:
+    """Check the crontab, then serve it until SIGTERM. Raises SmartcronError (exit 1)."""
+    try:
+        me = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        raise SmartcronError(f"uid {os.geteuid()} has no passwd entry: add the user") from None
+    # A Kubernetes ConfigMap mounts its files as symlinks: the daemon reads a user's own
+    # crontab without following one (database.c), so resolve it once here.
+    path = Path(os.path.realpath(crontab))
+    problems = check_crontab(path)
+    if problems:
+        raise SmartcronError("\n".join(problems))
+    own = state_dir is None
+    state = Path(tempfile.mkdtemp(prefix="smartcron-")) if own else Path(str(state_dir))
+    config = container_config(base, path, state, grace)
+    if os.geteuid() == 0:
+        log.warning("container mode as root: jobs run as root (USER in the image avoids it)")
+    log.info("container mode: %s as %s, state in %s, log %s", path, me, state, log_format)
+    try:
+        return serve_container(config)
+    finally:
+        if own:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def serve_container(config: Config) -> int:
+    """service.serve()'s wiring with the container's runner and mailer, and its stop."""
+    service.make_dirs(config)
+    lock_fds = acquire_lock(config.lock_file)
+    started = datetime.now(UTC)
+    history = HistoryStore.open(config.history_db, resilient=True)
+    clock = SystemClock()
+    waker = Waker(clock)
+    zone = local_zone()
+    models, retrainer = service.model_parts(config, history, zone, waker)
+    run = RunContext(
+        runner=LoggingRunner(ProcessRunner(grace_s=config.kill_grace)),
+        mailer=NoMail(),
+        history=history,
+        clock=clock,
+        settings=RunSettings.of(config, hostname=hostname(), pam_env=service.pam_environment()),
+    )
+    smart = SmartParts(monitor=SystemMonitor(user=None), models=models, retrainer=retrainer)
+    daemon = Daemon(config, run, zone=zone, smart=smart, waker=waker)
+    service.mark_interrupted_runs(history)
+
+    def publish() -> None:
+        publish_status(config, status_document(daemon, started))
+
+    daemon.on_reload = daemon.on_status = publish
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, daemon.request_stop)
+    signal.signal(signal.SIGHUP, daemon.request_reload)
+    waker.install_signal_wakeup()
+    daemon.reload(force=True)
+    waker.watch(service.watch_dirs(config))
+    publish()
+    service.run_reboot_jobs(config, daemon)
+    try:
+        daemon.run()
+    finally:
+        if retrainer is not None:
+            retrainer.stop()
+        stop_jobs(daemon, config.kill_grace)
+        publish()
+        with contextlib.suppress(HistoryError):
+            history.close()
+        for fd in lock_fds:
+            os.close(fd)
+    log.info("stopped")
+    return 0
+
+
+def stop_jobs(daemon: Daemon, grace: float) -> None:
+    """SIGTERM to every running job (its process group), SIGKILL after `grace` (the
+    runner's), and wait for their records; what is still out then is left to
+    service.shutdown, which records it interrupted."""
+    going = list(daemon.running.values())
+    if going:
+        log.info("stopping: SIGTERM to %d running job(s), SIGKILL after %gs", len(going), grace)
+    for running in going:
+        handle = running.extra.get("handle")
+        if handle is not None:
+            handle.terminate()  # type: ignore[attr-defined]
+    deadline = time.monotonic() + grace + 2.0  # the kill, then the output's last read
+    while daemon.running and time.monotonic() < deadline:
+        daemon.collect()
+        time.sleep(0.05)
+    daemon.collect()
+    if daemon.running:
+        log.warning("%d job(s) did not end within the grace", len(daemon.running))
