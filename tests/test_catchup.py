@@ -141,3 +141,37 @@ def test_a_restart_on_the_same_boot_is_downtime_not_a_power_off(tmp_path):
     second = make(tmp_path, BACKUP, clock=clock, history=first.history)
     second.run_until(utc("07:00"))
     assert second.starts == []
+
+
+def test_boottime_runs_with_monotonic_time_and_on_through_a_suspend():
+    import time as systime
+
+    from smartcron.clock import SystemClock
+
+    real = SystemClock()
+    mono, boot = real.monotonic(), real.boottime()
+    assert boot >= mono  # CLOCK_BOOTTIME = CLOCK_MONOTONIC + the time suspended
+    systime.sleep(0.05)
+    assert 0.04 < real.boottime() - boot < 5 and 0.04 < real.monotonic() - mono < 5
+    fake = FakeClock(utc("00:00"))
+    fake.advance(timedelta(minutes=10))
+    fake.advance(timedelta(hours=2), suspended=True)
+    assert (fake.monotonic(), fake.boottime()) == (1600.0, 1600.0 + 7200.0)
+    assert fake.now() == utc("02:10")
+
+
+def test_explain_tells_the_catch_up(tmp_path):
+    from smartcron.cli.jobs import trail_lines
+    from tests.harness import BERLIN
+
+    h = make(tmp_path, BACKUP, start=utc("00:50"))
+    h.run_until(utc("00:55"))
+    suspend(h, timedelta(hours=4, minutes=5))
+    h.run_until(utc("05:10"))
+    (stored,) = h.firings("backup")
+    lines = trail_lines(h.store.decisions(stored.firing.id), BERLIN)  # type: ignore[arg-type]
+    assert lines[0] == (
+        "06:00 catchup: the machine was suspended for 4 h 5 min over its window: caught up,"
+        " deadline 07:00 (catchup=once, catchup_window=1h)"
+    )
+    assert lines[1].startswith("06:00 ran (constraints hold)")
