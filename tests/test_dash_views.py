@@ -5,7 +5,9 @@ day of the laptop scenario decided by the shipped model."""
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -87,3 +89,29 @@ def test_a_missing_history_still_lists_the_jobs(smart_day, tmp_path):
     )
     assert data.history_note is not None and "no history database yet" in data.history_note
     assert len(data.jobs) == 7 and data.runs == [] and data.firings == []
+
+
+def test_times_are_shown_in_the_system_zone(smart_day, monkeypatch):
+    import time
+
+    from smartcron.dash.charts import figure_json, timeline_figure
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        data = collect(DashQuery(history=None, config=smart_day.config, user_mode=True))
+        page = render_page(data)
+        figure = figure_json(timeline_figure(data))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert "times in Europe/Berlin" in page
+    backup = next(f for f in data.firings if f["job"] == "nightly_backup")
+    assert backup["nominal"] == "2026-01-05T01:00:00+00:00"  # as recorded (its CRON_TZ)
+    nominal = next(t for t in figure["data"] if t["name"] == "nominal time")
+    at = nominal["x"][nominal["hovertext"].index("nightly_backup: nominal time 2026-01-05 02:00")]
+    assert at == "2026-01-05 02:00:00"  # one zone for every lane: Berlin is UTC+1 in January
+    run = data.runs[-1]
+    assert run["started"].endswith("+00:00")
+    shown = datetime.fromisoformat(run["started"]).astimezone(ZoneInfo("Europe/Berlin"))
+    assert f"<td>{shown:%Y-%m-%d %H:%M}</td>" in page

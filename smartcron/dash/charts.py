@@ -47,6 +47,19 @@ RUN_STYLE = {
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"  # no web font to fetch
 
 
+def local(iso: str) -> str:
+    """An instant as plotly.js takes it: wall time in the system zone, no offset (plotly.js
+    ignores offsets, so instants recorded in several zones must be made one first)."""
+    from smartcron.cron.schedule import local_zone
+
+    return datetime.fromisoformat(iso).astimezone(local_zone()).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def hhmm(iso: str, day: bool = False) -> str:
+    """`14:05`, or `2026-01-05 14:05` with the day, in the system zone."""
+    return local(iso)[:16] if day else local(iso)[11:16]
+
+
 def _ms(start: str, end: str | None, fallback: str) -> float:
     a = datetime.fromisoformat(start)
     b = datetime.fromisoformat(end or fallback)
@@ -90,19 +103,24 @@ def _lanes(data: DashData) -> tuple[dict[str, list[Bar]], list[Row], list[Row]]:
     for f in data.firings:
         meta = [f["job"], f["key"]]
         if f["deadline"] and f["nominal"]:
-            text = (
-                f"{f['job']}: window {f['nominal'][:16]} to {f['deadline'][11:16]} ({f['state']})"
-            )
+            text = f"{f['job']}: window {hhmm(f['nominal'], True)} to {hhmm(f['deadline'])}"
+            text += f" ({f['state']})"
             lanes.setdefault("window", []).append(
-                (f["job"], f["nominal"], _ms(f["nominal"], f["deadline"], data.end), meta, text)
+                (
+                    f["job"],
+                    local(f["nominal"]),
+                    _ms(f["nominal"], f["deadline"], data.end),
+                    meta,
+                    text,
+                )
             )
             deadlines.append(f)
         if f["nominal"]:
             nominal.append(f)
         for w in f["waits"]:
-            text = f"{f['job']}: waited {w['from'][11:16]}-{w['to'][11:16]}: {w['reason']}"
+            text = f"{f['job']}: waited {hhmm(w['from'])}-{hhmm(w['to'])}: {w['reason']}"
             lanes.setdefault(w["kind"], []).append(
-                (f["job"], w["from"], _ms(w["from"], w["to"], data.end), meta, text)
+                (f["job"], local(w["from"]), _ms(w["from"], w["to"], data.end), meta, text)
             )
         for r in f["runs"]:
             kind = (
@@ -110,9 +128,9 @@ def _lanes(data: DashData) -> tuple[dict[str, list[Bar]], list[Row], list[Row]]:
                 if r["status"] not in ("ok", "running")
                 else ("retry" if r["trigger"] == "retry" else "ok")
             )
-            text = f"{f['job']}: {r['trigger']} run {r['start'][:16]}, {r['status']}"
+            text = f"{f['job']}: {r['trigger']} run {hhmm(r['start'], True)}, {r['status']}"
             lanes.setdefault(kind, []).append(
-                (f["job"], r["start"], _ms(r["start"], r["end"], data.end), meta, text)
+                (f["job"], local(r["start"]), _ms(r["start"], r["end"], data.end), meta, text)
             )
     return lanes, nominal, deadlines
 
@@ -143,10 +161,10 @@ def timeline_figure(data: DashData) -> Any:
                     name=name,
                     mode="markers",
                     y=[f["job"] for f in items],
-                    x=[f[field] for f in items],
+                    x=[local(f[field]) for f in items],
                     customdata=[[f["job"], f["key"]] for f in items],
                     hoverinfo="text",
-                    hovertext=[f"{f['job']}: {name} {f[field][:16]}" for f in items],
+                    hovertext=[f"{f['job']}: {name} {hhmm(f[field], True)}" for f in items],
                     marker={
                         "symbol": symbol,
                         "size": 9,
@@ -163,7 +181,7 @@ def timeline_figure(data: DashData) -> Any:
         font={"family": FONT},
         margin={"l": 10, "r": 10, "t": 30, "b": 30},
         legend={"orientation": "h", "y": -0.15},
-        xaxis={"type": "date", "range": [data.start, data.end]},
+        xaxis={"type": "date", "range": [local(data.start), local(data.end)]},
         yaxis={"categoryorder": "array", "categoryarray": list(reversed(jobs)), "automargin": True},
         hovermode="closest",
         clickmode="event",
@@ -177,7 +195,7 @@ def sparkline_figure(stats: Row) -> Any:
     points = stats.get("durations") or []
     fig = go.Figure(
         go.Scatter(
-            x=[p[0] for p in points],
+            x=[local(p[0]) for p in points],
             y=[p[1] for p in points],
             mode="lines",
             line={"color": OKABE_ITO["blue"], "width": 1.5},

@@ -29,7 +29,7 @@ import json
 from functools import cache
 from typing import Any
 
-from smartcron.dash.charts import REASON_STYLE, RUN_STYLE, figures
+from smartcron.dash.charts import REASON_STYLE, RUN_STYLE, figures, local
 from smartcron.dash.records import DashData, Row
 
 VIEWS = (
@@ -88,7 +88,15 @@ def duration(seconds: float | None) -> str:
 
 
 def short_time(text: str | None) -> str:
-    return "" if not text else text[:16].replace("T", " ")
+    """`2026-01-05 14:05` in the system zone (the daemon's, as `history` shows times)."""
+    return "" if not text else local(text)[:16]
+
+
+def zone_label() -> str:
+    from smartcron.cron.schedule import local_zone
+
+    zone = local_zone()
+    return str(getattr(zone, "key", None) or zone)
 
 
 def _waited(data: DashData) -> list[Row]:
@@ -111,11 +119,22 @@ def filters(data: DashData) -> Row:
     }
 
 
+def _shown(firing: Row) -> Row:
+    """A firing's details with its instants as the page shows them (system zone)."""
+    decision = firing["decision"]
+    return {
+        **firing,
+        "nominal_shown": short_time(firing["nominal"]),
+        "deadline_shown": short_time(firing["deadline"]),
+        "decided_shown": short_time(decision["at"]) if decision else "",
+    }
+
+
 def live_payload(data: DashData) -> Row:
     """What data_json() serialises: the views' HTML, the figures, each firing's details."""
-    details = {f["key"]: f for f in data.firings if f["smart"] or f["trail"]}
+    details = {f["key"]: _shown(f) for f in data.firings}
     return {
-        "generated": data.generated,
+        "generated": short_time(data.generated),
         "views": view_html(data),
         "figures": figures(data),
         "details": details,
@@ -149,5 +168,6 @@ def render_page(
             actions=actions,
             token=token or "",
             reasons=REASON_STYLE,
+            zone=zone_label(),
         )
     )
