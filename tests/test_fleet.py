@@ -4,6 +4,7 @@ fake clocks in step) claim each firing in a real PostgreSQL server (tests/pgkit.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from smartcron.cli.jobs import explain_document
 from smartcron.store.claims import LocalClaimer, PgClaimer
+from smartcron.store.history import HistoryStore
 from smartcron.store.pgconn import PgConnection
 from smartcron.testing import sample_snapshot
 from tests.harness import Harness, make, runs, utc
@@ -40,7 +43,9 @@ def fleet(pg: PgServer, tmp_path: Path) -> Iterator[tuple[str, list[Harness]]]:
     busy = {"host-a": "01:02", "host-b": None, "host-c": None}
     crontab = CRONTAB.replace("ai=no", "ai=no max_load=2")
     for host in HOSTS:
-        h = make(tmp_path / host, crontab, busy_until(busy[host]))  # type: ignore[arg-type]
+        (tmp_path / host / "state").mkdir(parents=True)  # its history where explain looks
+        history = HistoryStore.open(tmp_path / host / "state" / "history.db")
+        h = make(tmp_path / host, crontab, busy_until(busy[host]), history=history)  # type: ignore[arg-type]
         conns.append(PgConnection(url))
         h.daemon.engine.claimer = PgClaimer(conns[-1], host)
         h.history.host = host  # as fleetparts.fleet_for names a daemon's rows
@@ -85,6 +90,16 @@ def test_each_firing_of_a_fleet_once_job_runs_on_exactly_one_of_three_hosts(flee
     # host-a was busy until 01:02: the firings before went to the others
     assert all(host != "host-a" for minute, host in counted if minute < "01:01Z")
     assert len({host for _, host in counted}) >= 2
+    # explain, on a host that did not run a firing, says who did and when
+    where = {minute: host for minute, host in counted}
+    c = daemons[2]
+    said = explain_document(c.daemon.config, "report", 10)
+    skipped = [f for f in said["firings"] if f["state"] == "skipped"]
+    assert skipped
+    for firing in skipped:
+        ran_on = where[firing["nominal"][11:16] + "Z"]  # nominal in UTC; claims said local
+        assert re.fullmatch(rf"\d\d:\d\d skipped: fleet=once: claimed by {ran_on} at "
+                            r"\d\d:\d\d:\d\d", firing["trail"][-1]), firing["trail"]  # fmt: skip
     # the hosts that did not run a firing say who did
     for host, h in zip(HOSTS, daemons, strict=True):
         for _, verdict, reason in h.trail(JOB):
