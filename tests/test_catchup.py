@@ -175,3 +175,16 @@ def test_explain_tells_the_catch_up(tmp_path):
         " deadline 07:00 (catchup=once, catchup_window=1h)"
     )
     assert lines[1].startswith("06:00 ran (constraints hold)")
+
+
+def test_a_short_suspend_catches_up_the_firing_crons_rules_replayed(tmp_path):
+    """Under 3 hours cron's rules replay the skipped fixed-time tick: that firing, its
+    window already gone, is the one caught up (once, not twice)."""
+    h = make(tmp_path, BACKUP.replace("window=1h", "window=20m"), start=utc("00:50"))
+    h.run_until(utc("00:55"))
+    suspend(h, timedelta(hours=2))  # 00:55 -> 02:55Z, over 01:00-01:20
+    h.run_until(utc("04:00"))
+    assert h.starts == [("backup", "02:55Z")]
+    (stored,) = h.firings("backup")
+    assert stored.firing.deadline == utc("03:15")
+    assert [t[1] for t in h.trail("backup")] == ["catchup", "run", "done"]
