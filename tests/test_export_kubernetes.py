@@ -5,6 +5,8 @@ day fields are ORed unless one of them is `*`), when smartcronctl next says."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import re
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -100,6 +102,7 @@ def test_each_line_is_a_cron_job_with_the_mapped_keys(tmp_path: Path) -> None:
     assert container["env"] == [{"name": "GREETING", "value": "hello world"}]
     assert backup["metadata"]["annotations"] == {
         "smartcron.io/source": f"{tmp_path}/crontab:4",
+        "smartcron.io/user": pwd.getpwuid(os.geteuid()).pw_name,  # the crontab's owner
         "smartcron.io/smart": "true",
         "smartcron.io/max_load": "1.5",
         "smartcron.io/ac": "yes",

@@ -286,11 +286,11 @@ def test_system_crontabs_run_as_their_user_field(tmp_path: Path) -> None:
     result = CliRunner().invoke(ctl, args)
     assert result.exit_code == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        "cd-1.service", "cd-1.timer", "job-1.service", "job-1.timer",
+        "cd-1.service", "cd-1.timer", "php-1.service", "php-1.timer",
     ]  # fmt: skip
     assert "User=root\n" in (out / "cd-1.service").read_text()
-    assert "User=www-data\n" in (out / "job-1.service").read_text()
-    assert "OnCalendar=*-*-* *:09,39:00\n" in (out / "job-1.timer").read_text()
+    assert "User=www-data\n" in (out / "php-1.service").read_text()
+    assert "OnCalendar=*-*-* *:09,39:00\n" in (out / "php-1.timer").read_text()
 
 
 def test_a_bad_crontab_line_fails_the_export_with_its_place(tmp_path: Path) -> None:

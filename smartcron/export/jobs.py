@@ -69,9 +69,13 @@ def dns_label(text: str) -> str:
     return label or "job"
 
 
-def _derived_name(entry: Entry) -> str:
+def _derived_name(entry: Entry, path: str, kind: Kind) -> str:
+    """A package's cron.d file names its lines (`e2scrub-all-2`); elsewhere the
+    command's program does (`backup-12`)."""
     words = entry.shell_command.split()
     program = os.path.basename(words[0]) if words else "job"
+    if kind is Kind.SYSTEM and os.path.basename(path) != "crontab":
+        program = os.path.basename(path)
     return f"{dns_label(program)[: MAX_NAME - 8]}-{entry.line}"
 
 
@@ -111,7 +115,7 @@ def load(text: str, path: str, kind: Kind, owner: str | None = None) -> list[Exp
                 entry=entry,
                 owner=entry.user or owner or "root",
                 smart=smart,
-                name=dns_label(name) if name else _derived_name(entry),
+                name=dns_label(name) if name else _derived_name(entry, path, kind),
                 zone=zone,
             )
         )

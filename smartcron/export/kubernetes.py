@@ -99,7 +99,8 @@ def cron_job(job: ExportJob, image: str = DEFAULT_IMAGE) -> tuple[dict[str, Any]
         container["env"] = env
     run["template"] = {"spec": {"restartPolicy": "Never", "containers": [container]}}
     spec["jobTemplate"] = {"spec": run}
-    annotations = {f"{ANNOTATION}source": job.where}
+    # The pod runs as its image's user: the line's owner is only said.
+    annotations = {f"{ANNOTATION}source": job.where, f"{ANNOTATION}user": job.owner}
     kept = [
         key for key in changed if key not in MAPPED or (key, changed[key]) == ("overlap", "queue")
     ]
