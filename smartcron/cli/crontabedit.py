@@ -19,7 +19,7 @@ from smartcron.daemon.install import DirectStore
 
 Store = DirectStore | RemoteStore
 
-# crontab.c's text for a new crontab (edit_cmd, add_help_text).
+# crontab.c's text for a new crontab (edit_cmd, add_help_text), with our `suggest`.
 HELP_TEXT = b"""\
 # Edit this file to introduce tasks to be run by cron.
 # 
@@ -42,6 +42,9 @@ HELP_TEXT = b"""\
 # 0 5 * * 1 tar -zcf /var/backups/home.tgz /home/
 # 
 # For more information see the manual pages of crontab(5) and cron(8)
+# 
+# Or describe a job in words, and paste the lines this prints:
+# smartcronctl suggest "weekdays at 9:30 when I'm idle, retry twice"
 # 
 # m h  dom mon dow   command
 """  # noqa: W291 (Debian's "# " lines keep their blank)

@@ -34,6 +34,7 @@ LAZY_COMMANDS = {
     "run": "smartcron.cli.steer:run_cmd",
     "cancel": "smartcron.cli.steer:cancel_cmd",
     "reload": "smartcron.cli.steer:reload_cmd",
+    "suggest": "smartcron.cli.suggest:suggest_cmd",
     "profiles": "smartcron.cli.profiles:profiles_cmd",
     "report": "smartcron.cli.report:report_cmd",
     "dashboard": "smartcron.cli.dashboard:dashboard_cmd",
