@@ -123,7 +123,10 @@ _MACHINE = r"(?:the |my |this )?(?:computer|machine|laptop|keyboard|desktop|pc|b
 _SOMEONE = r"(?:i'm|i am|i've been|i have been|the user is|someone is|somebody is|anyone is)"
 _NOBODY = r"(?:nobody|no one|no-one|noone)"
 _PREVIOUS = r"the (?:previous|last|earlier|prior) (?:run|one|job)"
-_NAMES = rf"{NAMECHARS}(?:(?: ,)? (?:and )?{NAMECHARS})*?"
+# One job name a word, never "and": a list of names then parses one way only (an
+# ambiguous list backtracks exponentially on "a and a and ...").
+_NAME = r"(?!and\b)[a-z0-9_.-]++"
+_NAMES = rf"{_NAME}(?:(?: ,)? (?:and )?{_NAME})*+"
 _DONE = r"(?:jobs?|ha(?:s|ve) (?:run|succeeded|finished)|succeeds?|finish(?:es)?|is done|are done)"
 _MAIL = r"(?:e-?mail|mail|notify|tell|send)"
 
