@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from smartcron.cli.jobs import explain_document
-from smartcron.store.claims import LocalClaimer, PgClaimer
+from smartcron.store.claims import Claim, LocalClaimer, PgClaimer
 from smartcron.store.history import HistoryStore
 from smartcron.store.pgconn import PgConnection
 from smartcron.testing import sample_snapshot
@@ -35,22 +35,48 @@ def busy_until(hhmm: str | None) -> object:
     return script
 
 
+class DiesAfterClaiming(PgClaimer):
+    """host-a's claimer: the daemon dies (SystemExit out of its loop) right after it
+    is granted the firing of `nominal`, before it starts the run."""
+
+    def __init__(self, connection: PgConnection, host: str, nominal: datetime) -> None:
+        super().__init__(connection, host)
+        self.nominal = nominal
+
+    def claim(self, owner: str, name: str, nominal: datetime, now: datetime) -> Claim:
+        claim = super().claim(owner, name, nominal, now)
+        if claim.granted and nominal == self.nominal:
+            raise SystemExit("host-a dies holding the claim")
+        return claim
+
+
 @pytest.fixture
-def fleet(pg: PgServer, tmp_path: Path) -> Iterator[tuple[str, list[Harness]]]:
+def make_fleet(pg: PgServer, tmp_path: Path) -> Iterator[Callable[..., list[Harness]]]:
+    """(busy: host -> HH:MM it stays busy until, dies_at: host-a's fatal firing) -> the
+    three daemons, each with its own state directory, claiming in one database."""
     url = pg.create_db()
-    daemons, conns = [], []
-    # host-a is busy until 01:02: the first two firings go to whoever finds them good
-    busy = {"host-a": "01:02", "host-b": None, "host-c": None}
+    conns: list[PgConnection] = []
     crontab = CRONTAB.replace("ai=no", "ai=no max_load=2")
-    for host in HOSTS:
-        (tmp_path / host / "state").mkdir(parents=True)  # its history where explain looks
-        history = HistoryStore.open(tmp_path / host / "state" / "history.db")
-        h = make(tmp_path / host, crontab, busy_until(busy[host]), history=history)  # type: ignore[arg-type]
-        conns.append(PgConnection(url))
-        h.daemon.engine.claimer = PgClaimer(conns[-1], host)
-        h.history.host = host  # as fleetparts.fleet_for names a daemon's rows
-        daemons.append(h)
-    yield url, daemons
+
+    def build(busy: dict[str, str], dies_at: datetime | None = None) -> list[Harness]:
+        daemons = []
+        for host in HOSTS:
+            state = tmp_path / host / "state"
+            state.mkdir(parents=True)  # its history where explain looks
+            script = busy_until(busy.get(host))
+            h = make(
+                tmp_path / host, crontab, script, history=HistoryStore.open(state / "history.db")
+            )  # type: ignore[arg-type]
+            conns.append(PgConnection(url))
+            if host == "host-a" and dies_at is not None:
+                h.daemon.engine.claimer = DiesAfterClaiming(conns[-1], host, dies_at)
+            else:
+                h.daemon.engine.claimer = PgClaimer(conns[-1], host)
+            h.history.host = host  # as fleetparts.fleet_for names a daemon's rows
+            daemons.append(h)
+        return daemons
+
+    yield build
     for conn in conns:
         conn.close()
 
@@ -80,8 +106,11 @@ def ran(daemons: list[Harness]) -> Counter[tuple[str, str]]:
     return out
 
 
-def test_each_firing_of_a_fleet_once_job_runs_on_exactly_one_of_three_hosts(fleet) -> None:
-    _, daemons = fleet
+def test_each_firing_of_a_fleet_once_job_runs_on_exactly_one_of_three_hosts(
+    make_fleet,
+) -> None:
+    # host-a is busy until 01:02: the first firings go to whoever finds them good
+    daemons = make_fleet({"host-a": "01:02"})
     step_all(daemons, utc("01:05"))
     counted = ran(daemons)
     per_minute = Counter(minute for minute, _ in counted.elements())
@@ -107,27 +136,24 @@ def test_each_firing_of_a_fleet_once_job_runs_on_exactly_one_of_three_hosts(flee
                 assert reason.startswith("fleet=once: claimed by host-") and host not in reason
 
 
-def test_a_claim_whose_holder_died_before_starting_is_run_by_another_after_the_lease(
-    fleet,
+def test_a_daemon_killed_holding_a_claim_before_starting_loses_it_after_the_lease(
+    make_fleet,
 ) -> None:
-    url, daemons = fleet
-    b, c = daemons[1], daemons[2]
-    dead = PgClaimer(PgConnection(url), "host-a")
     nominal = utc("01:00")
-    claim = dead.claim(b.job(JOB).owner, "report", nominal, nominal)
-    assert claim.granted
-    # host-a "dies" here: it claimed 01:00's firing and never starts it
-    dead.db.close()
-    step_all([b, c], utc("01:04"))
-    counted = ran([daemons[0], b, c])
-    assert sum(n for (minute, _), n in counted.items() if minute == "01:00Z") == 1
+    a, b, c = make_fleet({"host-b": "01:00", "host-c": "01:00"}, dies_at=nominal)
+    with pytest.raises(SystemExit):  # host-a runs 00:59, claims 01:00 and dies
+        a.run_until(utc("01:00") + timedelta(seconds=30))
+    assert [r.start.scheduled for r in runs(a, JOB)] == [utc("00:59")]
+    step_all([b, c], utc("01:04"))  # host-a never comes back
+    counted = ran([a, b, c])
+    per_minute = Counter(minute for minute, _ in counted.elements())
+    assert set(per_minute.values()) == {1} and "01:00Z" in per_minute, counted
     taken = [row for h in (b, c) for row in runs(h, JOB) if row.start.scheduled == nominal]
     assert len(taken) == 1 and taken[0].host in ("host-b", "host-c")
-    # not before the lease (60 s from 01:00:00) ran out, and inside the 10-minute window
-    assert (
-        nominal + timedelta(seconds=60) < taken[0].start.started < nominal + timedelta(minutes=10)
-    )
-    waits = [r for h in (b, c) for _, v, r in h.trail(JOB) if "not started" in r]
+    # not before host-a's lease (60 s from 01:00:00) ran out, and inside the window
+    started = taken[0].start.started
+    assert nominal + timedelta(seconds=60) < started < nominal + timedelta(minutes=10)
+    waits = [r for h in (b, c) for _, _, r in h.trail(JOB) if "not started" in r]
     assert waits and "claimed by host-a at 02:00:00, not started" in waits[0]
 
 
