@@ -167,3 +167,21 @@ def test_without_a_history_url_fleet_once_runs_on_every_host_and_says_so_once(
     assert [len(runs(h, JOB)) for h in daemons] == [4, 4]  # 00:59 to 01:02 on each
     said = [r.getMessage() for r in caplog.records if "without a history_url" in r.getMessage()]
     assert len(said) == 2, said  # once per job (each daemon's job has its own id)
+
+
+def test_a_fleet_once_firing_waits_while_the_server_is_down_and_runs_once_when_back(
+    make_fleet, pg: PgServer
+) -> None:
+    a = make_fleet({})[0]
+    a.run_until(utc("00:59") + timedelta(seconds=30))
+    pg.stop()
+    try:
+        a.run_until(utc("01:02") + timedelta(seconds=30))
+    finally:
+        pg.start()
+    assert [r.start.scheduled for r in runs(a, JOB)] == [utc("00:59")]  # never unclaimed
+    waits = [(at, r) for at, _, r in a.trail(JOB) if "cannot be reached" in r]
+    assert [at for at, _ in waits[:3]] == ["01:00Z", "01:01Z", "01:02Z"], waits
+    a.run_until(utc("01:04"))
+    starts = sorted(r.start.scheduled.strftime("%H:%M") for r in runs(a, JOB))  # type: ignore[union-attr]
+    assert starts == ["00:59", "01:00", "01:01", "01:02", "01:03", "01:04"]
