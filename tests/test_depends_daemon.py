@@ -68,3 +68,29 @@ def test_a_restarted_daemon_finds_the_dependency_s_success_in_the_history(tmp_pa
         "run",
         "backup succeeded at 02:10; constraints hold",
     )
+
+
+def test_status_warns_of_unknown_names_and_cycles_across_the_loaded_files(tmp_path):
+    tab = (
+        "#@smart name=upload after=bakup\n0 2 * * * upload\n"
+        "#@smart name=a after=b\n0 3 * * * a\n#@smart name=b after=a\n0 4 * * * b\n"
+    )
+    h = make(tmp_path, tab)
+    (loaded,) = h.daemon.db.files.values()
+    path = loaded.path
+    assert [w for w in loaded.warnings if ": after: " in w] == [
+        f"{path}:1: after: no job named 'bakup'",
+        f"{path}:3: after: a cycle: a -> b -> a",
+        f"{path}:5: after: a cycle: b -> a -> b",
+    ]
+    # a job file of the same user named backup: known now, once the files are reread
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "bakup.yaml").write_text(
+        "job_name: bakup\ncommand: backup\nschedule: '0 1 * * *'\n"
+    )
+    h.daemon.reload()
+    warnings = h.daemon.db.files[path].warnings
+    assert [w for w in warnings if ": after: " in w] == [
+        f"{path}:3: after: a cycle: a -> b -> a",
+        f"{path}:5: after: a cycle: b -> a -> b",
+    ]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from smartcron.cron.crontab import Entry
 from smartcron.errors import LineProblem, SmartcronError
-from smartcron.smart.depends import Declared, check
+from smartcron.smart.dependgraph import Declared, after_line, check
 from smartcron.smart.smartspec import SmartSpec
 
 log = logging.getLogger("smartcron")
@@ -47,12 +47,6 @@ def after_problems(specs: Sequence[tuple[Entry, SmartSpec]], path: str) -> list[
     mine = []
     for entry, spec in specs:
         owner = entry.user or _THIS_USER  # a system line names its user
-        mine.append(Declared(path, _line(entry), owner, entry.user is not None, spec.name,
+        mine.append(Declared(path, after_line(entry), owner, entry.user is not None, spec.name,
                              spec.after))  # fmt: skip
     return check([*mine, *system_jobs(path)], [path])
-
-
-def _line(entry: Entry) -> int:
-    """The #@smart line naming after= (else the job's line: the key came from elsewhere)."""
-    lines = [note.line for note in entry.annotations if "after=" in note.text]
-    return lines[-1] if lines else entry.line

@@ -22,6 +22,7 @@ from smartcron.cron.permissions import FileData, RefusedFile, open_checked
 from smartcron.daemon.loadedfile import CompanionFile, Loaded, Source, Stamp
 from smartcron.daemon.reloadlog import report_reload
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
+from smartcron.smart.dependgraph import with_after_warnings
 from smartcron.smart.jobfiles import JOB_FILE_SUFFIXES, load_job_file
 from smartcron.smart.jobids import derived_id, named_id
 from smartcron.smart.jobs import Job, assign_ids
@@ -281,7 +282,8 @@ class Database:
         for key in self.files.keys() - current.keys():
             changes.append(key)
             log.info("%s: removed, its jobs stop", key)
-        self.files = current
+        # after= across files (smartcron.smart.dependgraph): status shows what is wrong.
+        self.files = with_after_warnings(current)
         return changes
 
     @property
