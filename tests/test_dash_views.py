@@ -115,3 +115,15 @@ def test_times_are_shown_in_the_system_zone(smart_day, monkeypatch):
     assert run["started"].endswith("+00:00")
     shown = datetime.fromisoformat(run["started"]).astimezone(ZoneInfo("Europe/Berlin"))
     assert f"<td>{shown:%Y-%m-%d %H:%M}</td>" in page
+
+
+def test_a_cron_tz_job_says_its_zone(tmp_path):
+    from tests.dashkit import config_text
+
+    (tmp_path / "crontab").write_text("0 5 * * * true\nCRON_TZ=America/New_York\n0 6 * * * true\n")
+    os.chmod(tmp_path / "crontab", 0o600)
+    (tmp_path / "smartcron.toml").write_text(config_text(tmp_path))
+    data = collect(DashQuery(history=None, config=tmp_path / "smartcron.toml", user_mode=True))
+    assert [j["english"] for j in data.jobs] == ["At 05:00", "At 06:00"]
+    page = render_page(data)
+    assert page.count("CRON_TZ=") == 1 and "CRON_TZ=America/New_York" in page

@@ -107,7 +107,13 @@ def _waited(data: DashData) -> list[Row]:
 def view_html(data: DashData) -> dict[str, str]:
     """Each view's body, rendered by its macro in views.html."""
     module = environment().get_template("views.html").module
-    context = {"d": data, "waited": _waited(data), "reasons": REASON_STYLE, "runs": RUN_STYLE}
+    context = {
+        "d": data,
+        "waited": _waited(data),
+        "reasons": REASON_STYLE,
+        "runs": RUN_STYLE,
+        "zone": zone_label(),
+    }
     return {name: str(getattr(module, name)(**context)) for name, _ in VIEWS}
 
 
