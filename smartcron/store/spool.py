@@ -59,6 +59,8 @@ class Uploader:
                 if n < BATCH:
                     break
         except HistoryUnavailable as err:
+            if self.history.unavailable is not None:
+                raise  # the local history is down: it said so itself (historyguard)
             if self.down is None:
                 log.error(
                     "fleet history: %s; jobs still run, their runs wait in %s (%d) and are"
