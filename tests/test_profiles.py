@@ -171,3 +171,17 @@ def test_smartcronctl_profiles_exits_1_and_shows_a_broken_file(tmp_path, user_pr
     assert done.returncode == 1
     assert "oops  (broken: not used)" in done.stdout
     assert f"{user_profiles}/oops.yaml:2: keys.window: " in done.stdout
+
+
+def test_the_daemon_takes_an_edited_profile_on_a_forced_reload(tmp_path, user_profiles):
+    from tests.harness import make
+
+    h = make(tmp_path / "d", "#@smart profile=laptop\n0 2 * * * backup\n")
+    (job,) = h.daemon.db.jobs
+    assert job.smart is not None and job.smart.idle == timedelta(minutes=10)
+    (user_profiles / "laptop.yaml").write_text("keys:\n  idle: 1h\n")
+    h.daemon.reload()  # the crontab did not change: its jobs are kept as they were
+    assert h.daemon.db.jobs[0].smart.idle == timedelta(minutes=10)
+    h.daemon.reload(force=True)  # SIGHUP, smartcronctl reload
+    spec = h.daemon.db.jobs[0].smart
+    assert spec.idle == timedelta(hours=1) and spec.ac is False and spec.profile == "laptop"
