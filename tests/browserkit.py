@@ -76,12 +76,18 @@ def start_dashboard(*args: str, argv: list[str] | None = None, cwd: str | None =
 
 def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
     """GET; (status, body), errors included."""
+    status, body, _headers = get_with_headers(url, headers)
+    return status, body
+
+
+def get_with_headers(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, Any]:
+    """GET; (status, body, the reply's headers), errors included."""
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, reply.read().decode()
+            return reply.status, reply.read().decode(), reply.headers
     except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
+        return err.code, err.read().decode(), err.headers
 
 
 def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -100,10 +106,13 @@ def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) 
         return status, text
 
 
-def events(dash: Dashboard, timeout: float = 30.0) -> Iterator[dict[str, Any]]:
+def events(
+    dash: Dashboard, timeout: float = 30.0, headers: dict[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
     """The /events stream's messages, parsed, as they come."""
     url = f"{dash.base}/events?token={dash.token}"
-    with urllib.request.urlopen(url, timeout=timeout) as stream:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=timeout) as stream:
         lines: list[str] = []
         for raw in stream:
             line = raw.decode().rstrip("\n")

@@ -23,6 +23,7 @@ from tests.browserkit import (
     BIN,
     events,
     get,
+    get_with_headers,
     post,
     record_run,
     remove_tree,
@@ -107,6 +108,26 @@ def test_a_run_recorded_while_the_stream_is_open_is_sent_within_seconds(small: P
         took = time.monotonic() - recorded
         assert "live_probe" in second["views"]["runs"]
         assert took < 4.0, took  # polled every second
+    finally:
+        dash.stop()
+
+
+def test_the_pages_stream_sends_nothing_until_the_history_changes(small: Path):
+    """The page sets a cookie with what it shows: its stream does not send the same
+    data again (megabytes re-rendered), only what changed after the page was made."""
+    dash = start_dashboard("--user", "--config", str(small))
+    db = small.parent / "state" / "history.db"
+    try:
+        status, page, headers = get_with_headers(dash.url)
+        assert status == 200 and "live_probe" not in page
+        cookie = headers["Set-Cookie"]
+        assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+        stream = events(dash, headers={"Cookie": cookie.split(";")[0]})
+        opened = time.monotonic()
+        record_run(db, job="live_probe", user="root")
+        first = next(stream)  # after the change: not the page's data again
+        assert "live_probe" in first["views"]["runs"]
+        assert time.monotonic() - opened < 4.0
     finally:
         dash.stop()
 

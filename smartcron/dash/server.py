@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import os
@@ -49,6 +50,7 @@ POLL = 1.0  # seconds between looks at the history and status files
 KEEP_ALIVE = 15.0  # seconds: an SSE comment line, so proxies and browsers keep the stream
 ACTION_TIMEOUT = 20.0  # as smartcronctl run: the daemon answers once its main thread acted
 MAX_ACTION_BODY = 4096
+SEEN_COOKIE = "smartcron_seen"  # the files' signature when the page was rendered
 # The token must not leak through a Referer, a cache or a frame of another site.
 HEADERS = {
     "Cache-Control": "no-store",
@@ -104,7 +106,7 @@ def watched_files(history: Path, status_files: tuple[Path, ...]) -> tuple[Path, 
     return (history, Path(f"{history}-wal"), *status_files)
 
 
-def signature(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...]:
+def signature(paths: tuple[Path, ...]) -> str:
     """What changes when any of `paths` is written, replaced, created or removed."""
     result: list[tuple[int, int, int] | None] = []
     for path in paths:
@@ -114,7 +116,7 @@ def signature(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int] | None, ...
             result.append(None)
         else:
             result.append((st.st_mtime_ns, st.st_size, st.st_ino))
-    return tuple(result)
+    return hashlib.sha256(repr(result).encode()).hexdigest()[:20]
 
 
 class TokenGate:
@@ -162,12 +164,17 @@ def build_app(settings: DashSettings, shutdown: Shutdown | None = None) -> Starl
         return collect(viewer)
 
     async def page(_request: Request) -> Response:
+        seen = signature(settings.watched)  # before reading: a later change is sent
         try:
             data = await run_in_threadpool(snapshot)
         except (SmartcronError, OSError) as err:  # e.g. the history damaged since start
             return PlainTextResponse(f"smartcronctl dashboard: {err}\n", status_code=500)
         html = render_page(data, live=True, actions=settings.allow_actions, token=settings.token)
-        return HTMLResponse(html)
+        response = HTMLResponse(html)
+        # What this page shows, for its event stream: it sends the data again only once
+        # the files changed since (a page of several MB is not re-rendered for nothing).
+        response.set_cookie(SEEN_COOKIE, seen, httponly=True, samesite="strict")
+        return response
 
     async def events(request: Request) -> Response:
         return StreamingResponse(
@@ -234,9 +241,10 @@ def steer(socket_path: Path, op: str, job: str) -> dict[str, Any]:
 async def event_stream(
     request: Request, settings: DashSettings, snapshot: Callable[[], Any], shutdown: Shutdown
 ) -> AsyncIterator[str]:
-    """The page's data now, then again after each change of a watched file; a comment
-    every KEEP_ALIVE seconds between. Ends when the client goes away or the server stops."""
-    seen = None
+    """The page's data whenever the watched files differ from what the client has (the
+    page's cookie; without it, at once), a comment every KEEP_ALIVE seconds between.
+    Ends when the client goes away or the server stops."""
+    seen = request.cookies.get(SEEN_COOKIE)
     quiet = 0.0
     while not await request.is_disconnected():
         now = signature(settings.watched)
