@@ -297,3 +297,21 @@ def test_the_daemon_and_the_other_commands_load_no_web_library(week, command):
         timeout=60,
     )
     assert done.stderr.splitlines()[-1] == "LOADED []", done.stderr
+
+
+def test_a_hostile_crontab_is_shown_as_text(tmp_path):
+    from tests.dashkit import config_text
+
+    (tmp_path / "crontab").write_text(
+        "#@smart name=<script>alert(1)</script> window=1h\n"
+        '0 1 * * * echo "<script>alert(2)</script>"\n'
+        "#@smart name=ok_job window=1h\n"
+        '0 2 * * * echo "</script><script>alert(3)</script>"\n'
+    )
+    os.chmod(tmp_path / "crontab", 0o600)
+    (tmp_path / "smartcron.toml").write_text(config_text(tmp_path))
+    data = collect(DashQuery(history=None, config=tmp_path / "smartcron.toml", user_mode=True))
+    page = render_page(data, live=True, actions=True, token="t")
+    assert page.count("<script") == SCRIPTS_OF_THE_PAGE and "</script><" not in page
+    for n in (1, 2, 3):  # the bad name= in the file's warning, both commands in the jobs
+        assert page.count(f"&lt;script&gt;alert({n})&lt;/script&gt;") == 1
