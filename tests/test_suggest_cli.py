@@ -136,6 +136,8 @@ def test_other_conflicts_and_impossible_values_are_refused_with_their_words():
         " 150% is over 100%",
         "on the 31st of february": "'0 0 31 2 *' never fires",
         "at 13pm": "'13pm' is not a time of day",
+        "every minute with up to 5 minutes of jitter": "the lines would not pass smartcrontab"
+        " -T: jitter=5m is longer than the job's window (30s)",
     }
     for text, message in cases.items():
         result = tool("smartcronctl", "suggest", text)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from smartcron.smart import suggest
 from smartcron.smart.annotations import KINDS
-
-suggest = pytest.importorskip("smartcron.smart.suggest")
 
 # (sentence, schedule, keys)
 PHRASINGS: list[tuple[str, str, dict[str, str]]] = [

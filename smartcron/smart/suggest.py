@@ -126,7 +126,7 @@ _PREVIOUS = r"the (?:previous|last|earlier|prior) (?:run|one|job)"
 # One job name a word, never "and": a list of names then parses one way only (an
 # ambiguous list backtracks exponentially on "a and a and ...").
 _NAME = r"(?!and\b)[a-z0-9_.-]++"
-_NAMES = rf"{_NAME}(?:(?: ,)? (?:and )?{_NAME})*+"
+_NAMES = rf"{_NAME}(?:(?: , and| ,| and) {_NAME})*"
 _DONE = r"(?:jobs?|ha(?:s|ve) (?:run|succeeded|finished)|succeeds?|finish(?:es)?|is done|are done)"
 _MAIL = r"(?:e-?mail|mail|notify|tell|send)"
 
@@ -339,4 +339,22 @@ def suggest(text: str) -> Suggestion:
         except ValueError as err:
             raise SuggestError(f"{draft.said[key]!r}: {key}: {err}") from None
     keys = dict(sorted(draft.keys.items(), key=lambda item: order[item[0]]))
-    return Suggestion(schedule, keys, unparsed)
+    found = Suggestion(schedule, keys, unparsed)
+    _check_lines(found.lines())
+    return found
+
+
+def _check_lines(lines: list[str]) -> None:
+    """The checks of `smartcrontab -T` that look at a whole line, not one key: crontab(5)'s
+    syntax and the smart layer's (jitter longer than the window, ...). after= names are
+    the user's crontab's business: this line alone cannot know them."""
+    from smartcron.cron.crontab import Kind, parse
+    from smartcron.errors import AnnotationError, CrontabSyntaxError
+    from smartcron.smart.smartspec import smart_spec_for
+
+    try:
+        for entry in parse(("\n".join(lines) + "\n").encode(), Kind.USER, install=True).entries:
+            smart_spec_for(entry, "-", None, None)
+    except (AnnotationError, CrontabSyntaxError) as err:
+        reasons = "; ".join(problem.reason for problem in err.problems)
+        raise SuggestError(f"the lines would not pass smartcrontab -T: {reasons}") from None
