@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"
 COMMANDS = ("smartcron", "smartcrontab", "smartcronctl")
+PROFILES = ("laptop", "server", "quiet-hours")
 # What `make install` writes, relative to DESTDIR (PREFIX=/usr/local, sysconfdir=/etc).
 INSTALLED = [
     *(f"usr/local/bin/{c}" for c in COMMANDS),
@@ -26,6 +27,9 @@ INSTALLED = [
     *(f"usr/local/share/bash-completion/completions/{c}" for c in COMMANDS),
     *(f"usr/local/share/zsh/site-functions/_{c}" for c in COMMANDS),
     "usr/local/lib/smartcron/site/smartcron/__init__.py",
+    # the policy profiles: the package's own copy, and one to read and copy to /etc
+    *(f"usr/local/lib/smartcron/site/smartcron/profiles/{p}.yaml" for p in PROFILES),
+    *(f"usr/local/share/smartcron/profiles/{p}.yaml" for p in PROFILES),
     "etc/smartcron/smartcron.toml.example",
     "etc/logrotate.d/smartcron",
 ]
