@@ -315,3 +315,45 @@ def test_a_hostile_crontab_is_shown_as_text(tmp_path):
     assert page.count("<script") == SCRIPTS_OF_THE_PAGE and "</script><" not in page
     for n in (1, 2, 3):  # the bad name= in the file's warning, both commands in the jobs
         assert page.count(f"&lt;script&gt;alert({n})&lt;/script&gt;") == 1
+
+
+def test_an_open_firing_waits_until_the_end_of_the_period(week, tmp_path):
+    from smartcron.smart.firings import FiringStore
+    from smartcron.smart.gate import Firing
+
+    db = tmp_path / "open.db"
+    _runs(db, [_row(1200, job="other")])  # 2026-01-05 02:00: the newest record
+    nominal = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)
+    store = HistoryStore.open(db)
+    try:
+        firings = FiringStore(store)
+        stored = firings.create(
+            Firing(
+                id=None,
+                job_id="nightly_backup",
+                nominal=nominal,
+                deadline=nominal + timedelta(hours=6),
+            ),
+            nominal,
+        )
+        firings.record(
+            stored.firing,
+            nominal,
+            verdict="defer",
+            reason="battery 20% < min_battery 30%",
+            until=nominal + timedelta(minutes=1),
+        )
+    finally:
+        store.close()
+    data = collect(query(week, history=db))
+    firing = next(f for f in data.firings if f["job"] == "nightly_backup")
+    assert firing["state"] == "pending"
+    assert firing["waits"] == [
+        {
+            "from": nominal.isoformat(),
+            "to": data.end,
+            "kind": "battery",
+            "reason": "battery 20% < min_battery 30%",
+        }
+    ]
+    assert data.end == "2026-01-05T02:01:00+00:00"

@@ -93,8 +93,14 @@ def _snapshot(decisions: Sequence[Decision]) -> tuple[Row | None, Row | None]:
 
 
 def firing_item(
-    store: HistoryStore, fs: FiringStore, item: StoredFiring, job: Row, zone: tzinfo
+    store: HistoryStore,
+    fs: FiringStore,
+    item: StoredFiring,
+    job: Row,
+    zone: tzinfo,
+    now: datetime,
 ) -> Row:
+    """A smart firing on the timeline; `now`: the end of the period shown."""
     f = item.firing
     assert f.id is not None
     decisions = fs.decisions(f.id)
@@ -114,7 +120,8 @@ def firing_item(
                 "exit_code": end.exit_code if end else None,
             }
         )
-    closed = item.updated if f.state not in ("pending", "running") else max(item.updated, f.nominal)
+    # A closed firing waited until its last update; an open one is still waiting now.
+    closed = item.updated if f.state not in ("pending", "running") else max(now, f.nominal)
     decision, snapshot = _snapshot(decisions)
     return {
         "key": f"f{f.id}",
@@ -170,7 +177,7 @@ def timeline(
         found = fs.firings(ids, limit=FIRINGS_PER_JOB) if ids else []
         inside = [i for i in found if part.start <= i.firing.nominal < part.end]
         zone = zones[job["key"]]
-        out += [firing_item(store, fs, item, job, zone) for item in reversed(inside)]
+        out += [firing_item(store, fs, item, job, zone, part.end) for item in reversed(inside)]
         if not found:
             runs = [r for r in part.runs if r["job_id"] in ids][:FIRINGS_PER_JOB]
             out += [run_item(run, job) for run in reversed(runs)]
