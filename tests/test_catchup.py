@@ -7,10 +7,16 @@ wall and boottime clocks but not the monotonic one (FakeClock.advance(suspended=
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from smartcron.clock import Sleep
+from smartcron.cron.crontab import parse_timespec
+from smartcron.smart import catchup
+from smartcron.smart.smartspec import SmartSpec
 from smartcron.store.journal import DOWN, Journal
 from smartcron.testing import FakeClock
 from tests.harness import Harness, battery, make, utc
@@ -188,3 +194,33 @@ def test_a_short_suspend_catches_up_the_firing_crons_rules_replayed(tmp_path):
     (stored,) = h.firings("backup")
     assert stored.firing.deadline == utc("03:15")
     assert [t[1] for t in h.trail("backup")] == ["catchup", "run", "done"]
+
+
+@given(
+    expr=st.sampled_from(["*/7 * * * *", "0 * * * *", "15 */3 * * *", "@daily", "30 6 * * 1"]),
+    window_m=st.integers(min_value=0, max_value=600),
+    mode=st.sampled_from(["once", "all", "no"]),
+    fell=st.integers(min_value=0, max_value=3 * 1440),
+    slept=st.integers(min_value=1, max_value=4 * 1440),
+)
+@settings(max_examples=60, deadline=None)
+def test_the_plan_never_bursts_unless_all_and_only_catches_windows_passed_asleep(
+    expr, window_m, mode, fell, slept
+):
+    spec = SmartSpec(window=timedelta(minutes=window_m), catchup=mode)
+
+    class Job:
+        id, owner, zone, smart = "j", "alice", None, spec
+
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    sleep = Sleep(t0 + timedelta(minutes=fell), t0 + timedelta(minutes=fell + slept), "suspend")
+    found = catchup.plan([(Job(), parse_timespec(expr))], {}, sleep, sleep.end, UTC)
+    assert len(found.catch) <= {"once": 1, "all": catchup.MAX_ALL, "no": 0}[mode]
+    for item in found.catch:
+        assert sleep.start < item.nominal <= sleep.end  # ticked in the sleep
+        assert sleep.start < item.nominal + spec.window <= sleep.end  # its window passed then
+        assert item.deadline == sleep.end + spec.window and not item.open
+    for _, nominal in found.fresh:
+        assert nominal + spec.window > sleep.end  # still in its window: an ordinary firing
+    if mode == "once" and found.fresh:
+        assert found.catch == []  # a firing in its window runs instead
