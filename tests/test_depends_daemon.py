@@ -6,6 +6,8 @@ Zone Europe/Berlin in February: 02:00 local is 01:00Z; reasons read local times.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from smartcron.daemon.explain import explain_job
 from smartcron.store.history import HistoryStore
 from smartcron.testing import FakeClock, FakeOutcome
@@ -94,3 +96,20 @@ def test_status_warns_of_unknown_names_and_cycles_across_the_loaded_files(tmp_pa
         f"{path}:3: after: a cycle: a -> b -> a",
         f"{path}:5: after: a cycle: b -> a -> b",
     ]
+
+
+def test_a_resumed_waiter_is_looked_at_once_the_jobs_are_loaded(tmp_path):
+    """backup ended while no daemon ran (here: written into the history), so no wake-up
+    reached upload, deferred until its deadline: the restarted daemon looks at it."""
+    tab = CHAIN.format(minute=0, hour=2)
+    first = make(tmp_path, tab, battery("01:40"))
+    first.run_until(utc("01:20"))
+    (backup,) = first.firings("backup")
+    (upload,) = first.firings("upload")
+    assert upload.next_eval == utc("04:00")  # woken only when backup's firing moves
+    first.store.record(backup.firing, utc("01:21"), verdict="done", reason="exit 0", state="done")
+    again = make(tmp_path, tab, clock=first.clock, history=first.history)
+    again.clock.advance(timedelta(minutes=2))  # the daemon starts again at 01:22Z
+    again.run_until(utc("01:23"))
+    assert again.starts == [("upload", "01:22Z")]
+    assert again.trail("upload")[-2][1:] == ("run", "backup succeeded at 02:21; constraints hold")

@@ -95,6 +95,7 @@ class Engine:
             context.zone, recheck=context.recheck, lookup=self._outcome
         )
         self.journal = Journal(context.zone)  # the decisions' lines in the log
+        self._resumed = False  # firings resumed, not yet looked at with the jobs loaded
         self.claimer = context.claimer or LocalClaimer()
 
     @property
@@ -164,6 +165,7 @@ class Engine:
                 self._apply(effect, now)
         if self.slots:
             log.info("%d pending firing(s) resumed", len(self.slots))
+            self._resumed = True
 
     def add(
         self,
@@ -231,10 +233,18 @@ class Engine:
         self.machine.reconsider(now)
 
     def next_eval(self) -> datetime | None:
+        if self._resumed:  # at once: process() looks at the resumed after= waiters
+            return self.context.clock.now()
         return self.machine.next_eval()
 
     def process(self, now: datetime) -> list[tuple[Job, datetime]]:
         """Evaluate the firings due now, admit the ready ones, start them."""
+        if self._resumed:  # after=: what a resumed firing waits for may have ended meanwhile
+            self._resumed = False
+            waiting = {job.id for job in self.context.jobs() if job.smart and job.smart.after}
+            for (job_id, _), slot in self.slots.items():
+                if job_id in waiting:
+                    slot.next_eval = min(slot.next_eval, now)
         if not any(slot.next_eval <= now for slot in self.slots.values()):
             return []
         ctx = self.context
