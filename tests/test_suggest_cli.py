@@ -136,6 +136,10 @@ def test_other_conflicts_and_impossible_values_are_refused_with_their_words():
         " 150% is over 100%",
         "on the 31st of february": "'0 0 31 2 *' never fires",
         "at 13pm": "'13pm' is not a time of day",
+        "every other day": "'every other day': cron cannot repeat that evenly",
+        "on the last day of the month": "'on the last day of the month': crontab(5) has no"
+        " last day of the month",
+        "twice a week": "'twice a week': say which days (on mondays and thursdays)",
         "every minute with up to 5 minutes of jitter": "the lines would not pass smartcrontab"
         " -T: jitter=5m is longer than the job's window (30s)",
     }

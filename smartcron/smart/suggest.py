@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 
 from smartcron.smart import annotations as grammar
+from smartcron.smart.suggestfields import cron_fields
 from smartcron.smart.suggestschedule import RULES as SCHEDULE_RULES
-from smartcron.smart.suggestschedule import cron_fields
 from smartcron.smart.suggestwords import (
     ABOVE,
     BELOW,
@@ -177,7 +177,7 @@ KEY_RULES: list[Rule] = [
         r"(?:the )?(?:network|internet) is (?:up|online|available|reachable)",
         r"online", r"connected to the (?:internet|network)"),
     rule(rf"give up after ({DUR})")(_give_up),
-    _constant("on_deadline", "skip", r"give up(?: if it can't run in time)?"),
+    _constant("on_deadline", "skip", r"give up(?: if it can't (?:run|start)(?: in time)?)?"),
     _duration("window", _any(
         rf"within ({DUR})",
         rf"(?:it )?(?:can|may|could) (?:wait|be delayed|be late|slip)(?: for)?"
@@ -190,6 +190,7 @@ KEY_RULES: list[Rule] = [
         rf"time ?out (?:after )?({DUR})",
         rf"(?:with )?a (?:time ?limit|timeout) of ({DUR})",
         rf"(?:it )?(?:must|should) not (?:take|run) (?:longer|more) than ({DUR})",
+        rf"(?:with )?an? ({DUR}) (?:timeout|time limit)",
     )),
     _duration("retry_delay", _any(
         rf"({DUR}) apart",
@@ -207,6 +208,8 @@ KEY_RULES: list[Rule] = [
         rf"after ({DUR}) of (?:inactivity|idleness|idle time|no activity)",
         rf"not (?:while|when) {_SOMEONE} (?:using|at|working on) {_MACHINE}",
         rf"(?:when|while|if) {_NOBODY} is (?:using|at|working on) {_MACHINE}",
+        rf"(?:when|if|once) (?:i|the user|{_NOBODY}) (?:haven't|hasn't|has not|have not|has)"
+        rf" (?:touched|used) {_MACHINE}(?: or (?:the )?mouse)? (?:for|in) (?:at least )?({DUR})",
     )),
     _constant("ac", "yes",
         r"(?:(?:it's|it is|i'm|i am|the (?:laptop|machine|computer) is) )?"
@@ -216,6 +219,7 @@ KEY_RULES: list[Rule] = [
         r"even on battery(?: power)?", r"on battery (?:is fine|is ok|too)", r"plugged in or not"),
     _valued("min_battery", _any(
         rf"(?:the )?battery(?: level| charge)? {ABOVE} ({PCT})",
+        rf"unless (?:the )?battery(?: level| charge)? {BELOW} ({PCT})",
         rf"{ABOVE} ({PCT})(?: of)? (?:the )?battery(?: left| charge)?",
         rf"with ({PCT}) battery(?: left)?",
     ), "percent"),
@@ -223,7 +227,10 @@ KEY_RULES: list[Rule] = [
         rf"(?:{ABOVE} |with )?({PCT})(?: of (?:the )?disk(?: space)? is)? free(?: disk)?"
         rf"(?: space)?(?: on ({PATH}))?"
     )(_disk),
-    _valued("max_load", rf"(?:the )?(?:system )?load(?: average)? {BELOW} ({NUM})"),
+    _valued("max_load", _any(
+        rf"(?:the )?(?:system )?load(?: average)? {BELOW} ({NUM})",
+        rf"unless (?:the )?(?:system )?load(?: average)? {ABOVE} ({NUM})",
+    )),
     _valued("max_cpu",
         rf"(?:the )?cpu(?: usage| use| load| utili[sz]ation)? {BELOW} ({PCT})", "percent"),
     _valued("max_ram", _any(

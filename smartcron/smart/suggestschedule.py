@@ -1,12 +1,8 @@
-"""When a job described in words runs: the schedule rules of `smartcronctl suggest` and
-the five cron fields they make.
+"""When a job described in words runs: the schedule rules of `smartcronctl suggest`.
 
-Each rule records a facet (how often, at what time, on which days, ...); `cron_fields`
-turns the facets into one crontab(5) time expression. The defaults a phrase leaves
-open are cron's own: "daily" is midnight (`@daily`), "weekly" Sunday, "monthly" the 1st;
-a part of the day without a time is a fixed hour (night 01:00, morning 08:00,
-afternoon 15:00, evening 18:00). Two facets that disagree ("at 1am ... at noon") are a
-conflict: the sentence is refused, naming both.
+Each rule records a facet on the draft (how often, at what time, on which days, ...);
+smartcron.smart.suggestfields turns the facets into the five cron fields. Two facets
+that disagree ("at 1am ... at noon") are a conflict: the sentence is refused, naming both.
 """
 
 from __future__ import annotations
@@ -22,8 +18,6 @@ from smartcron.smart.suggestwords import (
     Rule,
     SuggestError,
     clock,
-    clock_text,
-    conflict,
     count,
     number,
     rule,
@@ -47,13 +41,7 @@ _ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
     "seventh": 7, "eighth": 8, "ninth": 9, "tenth": 10, "fifteenth": 15, "twentieth": 20,
 }  # fmt: skip
-# A part of the day: the hour it means alone, and the hours an explicit time may take.
-DAYPARTS = {
-    "night": (1, {*range(20, 24), *range(0, 6)}),
-    "morning": (8, set(range(4, 12))),
-    "afternoon": (15, set(range(12, 19))),
-    "evening": (18, set(range(16, 24))),
-}
+
 _DAY = r"(?:" + "|".join(sorted(_DAYS, key=len, reverse=True)) + r")s?"
 _MONTH = r"(?:" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")"
 _ORD = r"(?:\d{1,2}(?:st|nd|rd|th)?|" + "|".join(_ORDINALS) + r")"
@@ -71,7 +59,7 @@ def _days(text: str) -> frozenset[int]:
     """The weekdays named in `text`: lists, "monday to friday", weekdays, weekends."""
     if re.search(r"week-?ends?", text):
         return _WEEKEND
-    if re.search(r"week-?days?|working days|work days|business days", text):
+    if re.search(r"week-?days?|working days|work-?days|business days", text):
         return _WORKDAYS
     span = re.search(rf"({_DAY}) (?:to|through|thru|till|until|-) ({_DAY})", text)
     if span:
@@ -102,14 +90,34 @@ def _working_hours(draft: Draft, m: re.Match[str]) -> None:
     draft.set("dows", _WORKDAYS, m.group(0))
 
 
-@rule(rf"(?:from |between )({TIME}) (?:and|to|till|until) ({TIME})")
+Clock = tuple[int, int, bool]  # hour, minute, and whether the hour is bare (1 to 12)
+
+
+def _clock(text: str) -> Clock:
+    """A time as said; bare when no am, pm, noon or midnight pins the hour: a part of
+    the day may move it ("at 7 in the evening"). "1400" is 14:00."""
+    text = text.strip()
+    if re.fullmatch(r"\d{3,4}", text):
+        hour, minute = divmod(int(text), 100)
+        return (*clock(f"{hour}:{minute:02d}"), False)
+    hour, minute = clock(text + ":00" if text.isdigit() else text)
+    return hour, minute, not re.search(r"am|pm|noon|midday|midnight", text) and 1 <= hour <= 12
+
+
+_HOUR = r"(?:\d{1,2}|[01]\d[0-5]\d|2[0-3][0-5]\d)(?![\w:.%])"
+
+
+@rule(rf"(?:from |between )({TIME}|{_HOUR}) (?:and|to|till|until) ({TIME}|{_HOUR})")
 def _between(draft: Draft, m: re.Match[str]) -> None:
-    draft.set("between", (clock(m.group(1)), clock(m.group(2))), m.group(0))
+    start, end = _clock(m.group(1)), _clock(m.group(2))
+    if start[2] and end[2] and end[0] <= start[0] < end[0] + 12:  # "from 9 to 5"
+        end = (end[0] + 12, end[1], False)
+    draft.set("between", (start, end), m.group(0))
 
 
 @rule(rf"(?:(?:finish(?:ed)? )?start(?:ing|ed)? )?(?:by|no later than|not after) ({TIME})")
 def _deadline(draft: Draft, m: re.Match[str]) -> None:
-    draft.set("deadline", clock(m.group(1)), m.group(0))
+    draft.set("deadline", ((*clock(m.group(1)), False),), m.group(0))
 
 
 def _step(step: float, cycle: int, words: str) -> int:
@@ -134,10 +142,30 @@ def _minutes(draft: Draft, m: re.Match[str]) -> None:
     _every(draft, ("minutes", _step(step, 60, m.group(0))), m.group(0))
 
 
-@rule(rf"every (?:({NUM}) )?(?:hours?|hrs?)|(hourly)")
+@rule(rf"(?:every (?:({NUM}) )?(?:hours?|hrs?)|(hourly))(?: on the hour)?")
 def _hours(draft: Draft, m: re.Match[str]) -> None:
     step = number(m.group(1)) if m.group(1) else 1.0
     _every(draft, ("hours", _step(step, 24, m.group(0))), m.group(0))
+
+
+@rule(r"every (?:other|\d{1,3}|two|three|four|five|six|seven) days?")
+def _day_steps(draft: Draft, m: re.Match[str]) -> None:
+    raise SuggestError(
+        f"{m.group(0)!r}: cron cannot repeat that evenly (a day-of-month step restarts"
+        " each month); name the days instead (on mondays, wednesdays and fridays)"
+    )
+
+
+@rule(r"(?:on )?the last day of (?:the|every|each) month|at the end of (?:the|every|each) month")
+def _last_day(draft: Draft, m: re.Match[str]) -> None:
+    raise SuggestError(f"{m.group(0)!r}: crontab(5) has no last day of the month")
+
+
+@rule(rf"({COUNT}) (?:a|per|each|every) week")
+def _per_week(draft: Draft, m: re.Match[str]) -> None:
+    if count(m.group(1)) != 1:
+        raise SuggestError(f"{m.group(0)!r}: say which days (on mondays and thursdays)")
+    _every(draft, ("week",), m.group(0))
 
 
 @rule(rf"({COUNT}) (?:a|per|each|every) day")
@@ -182,7 +210,7 @@ def _month_days(draft: Draft, m: re.Match[str]) -> None:
 @rule(
     r"(?:(?:every|each|on|on the) )?"
     rf"({_DAY}(?:(?: ,)? (?:and|or|to|through|thru|till|until|-) {_DAY}| , {_DAY})*"
-    rf"|week-?days?|week-?ends?|working days|work days|business days)(?: ({_PART})s?)?"
+    rf"|week-?days?|week-?ends?|working days|work-?days|business days)(?: ({_PART})s?)?"
 )
 def _weekdays(draft: Draft, m: re.Match[str]) -> None:
     draft.set("dows", _days(m.group(1)), m.group(0))
@@ -197,14 +225,11 @@ def _months(draft: Draft, m: re.Match[str]) -> None:
 
 @rule(
     rf"(?:(?:at|around|about|@) )*({TIME}(?:(?: ,)? (?:and )?{TIME})*)"
-    r"|(?:at|around|about)(?: around| about)? (\d{1,2})(?![\w:.%])"
+    rf"|(?:at|around|about)(?: around| about)? ({_HOUR}(?:(?: ,)? (?:and )?{_HOUR})*)"
 )
 def _times(draft: Draft, m: re.Match[str]) -> None:
-    if m.group(2):
-        found = [clock(m.group(2) + ":00")]
-    else:
-        found = [clock(t) for t in re.findall(TIME, m.group(1))]
-    draft.set("times", tuple(found), m.group(0))
+    said = re.findall(r"\d+", m.group(2)) if m.group(2) else re.findall(TIME, m.group(1))
+    draft.set("times", tuple(_clock(t) for t in said), m.group(0))
 
 
 @rule(rf"(?:(?:at|in the|this|during the) )?({_PART})")
@@ -218,6 +243,9 @@ RULES: list[Rule] = [
     _deadline,
     _minutes,
     _hours,
+    _day_steps,
+    _last_day,
+    _per_week,
     _per_day,
     _every_part,
     _month_day,
@@ -228,100 +256,3 @@ RULES: list[Rule] = [
     _times,
     _part,
 ]
-
-
-def _list(values: frozenset[int] | None) -> str:
-    """Cron's list for a set of values, runs of three or more as ranges (1-5)."""
-    if not values:
-        return "*"
-    ordered, parts = sorted(values), []
-    start = previous = ordered[0]
-    for value in [*ordered[1:], None]:
-        if value is not None and value == previous + 1:
-            previous = value
-            continue
-        parts.append(f"{start}-{previous}" if previous - start >= 2 else
-                     ",".join(str(v) for v in range(start, previous + 1)))  # fmt: skip
-        if value is not None:
-            start = previous = value
-    return ",".join(parts)
-
-
-def _time(draft: Draft) -> tuple[int, ...] | None:
-    """The explicit time's hours (one shared minute first), checked against the part of
-    the day ("every night at noon" is a conflict)."""
-    times: tuple[tuple[int, int], ...] | None = draft.facets.get("times")
-    between = draft.facets.get("between")
-    if between and not times:
-        times = (between[0],)
-    part = draft.facets.get("daypart")
-    if not times:
-        return (0, DAYPARTS[part][0]) if isinstance(part, str) else None
-    if len({minute for _, minute in times}) > 1:
-        conflict(draft.said["times"], "(one minute for all the hours of a line)")
-    if isinstance(part, str) and any(hour not in DAYPARTS[part][1] for hour, _ in times):
-        conflict(draft.said["daypart"], draft.said["times"])
-    return (times[0][1], *sorted({hour for hour, _ in times}))
-
-
-def cron_fields(draft: Draft) -> str:
-    """The five fields of what was read; the window keys a clock range or deadline implies
-    are added to the draft. Raises SuggestError when no schedule was said."""
-    facets = draft.facets
-    if not facets.keys() - {"deadline"}:
-        raise SuggestError(
-            "no schedule found: say when the job runs (every 15 minutes, every night at"
-            " 1am, weekdays at 9:30, on the first of every month, ...)"
-        )
-    every: tuple[Any, ...] = facets.get("every") or ()
-    time = _time(draft)
-    minute, hour = "0", "0"
-    if every[:1] in (("minutes",), ("hours",)):
-        if "times" in facets:
-            conflict(draft.said["every"], draft.said["times"])
-        if "between" in facets:
-            (start, _), (end, end_minute) = facets["between"]
-            facets["hours"] = (start, end + (1 if end_minute else 0))
-        low, high = facets.get("hours") or (0, 24)
-        hours = "*" if (low, high) == (0, 24) else f"{low}-{high - 1}"
-        step = every[1]
-        if every[0] == "minutes":
-            minute, hour = ("*" if step == 1 else f"*/{step}"), hours
-        else:
-            hour = f"{hours}/{step}" if hours != "*" else ("*" if step == 1 else f"*/{step}")
-    elif every[:1] == ("per_day",):
-        first_minute, first_hour = (time[0], time[1]) if time else (0, 0)
-        step = 24 // int(every[1])
-        minute = str(first_minute)
-        hour = ",".join(str(h) for h in sorted((first_hour + i * step) % 24 for i in range(
-            int(every[1]))))  # fmt: skip
-    elif time:
-        minute, hour = str(time[0]), ",".join(str(h) for h in time[1:])
-    doms = facets.get("doms")
-    dows = facets.get("dows")
-    months = facets.get("months")
-    if every == ("week",) and not dows:
-        dows = frozenset({0})
-    if every in (("month",), ("year",)) and not doms:
-        doms = frozenset({1})
-    if every == ("year",) and not months:
-        months = frozenset({1})
-    _window_keys(draft, time)
-    return f"{minute} {hour} {_list(doms)} {_list(months)} {_list(dows)}"
-
-
-def _window_keys(draft: Draft, time: tuple[int, ...] | None) -> None:
-    """A clock range ("between 1am and 4am") or a deadline ("by 5am") of a job that runs
-    at one time is its clock window (smartcrontab(5)'s window=HH:MM-HH:MM)."""
-    facets = draft.facets
-    every = facets.get("every") or ()
-    if "between" in facets and every[:1] not in (("minutes",), ("hours",)):
-        start, end = facets["between"]
-        draft.key("window", f"{clock_text(start)}-{clock_text(end)}", draft.said["between"])
-    if "deadline" in facets:
-        if time is None or len(time) != 2:
-            raise SuggestError(f"{draft.said['deadline']!r} needs one time of day to start from")
-        start, end = (time[1], time[0]), facets["deadline"]
-        if start == end:
-            conflict(draft.said["deadline"], "(the same time as the start)")
-        draft.key("window", f"{clock_text(start)}-{clock_text(end)}", draft.said["deadline"])
