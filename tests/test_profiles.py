@@ -185,3 +185,15 @@ def test_the_daemon_takes_an_edited_profile_on_a_forced_reload(tmp_path, user_pr
     h.daemon.reload(force=True)  # SIGHUP, smartcronctl reload
     spec = h.daemon.db.jobs[0].smart
     assert spec.idle == timedelta(hours=1) and spec.ac is False and spec.profile == "laptop"
+
+
+def test_a_job_file_naming_an_unknown_profile_is_refused_naming_the_file(tmp_path):
+    from smartcron.smart.jobfiles import load_job_file
+
+    path = str(tmp_path / "backup.yaml")
+    job = load_job_file("job_name: b\ncommand: x\nschedule: '0 1 * * *'\nprofile: servr\n", path)
+    with pytest.raises(AnnotationError) as caught:
+        job.smart_spec(None)
+    assert str(caught.value.problems[0]).startswith(
+        f"{path}: profile: unknown profile 'servr' (did you mean 'server'?)"
+    )

@@ -113,7 +113,9 @@ class JobFileEntry:
 
     def smart_spec(self, global_defaults: Mapping[str, object] | None = None) -> SmartSpec:
         """The resolved settings: the file's keys over the global config."""
-        return resolve(self.settings, None, global_defaults, spec=self.timespec)
+        return resolve(
+            self.settings, None, global_defaults, spec=self.timespec, origin=(self.path, None)
+        )
 
     @property
     def entry(self) -> Entry:
