@@ -285,7 +285,9 @@ def test_what_if_compares_the_policies_on_a_trace(week, tmp_path):
     assert list(data.whatif["policies"]) == ["cron", "random", "rules", "oracle"]
     cron, rules = data.whatif["policies"]["cron"], data.whatif["policies"]["rules"]
     assert rules["on_battery_cpu_s"] < cron["on_battery_cpu_s"]
-    assert 'data-policy="oracle"' in render_page(data)
+    page = render_page(data)
+    assert 'data-policy="oracle"' in page and 'data-policy="smart"' not in page
+    assert "Policy smart is not compared: no model (smartcronctl train makes one)." in page
 
 
 @pytest.mark.parametrize("command", [["status"], ["list"], ["history"], ["report", "--help"]])

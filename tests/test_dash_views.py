@@ -127,3 +127,23 @@ def test_a_cron_tz_job_says_its_zone(tmp_path):
     assert [j["english"] for j in data.jobs] == ["At 05:00", "At 06:00"]
     page = render_page(data)
     assert page.count("CRON_TZ=") == 1 and "CRON_TZ=America/New_York" in page
+
+
+def test_what_if_compares_smart_too_when_the_model_is_usable(smart_day, tmp_path):
+    import gzip
+
+    from tests.dashkit import TRACE, WORLD
+
+    with gzip.open(TRACE, "rt") as src:
+        head = [next(src) for _ in range(1 + 6 * 60)]  # six hours
+    trace = tmp_path / "six-hours.csv"
+    trace.write_text("".join(head))
+    query = DashQuery(
+        history=None, config=smart_day.config, user_mode=True, trace=trace, world=WORLD
+    )
+    data = collect(query)
+    assert data.whatif is not None
+    assert list(data.whatif["policies"]) == ["cron", "random", "rules", "oracle", "smart"]
+    runs = {p: m["runs"] for p, m in data.whatif["policies"].items()}
+    assert len(set(runs.values())) == 1 and runs["smart"] > 0  # the same firings for each
+    assert f"Policy smart decides with the model {smart_day.state / 'models'}" in render_page(data)

@@ -1,5 +1,6 @@
 """The What-if view's data: `smartcronctl simulate` of a trace under each policy that
-needs no model (cron, random, rules, oracle), on one prepared timeline (the same
+needs no model (cron, random, rules, oracle), and under `smart` when the daemon's model
+(or the shipped one it falls back on) is usable, on one prepared timeline (the same
 dice for every policy, as bench-ai does), as a table of SPEC 9's metrics."""
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def what_if(query: DashQuery, config: Any) -> Row:
         metrics = result.metrics()
         policies[policy] = {key: metrics[key] for key in METRICS}
         start, end = result.start, result.end
+    model, note = _smart(config)
+    if model is not None:
+        advisor, on_run = model
+        result = simulator.simulate(
+            scenario, timeline, world, "smart", advisor=advisor, on_run=on_run
+        )
+        policies["smart"] = {key: result.metrics()[key] for key in METRICS}
     return {
         "trace": str(query.trace),
         "crontab": tab,
@@ -64,7 +72,27 @@ def what_if(query: DashQuery, config: Any) -> Row:
         "to": end.isoformat(),
         "metrics": list(METRICS),
         "policies": policies,
+        "smart_note": note,
     }
+
+
+def _smart(config: Any) -> tuple[Any, str]:
+    """(the smart policy's advisor and run hook, or None; which model, or why none): the
+    daemon's model directory, else the shipped one it may fall back on, exploring as the
+    daemon does (`simulate --policy smart --model DIR`)."""
+    from smartcron.ai.advisor import ModelError
+    from smartcron.cli.sim import simulation_advisor
+
+    dirs = [d for d in (config.models_dir, config.default_model_dir) if d is not None]
+    why = "no model (smartcronctl train makes one)"
+    for directory in dirs:
+        if not (directory / "model.onnx").exists():
+            continue
+        try:
+            return simulation_advisor(str(directory), config.explore), f"model {directory}"
+        except ModelError as err:
+            why = str(err)
+    return None, why
 
 
 def _zone() -> Any:
