@@ -25,8 +25,10 @@ from smartcron.smart.gate import Firing, Verdict
 from smartcron.smart.machine import Effect, Machine, RunOutcomeKind, SmartJob, Wakeup, hhmm
 
 _KEEP = 16  # outcomes kept per job: a dependency is the latest firing due before one
-_FINAL = {"done", "failed", "skipped", "missed", "interrupted"}
-_MOVES = _FINAL | {"start", "retry", "skip"}  # effects that change a firing's state
+# The effects that change a firing's state (defer and wait do not), and the state each
+# leaves; the others (done, failed, missed, interrupted) are their own state.
+_MOVES = {"start": "running", "retry": "pending", "skip": "skipped", "done": "done",
+          "failed": "failed", "missed": "missed", "interrupted": "interrupted"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,7 @@ class Status:
 
     @property
     def late(self) -> str:
-        """The text once the deadline came: `after backup: still running at 03:00`."""
+        """The text once the deadline came: `after backup: still running (since 01:03)`."""
         if self.state == "running":
             return f"after {self.name}: still running (since {self.at})"
         if self.state == "pending":
@@ -101,10 +103,7 @@ class DependentMachine(Machine):
             if effect.kind not in _MOVES:
                 continue
             firing = effect.firing
-            state = {"start": "running", "retry": "pending", "skip": "skipped"}.get(
-                effect.kind, effect.kind
-            )
-            self._note(firing.job_id, firing.nominal, state, now)
+            self._note(firing.job_id, firing.nominal, _MOVES[effect.kind], now)
             moved.add(firing.job_id)
         for job_id in moved:
             self._wake_dependents(job_id, now)
