@@ -167,6 +167,9 @@ def chrome(*, offline: bool = False, size: tuple[int, int] = (1280, 800)) -> Any
         options.add_argument("--proxy-bypass-list=<-loopback>")
     service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
+    # The viewport itself at `size` (--window-size counts the window's frame too).
+    metrics = {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
     if offline:
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd(
