@@ -100,7 +100,12 @@ def test_a_jobs_output_is_logged_as_json_lines() -> None:
 @pytest.mark.skipif(not FAKETIME, reason="libfaketime is not installed (faketime)")
 def test_a_minute_job_runs_at_its_minute_on_a_fake_clock() -> None:
     with workdir() as where:
-        tab = crontab(where, "#@smart name=tick window=30s\n* * * * * echo tick\n")
+        tab = crontab(
+            where,
+            "#@smart name=tick window=30s\n* * * * * echo tick\n"
+            # No disk is ever 100 % free: the gate defers this one, and says so.
+            "#@smart name=full window=5m min_disk=100\n* * * * * echo never\n",
+        )
         log = where / "log"
         env = {
             **os.environ,
@@ -111,7 +116,11 @@ def test_a_minute_job_runs_at_its_minute_on_a_fake_clock() -> None:
         }
         proc = start(tab, log, env=env)
         try:
-            wait_for(lambda: output_of(log), timeout=15, what="the minute job")
+            wait_for(
+                lambda: output_of(log) and any(" DEFER (" in r["msg"] for r in records(log)),
+                timeout=15,
+                what="the minute job and the deferral",
+            )
         finally:
             stop(proc)
         (line,) = [r for r in records(log) if r.get("stream") == "output"]
@@ -119,6 +128,8 @@ def test_a_minute_job_runs_at_its_minute_on_a_fake_clock() -> None:
         assert line["time"].startswith("2026-01-01T00:01:0")  # the fake minute it was due
         starts = [r for r in records(log) if r["msg"].endswith("CMD (echo tick)")]
         assert len(starts) == 1
+        (deferred,) = [r["msg"] for r in records(log) if " DEFER (full " in r["msg"]]
+        assert "firing of 00:01" in deferred and "min_disk 100" in deferred
 
 
 def test_sigterm_reaches_a_running_job_and_the_daemon_exits_within_the_grace() -> None:
