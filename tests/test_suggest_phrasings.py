@@ -70,6 +70,8 @@ PHRASINGS: list[tuple[str, str, dict[str, str]]] = [
     ("every night at 11", "0 23 * * *", {}),
     ("every morning at 9 and 11", "0 9,11 * * *", {}),
     ("tuesdays at 1400", "0 14 * * 2", {}),
+    ("every day at quarter to 12am", "45 23 * * *", {}),
+    ("every day at a quarter to 7 in the evening", "45 18 * * *", {}),
     ("at 8am on workdays", "0 8 * * 1-5", {}),
     ("every hour on the hour", "0 * * * *", {}),
     ("every hour from 9 to 5", "0 9-16 * * *", {}),

@@ -119,7 +119,44 @@ def times_a_day(draw: st.DrawFn) -> tuple[str, Check]:
     return text, check
 
 
-SCHEDULES = st.one_of(minute_steps(), hour_steps(), clock_times(), month_days(), times_a_day())
+@st.composite
+def ranged_steps(draw: st.DrawFn) -> tuple[str, Check]:
+    start, length = draw(st.integers(0, 23)), draw(st.integers(1, 12))
+    end = (start + length) % 24
+    step = draw(st.sampled_from([5, 10, 15, 30]))
+
+    def twelve(hour: int) -> str:
+        return "midnight" if hour == 0 else f"{hour % 12 or 12}{'am' if hour < 12 else 'pm'}"
+
+    text = f"every {step} minutes between {twelve(start)} and {twelve(end)}"
+    hours = {(start + i) % 24 for i in range(length)}
+
+    def check(times: list[datetime]) -> None:
+        assert {t.hour for t in times} <= hours
+        assert {t.minute for t in times} == set(range(0, 60, step)) or len(times) < 60 // step
+
+    return text, check
+
+
+@st.composite
+def parts_of_the_day(draw: st.DrawFn) -> tuple[str, Check]:
+    part, low, high = draw(
+        st.sampled_from([("morning", 0, 11), ("afternoon", 12, 18), ("evening", 16, 23)])
+    )
+    hour = draw(st.integers(low, high))
+    said = hour % 12 or 12 if part != "morning" else hour  # "at 7 in the evening"
+    text = draw(st.sampled_from([f"every {part} at {said}", f"at {said} in the {part}"]))
+
+    def check(times: list[datetime]) -> None:
+        assert {(t.hour, t.minute) for t in times} == {(hour, 0)}
+
+    return text, check
+
+
+SCHEDULES = st.one_of(
+    minute_steps(), hour_steps(), clock_times(), month_days(), times_a_day(), ranged_steps(),
+    parts_of_the_day(),
+)  # fmt: skip
 
 # (phrase, key, value); a sentence draws at most one of each key.
 CLAUSES = [
@@ -195,3 +232,14 @@ def test_whatever_words_come_in_a_printed_line_passes_smartcrontab_T_or_nothing_
         return
     passes_T(found.lines(), found.annotation.get("after", ""))
     assert firings(found.schedule, 1), found.schedule  # and it fires some day
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_at_all_is_refused_with_a_message_or_gives_lines_that_pass(text):
+    try:
+        found = suggest(text)
+    except SuggestError as err:
+        assert str(err)
+        return
+    passes_T(found.lines(), found.annotation.get("after", ""))

@@ -128,14 +128,14 @@ def clock(text: str) -> tuple[int, int]:
     hour, minute = digits[0], digits[1] if len(digits) > 1 else 0
     if "quarter" in text or "half" in text:
         minute = 30 if "half" in text else 15
-        if " to " in text:
-            hour, minute = hour - 1, 45
     if ampm:
-        if not 1 <= hour <= 12 and not (hour == 0 and "to" in text):
+        if not 1 <= hour <= 12:
             raise SuggestError(f"{text!r} is not a time of day (a 12-hour clock goes 1 to 12)")
         hour = hour % 12 + (12 if ampm.group(1) == "pm" else 0)
-    if not (0 <= hour % 24 <= 23 and hour <= 24 and minute <= 59):
+    elif hour > 24 or (hour == 24 and minute):
         raise SuggestError(f"{text!r} is not a time of day")
+    if " to " in text:  # "quarter to 12am" is 23:45
+        hour, minute = divmod((hour * 60 - 15) % 1440, 60)
     return hour % 24, minute
 
 
