@@ -155,6 +155,13 @@ def test_a_command_of_two_lines_is_refused():
     assert result.stderr == "--command: one line only (a crontab line ends at a newline)\n"
 
 
+def test_a_command_crontab_would_refuse_is_refused_with_smartcrontab_Ts_reason():
+    result = tool("smartcronctl", "suggest", "hourly", "--command", "echo " + "x" * 1200)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == "the lines would not pass smartcrontab -T: command too long\n"
+
+
 def test_the_crontab_template_shows_a_suggest_example_that_works():
     text = crontabedit.HELP_TEXT.decode()
     found = re.search(r'^# smartcronctl suggest "([^"]+)"$', text, re.MULTILINE)

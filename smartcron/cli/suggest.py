@@ -50,10 +50,11 @@ def suggest_cmd(text: tuple[str, ...], command: str | None, as_json: bool) -> No
         power, retry twice, give up after 6 hours" --command ~/bin/backup.sh
       smartcronctl suggest weekdays at 9:30, only mail me on errors
     """
-    from smartcron.smart.suggest import PLACEHOLDER, suggest
+    from smartcron.smart.suggest import PLACEHOLDER, check_lines, suggest
 
     found = suggest(" ".join(text))
     lines = found.lines(cron_command(command) if command is not None else PLACEHOLDER)
+    check_lines(lines)  # the user's command too: what is printed is what -T accepts
     if as_json:
         print_json(
             {

@@ -347,11 +347,11 @@ def suggest(text: str) -> Suggestion:
             raise SuggestError(f"{draft.said[key]!r}: {key}: {err}") from None
     keys = dict(sorted(draft.keys.items(), key=lambda item: order[item[0]]))
     found = Suggestion(schedule, keys, unparsed)
-    _check_lines(found.lines())
+    check_lines(found.lines())
     return found
 
 
-def _check_lines(lines: list[str]) -> None:
+def check_lines(lines: list[str]) -> None:
     """The checks of `smartcrontab -T` that look at a whole line, not one key: crontab(5)'s
     syntax and the smart layer's (jitter longer than the window, ...). after= names are
     the user's crontab's business: this line alone cannot know them."""
