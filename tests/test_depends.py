@@ -331,3 +331,22 @@ def test_a_companion_gives_after_as_a_list_and_a_bad_name_at_its_line():
         "/t.smart.yaml:4: jobs.upload.after: expected job names separated by commas"
         " (backup,upload), got ['backup', 'a/b']"
     ]
+
+
+def test_T_sees_the_users_own_job_files_so_no_install_is_refused_for_them(tmp_path):
+    jobs = tmp_path / "conf" / "smartcron" / "jobs"
+    jobs.mkdir(parents=True)
+    text = "#@smart name=upload after=backup\n0 1 * * * up\n"
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "conf")}
+    env.pop("SMARTCRON_CONFIG", None)
+    tab = tmp_path / "tab"
+    tab.write_text(text)
+
+    def check() -> tuple[int, str]:
+        done = subprocess.run([TAB, "-T", str(tab)], capture_output=True, text=True, env=env)
+        return done.returncode, done.stderr
+
+    assert check() == (1, f"{tab}:1: after: no job named 'backup'\n")
+    (jobs / "backup.yaml").write_text("job_name: backup\ncommand: b\nschedule: '0 0 * * *'\n")
+    (jobs / "backup.yaml").chmod(0o600)
+    assert check() == (0, "")
