@@ -240,3 +240,16 @@ def test_it_runs_as_a_plain_user_with_no_root_and_forwards_sigterm() -> None:
         assert state and f" as {user.pw.name}, state in /tmp/smartcron-" in state[0]
         assert not list(Path("/tmp").glob(f"smartcron-*/{tab.name}"))  # nothing left behind
         assert not any(r["level"] == "warning" and "root" in r["msg"] for r in records(log))
+
+
+@pytest.mark.parametrize(
+    "option", [["--grace", "5"], ["--log-format", "json"], ["--state-dir", "/x"]]
+)
+def test_the_container_options_need_container_mode(option: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from smartcron.cli.daemon import main
+
+    result = CliRunner().invoke(main, ["--user", "-f", *option])
+    assert result.exit_code == 2
+    assert "--log-format, --grace and --state-dir go with --container" in result.stderr

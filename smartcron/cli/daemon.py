@@ -69,6 +69,11 @@ def main(
         raise click.UsageError("--user and --system exclude each other")
     if container is not None:
         sys.exit(_container(container, config_file, mode, debug, log_format, grace, state_dir))
+    given = click.get_current_context().get_parameter_source
+    if state_dir is not None or any(
+        given(name) is click.core.ParameterSource.COMMANDLINE for name in ("log_format", "grace")
+    ):
+        raise click.UsageError("--log-format, --grace and --state-dir go with --container")
     if system_mode and os.geteuid() != 0:
         fail("smartcron: system mode needs root (use --user to run your own crontab)")
     try:
