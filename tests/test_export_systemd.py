@@ -212,6 +212,8 @@ def test_cron_tz_across_dst_differs_only_by_crons_clock_change_rules(
     crontab = "CRON_TZ=Europe/Berlin\n" + "".join(f"{e} true\n" for e in BERLIN_LINES)
     calendars, _ = export_units(crontab, tmp_path)
     assert calendars[2] == ["*-*-* 02:30:00 Europe/Berlin"]
+    timer = next((tmp_path / "units").glob("*.timer")).read_text()
+    assert "# systemd skips a DST gap's times and runs a repeated hour once" in timer
     extras = 0
     for line, (timer, cron) in compare(crontab, tmp_path, after).items():
         expr = BERLIN_LINES[line - 2]
@@ -238,7 +240,7 @@ def test_smart_keys_become_timer_and_service_settings_and_the_rest_comments(
     )
     out = tmp_path / "units"
     args = ["export", "--to", "systemd", "--crontab", str(tab), "--out", str(out)]
-    result = CliRunner().invoke(ctl, args)
+    result = CliRunner().invoke(ctl, args, env=UTC_ENV)
     assert result.exit_code == 0, result.stderr
     timer, service = (out / "nightly.timer").read_text(), (out / "nightly.service").read_text()
     assert "OnCalendar=*-*-* 03:00:00\n" in timer
@@ -256,6 +258,7 @@ def test_smart_keys_become_timer_and_service_settings_and_the_rest_comments(
         assert "ac=" not in text.replace("ConditionACPower", "")
     assert "Persistent" not in (out / "plain-catchup.timer").read_text()  # catchup=no
     assert "Persistent" not in (out / "plain-5.timer").read_text()  # cron: none missed
+    assert "DST" not in timer  # TZ=UTC here
     assert (
         f"{tab}:2: nightly: the smart gate does not run under systemd; keys kept as "
         "comments: window, max_load" in result.stderr

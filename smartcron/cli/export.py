@@ -119,6 +119,8 @@ def _kubernetes(found: list[ExportJob], image: str | None) -> list[tuple[str, st
                 f"{job.where}: {job.name}: the smart gate does not run in Kubernetes; "
                 f"keys kept as smartcron.io/ annotations: {keys}"
             )
+        if "timeZone" not in manifest["spec"]:
+            _warn(f"{job.where}: {job.name}: the system zone has no name: no timeZone")
         text = yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=1 << 16)
         documents.append((f"{job.name}.yaml", text))
     return documents

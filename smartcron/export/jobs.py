@@ -146,6 +146,20 @@ def system_zone_name() -> str | None:
     return "Etc/UTC" if str(zone) == "UTC" else None
 
 
+def has_dst(zone: str | None) -> bool:
+    """Whether the zone (None: the system's) changes its offset in the year (DST)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        tz = ZoneInfo(zone) if zone else local_zone()
+    except (ValueError, OSError):
+        return False
+    year = datetime.now().year
+    offsets = {datetime(year, month, 1, 12, tzinfo=tz).utcoffset() for month in (1, 4, 7, 10)}
+    return len(offsets) > 1
+
+
 def shown(value: object) -> str:
     """A key's value as smartcrontab(5) writes it: yes/no, 1.5, 7200 (seconds)."""
     if isinstance(value, bool):

@@ -9,7 +9,7 @@ OnCalendar= lines come from oncalendar.py; AccuracySec=1s because systemd's defa
 
 from __future__ import annotations
 
-from smartcron.export.jobs import ExportJob, seconds, shown
+from smartcron.export.jobs import ExportJob, has_dst, seconds, shown
 from smartcron.export.oncalendar import on_calendar
 
 # Keys the units express; the rest become comments (and a warning).
@@ -96,6 +96,8 @@ def units(job: ExportJob) -> tuple[dict[str, str], list[str]]:
     timer = [*header, "[Unit]", description, "", "[Timer]"]
     timer += [f"OnCalendar={line}" for line in calendar]
     timer.append("AccuracySec=1s")
+    if has_dst(job.zone):  # smartcronctl(1): what cron.c does at a DST change, systemd not
+        timer.append(_comment("systemd skips a DST gap's times and runs a repeated hour once"))
     jitter = changed.get("jitter")
     if jitter:
         # FixedRandomDelay: the same offset each time, per machine and timer, as jitter= is.
