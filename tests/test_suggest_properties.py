@@ -153,9 +153,27 @@ def parts_of_the_day(draw: st.DrawFn) -> tuple[str, Check]:
     return text, check
 
 
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august",
+          "september", "october", "november", "december"]  # fmt: skip
+
+
+@st.composite
+def dates(draw: st.DrawFn) -> tuple[str, Check]:
+    month, day, hour = draw(st.integers(1, 12)), draw(st.integers(1, 28)), draw(st.integers(1, 11))
+    name = MONTHS[month - 1]
+    text = draw(st.sampled_from([f"on {name} {day} at {hour}am", f"on the {day}th of {name}"]))
+    at = (hour, 0) if "am" in text else (0, 0)
+
+    def check(times: list[datetime]) -> None:
+        assert {(t.month, t.day, t.hour, t.minute) for t in times} == {(month, day, *at)}
+        assert len({t.year for t in times}) == len(times)  # once a year
+
+    return text, check
+
+
 SCHEDULES = st.one_of(
     minute_steps(), hour_steps(), clock_times(), month_days(), times_a_day(), ranged_steps(),
-    parts_of_the_day(),
+    parts_of_the_day(), dates(),
 )  # fmt: skip
 
 # (phrase, key, value); a sentence draws at most one of each key.
