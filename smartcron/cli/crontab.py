@@ -121,7 +121,8 @@ def main(
         usage("-n can only be used with a file or -e")
     if check is not None:  # -T: silent and 0 when valid, else every `path:line: reason`
         data, path = read_input(check)
-        problems, _ = check_crontab_file(data, path, Kind.SYSTEM if system else Kind.USER)
+        kind, fleet = Kind.SYSTEM if system else Kind.USER, fleet_configured(config_file, user_mode)
+        problems, _ = check_crontab_file(data, path, kind, fleet)
         sys.exit(1 if problems else 0)
     if not any(ops) and file is None:
         # Debian reads stdin when there is no argument at all; at a terminal that is the
@@ -195,6 +196,18 @@ def open_store(user: str | None, user_mode: bool, config_file: str | None) -> St
     except SmartcronError as error:  # a config may list several mistakes: one line each
         die(*(f"{p}: {line}" for line in str(error).splitlines()))
     return store
+
+
+def fleet_configured(config_file: str | None, user_mode: bool) -> bool | None:
+    """-T: whether the daemon that would run the file has a history_url (its config, by
+    open_store's rule), so that fleet=once without one is a warning, as in `status`.
+    None when that config cannot be read (then not checked)."""
+    if not user_mode and os.geteuid() != 0:
+        user_mode = not system_configured(config_file)
+    try:
+        return configuration.read_config(config_file, user_mode=user_mode).history_url is not None
+    except SmartcronError:
+        return None
 
 
 def system_configured(config_file: str | None) -> bool:

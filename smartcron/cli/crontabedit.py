@@ -51,9 +51,11 @@ HELP_TEXT = b"""\
 EDITORS = ("/usr/bin/sensible-editor", "editor", "vi")  # pathnames.h's EDITOR, then fallbacks
 
 
-def check_crontab_file(data: bytes, path: str, kind: Kind) -> installcheck.Verdict:
+def check_crontab_file(
+    data: bytes, path: str, kind: Kind, fleet: bool | None = None
+) -> installcheck.Verdict:
     """installcheck.check(), its problems and warnings told on stderr together, in line order."""
-    problems, warnings = installcheck.check_lines(data, path, kind, companion=path != "-")
+    problems, warnings = installcheck.check_lines(data, path, kind, path != "-", fleet)
     found = [(p, str(p)) for p in problems] + [(w, f"{w} (warning)") for w in warnings]
     order = installcheck.line_order(path)
     err(*(text for _, text in sorted(found, key=lambda pair: order(pair[0]))))
@@ -62,7 +64,10 @@ def check_crontab_file(data: bytes, path: str, kind: Kind) -> installcheck.Verdi
 
 def try_install(store: Store, data: bytes, path: str, dry_run: bool) -> bool:
     """crontab.c's replace_cmd(): check, then install. False on a syntax error."""
-    problems, warnings = check_crontab_file(data, path, Kind.USER)
+    # fleet=once without a history_url: the daemon's configuration says (a RemoteStore's
+    # daemon checks it itself)
+    fleet = store.config.history_url is not None if isinstance(store, DirectStore) else None
+    problems, warnings = check_crontab_file(data, path, Kind.USER, fleet)
     if problems:
         err("errors in crontab file, can't install.")
         return False

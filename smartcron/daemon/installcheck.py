@@ -21,11 +21,18 @@ from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, S
 Verdict = tuple[list[str], list[str]]  # (problems, warnings), each `path:line: reason`
 
 
-def check(data: bytes, path: str, kind: Kind = Kind.USER, companion: bool = False) -> Verdict:
+def check(
+    data: bytes,
+    path: str,
+    kind: Kind = Kind.USER,
+    companion: bool = False,
+    fleet: bool | None = None,
+) -> Verdict:
     """crontab(1)'s check before installing: syntax (crontab.c's line limit), then the
     smart layer's #@smart lines (with `companion`, also `path.smart.yaml`; the daemon
-    never reads one, as `path` comes from the client)."""
-    problems, warnings = check_lines(data, path, kind, companion)
+    never reads one, as `path` comes from the client). `fleet`: whether the daemon that
+    runs the file has a history_url (False: fleet=once is a warning; None: not known)."""
+    problems, warnings = check_lines(data, path, kind, companion, fleet)
     return [str(p) for p in problems], [str(w) for w in warnings]
 
 
@@ -33,7 +40,11 @@ Finding = LineProblem | str  # a str names no line (a file too large, an unreada
 
 
 def check_lines(
-    data: bytes, path: str, kind: Kind = Kind.USER, companion: bool = False
+    data: bytes,
+    path: str,
+    kind: Kind = Kind.USER,
+    companion: bool = False,
+    fleet: bool | None = None,
 ) -> tuple[list[Finding], list[Finding]]:
     """check()'s verdict unformatted, each list in line_order(path). Every problem is
     found, even in a file with bad lines. A system line whose user does not exist and
@@ -55,7 +66,7 @@ def check_lines(
                 # Debian refuses the file; the daemon skips the line, in these words (loader).
                 reason = f"bad username {entry.user!r}: skipped"
                 warnings.append(LineProblem(path, entry.line, reason))
-    smart_problems, smart_warnings = _annotation_problems(tab.entries, path, companion)
+    smart_problems, smart_warnings = _annotation_problems(tab.entries, path, companion, fleet)
     problems += smart_problems
     warnings += smart_warnings
     key = line_order(path)
@@ -116,10 +127,11 @@ _NEAR_MISS = re.compile(r"#\s*(@?)\s*([A-Za-z]+)(.*)")
 
 
 def _annotation_problems(
-    entries: Iterable[Entry], path: str, with_companion: bool
+    entries: Iterable[Entry], path: str, with_companion: bool, fleet: bool | None
 ) -> tuple[list[Finding], list[Finding]]:
-    """Bad #@smart lines and companion (problems); names given twice and companion jobs
-    no line names (warnings, in the daemon's words: `smartcronctl status` shows them)."""
+    """Bad #@smart lines and companion (problems); names given twice, companion jobs
+    no line names and fleet=once with no fleet (warnings, in the daemon's words:
+    `smartcronctl status` shows them)."""
     try:
         from smartcron.smart import smartspec
     except ImportError:  # the smart layer is optional here: syntax alone still decides
@@ -157,4 +169,8 @@ def _annotation_problems(
     from smartcron.daemon.dependcheck import after_problems
 
     problems += after_problems(specs, path)
+    if fleet is False:
+        from smartcron.smart.fleetcheck import once_problems
+
+        warnings += once_problems(specs, path)
     return problems, warnings

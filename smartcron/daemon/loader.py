@@ -23,6 +23,7 @@ from smartcron.daemon.loadedfile import CompanionFile, Loaded, Source, Stamp
 from smartcron.daemon.reloadlog import report_reload
 from smartcron.errors import AnnotationError, CrontabSyntaxError, LineProblem, SmartcronError
 from smartcron.smart.dependgraph import with_after_warnings
+from smartcron.smart.fleetcheck import with_fleet_warnings
 from smartcron.smart.jobfiles import JOB_FILE_SUFFIXES, load_job_file
 from smartcron.smart.jobids import derived_id, named_id
 from smartcron.smart.jobs import Job, assign_ids
@@ -282,8 +283,10 @@ class Database:
         for key in self.files.keys() - current.keys():
             changes.append(key)
             log.info("%s: removed, its jobs stop", key)
-        # after= across files (smartcron.smart.dependgraph): status shows what is wrong.
-        self.files = with_after_warnings(current)
+        # after= across files (smartcron.smart.dependgraph), fleet=once with no fleet
+        # history (smartcron.smart.fleetcheck): status shows what is wrong.
+        current = with_after_warnings(current)
+        self.files = with_fleet_warnings(current, self.config.history_url)
         return changes
 
     @property
