@@ -71,6 +71,12 @@ PHRASINGS: list[tuple[str, str, dict[str, str]]] = [
     ("every morning at 9 and 11", "0 9,11 * * *", {}),
     ("tuesdays at 1400", "0 14 * * 2", {}),
     ("every day at quarter to 12am", "45 23 * * *", {}),
+    ("every day at 1 a.m.", "0 1 * * *", {}),
+    (
+        "daily at 1a.m., with 5% free disk space on /srv/a.m",
+        "0 1 * * *",
+        {"min_disk": "5%", "disk_path": "/srv/a.m"},
+    ),
     ("every day at a quarter to 7 in the evening", "45 18 * * *", {}),
     ("at 8am on workdays", "0 8 * * 1-5", {}),
     ("every hour on the hour", "0 * * * *", {}),

@@ -47,7 +47,7 @@ class Suggestion:
 def normalise(text: str) -> str:
     """One blank between words, clause marks as words of their own, "a.m." as "am"."""
     text = text.replace("\u2019", "'").replace("\u2018", "'")
-    text = re.sub(r"(?i)\b([ap])\.m\.?(?!\w)", r"\1m", text)
+    text = re.sub(r"(?i)(?<![A-Za-z_/.-])([ap])\.m\.?(?!\w)", r"\1m", text)  # not in a path
     text = re.sub(r"([,;!?]|\.(?=\s|$))", r" \1 ", text)
     return " ".join(text.split())
 
