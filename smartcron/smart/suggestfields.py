@@ -101,8 +101,7 @@ def cron_fields(draft: Draft) -> str:
         first_minute, first_hour = (time[0], time[1]) if time else (0, 0)
         step = 24 // int(every[1])
         minute = str(first_minute)
-        hour = ",".join(str(h) for h in sorted((first_hour + i * step) % 24 for i in range(
-            int(every[1]))))  # fmt: skip
+        hour = _list(frozenset((first_hour + i * step) % 24 for i in range(int(every[1]))))
     elif time:
         minute, hour = str(time[0]), ",".join(str(h) for h in time[1:])
     doms = facets.get("doms")
