@@ -18,6 +18,7 @@ import multiprocessing
 import subprocess
 import tempfile
 import time
+import unittest
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +43,24 @@ FIELDS = (
     "rss_kib_plain",
 )  # fmt: skip
 T0 = datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+
+
+class Unavailable(unittest.SkipTest):
+    """No PostgreSQL on this machine (CI installs it; a developer's may not have it).
+    unittest's SkipTest, so that pytest reports the smoke run as skipped, with why."""
+
+
+def problem() -> str | None:
+    """Why this benchmark cannot run here, or None (as benchmarks.debiancron.problem)."""
+    from tests.pgkit import MISSING, pg_bin
+
+    if pg_bin() is None:
+        return f"fleet: {MISSING}"
+    try:
+        import psycopg  # noqa: F401  (the PostgreSQL driver, an optional dependency)
+    except ImportError:
+        return "fleet: needs psycopg (pip install smartcron[fleet])"
+    return None
 
 
 def _claimer(url: str, host: str, firings: int, barrier: object, out: object) -> None:
@@ -136,6 +155,9 @@ def daemon_rss(directory: Path, extra: str, settle_s: float) -> int:
 def run(params: Params) -> Result:
     from tests.pgkit import pg_server
 
+    why = problem()
+    if why is not None:
+        raise Unavailable(why)
     result = Result(
         name="fleet",
         config="PostgreSQL (tests/pgkit.py) on a Unix socket, fsync off,"
