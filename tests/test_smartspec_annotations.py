@@ -15,9 +15,8 @@ from smartcron.smart.annotations import (
     FileProblem,
     check_settings,
     convert,
-    parse_annotations,
-    split_words,
 )
+from smartcron.smart.smartline import parse_annotations, split_words
 
 
 def notes(*lines: str, first: int = 7) -> tuple[Annotation, ...]:

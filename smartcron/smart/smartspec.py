@@ -30,7 +30,6 @@ from smartcron.smart.annotations import (
     NAME_PATTERN,
     check_settings,
     convert,
-    parse_annotations,
     problem,
     suggest,
 )
@@ -38,6 +37,7 @@ from smartcron.smart.jitter import jitter_problem
 from smartcron.smart.jobids import derived_id
 from smartcron.smart.settingschema import convert_all, schema_problems
 from smartcron.smart.settingschema import settings_schema as settings_schema  # its old home
+from smartcron.smart.smartline import parse_annotations
 
 MAX_FILE_BYTES = 256 * 1024  # companions and job files
 DEFAULT_WINDOW_CAP = timedelta(hours=6)
