@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import sysconfig
@@ -222,16 +221,18 @@ def test_a_second_users_jobs_are_not_shown_to_the_first():
     assert bob.pw.name not in page
 
 
-def test_the_history_is_never_opened_for_writing(small: Path):
-    """Read with the invoker's rights and read-only: the file's bytes stay the same."""
+def test_open_pages_share_one_collection_until_the_files_change(small: Path):
+    """Ten tabs cost one collect() per change of the history, not ten."""
+    from smartcron.dash.data import DashQuery, data_json
+    from smartcron.dash.server import Snapshots, watched_files
+
     db = small.parent / "state" / "history.db"
-    before = db.read_bytes()
-    dash = start_dashboard("--user", "--config", str(small))
-    try:
-        assert get(dash.url)[0] == 200
-    finally:
-        dash.stop()
-    assert db.read_bytes() == before
-    conn = sqlite3.connect(db)
-    assert conn.execute("SELECT count(*) FROM runs").fetchone() == (2,)
-    conn.close()
+    snapshots = Snapshots(
+        DashQuery(history=None, config=small, user_mode=True), watched_files(db, ())
+    )
+    seen, data = snapshots.get()
+    assert snapshots.get() == (seen, data) and snapshots.get()[1] is data
+    record_run(db, job="third_probe", user="root")
+    later, fresh = snapshots.get()
+    assert later != seen and fresh is not data
+    assert "third_probe" in data_json(fresh) and "third_probe" not in data_json(data)

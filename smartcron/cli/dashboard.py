@@ -121,8 +121,8 @@ def dashboard_cmd(
     import os
     import secrets
 
-    from smartcron.dash.data import DashQuery, collect
-    from smartcron.dash.server import DashSettings, serve, watched_files
+    from smartcron.dash.data import DashQuery
+    from smartcron.dash.server import DashSettings, Snapshots, serve, watched_files
 
     config = load_config(config_file, user_mode)
     trace_path, crontab_path, world_path = what_if(trace, crontab, world)
@@ -136,7 +136,6 @@ def dashboard_cmd(
         crontab=crontab_path,
         world=world_path,
     )
-    collect(query)  # a bad config or a damaged history: one line and exit 1, now
     settings = DashSettings(
         query=query,
         token=secrets.token_urlsafe(32),
@@ -144,6 +143,8 @@ def dashboard_cmd(
         watched=watched_files(query.history or config.history_db, config.status_files),
         allow_actions=allow_actions,
     )
+    snapshots = Snapshots(query, settings.watched)
+    snapshots.get()  # a bad config or a damaged history: one line and exit 1, now
     sock = listen(bind, port)
     if not is_loopback(bind):
         click.echo(
@@ -153,4 +154,4 @@ def dashboard_cmd(
         )
     click.echo(url_of(sock, settings.token))
     sys.stdout.flush()
-    serve(settings, sock)
+    serve(settings, sock, snapshots)

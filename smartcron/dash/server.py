@@ -22,7 +22,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+import threading
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,11 +44,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smartcron.daemon.controlclient import Unreachable, call
-from smartcron.dash.data import DashQuery, collect, data_json
+from smartcron.dash.data import DashData, DashQuery, collect, data_json
 from smartcron.dash.page import render_page
 from smartcron.errors import SmartcronError
 
 POLL = 1.0  # seconds between looks at the history and status files
+MAX_AGE = 10.0  # seconds an unchanged collection is reused
 KEEP_ALIVE = 15.0  # seconds: an SSE comment line, so proxies and browsers keep the stream
 ACTION_TIMEOUT = 20.0  # as smartcronctl run: the daemon answers once its main thread acted
 MAX_ACTION_BODY = 4096
@@ -107,7 +110,9 @@ def watched_files(history: Path, status_files: tuple[Path, ...]) -> tuple[Path, 
 
 
 def signature(paths: tuple[Path, ...]) -> str:
-    """What changes when any of `paths` is written, replaced, created or removed."""
+    """What changes when any of `paths` is written, replaced, created or removed. An
+    empty file counts as none: a read-only SQLite connection leaves an empty -wal behind
+    (it may not delete it), and a commit never leaves the WAL empty."""
     result: list[tuple[int, int, int] | None] = []
     for path in paths:
         try:
@@ -115,7 +120,7 @@ def signature(paths: tuple[Path, ...]) -> str:
         except OSError:
             result.append(None)
         else:
-            result.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            result.append((st.st_mtime_ns, st.st_size, st.st_ino) if st.st_size else None)
     return hashlib.sha256(repr(result).encode()).hexdigest()[:20]
 
 
@@ -156,17 +161,38 @@ class TokenGate:
         await self.app(scope, receive, send_with_headers)
 
 
-def build_app(settings: DashSettings, shutdown: Shutdown | None = None) -> Starlette:
-    """The dashboard: the page, its event stream and (with allow_actions) run / cancel."""
-    viewer = replace(settings.query, viewer_uid=os.getuid())  # never what a client says
+class Snapshots:
+    """collect() for this process's user, shared by the page and every open stream: one
+    collection per change of the watched files (ten open tabs cost one), reused for at
+    most MAX_AGE seconds (next firings and "now" move with the clock)."""
 
-    def snapshot() -> Any:
-        return collect(viewer)
+    def __init__(self, query: DashQuery, watched: tuple[Path, ...]) -> None:
+        self.query = replace(query, viewer_uid=os.getuid())  # never what a client says
+        self.watched = watched
+        self._lock = threading.Lock()
+        self._last: tuple[str, float, DashData] | None = None
+
+    def get(self) -> tuple[str, DashData]:
+        """(the files' signature, the data read after it was taken)."""
+        with self._lock:  # a second caller waits, then reuses this one's work
+            seen = signature(self.watched)  # first: a change while reading is seen later
+            last = self._last
+            if last and last[0] == seen and time.monotonic() - last[1] < MAX_AGE:
+                return seen, last[2]
+            data = collect(self.query)
+            self._last = (seen, time.monotonic(), data)
+            return seen, data
+
+
+def build_app(
+    settings: DashSettings, shutdown: Shutdown | None = None, snapshots: Snapshots | None = None
+) -> Starlette:
+    """The dashboard: the page, its event stream and (with allow_actions) run / cancel."""
+    shared = snapshots or Snapshots(settings.query, settings.watched)
 
     async def page(_request: Request) -> Response:
-        seen = signature(settings.watched)  # before reading: a later change is sent
         try:
-            data = await run_in_threadpool(snapshot)
+            seen, data = await run_in_threadpool(shared.get)
         except (SmartcronError, OSError) as err:  # e.g. the history damaged since start
             return PlainTextResponse(f"smartcronctl dashboard: {err}\n", status_code=500)
         html = render_page(data, live=True, actions=settings.allow_actions, token=settings.token)
@@ -178,7 +204,7 @@ def build_app(settings: DashSettings, shutdown: Shutdown | None = None) -> Starl
 
     async def events(request: Request) -> Response:
         return StreamingResponse(
-            event_stream(request, settings, snapshot, shutdown or Shutdown()),
+            event_stream(request, settings, shared, shutdown or Shutdown()),
             media_type="text/event-stream",
             headers={"X-Accel-Buffering": "no"},
         )
@@ -239,7 +265,7 @@ def steer(socket_path: Path, op: str, job: str) -> dict[str, Any]:
 
 
 async def event_stream(
-    request: Request, settings: DashSettings, snapshot: Callable[[], Any], shutdown: Shutdown
+    request: Request, settings: DashSettings, snapshots: Snapshots, shutdown: Shutdown
 ) -> AsyncIterator[str]:
     """The page's data whenever the watched files differ from what the client has (the
     page's cookie; without it, at once), a comment every KEEP_ALIVE seconds between.
@@ -249,12 +275,12 @@ async def event_stream(
     while not await request.is_disconnected():
         now = signature(settings.watched)
         if now != seen:
-            seen = now
             quiet = 0.0
             try:
-                payload = data_json(await run_in_threadpool(snapshot))
+                seen, data = await run_in_threadpool(snapshots.get)
+                payload = data_json(data)
             except (SmartcronError, OSError) as err:
-                payload = json.dumps({"error": str(err)})
+                seen, payload = now, json.dumps({"error": str(err)})
             yield "".join(f"data: {line}\n" for line in payload.splitlines() or [""]) + "\n"
         elif quiet >= KEEP_ALIVE:
             quiet = 0.0
@@ -276,11 +302,11 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(settings: DashSettings, sock: socket.socket) -> None:
+def serve(settings: DashSettings, sock: socket.socket, snapshots: Snapshots) -> None:
     """Serve on `sock` until SIGINT or SIGTERM, then exit 0 (uvicorn re-raises the signal
     once it has stopped: SIGTERM then ends the process by this handler, not by default)."""
     shutdown = Shutdown()
-    app = build_app(settings, shutdown)
+    app = build_app(settings, shutdown, snapshots)
     # No access log: its lines would carry the token of every request.
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))

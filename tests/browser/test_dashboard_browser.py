@@ -44,8 +44,16 @@ def open_page(driver: Any, url: str, view: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def dashboard(laptop: LaptopWeek) -> Iterator[Dashboard]:
-    dash = start_dashboard("--user", "--config", str(laptop.config))
+def history(laptop: LaptopWeek, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The laptop week's history, copied: this module writes a run into it."""
+    db = tmp_path_factory.mktemp("history") / "history.db"
+    shutil.copy(laptop.history, db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def dashboard(laptop: LaptopWeek, history: Path) -> Iterator[Dashboard]:
+    dash = start_dashboard("--user", "--config", str(laptop.config), "--history", str(history))
     yield dash
     code, err = dash.stop()
     assert code == 0, err
@@ -117,29 +125,23 @@ def test_without_allow_actions_the_page_has_no_action_button(browser, dashboard)
 
 
 def test_a_run_recorded_while_the_page_is_open_appears_without_a_reload(
-    browser, laptop: LaptopWeek, tmp_path: Path
+    browser, dashboard, history: Path
 ):
-    db = tmp_path / "history.db"
-    shutil.copy(laptop.history, db)  # the module's history stays as simulated
-    dash = start_dashboard("--user", "--config", str(laptop.config), "--history", str(db))
-    try:
-        open_page(browser, dash.url, "runs")
-        browser.execute_script("window.notReloaded = true;")
-        assert browser.find_elements(By.CSS_SELECTOR, 'tr.run-row[data-job="live_probe"]') == []
-        conn = sqlite3.connect(db)
-        (newest,) = conn.execute("SELECT max(started) FROM runs").fetchone()
-        conn.close()
-        when = from_db_time(newest) + timedelta(minutes=1)  # inside the week shown
-        record_run(db, job="live_probe", user="root", status="failed", started=when)
-        WebDriverWait(browser, 10).until(
-            lambda d: d.find_elements(By.CSS_SELECTOR, 'tr.run-row[data-job="live_probe"]')
-        )
-        assert browser.execute_script("return window.notReloaded === true;")
-        row = browser.find_element(By.CSS_SELECTOR, 'tr.run-row[data-job="live_probe"]')
-        assert row.get_attribute("data-outcome") == "failed"
-        assert browser.find_element(By.ID, "live-state").text == "live"
-    finally:
-        dash.stop()
+    open_page(browser, dashboard.url, "runs")
+    browser.execute_script("window.notReloaded = true;")
+    assert browser.find_elements(By.CSS_SELECTOR, 'tr.run-row[data-job="live_probe"]') == []
+    conn = sqlite3.connect(history)
+    (newest,) = conn.execute("SELECT max(started) FROM runs").fetchone()
+    conn.close()
+    when = from_db_time(newest) + timedelta(minutes=1)  # inside the week shown
+    record_run(history, job="live_probe", user="root", status="failed", started=when)
+    WebDriverWait(browser, 10).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, 'tr.run-row[data-job="live_probe"]')
+    )
+    assert browser.execute_script("return window.notReloaded === true;")
+    row = browser.find_element(By.CSS_SELECTOR, 'tr.run-row[data-job="live_probe"]')
+    assert row.get_attribute("data-outcome") == "failed"
+    assert browser.find_element(By.ID, "live-state").text == "live"
 
 
 PROBE = "#@smart name=dash_probe window=1h\n0 4 1 1 * echo dashboard-ran\n"
