@@ -39,11 +39,7 @@ def hold(machine: Machine, start: Effect, claimer: Claimer, zone: tzinfo, now: d
     wait with the firing back in the machine)."""
     if not is_once(start):
         return None
-    if isinstance(claimer, LocalClaimer):
-        if start.job.id not in claimer.warned:  # said once per job and daemon
-            claimer.warned.add(start.job.id)
-            log.warning("%s: fleet=once without a history_url: runs here as fleet=each",
-                        start.job.label)  # fmt: skip
+    if isinstance(claimer, LocalClaimer):  # the loader warns at the line (smart.fleetcheck)
         return None
     owner, name = claim_key(start)
     nominal = start.firing.nominal

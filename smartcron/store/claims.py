@@ -61,7 +61,6 @@ class LocalClaimer:
 
     def __init__(self, host: str = "localhost") -> None:
         self.host = host
-        self.warned: set[str] = set()  # fleet=once jobs told they run here as each
 
     def claim(self, owner: str, name: str, nominal: datetime, now: datetime) -> Claim:
         return Claim(granted=True, holder=self.host, claimed_at=now)
