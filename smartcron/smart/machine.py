@@ -23,8 +23,8 @@ from typing import Any, Literal, Protocol
 
 from smartcron.clock import Jump
 from smartcron.smart import gate
-from smartcron.smart.gate import RECHECK, Advisor, Firing, Verdict, retry_at, window_for
-from smartcron.smart.jitter import jitter_offset
+from smartcron.smart.firingtimes import in_zone, restored, start_and_deadline
+from smartcron.smart.gate import RECHECK, Advisor, Firing, Verdict, retry_at
 from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
 
@@ -96,6 +96,7 @@ class Slot:
     waiting: str | None = None
     local: Firing | None = None
     zone: tzinfo | None = None
+    resumed: bool = False  # reloaded after a restart: its earliest start not known yet
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,19 +116,6 @@ class Wakeup:
 
 def hhmm(instant: datetime, zone: tzinfo) -> str:
     return instant.astimezone(zone).strftime("%H:%M")
-
-
-def in_zone(firing: Firing, zone: tzinfo) -> Firing:
-    """The firing's instants on the job's wall clock, so reasons read `deadline 03:00`."""
-    nb = firing.not_before
-    if firing.nominal.tzinfo is firing.deadline.tzinfo is (nb or firing.nominal).tzinfo is zone:
-        return firing  # astimezone to its own zone changes nothing
-    return replace(
-        firing,
-        nominal=firing.nominal.astimezone(zone),
-        deadline=firing.deadline.astimezone(zone),
-        not_before=None if nb is None else nb.astimezone(zone),
-    )
 
 
 class Machine:
@@ -166,6 +154,8 @@ class Machine:
     def _local(self, slot: Slot, job: SmartJob) -> Firing:
         """`in_zone(slot.firing, job's zone)`, made once per slot (and zone)."""
         zone = self.zone_of(job)
+        if slot.resumed:  # its clock window's opening and jitter offset (smart.firingtimes)
+            slot.firing, slot.resumed = restored(slot.firing, job.smart, zone, self.host), False
         if slot.local is None or slot.zone is not zone:
             slot.local, slot.zone = in_zone(slot.firing, zone), zone
         return slot.local
@@ -175,8 +165,9 @@ class Machine:
     def firing_for(self, job: SmartJob, nominal: datetime) -> Firing:
         """The new pending firing of `job`'s tick at `nominal` (its window from the spec)."""
         assert job.smart is not None
-        start, deadline = window_for(job.smart, nominal, self.zone_of(job))
-        start = min(start + jitter_offset(job.smart.jitter, job.id, self.host), deadline)
+        start, deadline = start_and_deadline(
+            job.smart, job.id, nominal, self.zone_of(job), self.host
+        )
         return Firing(
             id=None,
             job_id=job.id,
@@ -202,6 +193,7 @@ class Machine:
             return Effect(kind="interrupted", firing=firing, job=None, verdict="interrupted",
                           reason=why, state="interrupted")  # fmt: skip
         self.open(firing, next_eval or now)
+        self.slots[firing.job_id, firing.nominal].resumed = True
         return None
 
     def reconsider(self, now: datetime) -> None:
