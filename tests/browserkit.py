@@ -90,7 +90,7 @@ def get_with_headers(url: str, headers: dict[str, str] | None = None) -> tuple[i
         return err.code, err.read().decode(), err.headers
 
 
-def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """POST JSON; (status, the reply's JSON or text)."""
     data = json.dumps(body).encode()
     heads = {"Content-Type": "application/json", **(headers or {})}
@@ -109,18 +109,23 @@ def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) 
 def events(
     dash: Dashboard, timeout: float = 30.0, headers: dict[str, str] | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The /events stream's messages, parsed, as they come."""
+    """The /events stream's messages, parsed, as they come; a named event's data gets
+    its name under "event"."""
     url = f"{dash.base}/events?token={dash.token}"
     request = urllib.request.Request(url, headers=headers or {})
     with urllib.request.urlopen(request, timeout=timeout) as stream:
         lines: list[str] = []
+        name = None
         for raw in stream:
             line = raw.decode().rstrip("\n")
-            if line.startswith("data: "):
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
                 lines.append(line[6:])
             elif not line and lines:
-                yield json.loads("\n".join(lines))
-                lines = []
+                message = json.loads("\n".join(lines))
+                yield {**message, "event": name} if name else message
+                lines, name = [], None
 
 
 def record_run(

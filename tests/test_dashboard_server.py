@@ -93,6 +93,23 @@ def test_actions_are_refused_with_403_without_allow_actions(small: Path):
         dash.stop()
 
 
+def test_with_allow_actions_a_missing_daemon_or_a_bad_request_is_a_message(small: Path):
+    dash = start_dashboard("--user", "--config", str(small), "--allow-actions")
+    token = {"X-Token": dash.token}
+    try:
+        status, reply = post(f"{dash.base}/actions/run", {"job": "<script>x</script>"}, token)
+        assert status == 409 and reply["ok"] is False
+        assert reply["message"].startswith("no SmartCron daemon answers (")
+        assert str(small.parent / "run" / "smartcron.sock") in reply["message"]
+        for body in ({}, {"job": ""}, {"job": 3}, ["job"]):
+            status, reply = post(f"{dash.base}/actions/cancel", body, token)
+            assert (status, reply["ok"]) == (400, False), body
+        page = get(dash.url)[1]
+        assert "const LIVE = true, ACTIONS = true;" in page
+    finally:
+        dash.stop()
+
+
 def test_a_run_recorded_while_the_stream_is_open_is_sent_within_seconds(small: Path):
     dash = start_dashboard("--user", "--config", str(small))
     db = small.parent / "state" / "history.db"
@@ -129,6 +146,24 @@ def test_the_pages_stream_sends_nothing_until_the_history_changes(small: Path):
         assert time.monotonic() - opened < 4.0
     finally:
         dash.stop()
+
+
+def test_a_history_damaged_while_serving_is_a_500_line_and_a_problem_event(small: Path):
+    dash = start_dashboard("--user", "--config", str(small))
+    db = small.parent / "state" / "history.db"
+    try:
+        stream = events(dash)
+        assert "first_probe" in next(stream)["views"]["runs"]
+        db.write_bytes(b"SQLite format 3\x00" + b"\xff" * 8192)
+        problem = next(stream)
+        assert problem["event"] == "problem" and str(db) in problem["error"]
+        status, body = get(dash.url)
+        assert status == 500
+        assert body.startswith("smartcronctl dashboard: ") and body.count("\n") == 1
+        assert "Traceback" not in body
+    finally:
+        code, err = dash.stop()
+    assert code == 0 and "Traceback" not in err
 
 
 def test_a_bind_off_loopback_warns_on_stderr(small: Path):

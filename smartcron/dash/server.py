@@ -278,10 +278,10 @@ async def event_stream(
             quiet = 0.0
             try:
                 seen, data = await run_in_threadpool(snapshots.get)
-                payload = data_json(data)
-            except (SmartcronError, OSError) as err:
-                seen, payload = now, json.dumps({"error": str(err)})
-            yield "".join(f"data: {line}\n" for line in payload.splitlines() or [""]) + "\n"
+                yield sse(data_json(data))
+            except (SmartcronError, OSError) as err:  # e.g. the history damaged since
+                seen = now  # a named event: the page's onmessage keeps what it shows
+                yield sse(json.dumps({"error": str(err)}), event="problem")
         elif quiet >= KEEP_ALIVE:
             quiet = 0.0
             yield ": keep-alive\n\n"
@@ -290,6 +290,12 @@ async def event_stream(
             return
         except TimeoutError:
             quiet += settings.poll
+
+
+def sse(payload: str, event: str | None = None) -> str:
+    """One server-sent event (the HTML5 event-stream format: a data: line per line)."""
+    head = f"event: {event}\n" if event else ""
+    return head + "".join(f"data: {line}\n" for line in payload.splitlines() or [""]) + "\n"
 
 
 class _Server(uvicorn.Server):
