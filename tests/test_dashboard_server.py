@@ -271,3 +271,27 @@ def test_open_pages_share_one_collection_until_the_files_change(small: Path):
     later, fresh = snapshots.get()
     assert later != seen and fresh is not data
     assert "third_probe" in data_json(fresh) and "third_probe" not in data_json(data)
+
+
+WEB_STACK = {"starlette", "uvicorn", "anyio", "h11", "jinja2", "plotly", "cron_descriptor"}
+
+
+def _imported(*argv: str) -> set[str]:
+    """The top-level packages a command imports (python -X importtime)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", *argv], capture_output=True, text=True, timeout=60
+    )
+    return {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()}
+
+
+def test_the_daemon_status_and_help_never_import_the_web_stack(small: Path):
+    """Only `dashboard` and `report` pay for it (--help imports every command's module,
+    smartcron.cli.dashboard included: its web imports are inside the command)."""
+    status = _imported("-m", "smartcron.cli.ctl", "status", "--user", "--config", str(small))
+    assert "smartcron" in status and not status & WEB_STACK
+    helped = _imported("-m", "smartcron.cli.ctl", "--help")
+    assert "click" in helped and not helped & WEB_STACK
+    daemon = _imported("-c", "import smartcron.daemon.service, smartcron.cli.daemon")
+    assert "smartcron" in daemon and not daemon & WEB_STACK
+    dashboard = _imported("-c", "import smartcron.dash.server")
+    assert {"starlette", "uvicorn"} <= dashboard  # the check sees them when there
