@@ -250,7 +250,8 @@ class Daemon:
             return []
         listed = [PlainFiring(job.id, job.label, scheduled) for job, scheduled in plain]
         boot, mono = self.clock.boot_id(), self.clock.monotonic()
-        return self.journal.statements(seen[-1][0], now, boot, mono, listed)
+        boottime = self.clock.boottime()  # a suspend while no daemon ran (daemon.recovery)
+        return self.journal.statements(seen[-1][0], now, boot, mono, listed, boottime=boottime)
 
     def _journal_done(self) -> None:
         """Every plain firing of this wake-up was handed to the launcher."""

@@ -6,7 +6,8 @@ From it come the smart firings to resume (pending), the statements that record w
 was not run and why, and the clock step made while no daemon ran, if one was.
 
 Another boot id than the journal's means the machine was off (or rebooted) since that
-minute: the smart firings whose window passed meanwhile are caught up
+minute; the same boot id with a boottime clock gone on further than the monotonic one,
+that it was suspended: the smart firings whose window passed meanwhile are caught up
 (smartcron.smart.catchup); plain lines are not, as cron(8) does not catch up.
 """
 
@@ -21,7 +22,15 @@ from smartcron.clock import Clock, Jump, Sleep
 from smartcron.smart.jobs import Job
 from smartcron.store.history import HistoryError
 from smartcron.store.historyguard import log_history_failure
-from smartcron.store.journal import RESTARTED, Journal, NotRun, Statement, gap_firings, restart_jump
+from smartcron.store.journal import (
+    RESTARTED,
+    Journal,
+    NotRun,
+    Statement,
+    gap_firings,
+    restart_jump,
+    restart_sleep,
+)
 
 __all__ = ["Recovered", "recover"]
 
@@ -57,12 +66,12 @@ def recover(
     except HistoryError as err:
         log_history_failure(err, "journal not read")
         return None
-    boot, mono = clock.boot_id(), clock.monotonic()
-    also = journal.statements(through, now, boot, mono, [], complete=True)
+    boot, mono, boottime = clock.boot_id(), clock.monotonic(), clock.boottime()
+    also = journal.statements(through, now, boot, mono, [], complete=True, boottime=boottime)
     also += journal.prune_statements(now - keep)
     if last is None:
         return Recovered(pending=[], statements=also, jump=None)
-    jump = restart_jump(last, now, boot, mono)
+    jump = restart_jump(last, now, boot, mono, boottime)
     if jump is not None:
         log.info("%s while the daemon was not running", jump.text())
     lost: list[NotRun] = []
@@ -83,6 +92,9 @@ def recover(
     sleep = None
     if smart and last.boot_id is not None and last.boot_id != boot:
         sleep = Sleep(last.at, now, "off")
+    elif smart:  # the same boot: suspended while no daemon ran?
+        sleep = restart_sleep(last, now, boot, mono, boottime)
+    if sleep is not None:
         log.info("%s since the last minute journaled", sleep.text())
         gap = _caught_up(gap, jobs, sleep)
     for each in [*lost, *gap]:

@@ -2,7 +2,7 @@
 
 Before the first job of a wake-up starts, one transaction writes every smart firing of
 the minutes it observed (pending rows, smartcron.smart.firings), the list of its plain
-firings, the last observed minute and the clocks (wall, monotonic, boot id). The next
+firings, the last observed minute and the clocks (wall, monotonic, boottime, boot id). The next
 daemon reads it back:
 - smart firings are pending rows: the engine resumes them inside their windows;
 - a plain firing journaled but never started is not run again, since cron(8) never
@@ -10,7 +10,8 @@ daemon reads it back:
 - minutes between the last journaled one and the restart were never observed: a smart
   firing whose window is still open becomes pending (nothing deferred is lost); plain
   lines are not run (cron does not catch up), logged and counted once per job;
-- within one boot, monotonic time tells a clock step from downtime.
+- within one boot, monotonic time tells a clock step from downtime, and boottime (which
+  goes on counting while suspended, unlike monotonic time) a suspend from a clock step.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from smartcron.clock import Jump
+from smartcron.clock import STEP_THRESHOLD, Jump, Sleep
 from smartcron.cron.schedule import next_fires
 from smartcron.smart.gate import window_for
 from smartcron.smart.jobs import Job
@@ -56,6 +57,7 @@ class WakeupRecord:
     mono: float | None
     plain: tuple[PlainFiring, ...]
     complete: bool  # its plain firings were all handed to the launcher
+    boottime: float | None = None  # None: written before migration 0005
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,15 +90,17 @@ class Journal:
         mono: float,
         plain: Iterable[PlainFiring],
         complete: bool = False,
+        boottime: float | None = None,
     ) -> list[Statement]:
         """The journal row of a wake-up, to write in the transaction of its firings."""
         listed = [[p.job_id, p.label, to_db_time(p.scheduled)] for p in plain]
         sql = (
-            "INSERT OR REPLACE INTO journal (id, utc_minute, at, boot_id, mono, plain, complete)"
-            " VALUES (1, ?, ?, ?, ?, ?, ?)"
+            "INSERT OR REPLACE INTO journal"
+            " (id, utc_minute, at, boot_id, mono, plain, complete, boottime)"
+            " VALUES (1, ?, ?, ?, ?, ?, ?, ?)"
         )
-        params = (utc_minute, to_db_time(at), boot_id, mono, json.dumps(listed), int(complete))
-        return [(sql, params)]
+        at_db, plain_db = to_db_time(at), json.dumps(listed)
+        return [(sql, (utc_minute, at_db, boot_id, mono, plain_db, int(complete), boottime))]
 
     def _write(self, statements: Sequence[Statement]) -> None:
         with self.history.connection(write=True) as conn:
@@ -112,10 +116,12 @@ class Journal:
         self._write([("UPDATE journal SET complete = 1", ())])
 
     def last(self) -> WakeupRecord | None:
-        rows = self._read("SELECT utc_minute, at, boot_id, mono, plain, complete FROM journal")
+        rows = self._read(
+            "SELECT utc_minute, at, boot_id, mono, plain, complete, boottime FROM journal"
+        )
         if not rows:
             return None
-        minute, at, boot, mono, plain, complete = rows[0]
+        minute, at, boot, mono, plain, complete, boottime = rows[0]
         listed = tuple(
             PlainFiring(job_id, label, from_db_time(when))  # type: ignore[arg-type]
             for job_id, label, when in json.loads(plain)
@@ -127,6 +133,7 @@ class Journal:
             mono=mono,
             plain=listed,
             complete=bool(complete),
+            boottime=boottime,
         )
 
     def started(self, firing: PlainFiring) -> bool:
@@ -182,13 +189,34 @@ class Journal:
         return [("DELETE FROM not_run WHERE at < ?", (to_db_time(older_than),))]
 
 
-def restart_jump(entry: WakeupRecord, now: datetime, boot_id: str, mono: float) -> Jump | None:
+def restart_jump(
+    entry: WakeupRecord, now: datetime, boot_id: str, mono: float, boottime: float | None = None
+) -> Jump | None:
     """The clock step between the last journaled wake-up and now, if within one boot
-    the wall clock moved differently from the monotonic clock (else: downtime)."""
+    the wall clock moved differently from the boottime clock (the wall clock goes on in
+    a suspend, as boottime does; a journal without it: the monotonic clock). Else:
+    downtime, or a suspend (`restart_sleep`)."""
     if entry.boot_id != boot_id or entry.mono is None or mono < entry.mono:
         return None  # another boot: monotonic readings do not compare
-    expected = entry.at + timedelta(seconds=mono - entry.mono)
-    return Jump.between(expected, now)
+    elapsed = mono - entry.mono
+    if boottime is not None and entry.boottime is not None and boottime >= entry.boottime:
+        elapsed = boottime - entry.boottime
+    return Jump.between(entry.at + timedelta(seconds=elapsed), now)
+
+
+def restart_sleep(
+    entry: WakeupRecord, now: datetime, boot_id: str, mono: float, boottime: float
+) -> Sleep | None:
+    """The suspend since the last journaled wake-up on this boot, if the boottime clock
+    went on longer than the monotonic one (as ClockWatch sees a suspend while running).
+    When it happened in the gap is not known: like ClockWatch, it is taken to have ended
+    now (a daemon restarted at resume), never to start before that wake-up."""
+    if entry.boot_id != boot_id or entry.mono is None or entry.boottime is None:
+        return None
+    slept = (boottime - entry.boottime) - (mono - entry.mono)
+    if slept < STEP_THRESHOLD:
+        return None
+    return Sleep(max(entry.at, now - timedelta(seconds=slept)), now, "suspend")
 
 
 def gap_firings(

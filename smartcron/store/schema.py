@@ -88,4 +88,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX runs_unsynced ON runs (id) WHERE synced = 0;
         """,
     ),
+    # The boottime clock with each journaled minute (smartcron.store.journal): a restart
+    # on the same boot then tells a suspend while no daemon ran from a clock step.
+    Migration(
+        name="0005_journal_boottime",
+        sql="""
+        ALTER TABLE journal ADD COLUMN boottime REAL;
+        """,
+    ),
 )
