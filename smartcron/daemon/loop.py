@@ -249,8 +249,7 @@ class Daemon:
         if self.journal is None or not seen:
             return []
         listed = [PlainFiring(job.id, job.label, scheduled) for job, scheduled in plain]
-        boot, mono = self.clock.boot_id(), self.clock.monotonic()
-        boottime = self.clock.boottime()  # a suspend while no daemon ran (daemon.recovery)
+        boot, mono, boottime = self.clock.boot_id(), self.clock.monotonic(), self.clock.boottime()
         return self.journal.statements(seen[-1][0], now, boot, mono, listed, boottime=boottime)
 
     def _journal_done(self) -> None:
