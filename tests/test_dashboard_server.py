@@ -138,11 +138,24 @@ def test_the_pages_stream_sends_nothing_until_the_history_changes(small: Path):
         assert status == 200 and "live_probe" not in page
         cookie = headers["Set-Cookie"]
         assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
-        stream = events(dash, headers={"Cookie": cookie.split(";")[0]})
+        stream = events(dash, timeout=5, headers={"Cookie": cookie.split(";")[0]})
         opened = time.monotonic()
         record_run(db, job="live_probe", user="root")
         first = next(stream)  # after the change: not the page's data again
         assert "live_probe" in first["views"]["runs"]
+        assert time.monotonic() - opened < 4.0
+    finally:
+        dash.stop()
+
+
+def test_a_change_of_the_daemons_status_file_is_sent_too(small: Path):
+    dash = start_dashboard("--user", "--config", str(small))
+    try:
+        _status, _page, headers = get_with_headers(dash.url)
+        stream = events(dash, timeout=5, headers={"Cookie": headers["Set-Cookie"].split(";")[0]})
+        opened = time.monotonic()
+        (small.parent / "run" / "smartcron.status.json").write_text("{}")  # as the daemon's
+        assert "first_probe" in next(stream)["views"]["runs"]
         assert time.monotonic() - opened < 4.0
     finally:
         dash.stop()
