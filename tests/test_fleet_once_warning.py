@@ -4,13 +4,18 @@ line naming it, in the same words; with a history_url, neither does."""
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 
+import pytest
 from click.testing import CliRunner
 
 from smartcron.cli.crontab import main as smartcrontab
 from smartcron.cli.ctl import main as smartcronctl
-from tests.userconfig import user_config
+from smartcron.daemon.control import ControlServer
+from smartcron.daemon.controlclient import call
+from tests.userconfig import make_config, user_config
 
 TAB = (
     "#@smart name=report fleet=once window=1h\n0 6 * * * report\n"
@@ -59,3 +64,19 @@ def test_no_fleet_warning_when_a_history_url_is_configured(tmp_path):
     doc = json.loads(CliRunner().invoke(smartcronctl, ["status", "--json", *args]).output)
     (loaded,) = [f for f in doc["files"] if f["path"] == str(tab)]
     assert not [w for w in loaded["warnings"] if "fleet=" in w]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the daemon writes a spool file for root")
+def test_an_install_through_the_daemons_socket_warns_in_the_same_words(tmp_path):
+    server = ControlServer(make_config(tmp_path), lambda: None)  # no history_url
+    server.start()
+    try:
+        data = base64.b64encode(TAB.encode()).decode()
+        reply = call(server.path, {"op": "install", "data": data, "source": "mytab"})
+    finally:
+        server.stop()
+    assert reply["ok"]
+    assert [w for w in reply["warnings"] if "fleet=" in w] == [
+        f"mytab:1: {REASON}",
+        f"mytab:6: {REASON}",
+    ]

@@ -289,7 +289,8 @@ class ControlServer:
             text = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raise install.InstallError("bad request: data is not base64") from None
-        problems, warnings = installcheck.check(text, source)
+        fleet = self.config.history_url is not None  # fleet=once without one: a warning
+        problems, warnings = installcheck.check(text, source, fleet=fleet)
         if problems:
             raise install.BadCrontab(problems)
         return install.install(target, text, source), warnings
