@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -212,6 +213,20 @@ def test_a_corrupt_history_is_one_line_and_exit_1(small: Path):
     assert result.returncode == 1
     assert result.stdout == ""  # no URL: nothing is served
     assert len(result.stderr.splitlines()) == 1 and str(db) in result.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(small: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(BIN / "smartcronctl"), "dashboard", "--user", "--config", str(small),
+             "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"--bind 127.0.0.1 --port {port}: Address already in use\n"
 
 
 def test_an_unknown_option_value_is_a_usage_error(small: Path):

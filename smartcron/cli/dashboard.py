@@ -74,7 +74,11 @@ def what_if(*names: str | None) -> list[Path | None]:
     help="Address to listen on (a warning when it is not loopback).",
 )
 @click.option(
-    "--port", default=0, type=click.IntRange(0, 65535), help="TCP port (default: a free one)."
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65535),
+    metavar="N",
+    help="TCP port (default: a free one).",
 )
 @click.option(
     "--allow-actions", is_flag=True, help="Add 'Run now' and 'Cancel' (through the daemon)."
@@ -84,6 +88,7 @@ def what_if(*names: str | None) -> list[Path | None]:
     default=7,
     show_default=True,
     type=click.IntRange(1, 366),
+    metavar="N",
     help="How many days, up to now (or to the history's newest record).",
 )
 @click.option("--trace", metavar="T", help="A trace for the What-if view (needs --world).")
