@@ -6,9 +6,11 @@ and from plain downtime (both went on). Europe/Berlin in February: 02:00 is 01:0
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
-from smartcron.store.journal import Journal
+from smartcron.clock import Jump, Sleep
+from smartcron.store.journal import Journal, WakeupRecord, restart_jump, restart_sleep
 from tests.harness import make, utc
 
 BACKUP = "#@smart name=backup window=1h\n0 2 * * * backup\n"  # 01:00Z, deadline 02:00Z
@@ -54,3 +56,25 @@ def test_a_clock_step_while_the_daemon_was_stopped_is_still_a_step_and_catches_n
     assert second.starts == []
     assert [(j.end - j.start) for j in second.daemon.jumps] == [timedelta(hours=4, minutes=5)]
     assert [t for t in second.trail("backup") if t[1] == "catchup"] == []
+
+
+def test_the_journal_row_s_boottime_tells_downtime_a_suspend_and_a_step_apart():
+    old = WakeupRecord(utc_minute=0, at=utc("00:55"), boot_id="b", mono=100.0, plain=(),
+                       complete=True)  # fmt: skip
+    now, gap = utc("05:00"), 4 * 3600 + 5 * 60
+    # a row written before migration 0005 (no boottime): the monotonic rule, as before
+    assert restart_jump(old, now, "b", 100.0, 100.0 + gap) == Jump(utc("00:55"), now)
+    assert restart_sleep(old, now, "b", 100.0, 100.0 + gap) is None
+    row = replace(old, boottime=100.0)
+    assert restart_jump(row, now, "b", 100.0, 100.0 + gap) is None  # all of it suspended
+    assert restart_sleep(row, now, "b", 100.0, 100.0 + gap) == Sleep(utc("00:55"), now, "suspend")
+    # an hour awake while stopped, then suspended: the suspend is taken to end at the restart
+    awake = 3600.0
+    assert restart_jump(row, now, "b", 100.0 + awake, 100.0 + gap) is None
+    slept = restart_sleep(row, now, "b", 100.0 + awake, 100.0 + gap)
+    assert slept == Sleep(utc("01:55"), now, "suspend")
+    assert restart_sleep(row, now, "b", 100.0 + gap, 100.0 + gap) is None  # plain downtime
+    assert restart_sleep(row, now, "another boot", 100.0, 100.0 + gap) is None  # off: the boot id
+    # date -s while stopped: neither clock went on, the wall clock did
+    assert restart_jump(row, now, "b", 100.0, 100.0) == Jump(utc("00:55"), now)
+    assert restart_sleep(row, now, "b", 100.0, 100.0) is None
