@@ -2,7 +2,8 @@
 
 Its log is stdout, read here from a file as JSON lines. A minute job runs on a fake
 clock (libfaketime, started three seconds before a minute); @reboot jobs run at the
-start, as in any container start.
+start, as in any container start. Container mode is serve()'s one wiring: its control
+socket answers smartcronctl, and a history_url sends its runs to the fleet's history.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.pgkit import PgServer
 from tests.polling import wait_for
 from tests.users import is_root, throwaway_user
 
@@ -97,6 +99,29 @@ def test_a_jobs_output_is_logged_as_json_lines() -> None:
         assert (where / "state" / "history.db").exists()
 
 
+def fake_clock() -> dict[str, str]:
+    """The environment of a daemon whose clock starts three seconds before 00:01."""
+    return {
+        **os.environ,
+        "LD_PRELOAD": FAKETIME[0],
+        "FAKETIME": "@2026-01-01 00:00:57",
+        "FAKETIME_DONT_RESET": "1",
+        "TZ": "UTC",
+    }
+
+
+def config_file(where: Path, *lines: str) -> Path:
+    conf = where / "smartcron.toml"
+    conf.write_text("".join(f"{line}\n" for line in lines))
+    return conf
+
+
+def ctl(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "smartcronctl"), *argv], capture_output=True, text=True, timeout=30
+    )
+
+
 @pytest.mark.skipif(not FAKETIME, reason="libfaketime is not installed (faketime)")
 def test_a_minute_job_runs_at_its_minute_on_a_fake_clock() -> None:
     with workdir() as where:
@@ -107,14 +132,7 @@ def test_a_minute_job_runs_at_its_minute_on_a_fake_clock() -> None:
             "#@smart name=full window=5m min_disk=100\n* * * * * echo never\n",
         )
         log = where / "log"
-        env = {
-            **os.environ,
-            "LD_PRELOAD": FAKETIME[0],
-            "FAKETIME": "@2026-01-01 00:00:57",
-            "FAKETIME_DONT_RESET": "1",
-            "TZ": "UTC",
-        }
-        proc = start(tab, log, env=env)
+        proc = start(tab, log, env=fake_clock())
         try:
             wait_for(
                 lambda: output_of(log) and any(" DEFER (" in r["msg"] for r in records(log)),
@@ -158,6 +176,78 @@ def test_a_job_ignoring_sigterm_is_killed_when_the_grace_is_over() -> None:
         assert proc.returncode == 0
         assert 1 <= took < 4
         assert any("END (trap '' TERM; sleep 300) signal 9" in r["msg"] for r in records(log))
+
+
+@pytest.mark.skipif(not FAKETIME, reason="libfaketime is not installed (faketime)")
+def test_a_jobs_timeout_keeps_kill_grace_and_not_the_stop_grace() -> None:
+    with workdir() as where:
+        tab = crontab(
+            where, "#@smart name=slow window=30s timeout=1s\n* * * * * trap '' TERM; sleep 300\n"
+        )
+        conf = config_file(where, "kill_grace = 1")
+        log = where / "log"
+        # --grace 30 is a stop's: the timeout's SIGTERM is followed by SIGKILL 1 s later.
+        proc = start(tab, log, "--config", str(conf), "--grace", "30", env=fake_clock())
+        try:
+            (end,) = wait_for(
+                lambda: [r["msg"] for r in records(log) if " END (trap" in r["msg"]],
+                timeout=12,
+                what="the timed-out job's end",
+            )
+        finally:
+            stop(proc)
+        assert end.startswith("(" + ME + ") END (trap '' TERM; sleep 300) signal 9, ")
+        took = float(end.rsplit(", ", 1)[1].removesuffix(" s"))
+        assert 2.0 <= took < 3.5  # timeout 1 s, then kill_grace 1 s
+        assert proc.returncode == 0
+
+
+def test_smartcronctl_with_the_same_config_reaches_the_container_through_its_socket() -> None:
+    with workdir() as where:
+        tab = crontab(where, "#@smart name=greet\n@yearly echo greeted\n")
+        # The file names the state and run directories: the daemon and smartcronctl
+        # both find the lock, status file and socket there (no --state-dir given).
+        conf = config_file(where, 'state_dir = "state"', 'run_dir = "state"')
+        log = where / "log"
+        proc = start(tab, log, "--config", str(conf))
+        sock = where / "state" / "smartcron.sock"
+        try:
+            wait_for(sock.exists, what="the control socket")
+            status = ctl("status", "--config", str(conf), "--json")
+            ran = ctl("run", "--config", str(conf), "greet")
+            wait_for(lambda: output_of(log) == ["greeted"], what="the job run through the socket")
+        finally:
+            stop(proc)
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert (doc["running_daemon"], doc["pid"]) == (True, proc.pid)
+        assert [f["path"] for f in doc["files"]] == [str(tab)]
+        assert [job["name"] for job in doc["jobs"]] == ["greet"]
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.strip() == f"crontab-{ME}-greet: started (history run 1)"
+        assert any(f"listening on {sock}" == r["msg"] for r in records(log))
+        assert proc.returncode == 0
+        assert not sock.exists()  # removed at the stop; the state stays
+        assert (where / "state" / "history.db").exists()
+
+
+def test_a_history_url_sends_the_containers_runs_to_the_fleet_history(pg: PgServer) -> None:
+    import psycopg
+
+    url = pg.create_db()
+    with workdir() as where:
+        tab = crontab(where, "@reboot echo to the fleet\n")
+        conf = config_file(where, f'history_url = "{url}"', 'fleet_host = "box-1"')
+        log = where / "log"
+        proc = start(tab, log, "--config", str(conf))
+        try:
+            wait_for(lambda: output_of(log) == ["to the fleet"], what="the job's output")
+        finally:
+            stop(proc)  # what waits is sent as the history closes
+        assert proc.returncode == 0
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT host, command, status FROM runs").fetchall()
+    assert rows == [("box-1", "echo to the fleet", "ok")]
 
 
 def test_a_bad_crontab_exits_1_with_file_and_line() -> None:

@@ -31,11 +31,12 @@ from smartcron.cli.common import CONTEXT, fail
 )  # fmt: skip
 @click.option(
     "--grace", type=click.FloatRange(0, 3600), default=30.0, show_default=True, metavar="SECONDS",
-    help="Container mode: SIGTERM to SIGKILL for running jobs at a stop.",
+    help="Container mode: SIGTERM to SIGKILL for running jobs at a stop (not a timeout's).",
 )  # fmt: skip
 @click.option(
-    "--state-dir", metavar="DIR", help="Container mode: state here (default: a temp dir)."
-)
+    "--state-dir", metavar="DIR",
+    help="Container mode: state here (default: the config's state_dir, else a temp dir).",
+)  # fmt: skip
 @click.version_option(package_name="smartcron", message="%(prog)s %(version)s")
 def main(
     foreground: bool,

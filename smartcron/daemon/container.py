@@ -7,44 +7,36 @@ and each job's output, line by line once the run ended, as text or JSON lines. S
 (a container's stop) is forwarded to the running jobs, which get `grace` seconds before
 SIGKILL; then the daemon exits 0. A bad crontab is refused before anything starts.
 
-The wiring is serve()'s (service.py) with two parts swapped: a runner that logs each
-run's output, and a mailer that sends nothing (the output is already in the log).
+The wiring is serve()'s (service.py), the one of every mode: container mode is a
+configuration (container_config) and the parts it passes in, a runner that logs each
+run's output, a mailer that sends nothing (the output is already in the log), and its
+stop (stop_jobs). So the control socket, HistoryCare and a history_url work here too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
 import pwd
 import shutil
-import signal
 import sys
 import tempfile
 import time
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from smartcron.clock import SystemClock
 from smartcron.config import Config
 from smartcron.cron.crontab import Kind
 from smartcron.cron.permissions import RefusedFile, open_checked
-from smartcron.cron.schedule import local_zone
 from smartcron.daemon import service
-from smartcron.daemon.daemonlock import acquire_lock
-from smartcron.daemon.loop import Daemon, SmartParts
-from smartcron.daemon.statusfile import publish_status, status_document
-from smartcron.daemon.wakeup import Waker
+from smartcron.daemon.loop import Daemon
 from smartcron.errors import SmartcronError
 from smartcron.run.executor import ProcessRunner
-from smartcron.run.lifecycle import hostname
 from smartcron.run.mail import MailResult, RunAs
 from smartcron.run.runapi import OnDone, RunHandle, Runner, RunRequest, RunResult
-from smartcron.run.runcontext import RunContext, RunSettings
-from smartcron.smart.monitor import SystemMonitor
-from smartcron.store.history import HistoryError, HistoryStore
 
 log = logging.getLogger("smartcron")
 FORMATS = ("text", "json")
@@ -148,9 +140,12 @@ def check_crontab(path: Path) -> list[str]:
     return problems
 
 
-def container_config(base: Config, crontab: Path, state_dir: Path, grace: float) -> Config:
+def container_config(base: Config, crontab: Path, state_dir: Path) -> Config:
     """`base` narrowed to one crontab: no system files, no spool, no job files, state
-    (history, model, pid file, socket) in `state_dir`, `grace` before SIGKILL."""
+    (history, model, lock, status) in `state_dir`, and the pid file and control socket
+    there too unless the configuration file sets its own run_dir (so that `smartcronctl
+    --config` with the same file finds them). A job's timeout keeps kill_grace."""
+    run_dir = base.run_dir if "run_dir" in file_settings(base) else state_dir
     return dataclasses.replace(
         base,
         user_mode=True,
@@ -160,9 +155,18 @@ def container_config(base: Config, crontab: Path, state_dir: Path, grace: float)
         spool_dir=None,
         jobs_dir=state_dir / "jobs",
         state_dir=state_dir,
-        run_dir=state_dir,
-        kill_grace=grace,
+        run_dir=run_dir,
     )
+
+
+def file_settings(base: Config) -> set[str]:
+    """The keys the configuration file itself sets (read_config has checked it)."""
+    if base.config_file is None:
+        return set()
+    try:
+        return set(tomllib.loads(base.config_file.read_text("utf-8")))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return set()  # changed since read_config read it: its defaults, then
 
 
 def run_container(
@@ -179,72 +183,35 @@ def run_container(
     problems = check_crontab(path)
     if problems:
         raise SmartcronError("\n".join(problems))
+    # --state-dir, else the configuration file's state_dir, else a fresh temporary one.
+    if state_dir is None and "state_dir" in file_settings(base):
+        state_dir = str(base.state_dir)
     own = state_dir is None
     state = Path(tempfile.mkdtemp(prefix="smartcron-")) if own else Path(str(state_dir))
-    config = container_config(base, path, state, grace)
+    config = container_config(base, path, state)
     if os.geteuid() == 0:
         log.warning("container mode as root: jobs run as root (USER in the image avoids it)")
     log.info("container mode: %s as %s, state in %s, log %s", path, me, state, log_format)
+    runner = ProcessRunner(grace_s=config.kill_grace)
+    parts = service.ServeParts(
+        runner=LoggingRunner(runner),
+        mailer=NoMail(),
+        stop=lambda daemon: stop_jobs(daemon, runner, grace),
+        mode="container",
+    )
     try:
-        return serve_container(config)
+        return service.serve(config, foreground=True, parts=parts)
     finally:
         if own:
             shutil.rmtree(state, ignore_errors=True)
 
 
-def serve_container(config: Config) -> int:
-    """service.serve()'s wiring with the container's runner and mailer, and its stop."""
-    service.make_dirs(config)
-    lock_fds = acquire_lock(config.lock_file)
-    started = datetime.now(UTC)
-    history = HistoryStore.open(config.history_db, resilient=True)
-    clock = SystemClock()
-    waker = Waker(clock)
-    zone = local_zone()
-    models, retrainer = service.model_parts(config, history, zone, waker)
-    run = RunContext(
-        runner=LoggingRunner(ProcessRunner(grace_s=config.kill_grace)),
-        mailer=NoMail(),
-        history=history,
-        clock=clock,
-        settings=RunSettings.of(config, hostname=hostname(), pam_env=service.pam_environment()),
-    )
-    smart = SmartParts(monitor=SystemMonitor(user=None), models=models, retrainer=retrainer)
-    daemon = Daemon(config, run, zone=zone, smart=smart, waker=waker)
-    service.mark_interrupted_runs(history)
-
-    def publish() -> None:
-        publish_status(config, status_document(daemon, started))
-
-    daemon.on_reload = daemon.on_status = publish
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, daemon.request_stop)
-    signal.signal(signal.SIGHUP, daemon.request_reload)
-    waker.install_signal_wakeup()
-    daemon.reload(force=True)
-    waker.watch(service.watch_dirs(config))
-    publish()
-    service.run_reboot_jobs(config, daemon)
-    try:
-        daemon.run()
-    finally:
-        if retrainer is not None:
-            retrainer.stop()
-        stop_jobs(daemon, config.kill_grace)
-        publish()
-        with contextlib.suppress(HistoryError):
-            history.close()
-        for fd in lock_fds:
-            os.close(fd)
-    log.info("stopped")
-    return 0
-
-
-def stop_jobs(daemon: Daemon, grace: float) -> None:
-    """SIGTERM to every running job (its process group), SIGKILL after `grace` (the
-    runner's), and wait for their records; what is still out then is left to
-    service.shutdown, which records it interrupted."""
+def stop_jobs(daemon: Daemon, runner: ProcessRunner, grace: float) -> None:
+    """SIGTERM to every running job (its process group), SIGKILL after `grace` (as
+    supercronic's -graceful-shutdown: a stop's grace; a timeout keeps kill_grace), and
+    wait for their records; what is still out then is recorded interrupted."""
     going = list(daemon.running.values())
+    runner.grace_s = grace  # read when a job is signalled: from now on, the stop's
     if going:
         log.info("stopping: SIGTERM to %d running job(s), SIGKILL after %gs", len(going), grace)
     for running in going:
@@ -255,6 +222,6 @@ def stop_jobs(daemon: Daemon, grace: float) -> None:
     while daemon.running and time.monotonic() < deadline:
         daemon.collect()
         time.sleep(0.05)
-    daemon.collect()
     if daemon.running:
         log.warning("%d job(s) did not end within the grace", len(daemon.running))
+    service.shutdown(daemon, grace=0.0)

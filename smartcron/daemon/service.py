@@ -1,9 +1,11 @@
 """Running the real daemon: logging, signals, @reboot, systemd notify, a clean stop.
 
 `serve()` wires the real implementations (system clock, process runner, sendmail,
-SQLite) into a `Daemon` and loops until SIGTERM/SIGINT. The lock and pid file are in
-daemonlock.py, the status file in statusfile.py, the history's care thread in
-historycare.py (their names stay importable from here).
+SQLite, the fleet's history_url, the control socket, HistoryCare) into a `Daemon` and
+loops until SIGTERM/SIGINT. It is the one wiring of every mode: container mode
+(container.py) passes its own runner, mailer and stop in `ServeParts`. The lock and pid
+file are in daemonlock.py, the status file in statusfile.py, the history's care thread
+in historycare.py (their names stay importable from here).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,10 +41,10 @@ from smartcron.daemon.loop import Daemon, SmartParts
 from smartcron.daemon.statusfile import publish_status, read_status, status_document
 from smartcron.daemon.wakeup import Waker
 from smartcron.errors import SmartcronError
-from smartcron.run.executor import ProcessRunner
+from smartcron.run.executor import ProcessRunner, Runner
 from smartcron.run.jobenv import parse_pam_env_file
 from smartcron.run.lifecycle import hostname
-from smartcron.run.mail import SendmailMailer, default_mail_charset
+from smartcron.run.mail import Mailer, SendmailMailer, default_mail_charset
 from smartcron.run.runcontext import RunContext, RunSettings
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import Firing
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
 # Importers of the old home (status.py: lock_holder, read_status; tests: status_document).
 __all__ = [
     "AlreadyRunning",
+    "ServeParts",
     "lock_holder",
     "read_status",
     "serve",
@@ -146,8 +151,20 @@ def sandbox_prefix(config: Config) -> tuple[str, ...]:
     return prefix
 
 
-def serve(config: Config, *, foreground: bool) -> int:
+@dataclass(frozen=True)
+class ServeParts:
+    """What a mode brings to serve()'s one wiring; None: the system and user daemon's."""
+
+    runner: Runner | None = None  # None: ProcessRunner(grace_s=config.kill_grace)
+    mailer: Mailer | None = None  # None: SendmailMailer(config.mail_command)
+    # What becomes of the running jobs at a stop; None: shutdown() (cron's: no kill).
+    stop: Callable[[Daemon], None] | None = None
+    mode: str | None = None  # the "started" line's name; None: "user" or "system"
+
+
+def serve(config: Config, *, foreground: bool, parts: ServeParts | None = None) -> int:
     """Run the daemon until stopped. Returns the exit status."""
+    parts = parts or ServeParts()
     make_dirs(config)
     lock_fds = acquire_lock(config.lock_file)
     started = datetime.now(UTC)
@@ -161,7 +178,7 @@ def serve(config: Config, *, foreground: bool) -> int:
     waker = Waker(clock)
     zone = local_zone()
     models, retrainer = model_parts(config, history, zone, waker)
-    daemon = system_daemon(config, clock, history, waker, zone, charset, models, retrainer)
+    daemon = system_daemon(config, parts, clock, history, waker, zone, charset, models, retrainer)
     mark_interrupted_runs(history)
 
     def publish() -> None:
@@ -173,19 +190,15 @@ def serve(config: Config, *, foreground: bool) -> int:
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     waker.install_signal_wakeup()
-    log.info(
-        "started (pid %d, %s mode, zone %s)",
-        os.getpid(),
-        "user" if config.user_mode else "system",
-        daemon.zone,
-    )
+    mode = parts.mode or ("user" if config.user_mode else "system")
+    log.info("started (pid %d, %s mode, zone %s)", os.getpid(), mode, daemon.zone)
     daemon.reload(force=True)
     waker.watch(watch_dirs(config) + ([] if models is None else models.watch_dirs()))
     publish()
     run_reboot_jobs(config, daemon)
     from smartcron.daemon.control import start_control  # smartcrontab's socket; stops at exit
 
-    start_control(config, daemon)
+    control = start_control(config, daemon)
     write_pid_file(config.pid_file)
     sd_notify("READY=1")
     care.start()
@@ -196,12 +209,14 @@ def serve(config: Config, *, foreground: bool) -> int:
         care.stop()
         if retrainer is not None:
             retrainer.stop()
-        shutdown(daemon)
+        (parts.stop or shutdown)(daemon)
         publish()
         try:
             history.close()
         except HistoryError as err:
             log.error("history: %s", err)
+        if control is not None:  # now, while its directory is still there (a container's)
+            control.stop()
         remove_pid_file(config.pid_file)
         for fd in lock_fds:
             os.close(fd)
@@ -223,6 +238,7 @@ def make_dirs(config: Config) -> None:
 
 def system_daemon(
     config: Config,
+    parts: ServeParts,
     clock: Clock,
     history: HistoryStore,
     waker: Waker,
@@ -231,10 +247,11 @@ def system_daemon(
     models: ModelWatch | None,
     retrainer: Retrainer | None,
 ) -> Daemon:
-    """The Daemon on the real clock, processes, sendmail and system monitor."""
+    """The Daemon on the real clock, processes, sendmail and system monitor (or the
+    runner and mailer `parts` gives)."""
     run = RunContext(
-        runner=ProcessRunner(grace_s=config.kill_grace),
-        mailer=SendmailMailer(config.mail_command),
+        runner=parts.runner or ProcessRunner(grace_s=config.kill_grace),
+        mailer=parts.mailer or SendmailMailer(config.mail_command),
         history=history,
         clock=clock,
         settings=RunSettings.of(
@@ -317,9 +334,10 @@ def watch_dirs(config: Config) -> list[Path]:
 STOPPED = "the daemon stopped while it ran: outcome unknown (not run again)"
 
 
-def shutdown(daemon: Daemon) -> None:
-    """Let running jobs finish for a while; record the rest as interrupted (not killed)."""
-    deadline = time.monotonic() + STOP_GRACE
+def shutdown(daemon: Daemon, grace: float | None = None) -> None:
+    """Let running jobs finish for `grace` seconds (None: STOP_GRACE); record the rest as
+    interrupted (not killed)."""
+    deadline = time.monotonic() + (STOP_GRACE if grace is None else grace)
     while daemon.running and time.monotonic() < deadline:
         daemon.collect()
         time.sleep(0.05)
