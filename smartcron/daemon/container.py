@@ -39,8 +39,6 @@ from smartcron.run.mail import MailResult, RunAs
 from smartcron.run.runapi import OnDone, RunHandle, Runner, RunRequest, RunResult
 
 log = logging.getLogger("smartcron")
-FORMATS = ("text", "json")
-DEFAULT_GRACE = 30.0
 _EXTRAS = ("job", "user", "command", "stream")
 _TEXT = "%(asctime)s smartcron[%(process)d]: %(message)s"
 
