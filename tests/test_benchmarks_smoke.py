@@ -89,3 +89,14 @@ def test_percentile_is_nearest_rank():
     assert percentile(values, 99) == 99
     assert percentile(values, 50) == 50
     assert percentile([5.0], 90) == 5.0
+
+
+def test_a_benchmark_that_cannot_run_here_is_skipped_with_its_reason(monkeypatch, capsys):
+    import unittest
+
+    def unavailable(params):
+        raise unittest.SkipTest("no such server here")
+
+    monkeypatch.setattr(BENCHMARKS["parse-next"], "run", unavailable)
+    assert main(["parse-next", "--quick"]) == 0
+    assert "skipped: no such server here" in capsys.readouterr().out
