@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from smartcron.store.runrecords import from_db_time
@@ -122,6 +123,32 @@ def test_without_allow_actions_the_page_has_no_action_button(browser, dashboard)
     assert len(browser.find_elements(By.CSS_SELECTOR, "tr.job-row")) >= len(SMART_JOBS)
     assert browser.find_elements(By.CSS_SELECTOR, "button.action-run, button.action-cancel") == []
     assert browser.find_elements(By.ID, "action-message") == []
+
+
+def test_the_tabs_follow_the_arrow_keys_and_no_view_is_wider_than_a_phone(browser, dashboard):
+    open_page(browser, dashboard.url, "jobs")
+    browser.find_element(By.ID, "tab-jobs").send_keys(Keys.ARROW_RIGHT)
+    shown = browser.execute_script(
+        "return [document.activeElement.id,"
+        " [...document.querySelectorAll('.view')].filter(v => !v.hidden).map(v => v.id)]"
+    )
+    assert shown == ["tab-timeline", ["view-timeline"]]
+    phone = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
+    try:
+        for view in ("jobs", "timeline", "runs", "model", "whatif"):
+            browser.find_element(By.ID, f"tab-{view}").click()
+            # A chart drawn while its view was hidden is resized as the view opens
+            # (Plotly.Plots.resize, asynchronous); wide tables scroll inside their box.
+            WebDriverWait(browser, 5).until(
+                lambda d: d.execute_script(
+                    "const e = document.documentElement; return e.scrollWidth <= 390;"
+                ),
+                message=view,
+            )
+    finally:
+        desk = {"width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": False}
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", desk)
 
 
 def test_a_run_recorded_while_the_page_is_open_appears_without_a_reload(
