@@ -35,10 +35,10 @@ LAZY_COMMANDS = {
     "cancel": "smartcron.cli.steer:cancel_cmd",
     "reload": "smartcron.cli.steer:reload_cmd",
     "suggest": "smartcron.cli.suggest:suggest_cmd",
-    "profiles": "smartcron.cli.profiles:profiles_cmd",
     "report": "smartcron.cli.report:report_cmd",
     "dashboard": "smartcron.cli.dashboard:dashboard_cmd",
     "export": "smartcron.cli.export:export_cmd",
+    "profiles": "smartcron.cli.profiles:profiles_cmd",
 }
 
 
