@@ -10,16 +10,14 @@ preferring one of the same file; names are per file (smartcron.smart.jobids.name
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from smartcron.errors import LineProblem
 from smartcron.smart.annotations import suggest
-
-log = logging.getLogger("smartcron")
+from smartcron.smart.crossfile import key_line, rewarned
 
 
 def is_system(job: Any) -> bool:
@@ -144,8 +142,7 @@ _OURS = re.compile(r"^.*:[0-9]+: after: (no job named|a cycle)")
 
 def after_line(entry: Any) -> int:
     """The #@smart line naming after= (else the job's line: the key came from elsewhere)."""
-    lines = [note.line for note in entry.annotations if "after=" in note.text]
-    return lines[-1] if lines else int(entry.line)
+    return key_line(entry, "after")
 
 
 def with_after_warnings(files: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,14 +163,6 @@ def with_after_warnings(files: Mapping[str, Any]) -> dict[str, Any]:
     if any(item.after for item in declared):
         for item in check(declared):
             found.setdefault(item.path, []).append(str(item))
-    out = {}
-    for key, loaded in files.items():
-        kept = tuple(w for w in loaded.warnings if not _OURS.match(w))
-        warnings = kept + tuple(found.get(loaded.path, ()))
-        if warnings != loaded.warnings:
-            for warning in warnings:
-                if warning not in loaded.warnings:
-                    log.warning("%s", warning)
-            loaded = replace(loaded, warnings=warnings)
-        out[key] = loaded
-    return out
+    return {
+        key: rewarned(loaded, _OURS, found.get(loaded.path, ())) for key, loaded in files.items()
+    }

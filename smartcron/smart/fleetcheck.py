@@ -7,15 +7,12 @@ unset): there is nothing to claim a firing in, so every host runs it, as `fleet=
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from smartcron.errors import LineProblem
-
-log = logging.getLogger("smartcron")
+from smartcron.smart.crossfile import key_line, rewarned
 
 REASON = "fleet=once without a history_url: every host runs it, as fleet=each"
 _OURS = re.compile(r"^.*:[0-9]+: fleet=once without a history_url")
@@ -24,8 +21,7 @@ _OURS = re.compile(r"^.*:[0-9]+: fleet=once without a history_url")
 def fleet_line(entry: Any) -> int:
     """The #@smart line naming fleet= (else the job's line: the key came from its
     companion file or a job file)."""
-    lines = [note.line for note in getattr(entry, "annotations", ()) if "fleet=" in note.text]
-    return lines[-1] if lines else int(entry.line)
+    return key_line(entry, "fleet")
 
 
 def once_problems(specs: Iterable[tuple[Any, Any]], path: str) -> list[LineProblem]:
@@ -47,12 +43,5 @@ def with_fleet_warnings(files: Mapping[str, Any], history_url: str | None) -> di
         if history_url is None:
             pairs = [(job.entry, job.smart) for job in loaded.jobs if job.smart is not None]
             found = [str(p) for p in once_problems(pairs, loaded.path)]
-        kept = tuple(w for w in loaded.warnings if not _OURS.match(w))
-        warnings = kept + tuple(found)
-        if warnings != loaded.warnings:
-            for warning in warnings:
-                if warning not in loaded.warnings:
-                    log.warning("%s", warning)
-            loaded = replace(loaded, warnings=warnings)
-        out[key] = loaded
+        out[key] = rewarned(loaded, _OURS, found)
     return out
