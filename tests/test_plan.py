@@ -12,10 +12,15 @@ import pytest
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.ai.model import LoadedModel, load_model
 from smartcron.ai.plan import Commitments, Costs, expected_costs
+from smartcron.sim.timeline import Timeline
+from smartcron.sim.trace import load_trace
+from smartcron.sim.world import load_world
 from smartcron.smart import gate
+from smartcron.smart.explore import Explorer
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
 from tests.modelkit import card_profile, graph, install
+from tests.simkit import WORLD, trace_text
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 NOBODY = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
@@ -87,6 +92,33 @@ def test_two_heavy_firings_due_together_are_planned_apart(tmp_path: Path) -> Non
     assert [unplanned.advise(firing(j), spec, snap, NOW).action for j in "ab"] == ["run", "run"]
 
 
+def test_an_explored_start_is_in_the_plan_the_other_firings_see(tmp_path: Path) -> None:
+    """Job a is in its learning period: the explorer starts it at a drawn minute T, and
+    tells the advisor. Job b, due at T, sees a's 4 cores from T (P 0.5 now) and waits;
+    an advisor not told of a's start runs b at once, on top of it."""
+    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    spec = SmartSpec(window=timedelta(hours=2))
+    advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+    explorer = Explorer(advisor, MemoryStats())
+    a = gate.Firing(id=None, job_id="a", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+    drawn = explorer.draw(a, spec)
+    assert drawn.explored and drawn.learning
+    at = drawn.target
+    first = explorer.advise(a, spec, sample_snapshot(NOW, load1=1.0, load5=1.0), NOW)
+    assert first is not None and first.model is not None and first.model["explored"] == 1.0
+    assert advisor.commitments.load_at(at, but="x") == 4.0  # planned before it starts
+    started = explorer.advise(a, spec, sample_snapshot(at, load1=1.0, load5=1.0), at)
+    assert started is not None and started.action == "run"
+    assert advisor.commitments.running(at + MIN, but="x") == 4.0
+    b = gate.Firing(id=None, job_id="b", nominal=at, deadline=at + spec.window)  # type: ignore[operator]
+    snap = sample_snapshot(at, load1=1.0, load5=1.0)  # a started this minute: not measured
+    told = advisor.advise(b, spec, snap, at)
+    assert told.action == "defer" and told.model is not None
+    assert told.model["p_success"] == pytest.approx(0.5)
+    untold = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+    assert untold.advise(b, spec, snap, at).action == "run"
+
+
 def test_a_firing_runs_now_when_no_slot_beats_the_margin(tmp_path: Path) -> None:
     """load1 1.2 now, 1 forecast later: P 0.88 vs 0.90 is a gain of 0.02 < the 0.03 margin."""
     model = load_model_p_is_one_minus_load_over_ten(tmp_path)
@@ -148,9 +180,37 @@ def test_a_window_bounds_the_start_not_the_end(tmp_path: Path) -> None:
     assert cautious.advise(f, spec, snap, NOW).action == "run"
 
 
-def test_commitments_forget_runs_that_have_ended() -> None:
+def test_commitments_forget_runs_whose_load_has_died_away() -> None:
+    """A run is kept 90 minutes after its end (its load15 tail), then dropped."""
     plans = Commitments()
     for i in range(100):
         plans.commit(i, NOW + i * MIN, 60, 1.0)
-    plans.prune(NOW + 50 * MIN)
-    assert len(plans) == 50 and plans.load_at(NOW + 50 * MIN, but="x") == 1.0
+    plans.prune(NOW + 150 * MIN)  # runs ending at 01:01 ... 02:40; kept: ends after 01:00
+    assert len(plans) == 40 and plans.load_at(NOW + 99 * MIN, but="x") == 1.0
+
+
+def test_planned_loads_rise_and_decay_as_the_simulators_job_load() -> None:
+    """Commitments.loads gives the load1, load5, load15 a run adds as Timeline.occupy
+    (and Linux's damped averages) does: a 2-core run over minutes 30-59, seen from minute
+    0, then from minute 45 (the part measured by then is taken out)."""
+    timeline = Timeline(
+        load_trace(trace_text(120).splitlines(), "t.csv"),
+        load_world(WORLD + "machine: {cores: 4, job_load: true}\n", "w.yaml"),
+    )
+    base = [timeline.snapshot(i) for i in range(120)]
+    timeline.occupy(30, 30 * 60.0, 2.0)
+    plans = Commitments()
+    plans.commit("a", NOW + 30 * MIN, 30 * 60.0, 2.0)
+    minutes = [0, 29, 30, 34, 45, 59, 60, 61, 65, 90, 119]
+    ahead = plans.loads(NOW, [NOW + m * MIN for m in minutes], but="x")
+    for row, m in zip(ahead, minutes, strict=True):
+        got, was = timeline.snapshot(m), base[m]
+        want = [got.load1 - was.load1, got.load5 - was.load5, got.load15 - was.load15]
+        assert row.tolist() == pytest.approx(want, abs=1e-9), m
+    later = plans.loads(NOW + 45 * MIN, [NOW + 45 * MIN, NOW + 65 * MIN], but="x")
+    at45, at65 = timeline.snapshot(45), timeline.snapshot(65)
+    assert later[1].tolist() == pytest.approx(
+        [at65.load1 - at45.load1, at65.load5 - at45.load5, at65.load15 - at45.load15]
+    )
+    assert later[0].tolist() == pytest.approx([0.0, 0.0, 0.0])
+    assert plans.loads(NOW, [NOW + 40 * MIN], but="a").tolist() == [[0.0, 0.0, 0.0]]

@@ -75,6 +75,9 @@ class Policy:
     settle_s: float = 300.0  # an away user counts as gone only after this much idle
     default_cores: float = 1.0  # a job whose CPU use is not known yet
     plan: bool = True  # count the other smart runs (plan.Commitments); False: each alone
+    # The quiet-minute plans: how far below the forecast (in the departures' standard
+    # deviations) a minute must be; one plan each (docs/ai.md, the second round).
+    quiet_depths: tuple[float, ...] = (1.0,)
 
     def step_for(self, left: timedelta) -> timedelta:
         """The slot spacing for `left` time to the deadline: left / per_window, in whole
@@ -125,10 +128,11 @@ class SmartAdvisor:
         stats: JobHistoryStats,
         nominal: datetime,
         slots: list[datetime],
-        extra: list[float],
+        extra: np.ndarray,
     ) -> _Scores:
         """P(success), runtime (s) and P(user active during the run) per slot; `extra`:
-        the cores other smart runs add at each slot (beyond what `snap` measured)."""
+        the load1, load5 and load15 other smart runs add at each slot (beyond what `snap`
+        measured)."""
         tz, profile = self.model.tz, self.model.profile
         rows = [features(_loaded(snap, extra[0]), stats, nominal, slots[0], tz=tz)]
         if profile is None:
@@ -179,11 +183,10 @@ class SmartAdvisor:
         cores = _cores(stats, pol.default_cores)
         slots = self._slots(firing, spec, now)
         # the background: what was measured, less the other runs going (added per slot)
-        extra = [0.0] * len(slots)
+        extra = np.zeros((len(slots), 3))  # load1, load5, load15 per slot
         if pol.plan:
             self.commitments.prune(now)
-            going = self.commitments.running(now, key)
-            extra = [self.commitments.load_at(s, key) - going for s in slots]
+            extra = self.commitments.loads(now, slots, key)
         costs = Costs.of(spec)
         try:
             sc = self._score(snap, stats, firing.nominal, slots, extra)
@@ -230,6 +233,16 @@ class SmartAdvisor:
             until = min(until, now + pol.recheck)
         return Verdict(action="defer", until=until, reason=reason, model=outputs)
 
+    def plan_start(self, firing: Any, at: datetime) -> None:
+        """A start decided elsewhere (an explored firing, explore.Explorer): in the plan the
+        other firings see, for the job's mean runtime, as the advisor's own starts are."""
+        if not self.policy.plan:
+            return
+        stats = self.history.stats(firing.job_id, at, self.model.tz)
+        runtime = stats.mean_runtime_s or self.policy.step.total_seconds()
+        key = (firing.job_id, firing.nominal, firing.attempt)
+        self.commitments.commit(key, at, float(runtime), _cores(stats, self.policy.default_cores))
+
     def _last(self, slots: list[datetime], sc: _Scores, deadline: datetime, room: timedelta) -> int:
         """The last slot that leaves the planned runtime (and `room`) before the deadline."""
         last = 0
@@ -246,7 +259,7 @@ class SmartAdvisor:
         stats: JobHistoryStats,
         nominal: datetime,
         slots: list[datetime],
-        extra: list[float],
+        extra: np.ndarray,
         sc: _Scores,
         last: int,
     ) -> list[Wait]:
@@ -263,23 +276,46 @@ class SmartAdvisor:
         if away is not None:
             out.append(away)
         if profile.spread:
-            picks = sorted({max(1, last // 3), max(1, 2 * last // 3), last})
-            rows, shares = [], []
-            for k in picks:
-                lead = (slots[k] - slots[0]).total_seconds() / 60.0
-                busy, gone, share = forecast(snap, profile, slots[k], tz)
+            out += self._quiet(snap, stats, nominal, slots, extra, sc, last)
+        return out
+
+    def _quiet(
+        self,
+        snap: Any,
+        stats: JobHistoryStats,
+        nominal: datetime,
+        slots: list[datetime],
+        extra: np.ndarray,
+        sc: _Scores,
+        last: int,
+    ) -> list[Wait]:
+        """A quiet-minute plan per depth of `Policy.quiet_depths` (standard deviations of
+        the departures below the forecast; a minute that deep comes with probability
+        Phi(-z)), all scored in one ONNX call."""
+        profile, tz = self.model.profile, self.model.tz
+        assert profile is not None
+        depths = self.policy.quiet_depths
+        picks = sorted({max(1, last // 3), max(1, 2 * last // 3), last})
+        rows, shares = [], []
+        for k in picks:
+            lead = (slots[k] - slots[0]).total_seconds() / 60.0
+            busy, gone, share = forecast(snap, profile, slots[k], tz)
+            for z in depths:
                 for state in (busy, gone):
-                    calm = _loaded(quieter(state, profile, lead), extra[k])
+                    calm = _loaded(quieter(state, profile, lead, z), extra[k])
                     rows.append(features(calm, stats, nominal, slots[k], tz=tz))
-                shares.append(share)
-            p_raw, _ = self.model.predict(np.asarray(rows))
-            w = np.asarray(shares)
-            p_quiet = float(np.mean(w * p_raw[0::2] + (1 - w) * p_raw[1::2]))
-            minutes = (slots[last] - slots[0]).total_seconds() / 60.0
-            a_mean = float(np.mean(sc.a[1 : last + 1]))
-            runtime = float(np.mean(sc.runtime[1 : last + 1]))
-            chance = quiet_chance(profile, minutes)
-            out.append(quiet_plan(chance, p_quiet, float(sc.p[last]), a_mean, runtime))
+            shares.append(share)
+        p_raw, _ = self.model.predict(np.asarray(rows))
+        p_raw = p_raw.reshape(len(picks), len(depths), 2)
+        w = np.asarray(shares)[:, None]
+        p_quiet = np.mean(w * p_raw[:, :, 0] + (1 - w) * p_raw[:, :, 1], axis=0)
+        minutes = (slots[last] - slots[0]).total_seconds() / 60.0
+        a_mean = float(np.mean(sc.a[1 : last + 1]))
+        runtime = float(np.mean(sc.runtime[1 : last + 1]))
+        out = []
+        for z, p in zip(depths, p_quiet, strict=True):
+            chance = quiet_chance(profile, minutes, 0.5 * math.erfc(z / math.sqrt(2.0)))
+            out.append(quiet_plan(chance, float(p), float(sc.p[last]), a_mean, runtime))
         return out
 
     def _doubt(self, sc: _Scores, k: int, costs: Costs, cores: float) -> float:
@@ -296,15 +332,15 @@ class SmartAdvisor:
         return min(1.0, max(0.0, sc.a[k]))
 
 
-def _loaded(snap: Any, cores: float) -> Any:
-    """`snap` with `cores` more (or fewer) of load from smart runs."""
-    if not cores:
+def _loaded(snap: Any, load: np.ndarray) -> Any:
+    """`snap` with `load` (load1, load5, load15) more or less from smart runs."""
+    if not load.any():
         return snap
     return replace(
         snap,
-        load1=max(0.0, snap.load1 + cores),
-        load5=max(0.0, snap.load5 + cores),
-        load15=max(0.0, snap.load15 + cores),
+        load1=max(0.0, snap.load1 + float(load[0])),
+        load5=max(0.0, snap.load5 + float(load[1])),
+        load15=max(0.0, snap.load15 + float(load[2])),
     )
 
 

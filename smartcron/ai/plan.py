@@ -12,14 +12,20 @@ its companion's, or the defaults in SmartSpec).
 `Commitments` is what makes the plan system-wide rather than per job: the advisor
 records each firing it starts (now, for its predicted runtime) and each one it defers
 (at the slot it waits for), with the job's cores. A later slot of another firing is then
-forecast with the load of those that overlap it, so two heavy jobs are not planned on
-top of each other; the load they add while running is taken out of the measured load
-before the background is forecast. Re-planned at every decision (each minute while a
-firing waits), so a plan follows the machine. Like advisor.py: no pandas, no sklearn.
+forecast with the load they put on it, so two heavy jobs are not planned on top of each
+other; the load they add is taken out of the measured load before the background is
+forecast. load1 counts the runs going; load5 and load15 are damped averages, as Linux's
+(kernel/sched/loadavg.c: each minute keeps exp(-1/5) and exp(-1/15) of the last), so a
+run has raised them only partly a minute after it starts and still raises them for a
+while after it ends (issue 13's second round: a job that fails on load5 > 0.8
+must not be planned right at the end of a 4-core run, when load5 is still near 4 and
+1.5 five minutes later). Re-planned at every decision (each minute while a firing
+waits), so a plan follows the machine. Like advisor.py: no pandas, no sklearn.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +34,9 @@ from typing import Any
 import numpy as np
 
 MAX_COMMITMENTS = 4096  # then those that ended are dropped
+# Per minute, the share of load5 and load15 kept (Linux's EXP_5 and EXP_15 over 60 s).
+KEEP = np.asarray([0.0, math.exp(-1.0 / 5.0), math.exp(-1.0 / 15.0)])
+TAIL = timedelta(minutes=90)  # after its end a run's load15 is below 0.2 % of its cores
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +89,7 @@ class Commitments:
 
     def commit(self, key: Hashable, start: datetime, runtime_s: float, cores: float) -> None:
         if len(self._items) >= MAX_COMMITMENTS:
-            self._items = {k: c for k, c in self._items.items() if c.end > start}
+            self._items = {k: c for k, c in self._items.items() if c.end + TAIL > start}
         end = start + timedelta(seconds=max(60.0, runtime_s))
         self._items[key] = Commitment(start, end, cores)
 
@@ -88,9 +97,25 @@ class Commitments:
         self._items.pop(key, None)
 
     def prune(self, now: datetime) -> None:
-        """Drop the runs that have ended by `now`: each decision scans what is left."""
-        if any(c.end <= now for c in self._items.values()):
-            self._items = {k: c for k, c in self._items.items() if c.end > now}
+        """Drop the runs whose load has died away by `now`: each decision scans the rest."""
+        if any(c.end + TAIL <= now for c in self._items.values()):
+            self._items = {k: c for k, c in self._items.items() if c.end + TAIL > now}
+
+    def loads(self, now: datetime, slots: Sequence[datetime], but: Hashable) -> np.ndarray:
+        """(load1, load5, load15) the other runs add at each slot beyond what was measured
+        at `now` (a row per slot): their load at the slot, less the load of those started
+        before `now` at `now` (the snapshot has it)."""
+        at = np.asarray([(s - now).total_seconds() / 60.0 for s in slots])
+        out = np.zeros((len(slots), 3))
+        for key, c in self._items.items():
+            if key == but:
+                continue
+            start = (c.start - now).total_seconds() / 60.0
+            end = (c.end - now).total_seconds() / 60.0
+            out += _load(at, start, end, c.cores)
+            if start < 0:
+                out -= _load(np.zeros(1), start, end, c.cores)
+        return out
 
     def running(self, now: datetime, but: Hashable) -> float:
         """Cores of the other runs started before `now` and going on: measured already."""
@@ -99,3 +124,14 @@ class Commitments:
     def load_at(self, at: datetime, but: Hashable) -> float:
         """Cores of the other runs going (or planned to be) at `at`."""
         return sum(c.cores for k, c in self._items.items() if k != but and c.start <= at < c.end)
+
+
+def _load(at: np.ndarray, start: float, end: float, cores: float) -> np.ndarray:
+    """(load1, load5, load15) at the minutes `at` of a run of `cores` over [start, end),
+    as the simulator's Timeline.occupy and Linux's damped averages count it."""
+    on = (at >= start) & (at < end)
+    steps_on = np.clip(np.floor(np.minimum(at, end) - start) + on, 0.0, None)
+    after = np.clip(np.floor(at - end) + 1.0, 0.0, None) * (at >= end)
+    level = (1.0 - KEEP ** steps_on[:, None]) * KEEP ** after[:, None]
+    level[:, 0] = on
+    return cores * level * (at >= start)[:, None]

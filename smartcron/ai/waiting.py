@@ -68,11 +68,12 @@ def away_plan(
     return Wait(p, leave * a_away + (1.0 - leave), mean_runtime, "when the user steps away")
 
 
-def quiet_chance(profile: Profile, minutes: float) -> float:
-    """The chance of at least one quiet minute within `minutes` (module notes)."""
+def quiet_chance(profile: Profile, minutes: float, share: float = QUIET_SHARE) -> float:
+    """The chance of at least one quiet minute within `minutes` (module notes), a minute
+    being that quiet with probability `share`."""
     taus = [profile.tau_min[c] for c in profile.spread if profile.tau_min.get(c, 0) > 0]
     tau = statistics.median(taus) if taus else 1.0
-    return 1.0 - (1.0 - QUIET_SHARE) ** (1.0 + max(0.0, minutes) / tau)
+    return 1.0 - (1.0 - share) ** (1.0 + max(0.0, minutes) / tau)
 
 
 def quiet_plan(chance: float, p_quiet: float, p_last: float, a: float, runtime: float) -> Wait:

@@ -45,6 +45,12 @@ class RecordReader(Protocol):
     def stats(self, job_id: str, before: datetime) -> Any: ...
 
 
+class Planner(Protocol):
+    """An inner advisor that keeps a machine-wide plan (ai.advisor.SmartAdvisor)."""
+
+    def plan_start(self, firing: Firing, at: datetime) -> None: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExploreSettings:
     """`learning_runs`: off-nominal runs that end a job's learning period (every firing
@@ -162,12 +168,20 @@ class Explorer:
             return self._inner(firing, spec, snap, now)
         at = drawn.target.astimezone(firing.nominal.tzinfo).strftime("%H:%M")
         why = drawn.why(self.settings)
+        # The start is in the plan the model's other firings see (issue 13: an explored
+        # heavy job is load they must not be planned on top of).
+        self._plan(firing, max(now, drawn.target))
         if now < drawn.target:
             reason = f"explored: waiting for {at}, a random minute of the window ({why})"
             return Verdict(action="defer", until=drawn.target, reason=reason, model=drawn.outputs)
         self._drawn.pop((firing.job_id, firing.nominal), None)
         reason = f"constraints hold (explored: a random start at {at}; {why})"
         return Verdict(action="run", until=None, reason=reason, model=drawn.outputs)
+
+    def _plan(self, firing: Firing, at: datetime) -> None:
+        plan_start = getattr(self.inner, "plan_start", None)
+        if plan_start is not None:
+            plan_start(firing, at)
 
     def _inner(
         self, firing: Firing, spec: SmartSpec, snap: Snapshot, now: datetime
