@@ -9,11 +9,11 @@ from __future__ import annotations
 import ipaddress
 import socket
 import sys
-from pathlib import Path
 
 import click
 
 from smartcron.cli.common import CONTEXT, load_config, user_errors, with_config
+from smartcron.cli.dashopts import dash_query, view_options
 from smartcron.errors import SmartcronError
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost")
@@ -55,17 +55,9 @@ def url_of(sock: socket.socket, token: str) -> str:
     return f"http://{host}:{port}/?token={token}"
 
 
-def what_if(*names: str | None) -> list[Path | None]:
-    """--trace, --crontab and --world as paths (as `report` takes them)."""
-    trace, crontab, world = names
-    if (crontab or world) and not trace:
-        raise click.UsageError("--crontab and --world go with --trace")
-    return [Path(name) if name else None for name in names]
-
-
 @click.command("dashboard", context_settings=CONTEXT)
 @with_config
-@click.option("--history", metavar="DB", help="The history database (default: the config's).")
+@view_options
 @click.option(
     "--bind",
     default="127.0.0.1",
@@ -83,19 +75,6 @@ def what_if(*names: str | None) -> list[Path | None]:
 @click.option(
     "--allow-actions", is_flag=True, help="Add 'Run now' and 'Cancel' (through the daemon)."
 )
-@click.option(
-    "--days",
-    default=7,
-    show_default=True,
-    type=click.IntRange(1, 366),
-    metavar="N",
-    help="How many days, up to now (or to the history's newest record).",
-)
-@click.option("--trace", metavar="T", help="A trace for the What-if view (needs --world).")
-@click.option(
-    "--crontab", metavar="C", help="The crontab the What-if view replays (default: the config's)."
-)
-@click.option("--world", metavar="W", help="The world of the What-if view (runtimes, failures).")
 @user_errors
 def dashboard_cmd(
     config_file: str | None,
@@ -123,23 +102,19 @@ def dashboard_cmd(
       smartcronctl dashboard --user
       smartcronctl dashboard --user --allow-actions --port 8080 --days 14
     """
-    import os
     import secrets
 
-    from smartcron.dash.data import DashQuery
     from smartcron.dash.server import DashSettings, Snapshots, serve, watched_files
 
     config = load_config(config_file, user_mode)
-    trace_path, crontab_path, world_path = what_if(trace, crontab, world)
-    query = DashQuery(
-        history=Path(history) if history else None,
-        config=Path(config_file) if config_file else None,
-        user_mode=bool(user_mode),
+    query = dash_query(
+        config_file,
+        user_mode,
+        history=history,
         days=days,
-        viewer_uid=os.getuid(),
-        trace=trace_path,
-        crontab=crontab_path,
-        world=world_path,
+        trace=trace,
+        crontab=crontab,
+        world=world,
     )
     settings = DashSettings(
         query=query,

@@ -10,25 +10,14 @@ from pathlib import Path
 import click
 
 from smartcron.cli.common import CONTEXT, user_errors, with_config
+from smartcron.cli.dashopts import dash_query, view_options
 
 
 @click.command("report", context_settings=CONTEXT)
 @with_config
 @click.option("--html", "out", required=True, metavar="OUT", help="Write the HTML report here.")
-@click.option("--history", metavar="DB", help="The history database (default: the config's).")
-@click.option(
-    "--days",
-    default=7,
-    show_default=True,
-    type=click.IntRange(1, 366),
-    help="How many days, up to now (or to the history's newest record).",
-)
 @click.option("--job", metavar="JOB", help="Only this job (its id or name).")
-@click.option("--trace", metavar="T", help="A trace for the What-if view (needs --world).")
-@click.option(
-    "--crontab", metavar="C", help="The crontab the What-if view replays (default: the config's)."
-)
-@click.option("--world", metavar="W", help="The world of the What-if view (runtimes, failures).")
+@view_options
 @user_errors
 def report_cmd(
     config_file: str | None,
@@ -51,20 +40,18 @@ def report_cmd(
       smartcronctl report --html whatif.html --trace fixtures/traces/laptop-8w.csv.gz \\
         --world fixtures/worlds/laptop.yaml --crontab fixtures/crontabs/laptop.crontab
     """
-    from smartcron.dash.data import DashQuery, collect
+    from smartcron.dash.data import collect
     from smartcron.dash.page import render_page
 
-    if (crontab or world) and not trace:
-        raise click.UsageError("--crontab and --world go with --trace")
-    query = DashQuery(
-        history=Path(history) if history else None,
-        config=Path(config_file) if config_file else None,
-        user_mode=bool(user_mode),
+    query = dash_query(
+        config_file,
+        user_mode,
+        history=history,
         days=days,
+        trace=trace,
+        crontab=crontab,
+        world=world,
         job=job,
-        trace=Path(trace) if trace else None,
-        crontab=Path(crontab) if crontab else None,
-        world=Path(world) if world else None,
     )
     page = render_page(collect(query))
     Path(out).write_text(page, encoding="utf-8")
