@@ -52,11 +52,26 @@ def test_summary_gives_mean_minimum_and_spread_and_names_flags_and_errors():
     assert s["smart_above_random"] == ["seed-2"] and s["smart_above_rules"] == []
     assert (s["max_smart_misses_pct"], s["max_decision_p99_ms"]) == (1.5, 0.9)
     assert summary[7]["gap_not_done"] == {"n": 1, "mean": 0.25, "min": 0.25, "stdev": 0.0}
+    assert s["gap_not_done_real"] == {"n": 2, "mean": 0.625, "min": 0.5, "stdev": 0.177}
     table = family.markdown(rows, summary)
     assert "| seed-2 | laptop | 10 / 3 / 6 / 4 / 2 |" in table
     assert "| seed-4 | ? | error: TrainError: thin |" in table
     assert "not_done mean 62%, min 50%, stdev 18%" in table
     assert "- 7 days: 25% / 0% (1 scenarios)" in table and "Failed: seed-4." in table
+    assert "Over the 2 with a real not_done gap (oracle >= 10 % below cron): mean 62%" in table
+
+
+def test_the_real_gap_summary_leaves_out_an_oracle_within_ten_percent_of_cron():
+    """The first report's seed 112: cron 102, oracle 124 (worse), smart 176 gives +336 %;
+    a 5 % gap (100 vs 95) is left out too; 10 -> 2 stays."""
+    rows = [
+        row("seed-1", 28, 0.5, 0.25),
+        row("seed-2", 28, 3.364, 0.3, not_done=(102, 159, 149, 176, 124)),
+        row("seed-3", 28, 2.0, 0.3, not_done=(100, 90, 90, 90, 95)),
+    ]
+    s = family.summarise(rows)[28]
+    assert s["gap_not_done"]["n"] == 3
+    assert s["gap_not_done_real"] == {"n": 1, "mean": 0.5, "min": 0.5, "stdev": 0.0}
 
 
 def test_a_scenario_that_fails_is_reported_and_the_others_run(tmp_path, capsys):
