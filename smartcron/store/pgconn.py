@@ -6,6 +6,7 @@ be reached: the caller spools and retries), its message without the URL's secret
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,8 @@ class PgConnection:
     def transaction(self) -> Iterator[psycopg.Cursor[Any]]:
         with self._lock:
             try:
+                if self._conn is not None and not self._conn.closed and _ended(self._conn):
+                    self.close()
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
                 with self._conn.transaction(), self._conn.cursor() as cur:
@@ -72,6 +75,18 @@ class PgConnection:
             conn, self._conn = self._conn, None
             if conn is not None and not conn.closed:
                 conn.close()
+
+
+def _ended(conn: psycopg.Connection[Any]) -> bool:
+    """Bytes waiting on a connection kept idle between transactions: the server's farewell
+    (it restarted, or the backend was terminated; we never LISTEN). Such a connection
+    fails its next statement, which would make a server that is back look unreachable
+    (a fleet=once firing held a minute, the last upload at a stop left for the next
+    start). Checked without a round trip; a false alarm costs one reconnection."""
+    try:
+        return bool(select.select([conn.pgconn.socket], [], [], 0)[0])
+    except (OSError, ValueError, psycopg.Error):
+        return True
 
 
 def migrate(conn: psycopg.Connection[Any]) -> None:
