@@ -186,10 +186,12 @@ def test_two_minutes_without_postgresql_stop_no_plain_job_and_lose_no_run(
     try:
         clock.sleep_until(at("01:00:20"))
         pg.stop()
-        down = clock.now()
-        clock.sleep_until(at("01:02:20"))
-        back = clock.now()
-        pg.start()
+        try:
+            down = clock.now()
+            clock.sleep_until(at("01:02:20"))
+            back = clock.now()
+        finally:
+            pg.start()  # the session's server, for the tests after this one too
         clock.sleep_until(at("01:03:40"))
     finally:
         logs = stop_all(fleet)  # the uploads (every 30 real s) go at the latest here
