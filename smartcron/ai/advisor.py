@@ -37,6 +37,8 @@ from smartcron.errors import SmartcronError
 
 # ------------------------------------------------------------------ the advisor
 
+NEGLIGIBLE = 0.005  # cores of planned load a state is not rebuilt for
+
 
 @dataclass(frozen=True, slots=True)
 class _Scores:
@@ -333,8 +335,9 @@ class SmartAdvisor:
 
 
 def _loaded(snap: Any, load: np.ndarray) -> Any:
-    """`snap` with `load` (load1, load5, load15) more or less from smart runs."""
-    if not load.any():
+    """`snap` with `load` (load1, load5, load15) more or less from smart runs (a
+    load15 tail below NEGLIGIBLE is left out: a decision builds one state per row)."""
+    if float(np.abs(load).max()) < NEGLIGIBLE:
         return snap
     return replace(
         snap,

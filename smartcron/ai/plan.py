@@ -104,18 +104,17 @@ class Commitments:
     def loads(self, now: datetime, slots: Sequence[datetime], but: Hashable) -> np.ndarray:
         """(load1, load5, load15) the other runs add at each slot beyond what was measured
         at `now` (a row per slot): their load at the slot, less the load of those started
-        before `now` at `now` (the snapshot has it)."""
-        at = np.asarray([(s - now).total_seconds() / 60.0 for s in slots])
-        out = np.zeros((len(slots), 3))
-        for key, c in self._items.items():
-            if key == but:
-                continue
-            start = (c.start - now).total_seconds() / 60.0
-            end = (c.end - now).total_seconds() / 60.0
-            out += _load(at, start, end, c.cores)
-            if start < 0:
-                out -= _load(np.zeros(1), start, end, c.cores)
-        return out
+        before `now` at `now` (the snapshot has it). One numpy pass over all the runs."""
+        others = [c for k, c in self._items.items() if k != but]
+        if not others:
+            return np.zeros((len(slots), 3))
+        minute = 60.0
+        at = np.asarray([*((s - now).total_seconds() / minute for s in slots), 0.0])
+        start = np.asarray([(c.start - now).total_seconds() / minute for c in others])
+        end = np.asarray([(c.end - now).total_seconds() / minute for c in others])
+        level = _load(at[:, None], start, end, np.asarray([c.cores for c in others]))
+        measured = level[-1][start < 0].sum(axis=0)  # the last row: now
+        return level[:-1].sum(axis=1) - measured
 
     def running(self, now: datetime, but: Hashable) -> float:
         """Cores of the other runs started before `now` and going on: measured already."""
@@ -126,12 +125,13 @@ class Commitments:
         return sum(c.cores for k, c in self._items.items() if k != but and c.start <= at < c.end)
 
 
-def _load(at: np.ndarray, start: float, end: float, cores: float) -> np.ndarray:
-    """(load1, load5, load15) at the minutes `at` of a run of `cores` over [start, end),
-    as the simulator's Timeline.occupy and Linux's damped averages count it."""
+def _load(at: np.ndarray, start: np.ndarray, end: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """(load1, load5, load15) at the minutes `at` (a column) of runs of `cores` over
+    [start, end) (rows), as the simulator's Timeline.occupy and Linux's damped averages
+    count it: shape (slots, runs, 3)."""
     on = (at >= start) & (at < end)
     steps_on = np.clip(np.floor(np.minimum(at, end) - start) + on, 0.0, None)
     after = np.clip(np.floor(at - end) + 1.0, 0.0, None) * (at >= end)
-    level = (1.0 - KEEP ** steps_on[:, None]) * KEEP ** after[:, None]
-    level[:, 0] = on
-    return cores * level * (at >= start)[:, None]
+    level = (1.0 - KEEP ** steps_on[..., None]) * KEEP ** after[..., None]
+    level[..., 0] = on
+    return (cores * (at >= start))[..., None] * level
