@@ -31,13 +31,11 @@ from smartcron.ai.model import (
     ModelUnavailable,
     load_model,
 )
-from smartcron.ai.plan import Commitments, Costs, expected_costs
+from smartcron.ai.plan import Commitments, Costs, expected_costs, with_load
 from smartcron.ai.waiting import Wait, away_plan, quiet_chance, quiet_plan
 from smartcron.errors import SmartcronError
 
 # ------------------------------------------------------------------ the advisor
-
-NEGLIGIBLE = 0.005  # cores of planned load a state is not rebuilt for
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +134,10 @@ class SmartAdvisor:
         the load1, load5 and load15 other smart runs add at each slot (beyond what `snap`
         measured)."""
         tz, profile = self.model.tz, self.model.profile
-        rows = [features(_loaded(snap, extra[0]), stats, nominal, slots[0], tz=tz)]
+        rows = [features(with_load(snap, extra[0]), stats, nominal, slots[0], tz=tz)]
         if profile is None:
             rows += [
-                features(_loaded(snap, x), stats, nominal, s, tz=tz)
+                features(with_load(snap, x), stats, nominal, s, tz=tz)
                 for s, x in zip(slots[1:], extra[1:], strict=True)
             ]
             p, runtime = self.model.predict(np.asarray(rows))
@@ -150,8 +148,8 @@ class SmartAdvisor:
         q = [0.0]
         for slot, x in zip(slots[1:], extra[1:], strict=True):
             busy, away, share = forecast(snap, profile, slot, tz)
-            rows += [features(_loaded(busy, x), stats, nominal, slot, tz=tz)]
-            rows += [features(_loaded(away, x), stats, nominal, slot, tz=tz)]
+            rows += [features(with_load(busy, x), stats, nominal, slot, tz=tz)]
+            rows += [features(with_load(away, x), stats, nominal, slot, tz=tz)]
             q.append(share)
         p_raw, rt_raw = self.model.predict(np.asarray(rows))
         w = np.asarray(q[1:])
@@ -304,7 +302,7 @@ class SmartAdvisor:
             busy, gone, share = forecast(snap, profile, slots[k], tz)
             for z in depths:
                 for state in (busy, gone):
-                    calm = _loaded(quieter(state, profile, lead, z), extra[k])
+                    calm = with_load(quieter(state, profile, lead, z), extra[k])
                     rows.append(features(calm, stats, nominal, slots[k], tz=tz))
             shares.append(share)
         p_raw, _ = self.model.predict(np.asarray(rows))
@@ -332,19 +330,6 @@ class SmartAdvisor:
     @staticmethod
     def _q(sc: _Scores, k: int) -> float:
         return min(1.0, max(0.0, sc.a[k]))
-
-
-def _loaded(snap: Any, load: np.ndarray) -> Any:
-    """`snap` with `load` (load1, load5, load15) more or less from smart runs (a
-    load15 tail below NEGLIGIBLE is left out: a decision builds one state per row)."""
-    if float(np.abs(load).max()) < NEGLIGIBLE:
-        return snap
-    return replace(
-        snap,
-        load1=max(0.0, snap.load1 + float(load[0])),
-        load5=max(0.0, snap.load5 + float(load[1])),
-        load15=max(0.0, snap.load15 + float(load[2])),
-    )
 
 
 def _pa(wait: Wait) -> tuple[float, float, float]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ import numpy as np
 MAX_COMMITMENTS = 4096  # then those that ended are dropped
 # Per minute, the share of load5 and load15 kept (Linux's EXP_5 and EXP_15 over 60 s).
 KEEP = np.asarray([0.0, math.exp(-1.0 / 5.0), math.exp(-1.0 / 15.0)])
+NEGLIGIBLE = 0.005  # cores of planned load a state is not rebuilt for
 TAIL = timedelta(minutes=90)  # after its end a run's load15 is below 0.2 % of its cores
 
 
@@ -135,3 +136,16 @@ def _load(at: np.ndarray, start: np.ndarray, end: np.ndarray, cores: np.ndarray)
     level = (1.0 - KEEP ** steps_on[..., None]) * KEEP ** after[..., None]
     level[..., 0] = on
     return (cores * (at >= start))[..., None] * level
+
+
+def with_load(snap: Any, load: np.ndarray) -> Any:
+    """`snap` with `load` (load1, load5, load15) more or less from smart runs (a
+    load15 tail below NEGLIGIBLE is left out: a decision builds one state per row)."""
+    if float(np.abs(load).max()) < NEGLIGIBLE:
+        return snap
+    return replace(
+        snap,
+        load1=max(0.0, snap.load1 + float(load[0])),
+        load5=max(0.0, snap.load5 + float(load[1])),
+        load15=max(0.0, snap.load15 + float(load[2])),
+    )
