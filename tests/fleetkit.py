@@ -10,41 +10,19 @@ nobody reads would fill and stop the daemon).
 
 from __future__ import annotations
 
-import glob
-import math
-import os
 import signal
 import sqlite3
 import subprocess
-import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
+from tests.fasttimekit import FastTime, faketime_env
 from tests.realdaemon import BIN, write_config
 
-SPEED = 20  # a fake minute lasts three real seconds
-LIBS = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
-NO_FAKETIME = "needs libfaketime (apt-get install faketime)"
 HOSTS = ("host-a", "host-b", "host-c")
-
-
-@dataclass
-class FastTime:
-    """The test's view of the daemons' fake clock: fake = t0 + SPEED * real elapsed."""
-
-    t0: datetime
-    r0: float = field(default_factory=time.monotonic)
-
-    def now(self) -> datetime:
-        return self.t0 + timedelta(seconds=SPEED * (time.monotonic() - self.r0))
-
-    def sleep_until(self, fake: datetime) -> None:
-        delay = (fake - self.now()).total_seconds() / SPEED
-        if delay > 0:
-            time.sleep(delay)
 
 
 @dataclass
@@ -110,15 +88,7 @@ def hosts(top: Path, crontab: str, url: str, names: tuple[str, ...] = HOSTS) -> 
 def start_all(fleet: list[Host], clock: FastTime) -> None:
     """Start every daemon at the same whole fake second (libfaketime's "@" start has whole
     seconds), continuing `clock`'s time line."""
-    whole = datetime.fromtimestamp(math.ceil(clock.now().timestamp()), UTC)
-    clock.sleep_until(whole)
-    env = {
-        **os.environ,
-        "LD_PRELOAD": LIBS[0],
-        "FAKETIME": "@" + whole.strftime("%Y-%m-%d %H:%M:%S") + f" x{SPEED}",
-        "FAKETIME_DONT_RESET": "1",
-        "TZ": "UTC",
-    }
+    _whole, env = faketime_env(clock)
     for host in fleet:
         with host.log.open("ab") as out:
             argv = [str(BIN / "smartcron"), "--user", "-f", "--config", str(host.config)]

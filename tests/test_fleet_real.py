@@ -17,10 +17,8 @@ from pathlib import Path
 import pytest
 
 from smartcron.store.pgconn import PgConnection
+from tests.fasttimekit import LIBS, NO_FAKETIME, FastTime
 from tests.fleetkit import (
-    LIBS,
-    NO_FAKETIME,
-    FastTime,
     Host,
     hhmm,
     hosts,

@@ -16,8 +16,6 @@ from the history database and the daemon's logs:
 
 from __future__ import annotations
 
-import glob
-import math
 import os
 import random
 import signal
@@ -25,17 +23,17 @@ import sqlite3
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.fasttimekit import LIBS, FastTime, faketime_env
+
 BIN = Path(sys.executable).parent
-SPEED = 20
 STARTUP = timedelta(seconds=20)  # fake time (1 s real) a restart may take to see a minute
 KILLS = 10
-LIBS = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
 
 pytestmark = pytest.mark.skipif(not LIBS, reason="libfaketime is not installed (faketime)")
 
@@ -50,22 +48,6 @@ MAILTO=""
 
 
 @dataclass
-class FastTime:
-    """The test's view of the daemon's fake clock: fake = t0 + SPEED * real elapsed."""
-
-    t0: datetime
-    r0: float = field(default_factory=time.monotonic)
-
-    def now(self) -> datetime:
-        return self.t0 + timedelta(seconds=SPEED * (time.monotonic() - self.r0))
-
-    def sleep_until(self, fake: datetime) -> None:
-        delay = (fake - self.now()).total_seconds() / SPEED
-        if delay > 0:
-            time.sleep(delay)
-
-
-@dataclass
 class Life:
     proc: subprocess.Popen[bytes]
     started: datetime
@@ -74,16 +56,7 @@ class Life:
 
 def start(config: Path, clock: FastTime, log: Path) -> Life:
     # libfaketime's "@" start has whole seconds: wait for the next fake second, then exec.
-    at = clock.now()
-    whole = datetime.fromtimestamp(math.ceil(at.timestamp()), UTC)
-    clock.sleep_until(whole)
-    env = {
-        **os.environ,
-        "LD_PRELOAD": LIBS[0],
-        "FAKETIME": "@" + whole.strftime("%Y-%m-%d %H:%M:%S") + f" x{SPEED}",
-        "FAKETIME_DONT_RESET": "1",
-        "TZ": "UTC",
-    }
+    whole, env = faketime_env(clock)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [str(BIN / "smartcron"), "--user", "--foreground", "--config", str(config)],
