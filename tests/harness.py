@@ -195,3 +195,14 @@ def make(
 
 def runs(h: Harness, command: str) -> list[Any]:
     return [r for r in reversed(h.history.runs(limit=500)) if r.start.command == command]
+
+
+def cli_config(top: Path, name: str = "smartcron.toml", extra: str = "") -> Path:
+    """A configuration for the CLIs (status, list, explain, history) over the files a
+    harness daemon made in `top` (its crontab, state, run and jobs directories)."""
+    conf = top / name
+    conf.write_text(
+        f'user_crontab = "{top / "crontab"}"\nstate_dir = "{top / "state"}"\n'
+        f'run_dir = "{top / "run"}"\njobs_dir = "{top / "jobs"}"\n{extra}'
+    )
+    return conf

@@ -18,6 +18,7 @@ from smartcron.cli import crontab as crontab_cli
 from smartcron.cli import ctl as ctl_cli
 from smartcron.cli import daemon as daemon_cli
 from smartcron.errors import ConfigError
+from tests.harness import cli_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,11 +164,7 @@ def test_status_exits_1_when_a_crontab_file_is_refused(tmp_path, as_json):
     so and exits 1, so a monitoring check sees it; a good file exits 0."""
     from click.testing import CliRunner
 
-    conf = tmp_path / "smartcron.toml"
-    conf.write_text(
-        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
-    )
+    conf = cli_config(tmp_path)
     args = ["status", "--user", "--config", str(conf)] + ["--json"] * as_json
     (tmp_path / "crontab").write_text("0 2 * * * backup\n")
     assert CliRunner().invoke(ctl_cli.main, args).exit_code == 0

@@ -14,7 +14,7 @@ from smartcron.cli.ctl import main
 from smartcron.cli.tables import duration, short_time
 from smartcron.store.history import HistoryStore
 from smartcron.testing import FakeOutcome
-from tests.harness import battery, make, utc
+from tests.harness import battery, cli_config, make, utc
 
 CRONTAB = (
     "#@smart name=nightly_backup window=2h min_battery=30\n"
@@ -25,11 +25,7 @@ CRONTAB = (
 
 
 def _config(tmp_path: Path) -> Path:
-    conf = tmp_path / "smartcron.toml"
-    conf.write_text(
-        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
-    )
+    conf = cli_config(tmp_path)
     return conf
 
 

@@ -16,7 +16,7 @@ from smartcron.smart.constraints import duration_text
 from smartcron.smart.jitter import jitter_offset, read_host_key
 from smartcron.smart.machine import Machine
 from smartcron.smart.smartspec import SmartSpec
-from tests.harness import BERLIN, make, utc
+from tests.harness import BERLIN, cli_config, make, utc
 from tests.userconfig import user_config
 
 HOURLY = "#@smart name=sync window=1h jitter=40m\n0 * * * * sync\n"
@@ -128,11 +128,7 @@ def test_jitter_longer_than_the_window_is_a_check_error_with_file_and_line(tmp_p
 def test_status_and_explain_show_the_offset_this_host_chose(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "120")
     user_config(tmp_path, HOURLY)
-    conf = tmp_path / "smartcron.toml"
-    conf.write_text(
-        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
-    )
+    conf = cli_config(tmp_path)
     args = ["--user", "--config", str(conf)]
     runner = CliRunner()
     result = runner.invoke(smartcronctl, ["status", "--json", *args])

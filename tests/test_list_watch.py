@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from smartcron.store.history import HistoryStore
-from tests.harness import battery, make, utc
+from tests.harness import battery, cli_config, make, utc
 
 BIN = Path(sys.executable).parent
 CRONTAB = "#@smart name=later window=3h min_battery=30\n0 4 * * * later\n"
@@ -51,11 +51,7 @@ def test_list_watch_shows_a_deferral_live_and_then_its_end(tmp_path: Path) -> No
         tmp_path, CRONTAB, lambda now: high(now) if charged["yes"] else low(now), history=history
     )
     h.run_until(utc("04:05"))  # 04:00Z fired; the battery is low: deferred
-    conf = tmp_path / "watch.toml"
-    conf.write_text(
-        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
-    )
+    conf = cli_config(tmp_path, "watch.toml")
     leader, follower = pty.openpty()
     env = {**os.environ, "COLUMNS": "160", "LINES": "40", "TZ": "UTC", "TERM": "xterm"}
     env.pop("NO_COLOR", None)

@@ -26,7 +26,7 @@ from smartcron.smart.monitor import SystemMonitor
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.store.history import HistoryStore
 from smartcron.testing import sample_snapshot
-from tests.harness import make, utc
+from tests.harness import cli_config, make, utc
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
@@ -336,11 +336,7 @@ def test_explain_says_the_firing_waited_for_the_network(tmp_path, monkeypatch):
     h = make(tmp_path, crontab, script, history=history)
     h.run_until(utc("02:30"))
     history.close()
-    conf = tmp_path / "smartcron.toml"
-    conf.write_text(
-        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
-    )
+    conf = cli_config(tmp_path)
     result = CliRunner().invoke(ctl_main, ["explain", "upload", "--user", "--config", str(conf)])
     assert result.exit_code == 0, result.output
     assert "01:00 deferred until 01:20: network offline (network=unmetered)" in result.output

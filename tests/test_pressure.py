@@ -36,7 +36,7 @@ from smartcron.smart.monitor import Snapshot, SystemMonitor
 from smartcron.smart.smartspec import SmartSpec, load_companion
 from smartcron.store.history import HistoryStore
 from smartcron.testing import FakeClock, ScriptedMonitor, sample_snapshot
-from tests.harness import make, utc
+from tests.harness import cli_config, make, utc
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)
 PSI = (
@@ -336,11 +336,7 @@ def test_explain_tells_a_pressure_wait_and_keeps_the_readings(tmp_path, monkeypa
              script, history=history)  # fmt: skip
     h.run_until(utc("02:30"))
     history.close()
-    conf = tmp_path / "smartcron.toml"
-    conf.write_text(
-        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
-    )
+    conf = cli_config(tmp_path)
     run = CliRunner().invoke(ctl_main, ["explain", "build", "--user", "--config", str(conf)])
     assert run.exit_code == 0, run.output
     assert "deferred until 01:40: cpu pressure 42% > max_cpu_pressure 20%" in run.output

@@ -12,7 +12,7 @@ from smartcron.cli.ctl import main
 from smartcron.cli.jobs import trail_lines
 from smartcron.store.history import HistoryStore
 from smartcron.testing import FakeOutcome
-from tests.harness import battery, make, utc
+from tests.harness import battery, cli_config, make, utc
 
 CRONTAB = (
     "#@smart name=nightly_backup window=2h min_battery=30\n0 2 * * * backup\n"
@@ -34,11 +34,7 @@ def setup(tmp_path: Path) -> tuple[Path, object]:
     h = make(tmp_path, CRONTAB, script, outcomes=outcomes, history=history)
     h.run_until(utc("03:10"))  # "later" fires at 03:00Z and stays deferred
     history.close()
-    conf = tmp_path / "smartcron.toml"
-    conf.write_text(
-        f'user_crontab = "{tmp_path / "crontab"}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'run_dir = "{tmp_path / "run"}"\njobs_dir = "{tmp_path / "jobs"}"\n'
-    )
+    conf = cli_config(tmp_path)
     return conf, h
 
 
