@@ -140,3 +140,19 @@ def test_status_and_explain_show_the_offset_this_host_chose(tmp_path, monkeypatc
     assert f"sync +{shown}" in runner.invoke(smartcronctl, ["status", *args]).output
     text = runner.invoke(smartcronctl, ["explain", "sync", *args]).output
     assert f"jitter: on this host each firing starts {seconds} s into its window" in text
+
+
+def test_the_daemon_does_not_load_openssl_for_its_hashes():
+    # hashlib maps OpenSSL's libcrypto, about 3.5 MB of the daemon's 30 MB idle budget
+    # (benchmarks daemon-idle): jitter and job ids hash without it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, smartcron.cli.daemon, smartcron.daemon.service, smartcron.smart.jitter\n"
+        "from datetime import timedelta\n"
+        "smartcron.smart.jitter.jitter_offset(timedelta(hours=1), 'job', 'host')\n"
+        "print(sorted(m for m in ('hashlib', '_hashlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

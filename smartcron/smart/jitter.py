@@ -12,7 +12,7 @@ with FixedRandomDelay=yes does.
 from __future__ import annotations
 
 import functools
-import hashlib
+import random
 import socket
 from datetime import time, timedelta
 from pathlib import Path
@@ -51,9 +51,11 @@ def jitter_offset(jitter: timedelta | None, job_id: str, host: str | None = None
     span = int(jitter.total_seconds())
     if span <= 0:
         return timedelta(0)
-    key = f"{host if host is not None else host_key()}\0{job_id}".encode()
-    digest = hashlib.sha256(key).digest()
-    return timedelta(seconds=int.from_bytes(digest[:8], "big") % span)
+    # random.Random seeded with a str hashes it with SHA-512 (CPython's own _sha512, as
+    # `random` imports it): a uniform, stable draw without hashlib, which would map
+    # OpenSSL's libcrypto (about 3.5 MB) into the daemon (smartcron.smart.jobids too).
+    key = f"{host if host is not None else host_key()}\0{job_id}"
+    return timedelta(seconds=random.Random(key).randrange(span))
 
 
 def window_span(window: timedelta | None, clock: tuple[time, time] | None) -> timedelta:
