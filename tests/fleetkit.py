@@ -10,6 +10,8 @@ nobody reads would fill and stop the daemon).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sqlite3
 import subprocess
@@ -92,7 +94,10 @@ def start_all(fleet: list[Host], clock: FastTime) -> None:
     for host in fleet:
         with host.log.open("ab") as out:
             argv = [str(BIN / "smartcron"), "--user", "-f", "--config", str(host.config)]
-            host.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+            # a session of its own: stop_all sweeps whatever the daemon forked (its group)
+            host.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
 
 
 def stop_all(fleet: list[Host]) -> dict[str, str]:
@@ -104,6 +109,10 @@ def stop_all(fleet: list[Host]) -> dict[str, str]:
         except subprocess.TimeoutExpired:
             host.kill()
             logs[host.name] = host.log.read_text(errors="replace")
+        finally:  # nothing of a host outlives the test (a CI run once left a daemon behind)
+            if host.proc is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(host.proc.pid, signal.SIGKILL)
     return logs
 
 
