@@ -144,14 +144,16 @@ def test_status_and_explain_show_the_offset_this_host_chose(tmp_path, monkeypatc
 
 def test_the_daemon_does_not_load_openssl_for_its_hashes():
     # hashlib maps OpenSSL's libcrypto, about 3.5 MB of the daemon's 30 MB idle budget
-    # (benchmarks daemon-idle): jitter and job ids hash without it.
+    # (benchmarks daemon-idle): jitter, exploration's draws and job ids hash without it.
     import subprocess
     import sys
 
     code = (
         "import sys, smartcron.cli.daemon, smartcron.daemon.service, smartcron.smart.jitter\n"
+        "import smartcron.smart.explore\n"
         "from datetime import timedelta\n"
         "smartcron.smart.jitter.jitter_offset(timedelta(hours=1), 'job', 'host')\n"
+        "smartcron.smart.explore.uniform(7, 'job', 'nominal')\n"
         "print(sorted(m for m in ('hashlib', '_hashlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

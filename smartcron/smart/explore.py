@@ -19,11 +19,16 @@ restart, and every explored decision records ``explored``, ``propensity`` and
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+
+try:  # hashlib's BLAKE2 is CPython's own _blake2: the same digests without hashlib, which
+    # would map OpenSSL's libcrypto (about 3.5 MB) into the daemon (smartcron.smart.jobids)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - another interpreter
+    from hashlib import blake2b
 
 from smartcron.smart.gate import Advisor, Firing, Verdict
 from smartcron.smart.monitor import Snapshot
@@ -76,7 +81,7 @@ def share(off_nominal: int, settings: ExploreSettings) -> float:
 def uniform(seed: int, *parts: object) -> float:
     """A uniform number in [0, 1) from (seed, parts): the same for the same firing."""
     key = "\0".join([str(seed), *map(str, parts)]).encode()
-    digest = hashlib.blake2b(key, digest_size=8, person=b"smartcron-explor").digest()
+    digest = blake2b(key, digest_size=8, person=b"smartcron-explor").digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
