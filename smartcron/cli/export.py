@@ -113,17 +113,21 @@ def _kubernetes(found: list[ExportJob], image: str | None) -> list[tuple[str, st
         except NotExportable as err:
             _warn(f"{job.where}: not exported: {err}")
             continue
-        if kept or job.smart is not None:
-            keys = ", ".join(kept) if kept else "none"
-            _warn(
-                f"{job.where}: {job.name}: the smart gate does not run in Kubernetes; "
-                f"keys kept as smartcron.io/ annotations: {keys}"
-            )
+        _warn_kept(job, kept, "in Kubernetes", "as smartcron.io/ annotations")
         if "timeZone" not in manifest["spec"]:
             _warn(f"{job.where}: {job.name}: the system zone has no name: no timeZone")
         text = yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=1 << 16)
         documents.append((f"{job.name}.yaml", text))
     return documents
+
+
+def _warn_kept(job: ExportJob, kept: list[str], where: str, how: str) -> None:
+    """A smart job's keys the target has no equivalent for, and where they were kept."""
+    if kept or job.smart is not None:
+        keys = ", ".join(kept) if kept else "none"
+        _warn(
+            f"{job.where}: {job.name}: the smart gate does not run {where}; keys kept {how}: {keys}"
+        )
 
 
 def _systemd(found: list[ExportJob]) -> list[tuple[str, str]]:
@@ -139,11 +143,6 @@ def _systemd(found: list[ExportJob]) -> list[tuple[str, str]]:
         except ValueError as err:
             _warn(f"{job.where}: not exported: {err}")
             continue
-        if kept or job.smart is not None:
-            keys = ", ".join(kept) if kept else "none"
-            _warn(
-                f"{job.where}: {job.name}: the smart gate does not run under systemd; "
-                f"keys kept as comments: {keys}"
-            )
+        _warn_kept(job, kept, "under systemd", "as comments")
         documents += texts.items()
     return documents
