@@ -158,3 +158,31 @@ def test_the_daemon_does_not_load_openssl_for_its_hashes():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_simulation_jitters_as_a_fixed_host_whatever_machine_runs_it(tmp_path, monkeypatch):
+    """The simulator hashes the host "simulator", not this machine's id: bench figures
+    with jitter= jobs are the same on every machine."""
+    from smartcron.sim import engine
+    from smartcron.sim.simulator import Timeline, load_scenario, simulate
+    from smartcron.sim.trace import load_trace
+    from smartcron.sim.world import load_world
+    from smartcron.smart import jitter
+    from tests.simkit import trace_text
+
+    tab = tmp_path / "tab"
+    tab.write_text("#@smart name=sync window=25m jitter=20m\n0 0 * * * sync\n")
+    sc = load_scenario(tab, zone=UTC, owner="alice")
+    world = load_world("seed: 1\njobs:\n  sync: {runtime: 1m, cpu: 0.1}\n", "w.yaml")
+    job_id = sc.jobs[0].id
+    hosts = ("a" * 32, "b" * 32)
+    assert len({jitter_offset(timedelta(minutes=20), job_id, h) // timedelta(minutes=1)
+                for h in hosts}) == 2  # fmt: skip
+    delays = []
+    for host in hosts:
+        monkeypatch.setattr(jitter, "host_key", lambda host=host: host)
+        timeline = Timeline(load_trace(trace_text(40), "t.csv"), world, sc.specs())
+        delays.append(simulate(sc, timeline, world, "rules").metrics()["delay_mean_s"])
+    assert delays[0] == delays[1]
+    offset = jitter_offset(timedelta(minutes=20), job_id, engine.SIMULATED_HOST)
+    assert offset.total_seconds() <= delays[0] < offset.total_seconds() + 60

@@ -4,8 +4,8 @@ The decisions are smartcron.smart.machine's, exactly as the daemon makes them (w
 deadline, capacity, overlap, retries); this module adds only what the daemon's driver
 (smartcron.smart.engine) adds in real life, in virtual form: a clock (minute indexes of the
 Timeline), a monitor (the trace's snapshot of the minute) and an executor (the world:
-``runtime_s`` and ``fails`` with common random numbers, at the start minute). Nothing
-sleeps.
+``runtime_s`` and ``fails`` with common random numbers, at the start minute), and a fixed
+host name for jitter= (`SIMULATED_HOST`: the same figures on every machine). Nothing sleeps.
 
 Event-driven, never minute-scanning: a heap holds each job's next nominal firing and
 each smart run's end; the machine says when it next wants to look at an open firing.
@@ -46,6 +46,7 @@ from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
 
 _END, _NOMINAL = 0, 1  # also the order of events within a minute (as the daemon's step)
+SIMULATED_HOST = "simulator"
 
 
 @dataclass(slots=True, eq=False)
@@ -114,13 +115,12 @@ class Simulation:
         skip = self._skip if self.skip_ahead and self.policy.gated else None
         zone = self.timeline.start.tzinfo
         assert zone is not None
-        return DependentMachine(  # the daemon's machine, after= included
-            zone,
-            recheck=self.recheck,
-            decide=decide,
-            retries=self.policy.retries,
+        machine = DependentMachine(  # the daemon's machine, after= included
+            zone, recheck=self.recheck, decide=decide, retries=self.policy.retries,
             skip_ahead=skip,
-        )
+        )  # fmt: skip
+        machine.host = SIMULATED_HOST
+        return machine
 
     def run(self) -> dict[str, JobMetrics]:
         self.machine = machine = self._machine()
