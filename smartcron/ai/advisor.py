@@ -22,6 +22,8 @@ from smartcron.ai.features import (
     hour_of_week,
     p_active_at,
     quieter,
+    state_features,
+    time_features,
 )
 from smartcron.ai.jobstats import HistoryStats, MemoryStats, StatsReader
 from smartcron.ai.model import (
@@ -148,8 +150,9 @@ class SmartAdvisor:
         q = [0.0]
         for slot, x in zip(slots[1:], extra[1:], strict=True):
             busy, away, share = forecast(snap, profile, slot, tz)
-            rows += [features(with_load(busy, x), stats, nominal, slot, tz=tz)]
-            rows += [features(with_load(away, x), stats, nominal, slot, tz=tz)]
+            clock = time_features(stats, nominal, slot, tz)  # = features(), built once
+            rows += [state_features(with_load(busy, x)) + clock]
+            rows += [state_features(with_load(away, x)) + clock]
             q.append(share)
         p_raw, rt_raw = self.model.predict(np.asarray(rows))
         w = np.asarray(q[1:])
@@ -321,7 +324,7 @@ class SmartAdvisor:
     def _doubt(self, sc: _Scores, k: int, costs: Costs, cores: float) -> float:
         """How much the unknown user state spreads slot k's cost: the standard deviation
         of P(success) between the active and away forecasts, times `uncertainty`."""
-        if sc.busy is None or sc.away is None or k == 0:
+        if not self.policy.uncertainty or sc.busy is None or sc.away is None or k == 0:
             return 0.0
         q = self._q(sc, k)
         spread = abs(float(sc.busy[k - 1]) - float(sc.away[k - 1])) * math.sqrt(q * (1.0 - q))

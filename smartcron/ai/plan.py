@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+
+from smartcron.ai.features import amended
 
 MAX_COMMITMENTS = 4096  # then those that ended are dropped
 # Per minute, the share of load5 and load15 kept (Linux's EXP_5 and EXP_15 over 60 s).
@@ -141,11 +143,14 @@ def _load(at: np.ndarray, start: np.ndarray, end: np.ndarray, cores: np.ndarray)
 def with_load(snap: Any, load: np.ndarray) -> Any:
     """`snap` with `load` (load1, load5, load15) more or less from smart runs (a
     load15 tail below NEGLIGIBLE is left out: a decision builds one state per row)."""
-    if float(np.abs(load).max()) < NEGLIGIBLE:
+    one, five, fifteen = load.tolist()  # plain floats: three numpy calls cost more
+    if max(abs(one), abs(five), abs(fifteen)) < NEGLIGIBLE:
         return snap
-    return replace(
+    return amended(
         snap,
-        load1=max(0.0, snap.load1 + float(load[0])),
-        load5=max(0.0, snap.load5 + float(load[1])),
-        load15=max(0.0, snap.load15 + float(load[2])),
+        {
+            "load1": max(0.0, snap.load1 + one),
+            "load5": max(0.0, snap.load5 + five),
+            "load15": max(0.0, snap.load15 + fifteen),
+        },
     )

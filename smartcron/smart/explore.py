@@ -175,7 +175,7 @@ class Explorer:
         why = drawn.why(self.settings)
         # The start is in the plan the model's other firings see (issue 13: an explored
         # heavy job is load they must not be planned on top of).
-        self._plan(firing, max(now, drawn.target))
+        self.plan_start(firing, max(now, drawn.target))
         if now < drawn.target:
             reason = f"explored: waiting for {at}, a random minute of the window ({why})"
             return Verdict(action="defer", until=drawn.target, reason=reason, model=drawn.outputs)
@@ -183,7 +183,9 @@ class Explorer:
         reason = f"constraints hold (explored: a random start at {at}; {why})"
         return Verdict(action="run", until=None, reason=reason, model=drawn.outputs)
 
-    def _plan(self, firing: Firing, at: datetime) -> None:
+    def plan_start(self, firing: Firing, at: datetime) -> None:
+        """A start at `at` into the inner advisor's machine-wide plan, if it keeps one
+        (an explored start, or one the gate made at the deadline: gate._past_deadline)."""
         plan_start = getattr(self.inner, "plan_start", None)
         if plan_start is not None:
             plan_start(firing, at)

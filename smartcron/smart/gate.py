@@ -11,6 +11,7 @@ the gate re-exports them.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -112,6 +113,7 @@ def _past_deadline(case: _Case) -> Verdict | None:
     if case.now < deadline:
         return None
     if not case.failures:
+        _tell_start(case)
         return Verdict(action="run", until=None, reason="constraints hold")
     why = "; ".join(case.failures)
     head = f"deadline {_hhmm(deadline)} reached"
@@ -119,9 +121,21 @@ def _past_deadline(case: _Case) -> Verdict | None:
         return Verdict(
             action="skip", until=None, reason=f"{head}: skipped: {why}", failed=case.failures
         )
+    _tell_start(case)
     return Verdict(
         action="run", until=None, reason=f"{head}: running despite {why}", failed=case.failures
     )
+
+
+def _tell_start(case: _Case) -> None:
+    """A start the advisor did not decide (the deadline's): into its machine-wide plan
+    (ai.advisor.SmartAdvisor.plan_start), so the other firings are planned around it.
+    Only a hint: it never changes the verdict, and a failing advisor is ignored."""
+    plan_start = getattr(case.advisor, "plan_start", None)
+    if plan_start is None or not case.spec.ai:
+        return
+    with contextlib.suppress(Exception):  # the plan is advice; the start stands
+        plan_start(case.firing, case.now)
 
 
 def _not_yet(case: _Case) -> Verdict | None:

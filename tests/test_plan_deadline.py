@@ -1,0 +1,97 @@
+"""A start the gate makes at a firing's deadline (without asking the advisor) enters the
+machine-wide plan the other firings see (issue 13, third round)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
+from smartcron.ai.model import LoadedModel, load_model
+from smartcron.smart import gate
+from smartcron.smart.explore import Explorer, ExploreSettings
+from smartcron.smart.smartspec import SmartSpec
+from smartcron.testing import sample_snapshot
+from tests.modelkit import card_profile, graph, install
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+NOBODY = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
+MIN = timedelta(minutes=1)
+SPEC = SmartSpec(window=timedelta(hours=2))
+
+
+def p_is_one_minus_load_over_ten(tmp_path: Path) -> LoadedModel:
+    """P(success) = 1 - load1 / 10, runtime 10 minutes, a flat load1 profile of 1."""
+    directory = install(
+        tmp_path / "m", graph("load"), profile=card_profile(spike=0.0), active=NOBODY
+    )
+    model = load_model(directory, owner_uid=os.geteuid(), now=NOW)
+    assert isinstance(model, LoadedModel)
+    return model
+
+
+def firing(job: str, nominal: datetime) -> gate.Firing:
+    return gate.Firing(id=None, job_id=job, nominal=nominal, deadline=nominal + SPEC.window)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("outer", ["advisor", "explorer"])
+def test_a_deadline_forced_start_is_in_the_plan_other_firings_see(
+    tmp_path: Path, outer: str
+) -> None:
+    """Job a reaches its deadline at 03:00 and the gate runs it (4 cores, 10 minutes)
+    without asking the advisor. Job b, due at 03:00 too, sees a's 4 cores (P 0.5 now
+    against 0.9 once a has ended) and waits; before the gate told the advisor of such
+    starts, b ran at once on top of a (the same advisor untold: run)."""
+    model = p_is_one_minus_load_over_ten(tmp_path)
+    advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+    told = (
+        advisor
+        if outer == "advisor"
+        else Explorer(advisor, MemoryStats(), ExploreSettings(enabled=False))
+    )
+    due = NOW + SPEC.window  # a's deadline
+    snap = sample_snapshot(due, load1=1.0, load5=1.0)
+    verdict = gate.evaluate(firing("a", NOW), SPEC, snap, due, advisor=told)
+    assert verdict.action == "run" and verdict.reason == "constraints hold"
+    assert advisor.commitments.load_at(due, but="x") == 4.0
+    assert advisor.commitments.running(due + 5 * MIN, but="x") == 4.0  # a's 10 minutes
+    b = gate.evaluate(firing("b", due), SPEC, snap, due, advisor=told)
+    assert b.action == "defer" and b.model is not None
+    assert b.model["p_success"] == pytest.approx(0.5)
+    untold = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+    assert gate.evaluate(firing("b", due), SPEC, snap, due, advisor=untold).action == "run"
+
+
+def test_a_deadline_start_despite_failed_constraints_is_planned_and_a_skip_is_not(
+    tmp_path: Path,
+) -> None:
+    """on_deadline=run: the gate runs a over its failed max_load, and plans it; with
+    on_deadline=skip nothing starts, so nothing enters the plan."""
+    model = p_is_one_minus_load_over_ten(tmp_path)
+    due = NOW + SPEC.window
+    snap = sample_snapshot(due, load1=3.0, load5=3.0)
+    for on_deadline, action, planned in (("run", "run", 4.0), ("skip", "skip", 0.0)):
+        advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+        spec = SmartSpec(window=SPEC.window, max_load=2.0, on_deadline=on_deadline)
+        verdict = gate.evaluate(firing("a", NOW), spec, snap, due, advisor=advisor)
+        assert verdict.action == action and verdict.failed
+        assert advisor.commitments.load_at(due, but="x") == planned
+
+
+def test_a_failing_plan_never_changes_the_deadlines_verdict() -> None:
+    """The plan is a hint: an advisor whose plan_start raises still gets its firing run."""
+
+    class Broken:
+        def advise(self, *args: object) -> None:
+            raise AssertionError("the deadline's start does not ask the advisor")
+
+        def plan_start(self, *args: object) -> None:
+            raise RuntimeError("plan broken")
+
+    due = NOW + SPEC.window
+    snap = sample_snapshot(due, load1=1.0)
+    verdict = gate.evaluate(firing("a", NOW), SPEC, snap, due, advisor=Broken())
+    assert verdict.action == "run" and verdict.reason == "constraints hold"
