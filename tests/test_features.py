@@ -192,9 +192,12 @@ def _spiky_week(weeks: int = 2) -> list:
 def test_state_profile_learns_levels_minute_offsets_and_activity() -> None:
     from smartcron.ai.features import state_profile
 
-    p = state_profile(_spiky_week(), UTC, 60.0)
+    # four weeks: a minute offset is shrunk by MINUTE_PRIOR pseudo-samples (672 hours
+    # here: 4 % of the spike; two weeks, 8 %)
+    p = state_profile(_spiky_week(4), UTC, 60.0)
     noon, night = MONDAY + timedelta(hours=12), MONDAY + timedelta(hours=3)
     assert p.level("load1", noon, UTC) == pytest.approx(7.0, abs=0.3)  # 12:00: the spike
+    assert 6.5 < state_profile(_spiky_week(2), UTC, 60.0).level("load1", noon, UTC) < 7.0
     assert p.level("load1", noon + timedelta(minutes=30), UTC) == pytest.approx(4.0, abs=0.3)
     assert p.level("load1", night + timedelta(minutes=30), UTC) == pytest.approx(2.0, abs=0.3)
     # a minute never seen (:10) is a typical minute, not the :00 spike
@@ -237,3 +240,25 @@ def test_forecast_moves_to_the_level_and_keeps_a_decaying_departure() -> None:
     assert far[0].load1 < busy.load1 and far[2] < 0.5
     held = forecast(snap, p, now, UTC)[0]  # no lead: the snapshot itself, idle aside
     assert held.load1 == pytest.approx(9.0) and held.battery_percent == snap.battery_percent
+
+
+def test_minute_offsets_do_not_learn_which_minutes_waiting_firings_saw() -> None:
+    """A history's snapshots are its decisions': minutes :00-:05 every hour, :20-:25 only
+    on the days a firing waited there because the load was high (a max_load). The load
+    has no minute pattern (the day's level, persistent, is all); the profile must not
+    learn +1.5 at :20 from that selection (offsets from whole departures did)."""
+    import random as stdlib_random
+
+    from smartcron.ai.features import state_profile
+
+    rng, snaps = stdlib_random.Random(5), []
+    for day in range(28):
+        excess = rng.choice([-1.5, 1.5])
+        for hour in range(24):
+            minutes = [*range(6), *(range(20, 26) if excess > 0 else ())]
+            for minute in minutes:
+                at = MONDAY + timedelta(days=day, hours=hour, minutes=minute)
+                snaps.append(sample_snapshot(at, load1=3.0 + excess + rng.gauss(0.0, 0.1)))
+    p = state_profile(snaps, UTC, 60.0)
+    offsets = p.minute_of_hour["load1"]
+    assert max(abs(offsets[m]) for m in (*range(6), *range(20, 26))) < 0.1, offsets
