@@ -95,6 +95,21 @@ def rss_kib(pid: int, key: str = "VmRSS") -> int:
     return int(proc_status(pid)[key].split()[0])
 
 
+def spawner_pid(daemon: int) -> int | None:
+    """The daemon's spawner process (smartcron/run/spawnserver.py), if it has one."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int(proc_status(int(entry.name))["PPid"])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, KeyError, ValueError):
+            continue
+        if ppid == daemon and b"spawnserver.py" in cmdline:
+            return int(entry.name)
+    return None
+
+
 def thread_switches(pid: int) -> dict[int, tuple[int, int]]:
     """(voluntary, nonvoluntary) context switches of every live thread of `pid`."""
     counts: dict[int, tuple[int, int]] = {}

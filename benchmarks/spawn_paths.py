@@ -21,6 +21,9 @@ the first spawn. Paths:
   environment (drops names that are not identifiers, resets IFS/OPTIND/PPID, reorders).
 * `fork + uid change, no other threads`: the second path with the jobs started from one
   thread: how much the job threads cost a fork (their stacks are mappings it copies).
+* `spawner process: clone3 into the cgroup (runner)`: what the runner does now
+  (smartcron/run/spawnserver.py): a small single-threaded process clones each job
+  straight into its cgroup, as the caller's child, and drops it to its owner.
 Needs root, cgroup v2 and setpriv (util-linux); prints a row per path.
 """
 
@@ -39,8 +42,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from smartcron.run.cgroup import JobCgroups, child_setup
+from smartcron.run.spawner import Ids, Spawner
 
-Spawn = Callable[[int, str], "subprocess.Popen[bytes]"]
+
+class _Waitable:
+    """A job the spawner started (the caller's child): wait for it as for a Popen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.waited = pid, False
+
+    def wait(self) -> None:
+        if not self.waited:
+            os.waitpid(self.pid, 0)
+            self.waited = True
+
+
+Spawn = Callable[[int, str], "subprocess.Popen[bytes] | _Waitable"]
 GATE = 'read _ && unset _ PWD && exec "$@"'
 
 
@@ -51,6 +68,7 @@ class Paths:
         self.uid, self.gid = user.pw_uid, user.pw_gid
         self.groups = os.getgrouplist(user.pw_name, user.pw_gid)
         self.cgroups = cgroups
+        self.spawner = Spawner()
         self.setpriv = [
             "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
             "--groups=" + ",".join(map(str, self.groups)), "--",
@@ -66,6 +84,7 @@ class Paths:
             "vfork + setpriv + cgroup after exec": (self.moved_after, False),
             "vfork + sh gate + setpriv + cgroup": (self.gated, False),
             "fork + uid change, no other threads": (self.creds, True),
+            "spawner process: clone3 into the cgroup (runner)": (self.spawned, False),
         }
 
     def plain(self, _i: int, cmd: str) -> subprocess.Popen[bytes]:
@@ -97,6 +116,22 @@ class Paths:
         cg.close()
         return proc
 
+    def spawned(self, i: int, cmd: str) -> _Waitable:
+        cg = self.cgroups.create(f"spawn-paths-{i}")
+        cg_dir = os.open(cg.path, os.O_RDONLY | os.O_DIRECTORY)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            job = self.spawner.spawn(
+                "/bin/sh", ["/bin/sh", "-c", cmd], dict(os.environ), cwd=None,
+                ids=Ids(self.uid, self.gid, self.groups), stdin=null, stdout=null,
+                cgroup_dir=cg_dir,
+            )  # fmt: skip
+        finally:
+            os.close(cg_dir)
+            os.close(null)
+            cg.close()
+        return _Waitable(job.pid)
+
     def gated(self, i: int, cmd: str) -> subprocess.Popen[bytes]:
         cg = self.cgroups.create(f"spawn-paths-{i}")
         gate_r, gate_w = os.pipe()
@@ -116,11 +151,14 @@ def last_start_ms(spawn: Spawn, jobs: int, one_thread: bool) -> float:
         os.chmod(tmp, 0o777)  # the jobs run as another user
         stamps = Path(tmp, "stamps")
         cmd = f"date +%s.%N >> {stamps}"
-        procs: list[subprocess.Popen[bytes]] = []
-        threads = [
-            threading.Thread(target=lambda i=i: procs.append(spawn(i, cmd)) or procs[-1].wait())
-            for i in range(jobs)
-        ]
+        procs: list[subprocess.Popen[bytes] | _Waitable] = []
+
+        def job(i: int) -> None:  # one thread per job, as ProcessRunner
+            proc = spawn(i, cmd)
+            procs.append(proc)
+            proc.wait()
+
+        threads = [threading.Thread(target=job, args=(i,)) for i in range(jobs)]
         t0 = time.time()
         if one_thread:
             procs.extend(spawn(i, cmd) for i in range(jobs))

@@ -168,7 +168,7 @@ def test_no_file_descriptors_or_threads_are_left_behind(runner):
     def counts() -> tuple[int, int]:
         return len(os.listdir("/proc/self/fd")), threading.active_count()
 
-    before = counts()
+    before = counts()  # the runner's spawner socket (spawner.py) is open already
     for command in ("echo x", "cat", "exit 4"):
         run(runner, request(command, stdin="in"))
     run(runner, request("x", shell="/nonexistent"))

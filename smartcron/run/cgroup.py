@@ -8,8 +8,9 @@ processes" rule), and the daemon stays where its service manager put it. Under s
 the unit should say `Delegate=yes` (systemd.resource-control(5)): systemd then leaves
 the subtree to the daemon; root can create it without, but systemd does not expect it.
 
-A job enters its cgroup between fork and exec (the child writes its own pid to the
-cgroup's cgroup.procs, before it drops root), so no descendant can start outside it.
+A job is born in its cgroup (the spawner's clone3 with CLONE_INTO_CGROUP), or, forked by
+the daemon itself, enters it between fork and exec (the child writes its own pid to the
+cgroup's cgroup.procs, before it drops root): either way no descendant starts outside it.
 
 Where cgroup v2 is missing or not writable (no cgroup2 mount, a non-root daemon without
 delegation, a mount given in a test that does not exist) `JobCgroups.detect()` returns

@@ -10,7 +10,6 @@ import os
 import resource
 import selectors
 import signal
-import subprocess
 import threading
 import time
 from datetime import datetime
@@ -51,11 +50,18 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
+class Child(Protocol):
+    """What the collector needs of a started job: a Popen, or the spawner's `Spawned`."""
+
+    pid: int
+    returncode: int | None
+
+
 class JobCollector:
     """One running job: the collector loop, its timeout and termination."""
 
     def __init__(self, runner: CollectorSettings, req: RunRequest,
-                 spawned: tuple[subprocess.Popen[bytes], JobCgroup | None],
+                 spawned: tuple[Child, JobCgroup | None],
                  out_r: int, in_w: int, started: datetime, t0: float,
                  on_done: OnDone) -> None:  # fmt: skip
         proc, self.cg = spawned

@@ -1,6 +1,11 @@
 """Running one job: the `Runner` interface and the real `ProcessRunner`, which starts
 each job (spawn, credentials, cgroup); collector.py follows it to its end.
 
+Who starts it: the spawner process (spawner.py, spawnserver.py) clones the job straight
+into its cgroup as this process's child; where it cannot (clone3 refused, the spawner
+gone, a cgroup the kernel refuses) this process forks it with Popen, as below. Both make
+the same job (tests/test_spawner.py compares them).
+
 ProcessRunner follows Debian's do_command.c child_process():
 * `setsid()` (own session and process group, no controlling tty), then, as root,
   setgid + initgroups + setuid to the owner; `execle(SHELL, SHELL, "-c", cmd, env)`.
@@ -35,7 +40,7 @@ from typing import TYPE_CHECKING, TypedDict
 
 from smartcron.clock import Clock, SystemClock
 from smartcron.run.cgroup import JobCgroup, JobCgroups, child_setup
-from smartcron.run.collector import JobCollector
+from smartcron.run.collector import Child, JobCollector
 from smartcron.run.jobenv import PasswdEntry, build_env, can_enter, job_environment
 from smartcron.run.runapi import (
     MIB,
@@ -49,6 +54,7 @@ from smartcron.run.runapi import (
     cap_output,
     in_thread,
 )
+from smartcron.run.spawner import Ids, Spawned, Spawner, SpawnerUnavailable
 
 if TYPE_CHECKING:
     from smartcron.cron.crontab import Entry
@@ -103,12 +109,16 @@ class ProcessRunner:
         linger_s: float | None = DEFAULT_LINGER_S,  # None: wait for EOF forever
         fallback_cwd: str | None = None,  # None: the daemon's own cwd, as in Debian
         cgroups: JobCgroups | None = None,  # None: detect cgroup v2 now
+        spawner: bool = True,  # False: every job forked by this process (spawner.py)
     ) -> None:
         self.clock = clock or SystemClock()
         self.grace_s = grace_s
         self.linger_s = linger_s
         self.fallback_cwd = fallback_cwd
         self.cgroups = JobCgroups.detect() if cgroups is None else cgroups
+        self.spawner = Spawner() if spawner else None
+        if self.spawner is not None:
+            self.spawner.start()  # not at the first job: it would start a few ms late
 
     @property
     def containment(self) -> str:
@@ -136,7 +146,7 @@ class ProcessRunner:
             return _failed(request, started, f"cannot start job: {exc}", on_done)
         return late
 
-    def _spawn(self, req: RunRequest) -> tuple[subprocess.Popen[bytes], int, int, JobCgroup | None]:
+    def _spawn(self, req: RunRequest) -> tuple[Child, int, int, JobCgroup | None]:
         euid = os.geteuid()
         if euid != 0 and req.uid != euid:
             raise _SpawnError(f"refused: not root, cannot run a job as uid {req.uid}")
@@ -159,23 +169,20 @@ class ProcessRunner:
         in_r, in_w = os.pipe()
         argv = [*req.sandbox, req.shell, "-c", req.command]
 
-        def popen(setup: Callable[[], None] | None, ids: _Creds) -> subprocess.Popen[bytes]:
+        def popen(setup: Callable[[], None] | None, ids: _Creds) -> Child:
             return subprocess.Popen(
                 argv, executable=executable, stdin=in_r, stdout=out_w, stderr=out_w,
                 env=dict(req.env), cwd=cwd, start_new_session=True, preexec_fn=setup, **ids,
             )  # fmt: skip
 
         try:
-            try:
-                # With a cgroup, child_setup drops to the owner itself (after entering it).
-                proc = popen(None, creds) if cg is None else popen(child_setup(cg, **creds), {})
-            except subprocess.SubprocessError:  # raised in preexec_fn: without the cgroup
-                assert cg is not None
-                log.warning("job %s: cannot enter %s; its process group only", req.job_id,
-                            cg.path)  # fmt: skip
-                self.cgroups.release(cg)
-                cg = None
-                proc = popen(None, creds)
+            proc: Child | None = self._by_spawner(req, argv, executable, cwd, creds, cg,
+                                                  (in_r, out_w))  # fmt: skip
+            if proc is None:
+                proc, entered = self._forked(req, popen, creds, cg)
+                if cg is not None and not entered:
+                    self.cgroups.release(cg)
+                    cg = None
         except BaseException:
             os.close(out_r)
             os.close(in_w)
@@ -188,6 +195,43 @@ class ProcessRunner:
             if cg is not None:
                 cg.close()
         return proc, out_r, in_w, cg
+
+    def _by_spawner(
+        self, req: RunRequest, argv: list[str], executable: str, cwd: str | None,
+        creds: _Creds, cg: JobCgroup | None, stdio: tuple[int, int],
+    ) -> Spawned | None:  # fmt: skip
+        """The job started by the spawner process (born in its cgroup), or None: fork it."""
+        if self.spawner is None:
+            return None
+        ids = Ids(creds["user"], creds["group"], creds["extra_groups"]) if creds else None
+        try:
+            cg_dir = None if cg is None else os.open(cg.path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None  # the fork path tries the cgroup and says why not
+        try:
+            return self.spawner.spawn(
+                executable, argv, req.env, cwd=cwd, ids=ids, stdin=stdio[0], stdout=stdio[1],
+                cgroup_dir=cg_dir,
+            )  # fmt: skip
+        except SpawnerUnavailable:
+            return None
+        finally:
+            if cg_dir is not None:
+                os.close(cg_dir)
+
+    def _forked(
+        self, req: RunRequest, popen: Callable[[Callable[[], None] | None, _Creds], Child],
+        creds: _Creds, cg: JobCgroup | None,
+    ) -> tuple[Child, bool]:  # fmt: skip
+        """The job forked by this process, and whether it entered its cgroup."""
+        if cg is None:
+            return popen(None, creds), False
+        try:
+            # child_setup drops to the owner itself, after entering the cgroup
+            return popen(child_setup(cg, **creds), {}), True
+        except subprocess.SubprocessError:  # raised in preexec_fn: without the cgroup
+            log.warning("job %s: cannot enter %s; its process group only", req.job_id, cg.path)
+            return popen(None, creds), False
 
     def _new_cgroup(self, job_id: str) -> JobCgroup | None:
         if not self.cgroups.available:
