@@ -44,6 +44,19 @@ def _uses_spawner(runner: ProcessRunner) -> bool:
     return runner.spawner is not None and runner.spawner.refused is None
 
 
+def _clone3_refused() -> str | None:
+    """Why this host's kernel will not clone3 (a seccomp filter, Linux < 5.7), or None."""
+    runner = ProcessRunner(cgroups=JobCgroups.unavailable("probe"))
+    run(runner, request("true"))
+    assert runner.spawner is not None
+    return runner.spawner.refused
+
+
+REFUSED = _clone3_refused()
+needs_clone3 = pytest.mark.skipif(REFUSED is not None, reason=f"{REFUSED}: nothing to compare")
+
+
+@needs_clone3
 def test_a_job_is_the_same_started_by_the_spawner_or_forked():
     spawned, forked = ProcessRunner(), ProcessRunner(spawner=False)
     assert _uses_spawner(spawned)
@@ -55,6 +68,7 @@ def test_a_job_is_the_same_started_by_the_spawner_or_forked():
     assert b"ODD=caf\xe9" in output  # the byte as it came, not re-encoded
 
 
+@needs_clone3
 @pytest.mark.skipif(not is_root(), reason=NOT_ROOT)
 def test_as_root_a_users_job_is_the_same_both_ways_and_runs_as_that_user():
     with throwaway_user() as user:
@@ -74,6 +88,7 @@ def test_as_root_a_users_job_is_the_same_both_ways_and_runs_as_that_user():
         {"shell": "sh", "home": "/"},  # no slash: relative to the working directory
     ],
 )
+@needs_clone3
 def test_a_job_that_cannot_start_fails_with_the_same_words_both_ways(changes):
     spawned, forked = ProcessRunner(), ProcessRunner(spawner=False)
     results = [run(r, request("echo hi", **changes)) for r in (spawned, forked)]
@@ -83,6 +98,7 @@ def test_a_job_that_cannot_start_fails_with_the_same_words_both_ways(changes):
     assert (results[0].exit_code, results[0].pid) == (1, None)
 
 
+@needs_clone3
 def test_a_bad_working_directory_fails_the_same_both_ways(tmp_path):
     gone = str(tmp_path / "gone")  # the daemon's fallback directory, missing
     spawned = ProcessRunner(fallback_cwd=gone)
@@ -93,6 +109,7 @@ def test_a_bad_working_directory_fails_the_same_both_ways(tmp_path):
     assert first.spawn_error is not None and gone in first.spawn_error
 
 
+@needs_clone3
 @pytest.mark.skipif(not JobCgroups.detect().available, reason="needs a writable cgroup v2")
 def test_a_job_is_born_in_its_cgroup_and_a_timeout_reaches_a_grandchild_that_left():
     runner = ProcessRunner(grace_s=0.2)
@@ -109,6 +126,7 @@ def _leftover(command: str) -> bool:
     return found.returncode == 0
 
 
+@needs_clone3
 def test_a_killed_spawner_costs_no_job_and_is_started_again():
     runner = ProcessRunner()
     assert runner.spawner is not None and runner.spawner._proc is not None
@@ -139,6 +157,7 @@ def test_a_kernel_refusing_clone3_leaves_every_job_to_the_fork_path():
     assert run(runner, request("echo two")).output == b"two\n"
 
 
+@needs_clone3
 def test_the_spawner_exits_with_the_daemon_and_a_fork_does_not_use_its_parents():
     script = textwrap.dedent(
         """
