@@ -195,3 +195,22 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+class _Vanishing(JobCgroups):
+    """Each job's cgroup is removed right after it is made (an admin, a cleanup tool)."""
+
+    def create(self, job_id: str):
+        cg = super().create(job_id)
+        cg.path.rmdir()
+        return cg
+
+
+@pytest.mark.skipif(not JobCgroups.detect().available, reason="needs a writable cgroup v2")
+def test_a_cgroup_gone_before_the_start_still_runs_the_job_and_says_so(caplog):
+    parent = JobCgroups.detect().parent
+    runner = ProcessRunner(cgroups=_Vanishing(parent))
+    result = run(runner, request("echo ran; cat /proc/self/cgroup"))
+    assert result.exit_code == 0 and result.output.startswith(b"ran\n")
+    assert b"job-job-" not in result.output  # in the daemon's own cgroup instead
+    assert "its process group only" in caplog.text
