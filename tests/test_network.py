@@ -374,3 +374,52 @@ def test_a_world_value_out_of_range_names_its_line():
         load_world("jobs: {}\nmachine:\n  cpu_pressure: 150\n", "w.yaml")
     with pytest.raises(WorldError, match=r"^w.yaml:2: machine.network_online: 2 is not one of"):
         load_world("jobs: {}\nmachine: {network_online: 2}\n", "w.yaml")
+
+
+@pytest.mark.parametrize(
+    ("line", "asks"),
+    [("#@smart window=1h\n", False), ("#@smart window=1h network=unmetered\n", True)],
+)
+def test_the_daemon_asks_networkmanager_only_for_a_job_that_says_unmetered(tmp_path, line, asks):
+    """busctl is a subprocess every refresh_s: not worth it for jobs that do not care."""
+    from tests.harness import make, utc
+
+    asked = []
+
+    def metered() -> tuple[bool | None, str | None]:
+        asked.append(1)
+        return False, None
+
+    h = make(tmp_path, line + "0 2 * * * backup\n")
+    root = tree(tmp_path / "net")
+    monitor = SystemMonitor(proc=root / "proc", resolv_conf=root / "resolv.conf", metered=metered)
+    h.daemon.engine._monitor = monitor
+    h.run_until(utc("01:05"))
+    assert h.starts == [("backup", "01:00Z")]
+    assert bool(asked) is asks
+    assert h.trail("backup")[0][:2] == ("01:00Z", "run")
+
+
+def test_min_disk_on_another_path_measures_that_disk_and_no_other_source_again(
+    tmp_path, monkeypatch
+):
+    """The other path's snapshot is the wake-up's, with that file system's free space."""
+    from smartcron.smart import engine
+    from tests.harness import make, utc
+
+    measured = []
+
+    def free(path: str) -> float:
+        measured.append(path)
+        return 3.0  # below min_disk: deferred, and the decision says so
+
+    monkeypatch.setattr(engine, "disk_free_percent", free)
+    h = make(tmp_path, "#@smart window=1h min_disk=10 disk_path=/srv\n0 2 * * * backup\n")
+    root = tree(tmp_path / "net")
+    made = []
+    monkeypatch.setattr(SystemMonitor, "_idle", lambda self, now: (made.append(1) or 7.0, "tty"))
+    h.daemon.engine._monitor = SystemMonitor(proc=root / "proc", resolv_conf=root / "resolv.conf")
+    h.run_until(utc("01:02"))
+    assert h.starts == [] and measured == ["/srv"] * 3
+    assert len(made) == 3  # the idle time read once a wake-up, by the daemon's monitor only
+    assert h.trail("backup")[0][2] == "disk free 3% on /srv < min_disk 10%"

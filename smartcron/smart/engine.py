@@ -27,7 +27,7 @@ from smartcron.smart.gate import RECHECK, Advisor, Firing
 from smartcron.smart.jobs import Job
 from smartcron.smart.journal import Journal
 from smartcron.smart.machine import MISSED_AFTER, Effect, Machine, RunOutcomeKind, Slot, Wakeup
-from smartcron.smart.monitor import Monitor, Snapshot
+from smartcron.smart.monitor import Monitor, Snapshot, SystemMonitor, disk_free_percent
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.store.claims import Claimer, LocalClaimer
 from smartcron.store.history import HistoryError, RunStatus
@@ -110,8 +110,6 @@ class Engine:
     @property
     def monitor(self) -> Monitor:
         if self._monitor is None:  # the real machine, only once a smart job needs it
-            from smartcron.smart.monitor import SystemMonitor
-
             self._monitor = SystemMonitor()
         return self._monitor
 
@@ -250,6 +248,8 @@ class Engine:
         ctx = self.context
         jobs = {job.id: job for job in ctx.jobs() if job.smart is not None}
         snaps: dict[str, Snapshot] = {}
+        metered = any(job.smart is not None and job.smart.network == "unmetered"
+                      for job in jobs.values())  # fmt: skip
 
         def owners() -> dict[str, str]:
             return {**{job.id: job.owner for job in ctx.jobs()}, **ctx.run_owners()}
@@ -257,7 +257,7 @@ class Engine:
         wake = Wakeup(
             now=now,
             jobs=jobs,
-            snapshot=lambda spec: self._snapshot(spec, now, snaps),
+            snapshot=lambda spec: self._snapshot(spec, now, snaps, metered),
             owners=owners,
             max_concurrent=ctx.max_concurrent,
             advisor=self.advisor if ctx.mode() == "smart" or ctx.explores else None,
@@ -275,19 +275,24 @@ class Engine:
             self.journal.retain(self.slots)
         return started
 
-    def _snapshot(self, spec: SmartSpec, now: datetime, cache: dict[str, Snapshot]) -> Snapshot:
-        """One snapshot per wake-up; min_disk on another path is measured there."""
+    def _snapshot(
+        self, spec: SmartSpec, now: datetime, cache: dict[str, Snapshot], metered: bool
+    ) -> Snapshot:
+        """One snapshot per wake-up (the metered state only if a job asks for it); min_disk
+        on another path replaces only the disk's figures."""
+        monitor = self.monitor
         if "" not in cache:
-            cache[""] = self.monitor.snapshot(now)
+            if isinstance(monitor, SystemMonitor):
+                monitor.ask_metered = metered
+            cache[""] = monitor.snapshot(now)
         snap = cache[""]
         path = spec.disk_path
         if spec.min_disk is None or path == snap.disk_path:
             return snap
         if path not in cache:
-            from smartcron.smart.monitor import SystemMonitor
-
-            if isinstance(self.monitor, SystemMonitor):
-                cache[path] = SystemMonitor(disk_path=path).snapshot(now)
+            if isinstance(monitor, SystemMonitor):
+                free = disk_free_percent(path)
+                cache[path] = replace(snap, disk_path=path, disk_free_percent=free)
             else:
                 cache[path] = snap  # a fake measured one path: min_disk counts as unknown
         return cache[path]

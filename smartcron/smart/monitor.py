@@ -40,9 +40,21 @@ _T = TypeVar("_T")
 _REPORTED: set[str] = set()  # what report_once said already, by key
 
 
+def disk_free_percent(path: str) -> float | None:
+    """Free space of the file system holding `path`, in % (None: cannot be read)."""
+    import psutil
+
+    try:
+        usage = psutil.disk_usage(path)
+    except OSError:
+        return None
+    # psutil's percent is used/(used+available), like df's Use%: the rest is ours.
+    return round(100.0 - float(usage.percent), 1)
+
+
 def report_once(key: str, message: str, level: int = logging.WARNING) -> None:
-    """Log a missing or unreadable source once per process and key (monitors are made
-    anew: the engine makes one per disk_path)."""
+    """Log a missing or unreadable source once per process and key (several monitors
+    may read the same source)."""
     if key not in _REPORTED:
         _REPORTED.add(key)
         log.log(level, "%s", message)
@@ -163,6 +175,9 @@ class SystemMonitor:
         self._power_supply = power_supply
         self._proc, self._resolv_conf = proc, resolv_conf
         self._metered = metered or (lambda: network.read_metered(network.metered_command()))
+        # The daemon's engine turns it off while no job says network=unmetered: asking
+        # NetworkManager is a subprocess (busctl) every refresh_s, for nothing.
+        self.ask_metered = True
         self._cpu_last = _cpu_busy_total()
         self._has_logind = Path("/run/systemd/system").is_dir() and bool(shutil.which("loginctl"))
         self._has_xprintidle = bool(self._environ.get("DISPLAY")) and bool(
@@ -212,7 +227,7 @@ class SystemMonitor:
         state = network.check_online(net / "route", net / "ipv6_route", self._resolv_conf)
         if state.problem is not None:
             report_once(f"net:{net}", f"network state unknown: {state.problem}")
-        if not state.online:
+        if not state.online or not self.ask_metered:
             return state.online, None
         metered, problem = self._cached("metered", self._metered)
         if problem is not None:
@@ -230,14 +245,7 @@ class SystemMonitor:
         return round(min(100.0, max(0.0, 100.0 * (busy - last_busy) / (total - last_total))), 1)
 
     def _disk_free(self) -> float | None:
-        import psutil
-
-        try:
-            usage = psutil.disk_usage(self.disk_path)
-        except OSError:
-            return None
-        # psutil's percent is used/(used+available), like df's Use%: the rest is ours.
-        return round(100.0 - float(usage.percent), 1)
+        return disk_free_percent(self.disk_path)
 
     def _power(self) -> tuple[float | None, bool | None, bool | None]:
         """(battery %, charging, on AC). A machine with no battery at all is on mains."""
