@@ -223,6 +223,7 @@ def test_smartcronctl_with_the_same_config_reaches_the_container_through_its_soc
         assert (doc["running_daemon"], doc["pid"]) == (True, proc.pid)
         assert [f["path"] for f in doc["files"]] == [str(tab)]
         assert [job["name"] for job in doc["jobs"]] == ["greet"]
+        assert doc["mail"]["command"] == "none: container mode, the output is in the log"
         assert ran.returncode == 0, ran.stderr
         assert ran.stdout.strip() == f"crontab-{ME}-greet: started (history run 1)"
         assert any(f"listening on {sock}" == r["msg"] for r in records(log))

@@ -83,6 +83,8 @@ class TextLines(logging.Formatter):
 class NoMail:
     """The Mailer of container mode: nothing is sent; the run's record says why."""
 
+    shown_as = "none: container mode, the output is in the log"  # status's mail line
+
     def available(self) -> bool:
         return True  # so that cron's rules decide, and the record names the reason
 

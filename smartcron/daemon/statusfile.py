@@ -50,7 +50,10 @@ def daemon_status(daemon: Daemon, started: datetime) -> DaemonStatus:
         mode=daemon.mode,
         mode_reason=daemon.mode_reason,
         zone=str(daemon.zone),
-        mail=MailView(command=daemon.config.mail_command, available=daemon.mailer.available()),
+        mail=MailView(
+            command=getattr(daemon.mailer, "shown_as", None) or daemon.config.mail_command,
+            available=daemon.mailer.available(),
+        ),
         files=tuple(loaded.view() for loaded in daemon.db.files.values()),
         jobs=tuple(JobView.of(job) for job in daemon.db.jobs),
         running=len(daemon.running),
