@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
@@ -335,3 +336,61 @@ def test_the_buffer_is_bounded_and_counts_what_it_dropped(db_path: Path) -> None
     reopened = HistoryStore.open(db_path, readonly=True)
     assert [r.id for r in reopened.runs()] == [5, 4, 3]
     reopened.close()
+
+
+def _read_as_nobody(path: Path) -> str:
+    """In a forked child that became `nobody`: the commands of the runs it can read."""
+    import os
+    import pwd
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read_end)
+        try:
+            nobody = pwd.getpwnam("nobody")
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            reader = HistoryStore(path, readonly=True)
+            said = ",".join(r.start.command for r in reader.runs())
+        except Exception as err:
+            said = f"error: {err}"
+        os.write(write_end, said.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return said
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: reads as another user")
+def test_a_user_reads_the_systems_history_with_the_daemon_stopped_or_running() -> None:
+    """A directory the reader may not write in: SQLite cannot make the -shm file of a
+    WAL database for it. Stopped (no -wal), the file is read as immutable; running, the
+    daemon's -shm is shared."""
+    import shutil
+    import tempfile
+
+    system = Path(tempfile.mkdtemp(prefix="schist-"))  # in /tmp: others may traverse
+    system.chmod(0o755)
+    try:
+        _read_the_system_history(system / "history.db")
+    finally:
+        shutil.rmtree(system)
+
+
+def _read_the_system_history(db: Path) -> None:
+    writer = HistoryStore(db, clock=FakeClock(T0))
+    writer.record_end(writer.record_start(start(command="nightly")), ok())
+    db.chmod(0o644)
+    writer.close()  # the daemon stopped: checkpointed, no -wal nor -shm left
+    assert not Path(f"{db}-wal").exists()
+    assert _read_as_nobody(db) == "nightly"
+    writer = HistoryStore(db, clock=FakeClock(T0))  # running again
+    writer.record_end(writer.record_start(start(command="hourly")), ok())
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").chmod(0o644)
+    assert _read_as_nobody(db) == "hourly,nightly"
+    writer.close()

@@ -83,6 +83,18 @@ _PRUNE = (
 )
 
 
+def _needs_immutable(conn: sqlite3.Connection, name: str) -> bool:
+    """A reader who may not write beside a WAL database (a user reading the system's
+    history) cannot create its -shm file: SQLite then refuses even to read. With no -wal
+    file (the daemon stopped and checkpointed), the main file is the whole history and
+    can be read as immutable; with one, the daemon's -shm is there to be shared."""
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError as err:
+        return "readonly" in str(err) and not os.path.exists(f"{name}-wal")
+    return False
+
+
 class HistoryStore(Guard):
     """Thread-safe (one connection, one lock). `open(path)` creates the file (mode 0600:
     it holds job output; its directory is the caller's) or migrates it; ":memory:" works.
@@ -138,6 +150,10 @@ class HistoryStore(Guard):
                 os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o600))
             to = f"file:{urllib.parse.quote(name)}?mode=ro" if readonly else name
             conn = sqlite3.connect(to, uri=readonly, isolation_level=None, check_same_thread=False)
+            if readonly and _needs_immutable(conn, name):
+                conn.close()
+                to = f"file:{urllib.parse.quote(name)}?immutable=1"
+                conn = sqlite3.connect(to, uri=True, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"{name}: cannot open history database: {exc}") from exc
         self._conn = conn
