@@ -359,3 +359,24 @@ def test_an_open_firing_waits_until_the_end_of_the_period(week, tmp_path):
         }
     ]
     assert data.end == "2026-01-05T02:01:00+00:00"
+
+
+def test_what_if_is_simulated_again_only_when_its_inputs_change(week, tmp_path, monkeypatch):
+    """The live page collects its data at every run; the What-if view needs none of it."""
+    from smartcron.dash import whatif
+
+    with gzip.open(TRACE, "rt") as src:
+        head = [next(src) for _ in range(1 + 6 * 60)]  # six hours
+    trace = tmp_path / "hours.csv"
+    trace.write_text("".join(head))
+    world = tmp_path / "world.yaml"
+    world.write_bytes(WORLD.read_bytes())
+    made = []
+    compare = whatif._compare
+    monkeypatch.setattr(whatif, "_compare", lambda q, c: made.append(1) or compare(q, c))
+    first = collect(query(week, trace=trace, world=world)).whatif
+    again = collect(query(week, trace=trace, world=world)).whatif
+    assert len(made) == 1 and again == first
+    world.write_text(world.read_text() + "\n# edited\n")
+    collect(query(week, trace=trace, world=world))
+    assert len(made) == 2

@@ -5,6 +5,7 @@ dice for every policy, as bench-ai does), as a table of SPEC 9's metrics."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from smartcron.dash.records import DashQuery, Row
@@ -27,8 +28,38 @@ def _crontab(query: DashQuery, config: Any) -> tuple[str, bool]:
     raise SmartcronError("--trace: give --crontab too (the config names no crontab)")
 
 
+# The last comparison and what it was made from: the live dashboard collects its data
+# again at each history change (every run), and the What-if view depends on none of it.
+_LAST: list[tuple[tuple[object, ...], Row]] = []
+
+
 def what_if(query: DashQuery, config: Any) -> Row:
-    """Each policy's metrics over the whole trace. Raises SmartcronError."""
+    """Each policy's metrics over the whole trace, computed again only when the trace,
+    world, crontab or model files change. Raises SmartcronError."""
+    assert query.trace is not None
+    tab, _ = _crontab(query, config)
+    model_dirs = [d for d in (config.models_dir, config.default_model_dir) if d is not None]
+    key = (config.explore, *(_stamp(p) for p in (query.trace, query.world, Path(tab))),
+           *(_stamp(d / "model.onnx") for d in model_dirs))  # fmt: skip
+    if _LAST and _LAST[0][0] == key:
+        return _LAST[0][1]
+    row = _compare(query, config)
+    _LAST[:] = [(key, row)]
+    return row
+
+
+def _stamp(path: Path | None) -> tuple[str, int, int] | None:
+    """The file's path, size and modification time (None: no such file)."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path), st.st_size, st.st_mtime_ns
+
+
+def _compare(query: DashQuery, config: Any) -> Row:
     from smartcron.sim import simulator
     from smartcron.sim.trace import read_trace
     from smartcron.sim.world import read_world
