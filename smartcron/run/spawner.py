@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 SERVER = Path(__file__).with_name("spawnserver.py")
 MAX_REQUEST = 1 << 20  # spawnserver.MAX_REQUEST
-# clone3 itself refused: no spawner from now on, the fork path for every job.
-_FOR_GOOD = {errno.ENOSYS, errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP}
+# clone3 itself refused (no such call, a seccomp filter; EINVAL: CLONE_INTO_CGROUP is
+# unknown before Linux 5.7): no spawner from now on, the fork path for every job. Other
+# errors with a cgroup (EBUSY, ENODEV, EOPNOTSUPP, EACCES) concern that cgroup only.
+_FOR_GOOD = {errno.ENOSYS, errno.EINVAL, errno.EPERM}
 
 
 class SpawnerUnavailable(Exception):

@@ -119,10 +119,15 @@ def serve(sock: socket.socket) -> None:
             answer = (spawn(libc, request, fds), 0)
         except OSError as err:
             answer = (0, err.errno or 0)
+        except Exception:  # a malformed request: refuse it, keep serving
+            answer = (0, 22)  # EINVAL
         finally:
             for fd in fds:
                 os.close(fd)
-        sock.send(marshal.dumps(answer))
+        try:
+            sock.send(marshal.dumps(answer))
+        except OSError:
+            return  # the daemon has gone
 
 
 if __name__ == "__main__":
