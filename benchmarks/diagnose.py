@@ -196,7 +196,12 @@ def _firings(
                 row[f"{name}_p"] = round(got[0].p_fail, 4)
                 row[f"{name}_cause"] = got[-1].cause if got[-1].failed else got[0].cause
         if sm:
-            row["mode"] = _mode(sm[0], deadlines[job, nominal], last.get((job, nominal, 0)))
+            verdict = last.get((job, nominal, 0))
+            row["mode"] = _mode(sm[0], deadlines[job, nominal], verdict)
+            model = dict(verdict.model or {}) if verdict is not None else {}
+            if "p_success" in model:  # the advisor's view at its last decision
+                row["smart_pred"] = round(1.0 - model["p_success"], 4)
+                row["smart_slots"] = int(model.get("slots", 0))
         row["window_min"] = round((deadlines[job, nominal] - nominal).total_seconds() / 60)
         rows.append(row)
     return rows

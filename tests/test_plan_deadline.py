@@ -95,3 +95,24 @@ def test_a_failing_plan_never_changes_the_deadlines_verdict() -> None:
     snap = sample_snapshot(due, load1=1.0)
     verdict = gate.evaluate(firing("a", NOW), SPEC, snap, due, advisor=Broken())
     assert verdict.action == "run" and verdict.reason == "constraints hold"
+
+
+def test_a_four_minute_pause_still_counts_mostly_as_the_user_at_work(tmp_path: Path) -> None:
+    """Policy.settle_s (600 s): idle 240 s counts a third as away, so P(user active
+    during the run) stays near an active user's; at 600 s the user counts as gone. With
+    300 s (the second round's), 240 s already counted three quarters as away."""
+    model = p_is_one_minus_load_over_ten(tmp_path)
+    a = {}
+    for settle in (600.0, 300.0):
+        advisor = SmartAdvisor(model, MemoryStats(), Policy(settle_s=settle))
+        for idle in (10.0, 240.0, 700.0):
+            snap = sample_snapshot(NOW, load1=1.0, idle_seconds=idle)
+            verdict = advisor.advise(firing(f"j{idle}", NOW), SPEC, snap, NOW)
+            assert verdict.model is not None
+            a[settle, idle] = verdict.model["p_active"]
+    assert Policy().settle_s == 600.0
+    active, gone = a[600.0, 10.0], a[600.0, 700.0]
+    assert active > gone + 0.3
+    share = (a[600.0, 240.0] - gone) / (active - gone)  # how much of an active user
+    assert share == pytest.approx(1.0 - (240.0 - 60.0) / (600.0 - 60.0), abs=0.02)
+    assert (a[300.0, 240.0] - gone) / (active - gone) == pytest.approx(0.25, abs=0.02)

@@ -74,7 +74,10 @@ class Policy:
     # re-planning already takes back a deferral that stops paying.
     margin: float = 0.0
     uncertainty: float = 0.0
-    settle_s: float = 300.0  # an away user counts as gone only after this much idle
+    # An away user counts as gone only after this much idle (partly before). 600, not 300:
+    # on development seeds 1-20 a heavy job started at a 2-minute pause (its interference
+    # cost halved) and failed on the load the user came back with (issue 13, round 3).
+    settle_s: float = 600.0
     default_cores: float = 1.0  # a job whose CPU use is not known yet
     plan: bool = True  # count the other smart runs (plan.Commitments); False: each alone
     # The quiet-minute plans: how far below the forecast (in the departures' standard
