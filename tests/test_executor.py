@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -166,6 +167,7 @@ def test_an_environment_popen_refuses_is_a_spawn_error(runner):
 
 def test_no_file_descriptors_or_threads_are_left_behind(runner):
     def counts() -> tuple[int, int]:
+        gc.collect()  # earlier tests' runners (and their spawners' sockets) closed now
         return len(os.listdir("/proc/self/fd")), threading.active_count()
 
     before = counts()  # the runner's spawner socket (spawner.py) is open already
