@@ -1,0 +1,347 @@
+"""The machine's rhythm and the forecast of a later slot (SPEC 6; split from features.py).
+
+`state_profile` learns a `Profile` from the history's snapshots at training time (it is
+stored in the model card); `forecast`, `p_active_at` and `quieter` give the advisor the
+state expected at a later slot of a window. `hour_of_week` and `active_table` (P(user
+active) by hour of week) are shared with training. features.py re-exports every public
+name, so `smartcron.ai.features.forecast` and the like keep working.
+Pure: no clock, no I/O, no pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from smartcron.smart.monitor import Snapshot
+
+
+def hour_of_week(at: datetime, tz: tzinfo = UTC) -> int:
+    """0 (Monday 00:xx) .. 167 (Sunday 23:xx), in `tz`."""
+    local = at.astimezone(tz)
+    return local.weekday() * 24 + local.hour
+
+
+def active_table(
+    samples: Iterable[tuple[datetime | None, float | None]],
+    tz: tzinfo,
+    idle_below: float,
+    prior: float = 2.0,
+) -> list[float]:
+    """P(user active: idle < `idle_below` s) per hour of week from (instant, idle s)
+    samples, one per minute, shrunk towards the overall share where samples are few."""
+    seen: dict[datetime, float] = {}
+    for at, idle in samples:
+        if at is not None and idle is not None:
+            seen.setdefault(at.replace(second=0, microsecond=0), idle)
+    counts, actives = [0] * 168, [0] * 168
+    for at, idle in seen.items():
+        how = hour_of_week(at, tz)
+        counts[how] += 1
+        actives[how] += idle < idle_below
+    share = sum(actives) / sum(counts) if seen else 0.5
+    return [
+        round((a + prior * share) / (n + prior), 4) for a, n in zip(actives, counts, strict=True)
+    ]
+
+
+# ------------------------------------------------------------------ forecasting a slot
+#
+# The advisor scores later slots of a window. What the machine will look like then is
+# not known at decision time; `Profile` is what the history taught about its rhythm
+# (learnt by `state_profile` at training time, stored in the model card): per column a
+# level by hour of week plus an offset by minute of hour, how long a departure from that
+# level persists (`tau_min`), and P(user active) by hour of week. `forecast` combines
+# them with the current snapshot: level(slot) + (now - level(now)) * exp(-lead / tau).
+# Battery, AC, charging and disk are held as they are now.
+
+PROFILED: tuple[str, ...] = ("load1", "load5", "cpu_percent", "ram_percent")
+_UPPER = {"cpu_percent": 100.0, "ram_percent": 100.0}
+PROFILE_PRIOR = 2.0  # pseudo-samples: a level with few samples leans on the coarser one
+# A minute-of-hour offset is a mean of contrasts within hours (_minute_offsets), shrunk
+# towards 0 by this many: a real pattern is seen every hour (a :00 spike, 600 samples in
+# 28 days), noise is what a few dozen waiting firings happened to see (issue 13, round 3)
+MINUTE_PRIOR = 30.0
+MAX_LAG_MIN = 240.0  # anomaly persistence is measured on sample pairs up to this far apart
+_LAG_BIN_MIN = 5.0
+_TAUS = tuple(round(1.0 * 1.15**k, 3) for k in range(60))  # 1 min .. ~2.8 days
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The machine's rhythm, as learnt from the history's snapshots (see module notes)."""
+
+    hour_of_week: dict[str, list[float]]  # PROFILED column -> 168 levels
+    minute_of_hour: dict[str, list[float]]  # PROFILED column -> 60 offsets
+    tau_min: dict[str, float]  # PROFILED columns and "active": persistence, minutes
+    active: list[float]  # 168: P(user active)
+    idle_below: float  # seconds: what counts as active
+    active_idle_s: float  # a typical idle time while active
+    # PROFILED column -> how far below its level a quiet minute is (the 16th percentile of
+    # the departures, as a depth; {}: unknown, an older card)
+    spread: dict[str, float] = field(default_factory=dict)
+
+    def level(self, column: str, at: datetime, tz: tzinfo) -> float:
+        return self.level_local(column, at.astimezone(tz))
+
+    def level_local(self, column: str, local: datetime) -> float:
+        """`level` at a time already in the card's zone (a forecast converts once)."""
+        how = local.weekday() * 24 + local.hour
+        return self.hour_of_week[column][how] + self.minute_of_hour[column][local.minute]
+
+    def p_active(self, at: datetime, tz: tzinfo) -> float:
+        return self.active[hour_of_week(at, tz)]
+
+    def to_dict(self) -> dict:
+        return {
+            "columns": list(PROFILED),
+            "hour_of_week": self.hour_of_week,
+            "minute_of_hour": self.minute_of_hour,
+            "tau_min": self.tau_min,
+            "idle_below_s": self.idle_below,
+            "active_idle_s": self.active_idle_s,
+            "spread": self.spread,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, active: Sequence[float]) -> Profile:
+        """From the card's ``profile`` (and its ``active`` table); ValueError if malformed."""
+        if list(data["columns"]) != list(PROFILED):
+            raise ValueError(f"profile.columns: {list(PROFILED)} expected")
+        how = {c: [float(v) for v in data["hour_of_week"][c]] for c in PROFILED}
+        moh = {c: [float(v) for v in data["minute_of_hour"][c]] for c in PROFILED}
+        tau = {c: float(data["tau_min"][c]) for c in (*PROFILED, "active")}
+        values = [v for c in PROFILED for v in (*how[c], *moh[c])] + list(tau.values())
+        if any(len(how[c]) != 168 or len(moh[c]) != 60 for c in PROFILED):
+            raise ValueError("profile: 168 hour-of-week levels and 60 minute offsets expected")
+        if not all(math.isfinite(v) for v in values) or min(tau.values()) < 0:
+            raise ValueError("profile: non-finite value or negative persistence")
+        return cls(
+            hour_of_week=how,
+            minute_of_hour=moh,
+            tau_min=tau,
+            active=[float(v) for v in active],
+            idle_below=float(data["idle_below_s"]),
+            active_idle_s=float(data["active_idle_s"]),
+            spread={
+                c: max(0.0, float(v)) for c, v in data.get("spread", {}).items() if c in PROFILED
+            },
+        )
+
+
+def _decay(lead_min: float, tau: float) -> float:
+    return math.exp(-lead_min / tau) if tau > 0 else 0.0
+
+
+def p_active_at(profile: Profile, snap: Snapshot, at: datetime, tz: tzinfo) -> float:
+    """P(user active at `at`) given the snapshot taken now: the hour-of-week share, plus
+    the current departure from it decaying with the lead time."""
+    base = profile.p_active(at, tz)
+    if snap.idle_seconds is None:
+        return base
+    now_active = float(snap.idle_seconds < profile.idle_below)
+    lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
+    departure = now_active - profile.p_active(snap.at, tz)
+    return min(1.0, max(0.0, base + departure * _decay(lead, profile.tau_min["active"])))
+
+
+def forecast(
+    snap: Snapshot, profile: Profile, at: datetime, tz: tzinfo
+) -> tuple[Snapshot, Snapshot, float]:
+    """The state expected at `at` from the snapshot taken now: (if the user is active
+    then, if away then, P(active then)). Profiled columns follow level + decaying
+    departure; the rest is held. Away, idle is the current idle plus the lead when the
+    user is away now, else at least `idle_below` (half the lead: they left meanwhile)."""
+    lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
+    local_at, local_now = at.astimezone(tz), snap.at.astimezone(tz)
+    moved: dict[str, Any] = {"at": at}
+    for column in PROFILED:
+        now = getattr(snap, column)
+        level = profile.level_local(column, local_at)
+        value = level + (now - profile.level_local(column, local_now)) * _decay(
+            lead, profile.tau_min[column]
+        )
+        moved[column] = min(_UPPER.get(column, math.inf), max(0.0, value))
+    moved["load15"] = moved["load5"]
+    idle = snap.idle_seconds
+    if idle is None:
+        same = amended(snap, moved)
+        return same, same, profile.p_active(at, tz)
+    away_idle = idle + 60.0 * lead if idle >= profile.idle_below else 30.0 * lead
+    active = amended(snap, moved | {"idle_seconds": profile.active_idle_s})
+    away = amended(snap, moved | {"idle_seconds": max(profile.idle_below, away_idle)})
+    return active, away, p_active_at(profile, snap, at, tz)
+
+
+_SNAPSHOT_FIELDS: tuple[str, ...] = Snapshot.__slots__
+
+
+def amended(snap: Snapshot, changes: dict[str, Any]) -> Snapshot:
+    """`dataclasses.replace(snap, **changes)` without its generic machinery and checks
+    (a decision builds one state per slot; the values come from a checked snapshot):
+    the same Snapshot, about ten times faster (issue 13's decision cost)."""
+    new = object.__new__(Snapshot)
+    for name in _SNAPSHOT_FIELDS:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(snap, name))
+    return new
+
+
+def quieter(state: Snapshot, profile: Profile, lead_min: float, z: float = 1.0) -> Snapshot:
+    """`state` (a forecast `lead_min` ahead) with each profiled column lower by `z` times
+    its quiet depth (`Profile.spread`): a quiet minute, one in six, scaled for how much a
+    departure can grow that far ahead (1 - exp(-2 lead / tau) of its variance)."""
+    moved = {}
+    for column in PROFILED:
+        tau = profile.tau_min[column]
+        grown = 1.0 - _decay(2.0 * lead_min, tau) if tau > 0 else 1.0
+        sigma = profile.spread.get(column, 0.0) * math.sqrt(max(0.0, grown))
+        moved[column] = max(0.0, getattr(state, column) - z * sigma)
+    moved["load15"] = moved["load5"]
+    return amended(state, moved)
+
+
+def state_profile(
+    snaps: Iterable[Snapshot], tz: tzinfo, idle_below: float, prior: float = PROFILE_PRIOR
+) -> Profile:
+    """Learn a Profile from snapshots (one per minute counts; any order).
+
+    Levels: hour-of-week means shrunk towards hour-of-day means (themselves shrunk to the
+    overall mean) by `prior` pseudo-samples, fitted jointly with minute-of-hour offsets
+    (three back-fitting rounds; offsets shrunk towards 0; a minute never seen takes the
+    median offset of the minutes seen: a typical minute). Persistence: the correlation
+    of departures from the levels between sample pairs, binned by lag up to MAX_LAG_MIN, fitted by
+    exp(-lag / tau) (least squares over a fixed grid of tau, weighted by pair counts).
+    """
+    seen: dict[datetime, Snapshot] = {}
+    for snap in snaps:
+        seen.setdefault(snap.at.replace(second=0, microsecond=0), snap)
+    ordered = [seen[k] for k in sorted(seen)]
+    keys = []
+    for s in ordered:
+        local = s.at.astimezone(tz)
+        hour = local.toordinal() * 24 + local.hour  # this hour of this day: a cluster
+        keys.append((local.weekday() * 24 + local.hour, local.hour, local.minute, hour))
+    how_tab: dict[str, list[float]] = {}
+    moh_tab: dict[str, list[float]] = {}
+    departures: dict[str, list[float]] = {}
+    for column in PROFILED:
+        xs = [float(getattr(s, column)) for s in ordered]
+        how, moh = _backfit(xs, keys, prior)
+        how_tab[column], moh_tab[column] = how, moh
+        departures[column] = [x - how[k[0]] - moh[k[2]] for x, k in zip(xs, keys, strict=True)]
+    idle = [(s.at, s.idle_seconds) for s in ordered]
+    active = active_table(idle, tz, idle_below, prior)
+    known = [
+        (s, k, s.idle_seconds)
+        for s, k in zip(ordered, keys, strict=True)
+        if s.idle_seconds is not None
+    ]
+    acts = [float(idle < idle_below) - active[k[0]] for _, k, idle in known]
+    tau = {c: _persistence(ordered, departures[c]) for c in PROFILED}
+    tau["active"] = _persistence([s for s, _, _ in known], acts)
+    while_active = sorted(idle for _, _, idle in known if idle < idle_below)
+    typical = while_active[len(while_active) // 2] if while_active else idle_below / 4
+    return Profile(
+        hour_of_week={c: [round(v, 4) for v in how_tab[c]] for c in PROFILED},
+        minute_of_hour={c: [round(v, 4) for v in moh_tab[c]] for c in PROFILED},
+        tau_min={c: round(v, 3) for c, v in tau.items()},
+        spread={c: round(_quiet_depth(departures[c]), 4) for c in PROFILED},
+        active=active,
+        idle_below=float(idle_below),
+        active_idle_s=float(typical),
+    )
+
+
+def _backfit(
+    xs: Sequence[float], keys: Sequence[tuple[int, int, int, int]], prior: float
+) -> tuple[list[float], list[float]]:
+    """Hour-of-week levels and minute-of-hour offsets (see state_profile)."""
+    overall = sum(xs) / len(xs) if xs else 0.0
+    moh = [0.0] * 60
+    how = [overall] * 168
+    for _ in range(3):
+        by_hod: dict[int, list[float]] = {}
+        by_how: dict[int, list[float]] = {}
+        for x, (w, h, m, _) in zip(xs, keys, strict=True):
+            by_hod.setdefault(h, []).append(x - moh[m])
+            by_how.setdefault(w, []).append(x - moh[m])
+        hod = [_shrunk(by_hod.get(h, []), overall, prior) for h in range(24)]
+        how = [_shrunk(by_how.get(w, []), hod[w % 24], prior) for w in range(168)]
+        raw = _minute_offsets(xs, keys, how, prior)
+        typical = sorted(raw.values())[len(raw) // 2] if raw else 0.0
+        moh = [raw.get(m, typical) for m in range(60)]
+    return how, moh
+
+
+def _minute_offsets(
+    xs: Sequence[float], keys: Sequence[tuple[int, int, int, int]], how: list[float], prior: float
+) -> dict[int, float]:
+    """Minute-of-hour offsets from contrasts within each hour of each day (a minute's
+    departure less the mean departure of that hour's samples), shrunk towards 0.
+
+    The snapshots a history holds are those of decisions: taken while some firing waits,
+    often because the load is high (a max_load holds it), so which minutes are sampled
+    depends on the state. Offsets from whole departures learnt that selection (on
+    development seed 9, +1.3 load at :02 and -1.1 at :08 where the trace's own minute
+    pattern is under 0.1), and the forecast moved the load by their difference. Within
+    an hour the departure persists (tau is near an hour), so a contrast keeps a real
+    minute pattern (a :00 spike) and cancels the day's level; an hour with one sample
+    tells nothing about minutes."""
+    by_hour: dict[int, list[tuple[int, float]]] = {}
+    for x, (w, _, m, c) in zip(xs, keys, strict=True):
+        by_hour.setdefault(c, []).append((m, x - how[w]))
+    by_m: dict[int, list[float]] = {}
+    for samples in by_hour.values():
+        if len(samples) < 2:
+            continue
+        mean = sum(r for _, r in samples) / len(samples)
+        for m, r in samples:
+            by_m.setdefault(m, []).append(r - mean)
+    return {m: _shrunk(values, 0.0, MINUTE_PRIOR) for m, values in by_m.items()}
+
+
+def _quiet_depth(departures: Sequence[float]) -> float:
+    """How far below its level a column goes one minute in six (the 16th percentile of
+    its departures, as a depth >= 0): a mean-centred level sits above the quiet minutes
+    of a spiky column, which a standard deviation would not show."""
+    if not departures:
+        return 0.0
+    ordered = sorted(departures)
+    return max(0.0, -ordered[int(0.1587 * (len(ordered) - 1))])
+
+
+def _shrunk(values: Sequence[float], towards: float, prior: float) -> float:
+    return (sum(values) + prior * towards) / (len(values) + prior)
+
+
+def _persistence(snaps: Sequence[Snapshot], departures: Sequence[float]) -> float:
+    """tau (minutes) of exp(-lag / tau) fitted to the lag-binned correlation of departures."""
+    bins = int(MAX_LAG_MIN / _LAG_BIN_MIN)
+    prod, sq_a, sq_b, count = [0.0] * bins, [0.0] * bins, [0.0] * bins, [0] * bins
+    times = [s.at.timestamp() / 60.0 for s in snaps]
+    for i, (t, a) in enumerate(zip(times, departures, strict=True)):
+        for j in range(i + 1, len(times)):
+            lag = times[j] - t
+            if lag > MAX_LAG_MIN:
+                break
+            b = min(bins - 1, int(lag // _LAG_BIN_MIN))
+            d = departures[j]
+            prod[b] += a * d
+            sq_a[b] += a * a
+            sq_b[b] += d * d
+            count[b] += 1
+    points = [
+        ((b + 0.5) * _LAG_BIN_MIN, prod[b] / math.sqrt(sq_a[b] * sq_b[b]), count[b])
+        for b in range(bins)
+        if count[b] and sq_a[b] > 0 and sq_b[b] > 0
+    ]
+    if not points:
+        return 0.0
+
+    def loss(tau: float) -> float:
+        return sum(n * (r - math.exp(-lag / tau)) ** 2 for lag, r, n in points)
+
+    return min(_TAUS, key=loss)
