@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 import numpy as np
 
 from smartcron.ai.features import (
     JobHistoryStats,
+    amended,
     features,
     forecast,
     hour_of_week,
@@ -33,7 +35,7 @@ from smartcron.ai.model import (
     ModelUnavailable,
     load_model,
 )
-from smartcron.ai.plan import Commitments, Costs, expected_costs, with_load
+from smartcron.ai.plan import Commitments, Costs, cores_of, expected_costs, with_load
 from smartcron.ai.waiting import Wait, away_plan, quiet_chance, quiet_plan
 from smartcron.errors import SmartcronError
 
@@ -74,9 +76,8 @@ class Policy:
     # re-planning already takes back a deferral that stops paying.
     margin: float = 0.0
     uncertainty: float = 0.0
-    # An away user counts as gone only after this much idle (partly before). 600, not 300:
-    # on development seeds 1-20 a heavy job started at a 2-minute pause (its interference
-    # cost halved) and failed on the load the user came back with (issue 13, round 3).
+    # An away user counts as gone only after this much idle (partly before); 600, not 300:
+    # a pause no longer starts a heavy job into the user's load (docs/ai.md, round 3)
     settle_s: float = 600.0
     default_cores: float = 1.0  # a job whose CPU use is not known yet
     plan: bool = True  # count the other smart runs (plan.Commitments); False: each alone
@@ -125,7 +126,8 @@ class SmartAdvisor:
         if idle is None or idle < below or idle >= self.policy.settle_s:
             return a
         w = (idle - below) / max(1.0, self.policy.settle_s - below)
-        return w * a + (1.0 - w) * p_active_at(profile, replace(snap, idle_seconds=0.0), at, tz)
+        busy = amended(snap, {"idle_seconds": 0.0})
+        return w * a + (1.0 - w) * p_active_at(profile, busy, at, tz)
 
     def _score(
         self,
@@ -178,15 +180,15 @@ class SmartAdvisor:
 
     def _slots(self, firing: Any, spec: Any, now: datetime) -> list[datetime]:
         step = self.policy.step_for(firing.deadline - now)
-        slots = [now + k * step for k in range(self.policy.max_slots + 1)]
-        return [s for s in slots if s < firing.deadline] or [now]
+        every = (now + k * step for k in range(self.policy.max_slots + 1))  # step > 0
+        return list(takewhile(lambda s: s < firing.deadline, every)) or [now]
 
     def advise(self, firing: Any, spec: Any, snap: Any, now: datetime) -> Any:
         from smartcron.smart.gate import Verdict
 
         pol, key = self.policy, (firing.job_id, firing.nominal, firing.attempt)
         stats = self.history.stats(firing.job_id, now, self.model.tz)
-        cores = _cores(stats, pol.default_cores)
+        cores = cores_of(stats, pol.default_cores)
         slots = self._slots(firing, spec, now)
         # the background: what was measured, less the other runs going (added per slot)
         extra = np.zeros((len(slots), 3))  # load1, load5, load15 per slot
@@ -247,7 +249,7 @@ class SmartAdvisor:
         stats = self.history.stats(firing.job_id, at, self.model.tz)
         runtime = stats.mean_runtime_s or self.policy.step.total_seconds()
         key = (firing.job_id, firing.nominal, firing.attempt)
-        self.commitments.commit(key, at, float(runtime), _cores(stats, self.policy.default_cores))
+        self.commitments.commit(key, at, float(runtime), cores_of(stats, self.policy.default_cores))
 
     def _last(self, slots: list[datetime], sc: _Scores, deadline: datetime, room: timedelta) -> int:
         """The last slot that leaves the planned runtime (and `room`) before the deadline."""
@@ -340,13 +342,6 @@ class SmartAdvisor:
 
 def _pa(wait: Wait) -> tuple[float, float, float]:
     return wait.p, wait.a, wait.runtime
-
-
-def _cores(stats: JobHistoryStats, default: float) -> float:
-    cpu, runtime = getattr(stats, "mean_cpu_s", None), stats.mean_runtime_s
-    if cpu is None or not runtime:
-        return default
-    return max(0.0, float(cpu) / float(runtime))
 
 
 def _room(spec: Any, pol: Policy) -> timedelta:

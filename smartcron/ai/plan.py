@@ -59,6 +59,15 @@ class Costs:
         )
 
 
+def cores_of(stats: Any, default: float) -> float:
+    """The cores a job's run uses: its mean CPU seconds over its mean runtime (`default`
+    while either is unknown)."""
+    cpu, runtime = getattr(stats, "mean_cpu_s", None), stats.mean_runtime_s
+    if cpu is None or not runtime:
+        return default
+    return max(0.0, float(cpu) / float(runtime))
+
+
 def expected_costs(
     p_success: Sequence[float] | np.ndarray,
     runtime_s: Sequence[float] | np.ndarray,

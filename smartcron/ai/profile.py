@@ -144,8 +144,23 @@ def p_active_at(profile: Profile, snap: Snapshot, at: datetime, tz: tzinfo) -> f
         return base
     now_active = float(snap.idle_seconds < profile.idle_below)
     lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
-    departure = now_active - profile.p_active(snap.at, tz)
+    departure = now_active - _share_now(profile, snap.at, tz)
     return min(1.0, max(0.0, base + departure * _decay(lead, profile.tau_min["active"])))
+
+
+# The last (profile, instant, zone) -> P(active) asked: a decision asks it for the same
+# snapshot once per slot. One tuple, replaced whole: safe to read from any thread.
+_LAST_SHARE: tuple[Any, Any, Any, float] = (None, None, None, 0.0)
+
+
+def _share_now(profile: Profile, at: datetime, tz: tzinfo) -> float:
+    global _LAST_SHARE
+    last = _LAST_SHARE
+    if last[0] is profile and last[2] is tz and last[1] == at:
+        return last[3]
+    share = profile.p_active(at, tz)
+    _LAST_SHARE = (profile, at, tz, share)
+    return share
 
 
 def forecast(
