@@ -24,11 +24,12 @@ error pipe's write end and, when with_cgroup, the cgroup's directory; the answer
 marshal (pid, errno): the job's pid, or 0 and why clone3 failed.
 """
 
+import _signal  # not signal, socket: their enum imports would double the private memory
+import _socket
+import array
 import ctypes
 import marshal
 import os
-import signal
-import socket
 import sys
 
 SYS_CLONE3 = 435  # the same number on every architecture (asm-generic, x86 included)
@@ -60,8 +61,8 @@ def child(request: tuple, fds: list[int]) -> None:
         os.dup2(stdout, 2)
         os.closerange(3, errpipe)  # everything but the error pipe (close-on-exec)
         os.closerange(errpipe + 1, 1 << 20)
-        for signum in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores them: as Popen
-            signal.signal(signum, signal.SIG_DFL)
+        for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores them: as Popen
+            _signal.signal(signum, _signal.SIG_DFL)
         stage = "chdir"
         if cwd is not None:
             os.chdir(cwd)
@@ -98,20 +99,30 @@ def spawn(libc: ctypes.CDLL, request: tuple, fds: list[int]) -> int:
     return pid
 
 
-def serve(sock: socket.socket) -> None:
+def receive(sock: _socket.socket) -> tuple[bytes, list[int], int]:
+    """One request and its descriptors (socket.recv_fds, without the socket module)."""
+    fds = array.array("i")
+    data, ancdata, flags, _ = sock.recvmsg(MAX_REQUEST, _socket.CMSG_LEN(4 * fds.itemsize))
+    for level, kind, payload in ancdata:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    for fd in fds:  # close-on-exec: the error pipe must close on exec, or the daemon waits
+        os.set_inheritable(fd, False)
+    return data, list(fds), flags
+
+
+def serve(sock: _socket.socket) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long
     while True:
         try:
-            data, fds, flags, _ = socket.recv_fds(sock, MAX_REQUEST, 4)
-        except ConnectionError:
+            data, fds, flags = receive(sock)
+        except OSError:
             return
-        for fd in fds:  # recv_fds ignores MSG_CMSG_CLOEXEC before Python 3.12: the error
-            os.set_inheritable(fd, False)  # pipe must close on exec, or the daemon waits
         if not data and not fds:
             return  # the daemon has gone
         try:
-            if flags & socket.MSG_TRUNC:
+            if flags & _socket.MSG_TRUNC:
                 raise OSError(7, "request too long")  # E2BIG
             request = marshal.loads(data)
             # prepared here, so the child only makes system calls
@@ -131,4 +142,4 @@ def serve(sock: socket.socket) -> None:
 
 
 if __name__ == "__main__":
-    serve(socket.socket(fileno=int(sys.argv[1])))
+    serve(_socket.socket(fileno=int(sys.argv[1])))
