@@ -214,3 +214,15 @@ def test_a_cgroup_gone_before_the_start_still_runs_the_job_and_says_so(caplog):
     assert result.exit_code == 0 and result.output.startswith(b"ran\n")
     assert b"job-job-" not in result.output  # in the daemon's own cgroup instead
     assert "its process group only" in caplog.text
+
+
+def test_without_an_interpreter_for_the_spawner_jobs_are_forked_and_it_is_not_retried(
+    monkeypatch, caplog
+):
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")
+    runner = ProcessRunner()
+    assert runner.spawner is not None
+    assert runner.spawner.refused is not None and "/nonexistent/python3" in runner.spawner.refused
+    assert run(runner, request("echo forked")).output == b"forked\n"
+    assert run(runner, request("echo again")).output == b"again\n"
+    assert caplog.text.count("jobs are forked by the daemon itself") == 1

@@ -12,6 +12,7 @@ runs it in its process group). A spawner that died is started again at the next 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import marshal
@@ -69,10 +70,8 @@ class Spawner:
         """Start the spawner now rather than at the first job (a daemon starting up)."""
         with self._lock:
             if self.refused is None and self._sock is None:
-                try:
+                with contextlib.suppress(SpawnerUnavailable):  # refused, and said why
                     self._start()
-                except SpawnerUnavailable as err:
-                    log.warning("spawner: %s; jobs are forked by the daemon itself", err)
 
     def spawn(
         self,
@@ -164,9 +163,11 @@ class Spawner:
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, start_new_session=True,  # no terminal's ^C
             )  # fmt: skip
-        except OSError as err:
+        except OSError as err:  # no interpreter to run it: not worth trying at each job
             ours.close()
-            raise SpawnerUnavailable(f"cannot start the spawner: {err}") from err
+            self.refused = f"cannot start the spawner: {err}"
+            log.warning("spawner: %s; jobs are forked by the daemon itself", self.refused)
+            raise SpawnerUnavailable(self.refused) from err
         finally:
             theirs.close()
         self._sock, self._owner = ours, os.getpid()
