@@ -226,3 +226,29 @@ def test_without_an_interpreter_for_the_spawner_jobs_are_forked_and_it_is_not_re
     assert run(runner, request("echo forked")).output == b"forked\n"
     assert run(runner, request("echo again")).output == b"again\n"
     assert caplog.text.count("jobs are forked by the daemon itself") == 1
+
+
+@needs_clone3
+def test_status_names_the_running_daemons_spawner_and_it_exits_with_the_daemon(tmp_path):
+    from tests.realdaemon import BIN, start, stop, write_config
+
+    config = write_config(tmp_path, "@yearly true\n")
+    proc = start(config)
+    try:
+        deadline = time.monotonic() + 20
+        said = ""
+        while "jobs started by" not in said and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = [str(BIN / "smartcronctl"), "status", "--user", "--config", str(config)]
+            said = subprocess.run(status, capture_output=True, text=True).stdout
+        line = next(x for x in said.splitlines() if x.startswith("jobs started by: "))
+        spawner = int(line.split("(pid ")[1].split(";")[0])
+        cmdline = Path(f"/proc/{spawner}/cmdline").read_bytes()
+        assert b"spawnserver.py" in cmdline
+        assert Path(f"/proc/{spawner}/stat").read_text().split(") ")[1].split()[1] == str(proc.pid)
+    finally:
+        stop(proc)
+    deadline = time.monotonic() + 5
+    while _alive(spawner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(spawner)

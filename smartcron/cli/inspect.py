@@ -127,6 +127,8 @@ def _print_reliability(console: Any, doc: dict[str, Any]) -> None:
         console.print(f"history: a corrupt database was moved aside to {path}", soft_wrap=True)
     if doc.get("containment"):
         console.print(f"jobs contained by: {doc['containment']}", soft_wrap=True)
+    if doc.get("starter"):
+        console.print(f"jobs started by: {doc['starter']}", soft_wrap=True)
 
 
 def _print_model(console: Any, doc: dict[str, Any]) -> None:

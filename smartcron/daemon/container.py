@@ -102,6 +102,10 @@ class LoggingRunner:
     def containment(self) -> str:
         return self.inner.containment
 
+    @property
+    def starter(self) -> str | None:
+        return getattr(self.inner, "starter", None)
+
     def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
         def done(result: RunResult) -> None:
             try:

@@ -150,6 +150,7 @@ class DaemonStatus:
     jobs: tuple[JobView, ...]
     running: int
     containment: str | None  # cgroup v2 or process groups
+    starter: str | None  # the spawner process (its pid), or the daemon itself and why
     pending_firings: int
     model: JsonObject | None
     retrain: JsonObject | None
@@ -174,6 +175,7 @@ class DaemonStatus:
             jobs=tuple(JobView.from_json(item) for item in data["jobs"]),
             running=data["running"],
             containment=data.get("containment"),
+            starter=data.get("starter"),
             pending_firings=data.get("pending_firings", 0),
             model=_opaque(data.get("model")),
             retrain=_opaque(data.get("retrain")),
@@ -195,6 +197,7 @@ class DaemonStatus:
             "jobs": [item.to_json() for item in self.jobs],
             "running": self.running,
             "containment": self.containment,
+            "starter": self.starter,
             "pending_firings": self.pending_firings,
             "model": self.model,
             "retrain": self.retrain,

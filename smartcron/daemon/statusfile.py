@@ -58,6 +58,7 @@ def daemon_status(daemon: Daemon, started: datetime) -> DaemonStatus:
         jobs=tuple(JobView.of(job) for job in daemon.db.jobs),
         running=len(daemon.running),
         containment=getattr(daemon.runner, "containment", None),  # cgroup v2 or pgid
+        starter=getattr(daemon.runner, "starter", None),
         pending_firings=len(daemon.engine.slots),
         model=None if daemon.models is None else daemon.models.document(),
         retrain=None if daemon.retrainer is None else daemon.retrainer.document(),

@@ -124,6 +124,11 @@ class ProcessRunner:
     def containment(self) -> str:
         return self.cgroups.describe()
 
+    @property
+    def starter(self) -> str:
+        """status's "jobs started by": the spawner process, or this one and why."""
+        return "the daemon itself (no spawner)" if self.spawner is None else self.spawner.describe()
+
     def start(self, request: RunRequest, on_done: OnDone) -> RunHandle:
         """Fork and exec on the job's own thread, so the daemon's loop never waits for
         an exec: twenty jobs due in one minute start side by side, not one by one."""

@@ -73,6 +73,15 @@ class Spawner:
                 with contextlib.suppress(SpawnerUnavailable):  # refused, and said why
                     self._start()
 
+    def describe(self) -> str:
+        """Who starts the jobs now, for status."""
+        if self.refused is not None:
+            return f"the daemon itself ({self.refused})"
+        proc = self._proc
+        if proc is None or self._owner != os.getpid():
+            return "the spawner process (started at the next job)"
+        return f"the spawner process (pid {proc.pid}; clone3 into each job's cgroup)"
+
     def spawn(
         self,
         executable: str,
