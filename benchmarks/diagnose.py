@@ -123,8 +123,8 @@ def simulate_member(member: Any, train_days: int, test_days: int) -> dict[str, A
     timeline = simulator.Timeline(read_trace(member.trace), world)
     start = timeline.trace.start
     mid, end = start + timedelta(days=train_days), start + timedelta(days=train_days + test_days)
-    specs = {j.id: j for j in scenario.jobs if j.smart is not None}
-    timeouts = {k: j.smart.timeout.total_seconds() for k, j in specs.items() if j.smart.timeout}
+    specs = {j.id: (j.smart, j.zone) for j in scenario.jobs if j.smart is not None}
+    timeouts = {k: s.timeout.total_seconds() for k, (s, _) in specs.items() if s.timeout}
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="smartcron-diagnose-") as tmp:
         db, smart_db = f"{tmp}/train.db", f"{tmp}/smart.db"
@@ -158,7 +158,7 @@ def simulate_member(member: Any, train_days: int, test_days: int) -> dict[str, A
         oracle_world = RecordingWorld(world, timeouts)
         ores = simulator.simulate(scenario, timeline, oracle_world, "oracle", start=mid, end=end)  # type: ignore[arg-type]
     deadlines = {
-        (j, n): deadline_for(specs[j].smart, n, specs[j].zone)
+        (j, n): deadline_for(specs[j][0], n, specs[j][1])
         for j, n in {(s.job, s.nominal) for s in smart_world.starts + oracle_world.starts}
         if j in specs
     }
