@@ -146,3 +146,17 @@ def card_profile(spike: float = 5.0, tau: float = 5.0, spread: float = 0.0) -> d
         "idle_below_s": 60.0,
         "active_idle_s": 10.0,
     }
+
+
+def load_model_p_is_one_minus_load_over_ten(tmp_path: Path, now: datetime) -> object:
+    """A model with P(success) = 1 - load1 / 10, runtime 10 minutes, a flat load1 profile
+    of 1 and nobody at the keyboard (test_plan, test_plan_deadline): a LoadedModel."""
+    from smartcron.ai.model import LoadedModel, load_model
+
+    nobody = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
+    directory = install(
+        tmp_path / "m", graph("load"), profile=card_profile(spike=0.0), active=nobody
+    )
+    model = load_model(directory, owner_uid=os.geteuid(), now=now)
+    assert isinstance(model, LoadedModel)
+    return model

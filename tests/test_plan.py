@@ -19,7 +19,7 @@ from smartcron.smart import gate
 from smartcron.smart.explore import Explorer
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
-from tests.modelkit import card_profile, graph, install
+from tests.modelkit import card_profile, graph, install, load_model_p_is_one_minus_load_over_ten
 from tests.simkit import WORLD, trace_text
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -27,12 +27,8 @@ NOBODY = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
 MIN = timedelta(minutes=1)
 
 
-def load_model_p_is_one_minus_load_over_ten(tmp_path: Path) -> LoadedModel:
-    """P(success) = 1 - load1 / 10, runtime 10 minutes, a flat load1 profile of 1."""
-    directory = install(
-        tmp_path / "m", graph("load"), profile=card_profile(spike=0.0), active=NOBODY
-    )
-    model = load_model(directory, owner_uid=os.geteuid(), now=NOW)
+def _model(tmp_path: Path) -> LoadedModel:
+    model = load_model_p_is_one_minus_load_over_ten(tmp_path, NOW)
     assert isinstance(model, LoadedModel)
     return model
 
@@ -66,7 +62,7 @@ def test_two_heavy_firings_due_together_are_planned_apart(tmp_path: Path) -> Non
     """The first of two 4-core jobs due at 01:00 runs at once (load 1: P 0.9 at every
     slot); the second, seeing the first's 4 cores until 01:10 (P 0.5 now), waits until
     it has ended. An advisor that plans each firing alone starts both at 01:00."""
-    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     spec = SmartSpec(window=timedelta(hours=2))
     snap = sample_snapshot(NOW, load1=1.0, load5=1.0)
     advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
@@ -96,7 +92,7 @@ def test_an_explored_start_is_in_the_plan_the_other_firings_see(tmp_path: Path) 
     """Job a is in its learning period: the explorer starts it at a drawn minute T, and
     tells the advisor. Job b, due at T, sees a's 4 cores from T (P 0.5 now) and waits;
     an advisor not told of a's start runs b at once, on top of it."""
-    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     spec = SmartSpec(window=timedelta(hours=2))
     advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
     explorer = Explorer(advisor, MemoryStats())
@@ -121,7 +117,7 @@ def test_an_explored_start_is_in_the_plan_the_other_firings_see(tmp_path: Path) 
 
 def test_a_firing_runs_now_when_no_slot_beats_the_margin(tmp_path: Path) -> None:
     """load1 1.2 now, 1 forecast later: P 0.88 vs 0.90 is a gain of 0.02 < the 0.03 margin."""
-    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     spec = SmartSpec(window=timedelta(hours=2))
     advisor = SmartAdvisor(model, MemoryStats(), Policy(margin=0.03))
     f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
@@ -135,7 +131,7 @@ def test_the_failure_cost_weighs_against_the_delay_cost(tmp_path: Path) -> None:
     """load1 1.5 now, 1 later: 0.05 more P(success) from the first later slot (01:10).
     At delay_cost 0.5 per hour, the 10 minutes cost 0.08: run now. A failure worth 10
     makes the gain 0.5: wait."""
-    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     snap = sample_snapshot(NOW, load1=1.5)
     verdicts = []
     for fail_cost in (1.0, 10.0):
@@ -162,7 +158,7 @@ def test_a_firing_waits_for_a_quiet_minute_when_the_load_wanders(tmp_path: Path)
     assert first.action == "defer" and " at a quiet minute, by " in first.reason
     quiet = advisor.advise(f, spec, sample_snapshot(NOW + MIN, load1=0.1), NOW + MIN)
     assert quiet.action == "run"
-    older = load_model_p_is_one_minus_load_over_ten(tmp_path / "old")
+    older = _model(tmp_path / "old")
     plain = SmartAdvisor(older, MemoryStats()).advise(f, spec, sample_snapshot(NOW, load1=1.0), NOW)
     assert plain.action == "run"
 
@@ -171,7 +167,7 @@ def test_a_window_bounds_the_start_not_the_end(tmp_path: Path) -> None:
     """A 10-minute job in a 12-minute window: by default a slot at 01:11 may be chosen
     (it starts inside the window, as cron and the oracle count it); the first design's
     rule (end 1.5 runtimes before the deadline) left it no later slot at all."""
-    model = load_model_p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     spec = SmartSpec(window=timedelta(minutes=12))
     f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
     snap = sample_snapshot(NOW, load1=3.0)  # P 0.7 now, the load forecast to fall back to 1

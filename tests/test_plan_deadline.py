@@ -3,32 +3,26 @@ machine-wide plan the other firings see (issue 13, third round)."""
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
-from smartcron.ai.model import LoadedModel, load_model
+from smartcron.ai.model import LoadedModel
 from smartcron.smart import gate
 from smartcron.smart.explore import Explorer, ExploreSettings
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
-from tests.modelkit import card_profile, graph, install
+from tests.modelkit import load_model_p_is_one_minus_load_over_ten
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
-NOBODY = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
 MIN = timedelta(minutes=1)
 SPEC = SmartSpec(window=timedelta(hours=2))
 
 
-def p_is_one_minus_load_over_ten(tmp_path: Path) -> LoadedModel:
-    """P(success) = 1 - load1 / 10, runtime 10 minutes, a flat load1 profile of 1."""
-    directory = install(
-        tmp_path / "m", graph("load"), profile=card_profile(spike=0.0), active=NOBODY
-    )
-    model = load_model(directory, owner_uid=os.geteuid(), now=NOW)
+def _model(tmp_path: Path) -> LoadedModel:
+    model = load_model_p_is_one_minus_load_over_ten(tmp_path, NOW)
     assert isinstance(model, LoadedModel)
     return model
 
@@ -45,7 +39,7 @@ def test_a_deadline_forced_start_is_in_the_plan_other_firings_see(
     without asking the advisor. Job b, due at 03:00 too, sees a's 4 cores (P 0.5 now
     against 0.9 once a has ended) and waits; before the gate told the advisor of such
     starts, b ran at once on top of a (the same advisor untold: run)."""
-    model = p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
     told = (
         advisor
@@ -70,7 +64,7 @@ def test_a_deadline_start_despite_failed_constraints_is_planned_and_a_skip_is_no
 ) -> None:
     """on_deadline=run: the gate runs a over its failed max_load, and plans it; with
     on_deadline=skip nothing starts, so nothing enters the plan."""
-    model = p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     due = NOW + SPEC.window
     snap = sample_snapshot(due, load1=3.0, load5=3.0)
     for on_deadline, action, planned in (("run", "run", 4.0), ("skip", "skip", 0.0)):
@@ -101,7 +95,7 @@ def test_a_four_minute_pause_still_counts_mostly_as_the_user_at_work(tmp_path: P
     """Policy.settle_s (600 s): idle 240 s counts a third as away, so P(user active
     during the run) stays near an active user's; at 600 s the user counts as gone. With
     300 s (the second round's), 240 s already counted three quarters as away."""
-    model = p_is_one_minus_load_over_ten(tmp_path)
+    model = _model(tmp_path)
     a = {}
     for settle in (600.0, 300.0):
         advisor = SmartAdvisor(model, MemoryStats(), Policy(settle_s=settle))
