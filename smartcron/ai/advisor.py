@@ -55,6 +55,21 @@ class _Scores:
     away: np.ndarray | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One firing's scored window, as the waiting plans weigh it: the snapshot, the job's
+    stats, its nominal time, the slots, the plan's extra load per slot, their scores and
+    the last slot that leaves time to finish."""
+
+    snap: Any
+    stats: JobHistoryStats
+    nominal: datetime
+    slots: list[datetime]
+    extra: np.ndarray
+    sc: _Scores
+    last: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
     """The slots a decision scores and how sure a later one must be (see SmartAdvisor).
@@ -199,7 +214,7 @@ class SmartAdvisor:
         try:
             sc = self._score(snap, stats, firing.nominal, slots, extra)
             last = self._last(slots, sc, firing.deadline, _room(spec, pol))
-            waits = self._waits(snap, stats, firing.nominal, slots, extra, sc, last)
+            waits = self._waits(_Window(snap, stats, firing.nominal, slots, extra, sc, last))
         except ModelFailure as err:
             return self._failed(err)
         delay_h = [(s - firing.nominal).total_seconds() / 3600.0 for s in slots]
@@ -261,18 +276,10 @@ class SmartAdvisor:
             last = k
         return last
 
-    def _waits(
-        self,
-        snap: Any,
-        stats: JobHistoryStats,
-        nominal: datetime,
-        slots: list[datetime],
-        extra: np.ndarray,
-        sc: _Scores,
-        last: int,
-    ) -> list[Wait]:
+    def _waits(self, w: _Window) -> list[Wait]:
         """The waiting plans (smartcron.ai.waiting) worth weighing: minute re-checks on,
         a profile in the card, and a later slot that leaves time to finish."""
+        snap, slots, sc, last = w.snap, w.slots, w.sc, w.last
         profile, tz = self.model.profile, self.model.tz
         if not last or self.policy.recheck is None or profile is None:
             return []
@@ -284,22 +291,16 @@ class SmartAdvisor:
         if away is not None:
             out.append(away)
         if profile.spread:
-            out += self._quiet(snap, stats, nominal, slots, extra, sc, last)
+            out += self._quiet(w)
         return out
 
-    def _quiet(
-        self,
-        snap: Any,
-        stats: JobHistoryStats,
-        nominal: datetime,
-        slots: list[datetime],
-        extra: np.ndarray,
-        sc: _Scores,
-        last: int,
-    ) -> list[Wait]:
+    def _quiet(self, w: _Window) -> list[Wait]:
         """A quiet-minute plan per depth of `Policy.quiet_depths` (standard deviations of
         the departures below the forecast; a minute that deep comes with probability
         Phi(-z)), all scored in one ONNX call."""
+        snap, stats, nominal, slots, extra, sc, last = (
+            w.snap, w.stats, w.nominal, w.slots, w.extra, w.sc, w.last
+        )  # fmt: skip
         profile, tz = self.model.profile, self.model.tz
         assert profile is not None
         depths = self.policy.quiet_depths
@@ -315,8 +316,8 @@ class SmartAdvisor:
             shares.append(share)
         p_raw, _ = self.model.predict(np.asarray(rows))
         p_raw = p_raw.reshape(len(picks), len(depths), 2)
-        w = np.asarray(shares)[:, None]
-        p_quiet = np.mean(w * p_raw[:, :, 0] + (1 - w) * p_raw[:, :, 1], axis=0)
+        weight = np.asarray(shares)[:, None]
+        p_quiet = np.mean(weight * p_raw[:, :, 0] + (1 - weight) * p_raw[:, :, 1], axis=0)
         minutes = (slots[last] - slots[0]).total_seconds() / 60.0
         a_mean = float(np.mean(sc.a[1 : last + 1]))
         runtime = float(np.mean(sc.runtime[1 : last + 1]))
