@@ -64,7 +64,10 @@ def test_a_slow_machine_is_measured_not_refused(trained, timeline, monkeypatch):
 
 
 def test_a_failing_cost_step_is_reported_not_raised(trained, timeline):
-    got = costs_of(trained, timeline, models=(object(), object()))  # no predict_proba
+    from smartcron.ai.estimators import Fitted
+
+    broken = Fitted(object(), object())  # estimators without predict_proba
+    got = costs_of(trained, timeline, models=broken)
     assert got == {"decisions": 20, "error": got["error"]}
     assert got["error"].startswith("AttributeError") and "predict_proba" in got["error"]
 

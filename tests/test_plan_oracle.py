@@ -49,7 +49,7 @@ class TrueLaw:
     profile: None = None
     active: list[float] = field(default_factory=lambda: [0.0] * 168)
 
-    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, rows: np.ndarray, job: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         hours = np.asarray(rows)[:, HOUR]
         lunch = (hours >= 12) & (hours <= 13)
         p = np.where(lunch, 0.98 * 0.1, 0.98)

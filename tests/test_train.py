@@ -79,11 +79,10 @@ def test_holdout_is_the_last_fifth_in_time_order(history: Path) -> None:
 def test_onnx_agrees_with_scikit_learn_on_held_out_rows(trained: train.Result) -> None:
     loaded = load_model(trained.out, owner_uid=0, now=NOW)
     assert isinstance(loaded, LoadedModel)
-    clf, reg = trained.models
     rows = trained.holdout
     p, runtime = loaded.predict(rows)
-    assert np.abs(p - clf.predict_proba(rows)[:, 1]).max() < 1e-5
-    log_sk = reg.predict(rows)
+    assert np.abs(p - trained.models.clf.predict_proba(rows)[:, 1]).max() < 1e-5
+    log_sk = trained.models.reg.predict(rows)
     log_onnx = np.log1p(runtime)
     assert (np.abs(log_onnx - log_sk) / np.maximum(1.0, np.abs(log_sk))).max() < 1e-5
 

@@ -68,6 +68,7 @@ class _Window:
     extra: np.ndarray
     sc: _Scores
     last: int
+    job: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,6 +152,7 @@ class SmartAdvisor:
         nominal: datetime,
         slots: list[datetime],
         extra: np.ndarray,
+        job: str,
     ) -> _Scores:
         """P(success), runtime (s) and P(user active during the run) per slot; `extra`:
         the load1, load5 and load15 other smart runs add at each slot (beyond what `snap`
@@ -162,7 +164,7 @@ class SmartAdvisor:
                 features(with_load(snap, x), stats, nominal, s, tz=tz)
                 for s, x in zip(slots[1:], extra[1:], strict=True)
             ]
-            p, runtime = self.model.predict(np.asarray(rows))
+            p, runtime = self.model.predict(np.asarray(rows), job)
             active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
             a = [1.0 if active_now else self._active(slots[0], runtime[0])]
             a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
@@ -174,7 +176,7 @@ class SmartAdvisor:
             rows += [state_features(with_load(busy, x)) + clock]
             rows += [state_features(with_load(away, x)) + clock]
             q.append(share)
-        p_raw, rt_raw = self.model.predict(np.asarray(rows))
+        p_raw, rt_raw = self.model.predict(np.asarray(rows), job)
         w = np.asarray(q[1:])
         p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
         runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
@@ -212,9 +214,10 @@ class SmartAdvisor:
             extra = self.commitments.loads(now, slots, key)
         costs = Costs.of(spec)
         try:
-            sc = self._score(snap, stats, firing.nominal, slots, extra)
+            sc = self._score(snap, stats, firing.nominal, slots, extra, firing.job_id)
             last = self._last(slots, sc, firing.deadline, _room(spec, pol))
-            waits = self._waits(_Window(snap, stats, firing.nominal, slots, extra, sc, last))
+            w = _Window(snap, stats, firing.nominal, slots, extra, sc, last, firing.job_id)
+            waits = self._waits(w)
         except ModelFailure as err:
             return self._failed(err)
         delay_h = [(s - firing.nominal).total_seconds() / 3600.0 for s in slots]
@@ -314,7 +317,7 @@ class SmartAdvisor:
                     calm = with_load(quieter(state, profile, lead, z), extra[k])
                     rows.append(features(calm, stats, nominal, slots[k], tz=tz))
             shares.append(share)
-        p_raw, _ = self.model.predict(np.asarray(rows))
+        p_raw, _ = self.model.predict(np.asarray(rows), w.job)
         p_raw = p_raw.reshape(len(picks), len(depths), 2)
         weight = np.asarray(shares)[:, None]
         p_quiet = np.mean(weight * p_raw[:, :, 0] + (1 - weight) * p_raw[:, :, 1], axis=0)

@@ -37,6 +37,7 @@ from smartcron.ai.features import (
 CARD_NAME, ONNX_NAME, PKL_NAME = "model.json", "model.onnx", "model.pkl"
 CARD_FORMAT = 1
 INPUT = "features"
+JOB_INPUT = "job"  # int64 scalar: the job's own forest (card: job_models), -1 for none
 OUTPUT_P, OUTPUT_RUNTIME = "p_success", "runtime_log1p"
 ACTIVE_IDLE_BELOW = 60.0  # seconds: what counts as a user-active minute
 MAX_ONNX_BYTES = 64 << 20
@@ -104,14 +105,18 @@ class LoadedModel:
     active: Sequence[float]  # P(user active) by hour of week
     profile: Profile | None = None  # how later slots are forecast (None: frozen snapshot)
     latency_bound_s: float = LATENCY_BOUND_S
+    # job id -> its own forest's index; None: a model from before the job input
+    jobs: Mapping[str, int] | None = field(default_factory=dict)
 
-    def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(P(success), runtime s) per row; ModelFailure on error, NaN or slowness."""
+    def predict(self, rows: np.ndarray, job: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(P(success), runtime s) per row, every row a state of `job` (its own forest
+        where the model has one); ModelFailure on error, NaN or slowness."""
         start = time.perf_counter()
+        feed = {INPUT: np.asarray(rows, np.float32)}
+        if self.jobs is not None:  # a graph with the job input (None: an older model)
+            feed[JOB_INPUT] = np.asarray(self.jobs.get(job or "", -1), np.int64)
         try:
-            p, log_rt = self.session.run(
-                [OUTPUT_P, OUTPUT_RUNTIME], {INPUT: np.asarray(rows, np.float32)}
-            )
+            p, log_rt = self.session.run([OUTPUT_P, OUTPUT_RUNTIME], feed)
             p_ok = np.asarray(p, np.float64)[:, 1]
             runtime = np.expm1(np.asarray(log_rt, np.float64).reshape(-1))
         except Exception as err:  # onnxruntime raises its own types
@@ -173,10 +178,12 @@ def load_model(
     if hashlib.sha256(blob).hexdigest() != expected:
         return ModelUnavailable(f"{root / ONNX_NAME}: sha256 does not match the card (tampered)")
     try:
-        session = _session(blob)
+        session, with_jobs = _session(blob)
+        jobs = _job_models(card) if with_jobs else None
     except Exception as err:
         return ModelUnavailable(f"{root / ONNX_NAME}: corrupt ONNX: {err}")
     model = LoadedModel(
+        jobs=jobs,
         session=session,
         card=card,
         directory=root,
@@ -187,7 +194,8 @@ def load_model(
     )
     try:  # a first call: signature, finiteness (not timed: the first run warms up)
         model.latency_bound_s = math.inf
-        model.predict(np.zeros((1, len(FEATURES)), np.float32))
+        for job in [None, *(jobs or ())]:  # every job's own forest too
+            model.predict(np.zeros((1, len(FEATURES)), np.float32), job)
     except ModelFailure as err:
         return ModelUnavailable(f"{root / ONNX_NAME}: {err}")
     model.latency_bound_s = latency_bound_s
@@ -220,7 +228,17 @@ def _parse_card(
     return card, created, expected, zone, active, profile
 
 
-def _session(blob: bytes) -> Any:
+def _job_models(card: Mapping[str, Any]) -> dict[str, int]:
+    """The card's ``job_models`` (job ids in the graph's order) as job -> index."""
+    names = card.get("job_models", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError("job_models: a list of job ids expected")
+    return {name: k for k, name in enumerate(names)}
+
+
+def _session(blob: bytes) -> tuple[Any, bool]:
+    """The inference session, and whether its graph takes the job input (models
+    trained before the jobs' own forests do not)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -230,6 +248,6 @@ def _session(blob: bytes) -> Any:
     session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     outputs = {o.name for o in session.get_outputs()}
-    if names != [INPUT] or not {OUTPUT_P, OUTPUT_RUNTIME} <= outputs:
+    if names not in ([INPUT], [INPUT, JOB_INPUT]) or not {OUTPUT_P, OUTPUT_RUNTIME} <= outputs:
         raise ValueError(f"inputs {names}, outputs {sorted(outputs)}: not a SmartCron model")
-    return session
+    return session, names == [INPUT, JOB_INPUT]

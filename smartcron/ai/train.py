@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from smartcron.ai.estimators import PARAMS, fit, metrics, to_onnx
+from smartcron.ai.estimators import PARAMS, SPLIT, Fitted, fit, metrics, to_onnx
 from smartcron.ai.features import (
     FEATURES,
     Profile,
@@ -85,13 +85,18 @@ class Dataset:
     active: list[float]  # P(user active) by hour of week
     profile: Profile  # the machine's rhythm, for forecasting later slots
 
+    def part(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(X, ok, runtime_s) of a slice of the rows."""
+        return self.X[rows], self.ok[rows], self.runtime_s[rows]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Result:
     out: Path
     card: dict[str, Any]
-    models: tuple[Any, Any] = field(repr=False)  # the fitted (classifier, regressor)
+    models: Fitted = field(repr=False)  # the fitted estimators
     holdout: np.ndarray = field(repr=False)  # the held-out rows' features
+    holdout_jobs: list[str] = field(repr=False, default_factory=list)  # and their jobs
 
 
 # ------------------------------------------------------------------ reading
@@ -303,10 +308,11 @@ def train(
     _check(data, name, min_runs, min_failures)
     cut = int(len(data.ok) * (1 - HOLDOUT))
     say(f"fitting on {cut} rows, validating on the last {len(data.ok) - cut}")
-    held = fit(data.X[:cut], data.ok[:cut], data.runtime_s[:cut], seed, params, data.weight[:cut])
-    scores = metrics(held, data.X[cut:], data.ok[cut:], data.runtime_s[cut:])
+    first, last = slice(None, cut), slice(cut, None)
+    held = fit(*data.part(first), seed, params, data.weight[first], data.jobs[first])
+    scores = metrics(held, *data.part(last), data.jobs[last])
     say("refitting on all rows")
-    models = fit(data.X, data.ok, data.runtime_s, seed, params, data.weight)
+    models = fit(data.X, data.ok, data.runtime_s, seed, params, data.weight, data.jobs)
     say("exporting ONNX")
     blob = to_onnx(models)
     target = Path(out)
@@ -315,15 +321,17 @@ def train(
         staged = Path(tmp)
         (staged / ONNX_NAME).write_bytes(blob)
         joblib.dump(models, staged / PKL_NAME)
-        card = _card(
-            data, cut, scores, tz, (params or PARAMS) | {"random_state": seed}, now, staged
-        )
+        settings = SPLIT | (params or PARAMS) | {"random_state": seed}
+        card = _card(data, cut, scores, tz, settings, now, staged) | {
+            "job_models": list(models.jobs)
+        }
         (staged / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
         for file in (ONNX_NAME, PKL_NAME, CARD_NAME):  # the card last: it vouches for both
             os.chmod(staged / file, 0o644)
             os.replace(staged / file, target / file)
     say(f"wrote {target}")
-    return Result(out=target, card=card, models=models, holdout=data.X[cut:])
+    rows, jobs = data.X[last], data.jobs[last]  # the held-out rows, for the tests
+    return Result(out=target, card=card, models=models, holdout=rows, holdout_jobs=jobs)
 
 
 def _weight_summary(weight: np.ndarray) -> dict[str, Any]:
@@ -353,13 +361,17 @@ def _card(
         "format": CARD_FORMAT,
         "features": list(FEATURES),
         "timezone": str(tz),
-        "inputs": {"features": f"float32 [N, {len(FEATURES)}]"},
+        "inputs": {
+            "features": f"float32 [N, {len(FEATURES)}]",
+            "job": "int64 scalar: the index of the job's own forest in job_models, -1 for none",
+        },
         "outputs": {
             OUTPUT_P: "float32 [N, 2]: column 1 is P(success)",
             OUTPUT_RUNTIME: "float32 [N, 1]: log1p(runtime seconds)",
         },
         "estimators": {
-            "success": "CalibratedClassifierCV(RandomForestClassifier, sigmoid, cv=3)",
+            "success": "CalibratedClassifierCV(RandomForestClassifier, sigmoid, cv=3),"
+            " one over every job and one per job in job_models",
             "runtime": "RandomForestRegressor on log1p(runtime_s)",
             "params": params,
         },

@@ -124,6 +124,13 @@ def _show_card(card: dict[str, Any], where: str) -> None:
     t, m = card["training"], card["metrics"]["holdout"]
     click.echo(f"model {where}: trained {card['created']}")
     click.echo(f"  data: {t['rows']} runs ({t['failures']} failures), {t['from']} to {t['to']}")
+    from smartcron.ai.estimators import JOB_MIN_EACH, JOB_MIN_ROWS
+
+    own = card.get("job_models")
+    if isinstance(own, list):  # cards before the jobs' own forests have no such list
+        need = f"each needs {JOB_MIN_ROWS} runs, {JOB_MIN_EACH} of each outcome"
+        names = ", ".join(map(str, own)) if own else f"none ({need})"
+        click.echo(f"  jobs with a forest of their own: {names}; the others share one")
     click.echo(f"  holdout (the last {t['holdout_rows']} runs, unseen while fitting):")
     for line in metric_lines(m):
         click.echo(f"    {line}")

@@ -60,17 +60,17 @@ def costs(
     rng = np.random.default_rng(0)
     picks = [timeline.index(start) + int(i) for i in rng.integers(0, minutes, n)]
     decide, decide_sk, onnx_one, sk_one = [], [], [], []
-    clf = models[0]
+    job = next(iter(models.jobs), "bench")  # a job with a forest of its own, if any
     for i in picks:
         snap, now = timeline.snapshot(i), timeline.instant(i)
-        firing = Firing(id=None, job_id="bench", nominal=now, deadline=now + spec.window)
+        firing = Firing(id=None, job_id=job, nominal=now, deadline=now + spec.window)
         t0 = time.perf_counter()
         advisor.advise(firing, spec, snap, now)
         t1 = time.perf_counter()
         row = np.asarray([features(snap, NO_STATS, now, now)], np.float32)
-        model.predict(row)
+        model.predict(row, job)
         t2 = time.perf_counter()
-        clf.predict_proba(row)
+        models.p_success(row, [job])
         t3 = time.perf_counter()
         with_sklearn.advise(firing, spec, snap, now)
         decide_sk.append(time.perf_counter() - t3)
@@ -97,13 +97,14 @@ class SklearnModel:
 
     def __init__(self, model: Any, models: Any) -> None:
         self.tz, self.profile, self.active = model.tz, model.profile, model.active
-        self.clf, self.reg = models
+        self.models = models
 
-    def predict(self, rows: Any) -> tuple[Any, Any]:
+    def predict(self, rows: Any, job: str | None = None) -> tuple[Any, Any]:
         import numpy as np
 
         x = np.asarray(rows, np.float32)
-        return self.clf.predict_proba(x)[:, 1], np.expm1(self.reg.predict(x))
+        p = self.models.p_success(x, [job or ""] * len(x))
+        return p, np.expm1(self.models.reg.predict(x))
 
 
 def _quantiles(values: list[float]) -> dict[str, float]:
