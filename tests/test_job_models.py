@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from smartcron.ai import estimators
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.ai.features import FEATURES
 from smartcron.ai.model import LoadedModel, load_model
+from smartcron.cli.ctl import main
 from smartcron.smart import gate
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
@@ -132,3 +134,6 @@ def test_the_card_lists_the_jobs_forests_in_the_graphs_order(tmp_path: Path) -> 
         rows = result.holdout[np.asarray(result.holdout_jobs) == job]
         want = result.models.p_success(rows, [job] * len(rows))
         assert np.abs(loaded.predict(rows, job)[0] - want).max() < 1e-5
+    shown = CliRunner().invoke(main, ["model", "--dir", str(tmp_path / "out")])
+    own = ", ".join(result.card["job_models"])
+    assert f"jobs with a forest of their own: {own}; the others share one" in shown.output
