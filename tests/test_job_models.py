@@ -137,3 +137,39 @@ def test_the_card_lists_the_jobs_forests_in_the_graphs_order(tmp_path: Path) -> 
     shown = CliRunner().invoke(main, ["model", "--dir", str(tmp_path / "out")])
     own = ", ".join(result.card["job_models"])
     assert f"jobs with a forest of their own: {own}; the others share one" in shown.output
+
+
+def test_a_job_code_out_of_range_gets_the_forest_over_every_job(
+    fitted: estimators.Fitted, tmp_path: Path
+) -> None:
+    """The graph clips nothing into another job's forest: codes it does not hold are -1."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(estimators.to_onnx(fitted), providers=["CPUExecutionProvider"])
+    rows = probes(HIGH_LOAD, HIGH_RAM)
+    blend = fitted.clf.predict_proba(rows)[:, 1]
+    for code in (-7, -1, 2, 99):
+        p = session.run(["p_success"], {"features": rows, "job": np.asarray(code, np.int64)})[0]
+        assert np.abs(p[:, 1] - blend).max() < 1e-5, code
+
+
+def test_the_heap_is_trimmed_after_loading_and_a_libc_without_malloc_trim_is_fine(
+    fitted: estimators.Fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ctypes
+
+    from smartcron.ai import model as model_module
+
+    calls = []
+
+    class Libc:
+        def __getattr__(self, name: str) -> object:
+            if name != "malloc_trim":
+                raise AttributeError(name)
+            return calls.append
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda _name: Libc())
+    assert load_model(install(tmp_path / "m", estimators.to_onnx(fitted)), owner_uid=0, now=NOW)
+    assert calls == [0]
+    monkeypatch.setattr(ctypes, "CDLL", lambda _name: object())  # musl: no malloc_trim
+    model_module.trim_heap()

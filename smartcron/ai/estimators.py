@@ -6,9 +6,8 @@ history of both outcomes, a forest of its own (issue 13, fourth round): a job's 
 threshold (load1 > 0.3 for one job, RAM > 57 % for another) is learnt from its rows
 alone, where the forest over all jobs learnt a blend of the jobs' causes (on the
 development seeds it gave a typing-sensitive job success 0.87 at low load and 0.36 at
-high load, where its law is 0.5 at both). The graph holds them all: an input `job`
-picks the job's own forest through a chain of ONNX `If` nodes, which run the taken
-branch only, so a decision costs one forest whatever the number of jobs.
+high load, where its law is 0.5 at both). The graph holds them all in one tree
+ensemble (smartcron.ai.forestgraph), and an input `job` picks the job's own forest.
 
 Imported by smartcron.ai.train only; scikit-learn, onnx and skl2onnx are imported
 inside the functions, so importing this module stays cheap.
@@ -133,13 +132,19 @@ def to_onnx(models: Fitted) -> bytes:
     """One graph. Inputs: float32 ``features`` [N, len(FEATURES)] and int64 ``job`` (a
     scalar: the index of the job's own forest in `models.jobs`, -1 for none). Outputs:
     OUTPUT_P [N, 2] (class probabilities, column 1 = success) from the forest `job`
-    picks, and OUTPUT_RUNTIME [N, 1] (log1p of runtime seconds)."""
+    picks (smartcron.ai.forestgraph: one tree ensemble for them all), and
+    OUTPUT_RUNTIME [N, 1] (log1p of runtime seconds)."""
     import onnx
     from onnx import compose, helper
+    from skl2onnx import to_onnx as convert
+    from skl2onnx.common.data_types import FloatTensorType
 
-    g2 = compose.add_prefix(_convert(models.reg), "reg_", rename_inputs=False)
-    branches = [_branch(clf, f"job{k}_") for k, clf in enumerate(models.jobs.values())]
-    chosen, initializers = _chain(branches, _branch(models.clf, "clf_"))
+    from smartcron.ai.forestgraph import success_nodes
+
+    kind = [(INPUT, FloatTensorType([None, len(FEATURES)]))]
+    g2 = convert(models.reg, initial_types=kind, target_opset=_OPSET)
+    g2 = compose.add_prefix(g2, "reg_", rename_inputs=False)
+    chosen, initializers = success_nodes(list(models.jobs.values()), models.clf, len(FEATURES))
     outputs = [
         helper.make_tensor_value_info(OUTPUT_P, onnx.TensorProto.FLOAT, [None, 2]),
         helper.make_tensor_value_info(OUTPUT_RUNTIME, onnx.TensorProto.FLOAT, [None, 1]),
@@ -163,45 +168,3 @@ def to_onnx(models: Fitted) -> bytes:
 
 
 _OPSET = {"": 17, "ai.onnx.ml": 1}
-
-
-def _convert(estimator: Any) -> Any:
-    from skl2onnx import to_onnx as convert
-    from skl2onnx.common.data_types import FloatTensorType
-
-    kind = [(INPUT, FloatTensorType([None, len(FEATURES)]))]
-    options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "classes_") else None
-    return convert(estimator, initial_types=kind, options=options, target_opset=_OPSET)
-
-
-def _branch(clf: Any, prefix: str) -> Any:
-    """A classifier as an `If` branch: no inputs of its own (it reads ``features`` from
-    the outer graph), one output, the class probabilities."""
-    from onnx import compose, helper
-
-    g = compose.add_prefix(_convert(clf), prefix, rename_inputs=False).graph
-    out = helper.make_node("Identity", [f"{prefix}probabilities"], [f"{prefix}p"])
-    kept = [o for o in g.output if o.name == f"{prefix}probabilities"]
-    result = helper.make_tensor_value_info(f"{prefix}p", kept[0].type.tensor_type.elem_type, None)
-    return helper.make_graph([*g.node, out], prefix, [], [result], list(g.initializer))
-
-
-def _chain(branches: list[Any], default: Any) -> tuple[list[Any], list[Any]]:
-    """(nodes, initializers) computing OUTPUT_P: if job == 0 then branch 0, else if job
-    == 1 then branch 1 ..., else `default` (a chain of `If` nodes: only the taken branch
-    runs); without branches, `default` itself."""
-    from onnx import TensorProto, helper
-
-    graph, initializers = default, list(default.initializer) if not branches else []
-    for k in reversed(range(len(branches))):
-        key, test, out = f"key{k}", f"is{k}", f"chosen{k}"
-        value = helper.make_tensor(key, TensorProto.INT64, [], [k])
-        nodes = [
-            helper.make_node("Constant", [], [key], value=value),
-            helper.make_node("Equal", [JOB_INPUT, key], [test]),
-            helper.make_node("If", [test], [out], then_branch=branches[k], else_branch=graph),
-        ]
-        result = helper.make_tensor_value_info(out, TensorProto.FLOAT, None)
-        graph = helper.make_graph(nodes, f"chain{k}", [], [result])
-    picked = helper.make_node("Identity", [graph.output[0].name], [OUTPUT_P])
-    return [*graph.node, picked], initializers
