@@ -30,9 +30,15 @@ PARAMS = {"n_estimators": 40, "max_depth": 8, "min_samples_leaf": 5}  # small, c
 # and its cause. Chosen on development seeds 1-20: not-done 2,659 -> 2,586 (docs/ai.md).
 SPLIT = {"max_features": None}
 # A job gets its own forest from JOB_MIN_ROWS rows with at least JOB_MIN_EACH failures
-# and as many successes (the calibration's 3 folds need both in each); at most
-# MAX_JOB_MODELS jobs, those with the most rows. Set before the development runs.
-JOB_MIN_ROWS, JOB_MIN_EACH, MAX_JOB_MODELS = 50, 5, 32
+# and as many successes (the calibration's 3 folds need both in each), set before the
+# development runs (20 and 3, 100 and 10 gave the same figures); at most MAX_JOB_MODELS
+# jobs, those with the most rows. A job's forest is smaller than the one over every job
+# (JOB_FOREST): on the development seeds 20 trees of depth 6 did as well as 40 of depth 8
+# (smart's not-done 2,468 vs 2,480; 100 trees or unbounded depth: 2,483 and 2,481), and
+# they bound what each job adds to the daemon's memory (about 1,300 nodes) and to a
+# decision's time (a tree that is not the job's exits at its root).
+JOB_MIN_ROWS, JOB_MIN_EACH, MAX_JOB_MODELS = 50, 5, 16
+JOB_FOREST = {"n_estimators": 20, "max_depth": 6}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,8 @@ def fit(
     clf = _classifier(X, ok, w, seed, params)
     own = {}
     for job, rows in _own(jobs, ok):
-        own[job] = _classifier(X[rows], ok[rows], None if w is None else w[rows], seed, params)
+        weights = None if w is None else w[rows]
+        own[job] = _classifier(X[rows], ok[rows], weights, seed, params | JOB_FOREST)
     reg = RandomForestRegressor(**params, random_state=seed, n_jobs=1)
     reg.fit(X, np.log1p(runtime_s), sample_weight=w)
     return Fitted(clf, reg, own)

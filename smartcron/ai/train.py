@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from smartcron.ai.estimators import PARAMS, SPLIT, Fitted, fit, metrics, to_onnx
+from smartcron.ai.estimators import JOB_FOREST, PARAMS, SPLIT, Fitted, fit, metrics, to_onnx
 from smartcron.ai.features import (
     FEATURES,
     Profile,
@@ -371,7 +371,8 @@ def _card(
         },
         "estimators": {
             "success": "CalibratedClassifierCV(RandomForestClassifier, sigmoid, cv=3),"
-            " one over every job and one per job in job_models",
+            " one over every job and one per job in job_models (job_forest)",
+            "job_forest": JOB_FOREST,
             "runtime": "RandomForestRegressor on log1p(runtime_s)",
             "params": params,
         },
