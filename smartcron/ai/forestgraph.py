@@ -83,11 +83,11 @@ def success_nodes(forests: list[Any], default: Any, n_features: int) -> tuple[li
     from onnx import TensorProto, helper, numpy_helper
 
     parts = [(-1, *_calibrated(default))] + [(k, *_calibrated(c)) for k, c in enumerate(forests)]
-    a = np.asarray([p[2] for p in parts], np.float32)
-    b = np.asarray([p[3] for p in parts], np.float32)
+    minus_a = np.asarray([-p[2] for p in parts], np.float32)  # negation is exact
+    minus_b = np.asarray([-p[3] for p in parts], np.float32)
     inits = [
-        numpy_helper.from_array(a, "cal_a"),
-        numpy_helper.from_array(b, "cal_b"),
+        numpy_helper.from_array(minus_a, "minus_a"),
+        numpy_helper.from_array(minus_b, "minus_b"),
         numpy_helper.from_array(np.asarray([-1], np.int64), "code_min"),
         numpy_helper.from_array(np.asarray([len(forests) - 1], np.int64), "code_max"),
         numpy_helper.from_array(np.asarray([1], np.int64), "one_i"),
@@ -98,13 +98,13 @@ def success_nodes(forests: list[Any], default: Any, n_features: int) -> tuple[li
     attrs |= {"n_targets": 1, "aggregate_function": "SUM", "post_transform": "NONE"}
     make = helper.make_node
     nodes = [
-        # the job code, clipped to the table, as a float column beside the features
+        # the job code (-1 where it is out of the table's range) as a float column
+        # beside the features
         make("Reshape", [JOB_INPUT, "one_i"], ["code1"]),
         make("Max", ["code1", "code_min"], ["code_lo"]),
         make("Min", ["code_lo", "code_max"], ["code"]),
-        make("Where", ["out_of_range", "code_min", "code"], ["code_ok"]),
         make("Equal", ["code", "code1"], ["in_range"]),
-        make("Not", ["in_range"], ["out_of_range"]),
+        make("Where", ["in_range", "code", "code_min"], ["code_ok"]),
         make("Cast", ["code_ok"], ["code_f"], to=TensorProto.FLOAT),
         make("Shape", [INPUT], ["shape"]),
         make("Slice", ["shape", "zero_i", "one_i"], ["rows"]),
@@ -119,31 +119,14 @@ def success_nodes(forests: list[Any], default: Any, n_features: int) -> tuple[li
             base_values=[0.0],
             **attrs,
         ),
-        # the chosen forest's calibration: p = 1 / (1 + exp(a f + b))
+        # the chosen forest's calibration: p = 1 / (1 + exp(a f + b)) = sigmoid(-a f - b)
         make("Add", ["code_ok", "one_i"], ["slot"]),
-        make("Gather", ["cal_a", "slot"], ["a"]),
-        make("Gather", ["cal_b", "slot"], ["b"]),
-        make("Mul", ["forest_mean", "a"], ["af"]),
-        make("Add", ["af", "b"], ["z"]),
-        make("Neg", ["z"], ["minus_z"]),
+        make("Gather", ["minus_a", "slot"], ["ma"]),
+        make("Gather", ["minus_b", "slot"], ["mb"]),
+        make("Mul", ["forest_mean", "ma"], ["maf"]),
+        make("Add", ["maf", "mb"], ["minus_z"]),
         make("Sigmoid", ["minus_z"], ["p_ok"]),
         make("Sub", ["one_f", "p_ok"], ["p_fail"]),
         make("Concat", ["p_fail", "p_ok"], [OUTPUT_P], axis=1),
     ]
-    return _ordered(nodes), inits
-
-
-def _ordered(nodes: list[Any]) -> list[Any]:
-    """The nodes in an order where each input is made before it is used (ONNX requires
-    a topological order; the list above reads in the order of the arithmetic)."""
-    made = {JOB_INPUT, INPUT, "cal_a", "cal_b", "code_min", "code_max", "one_i", "zero_i", "one_f"}
-    out, waiting = [], list(nodes)
-    while waiting:
-        ready = [n for n in waiting if all(i in made for i in n.input)]
-        if not ready:
-            raise ValueError("a cycle in the success graph")
-        for n in ready:
-            out.append(n)
-            made.update(n.output)
-            waiting.remove(n)
-    return out
+    return nodes, inits
