@@ -179,9 +179,12 @@ def load_model(
         return ModelUnavailable(f"{root / ONNX_NAME}: sha256 does not match the card (tampered)")
     try:
         session, with_jobs = _session(blob)
-        jobs = _job_models(card) if with_jobs else None
     except Exception as err:
         return ModelUnavailable(f"{root / ONNX_NAME}: corrupt ONNX: {err}")
+    try:
+        jobs = _job_models(card) if with_jobs else None
+    except ValueError as err:  # the card's fault, not the graph's
+        return ModelUnavailable(f"{root / CARD_NAME}: corrupt card: {err}")
     model = LoadedModel(
         jobs=jobs,
         session=session,
