@@ -16,59 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from smartcron.ai.features import (
-    JobHistoryStats,
-    amended,
-    features,
-    forecast,
-    hour_of_week,
-    p_active_at,
-    quieter,
-    state_features,
-    time_features,
-)
 from smartcron.ai.jobstats import HistoryStats, MemoryStats, StatsReader
-from smartcron.ai.model import (
-    ACTIVE_IDLE_BELOW,
-    LoadedModel,
-    ModelFailure,
-    ModelUnavailable,
-    load_model,
-)
-from smartcron.ai.plan import Commitments, Costs, cores_of, expected_costs, with_load
+from smartcron.ai.model import LoadedModel, ModelFailure, ModelUnavailable, load_model
+from smartcron.ai.plan import Commitments, Costs, cores_of, expected_costs
+from smartcron.ai.scoring import Scorer, Scores, Window, quiet_picks
 from smartcron.ai.waiting import Wait, away_plan, quiet_chance, quiet_plan
 from smartcron.errors import SmartcronError
 
 # ------------------------------------------------------------------ the advisor
-
-
-@dataclass(frozen=True, slots=True)
-class _Scores:
-    """A window's slots scored: P(success), runtime (s) and P(active) mixed over the
-    user's state; with a profile, also P(success) if active (`busy`) or `away` then
-    (later slots only)."""
-
-    p: np.ndarray
-    runtime: np.ndarray
-    a: list[float]
-    busy: np.ndarray | None = None
-    away: np.ndarray | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Window:
-    """One firing's scored window, as the waiting plans weigh it: the snapshot, the job's
-    stats, its nominal time, the slots, the plan's extra load per slot, their scores and
-    the last slot that leaves time to finish."""
-
-    snap: Any
-    stats: JobHistoryStats
-    nominal: datetime
-    slots: list[datetime]
-    extra: np.ndarray
-    sc: _Scores
-    last: int
-    job: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,61 +88,6 @@ class SmartAdvisor:
         self.last_error: str | None = None
         self.commitments = Commitments()
 
-    def _p_active(self, snap: Any, at: datetime) -> float:
-        """P(user active at `at`); an away user not yet settled counts partly as active."""
-        profile, tz = self.model.profile, self.model.tz
-        assert profile is not None
-        a = p_active_at(profile, snap, at, tz)
-        idle, below = snap.idle_seconds, profile.idle_below
-        if idle is None or idle < below or idle >= self.policy.settle_s:
-            return a
-        w = (idle - below) / max(1.0, self.policy.settle_s - below)
-        busy = amended(snap, {"idle_seconds": 0.0})
-        return w * a + (1.0 - w) * p_active_at(profile, busy, at, tz)
-
-    def _score(
-        self,
-        snap: Any,
-        stats: JobHistoryStats,
-        nominal: datetime,
-        slots: list[datetime],
-        extra: np.ndarray,
-        job: str,
-    ) -> _Scores:
-        """P(success), runtime (s) and P(user active during the run) per slot; `extra`:
-        the load1, load5 and load15 other smart runs add at each slot (beyond what `snap`
-        measured)."""
-        tz, profile = self.model.tz, self.model.profile
-        rows = [features(with_load(snap, extra[0]), stats, nominal, slots[0], tz=tz)]
-        if profile is None:
-            rows += [
-                features(with_load(snap, x), stats, nominal, s, tz=tz)
-                for s, x in zip(slots[1:], extra[1:], strict=True)
-            ]
-            p, runtime = self.model.predict(np.asarray(rows), job)
-            active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
-            a = [1.0 if active_now else self._active(slots[0], runtime[0])]
-            a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
-            return _Scores(p, runtime, a)
-        q = [0.0]
-        for slot, x in zip(slots[1:], extra[1:], strict=True):
-            busy, away, share = forecast(snap, profile, slot, tz)
-            clock = time_features(stats, nominal, slot, tz)  # = features(), built once
-            rows += [state_features(with_load(busy, x)) + clock]
-            rows += [state_features(with_load(away, x)) + clock]
-            q.append(share)
-        p_raw, rt_raw = self.model.predict(np.asarray(rows), job)
-        w = np.asarray(q[1:])
-        p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
-        runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
-        half = [timedelta(seconds=float(r) / 2) for r in runtime]
-        a = [self._p_active(snap, s + h) for s, h in zip(slots, half, strict=True)]
-        return _Scores(p, runtime, a, busy=p_raw[1::2], away=p_raw[2::2])
-
-    def _active(self, at: datetime, runtime_s: float) -> float:
-        mid = at + timedelta(seconds=runtime_s / 2)
-        return float(self.model.active[hour_of_week(mid, self.model.tz)])
-
     def _failed(self, err: ModelFailure) -> Any:
         from smartcron.smart.gate import Verdict
 
@@ -212,12 +112,14 @@ class SmartAdvisor:
         if pol.plan:
             self.commitments.prune(now)
             extra = self.commitments.loads(now, slots, key)
-        costs = Costs.of(spec)
-        try:
-            sc = self._score(snap, stats, firing.nominal, slots, extra, firing.job_id)
-            last = self._last(slots, sc, firing.deadline, _room(spec, pol))
-            w = _Window(snap, stats, firing.nominal, slots, extra, sc, last, firing.job_id)
-            waits = self._waits(w)
+        costs, room = Costs.of(spec), _room(spec, pol)
+        scorer = Scorer(self.model, pol.settle_s, pol.quiet_depths)
+        try:  # the quiet-minute plan's rows in the same inference (one ONNX call)
+            quiet_at = self._quiet_at(slots, firing.deadline, room)
+            sc = scorer.score(snap, stats, firing.nominal, slots, extra, firing.job_id, quiet_at)
+            last = self._last(slots, sc.runtime, firing.deadline, room)
+            w = Window(snap, stats, firing.nominal, slots, extra, sc, last, firing.job_id)
+            waits = self._waits(w, scorer)
         except ModelFailure as err:
             return self._failed(err)
         delay_h = [(s - firing.nominal).total_seconds() / 3600.0 for s in slots]
@@ -269,17 +171,32 @@ class SmartAdvisor:
         key = (firing.job_id, firing.nominal, firing.attempt)
         self.commitments.commit(key, at, float(runtime), cores_of(stats, self.policy.default_cores))
 
-    def _last(self, slots: list[datetime], sc: _Scores, deadline: datetime, room: timedelta) -> int:
-        """The last slot that leaves the planned runtime (and `room`) before the deadline."""
-        last = 0
+    def _last(
+        self, slots: list[datetime], runtime: np.ndarray | None, deadline: datetime, room: timedelta
+    ) -> int:
+        """The last slot that leaves the planned runtime (and `room`) before the deadline
+        (`runtime` None: the room only, an upper bound before the model is asked)."""
+        last, factor = 0, self.policy.runtime_factor
         for k in range(1, len(slots)):
-            need = timedelta(seconds=float(sc.runtime[k]) * self.policy.runtime_factor) + room
-            if slots[k] + need > deadline:
+            planned = 0.0 if runtime is None else float(runtime[k]) * factor
+            if slots[k] + timedelta(seconds=planned) + room > deadline:
                 break
             last = k
         return last
 
-    def _waits(self, w: _Window) -> list[Wait]:
+    def _quiet_at(
+        self, slots: list[datetime], deadline: datetime, room: timedelta
+    ) -> tuple[int, ...]:
+        """Where the quiet-minute plan will be scored, if it will (see `_waits`): its
+        slots for the last slot the room leaves, which is the last slot unless planned
+        runtimes cut the window (runtime_factor > 0: then `Scorer.quiet` asks again)."""
+        profile = self.model.profile
+        if self.policy.recheck is None or profile is None or not profile.spread:
+            return ()
+        last = self._last(slots, None, deadline, room)
+        return quiet_picks(last) if last else ()
+
+    def _waits(self, w: Window, scorer: Scorer) -> list[Wait]:
         """The waiting plans (smartcron.ai.waiting) worth weighing: minute re-checks on,
         a profile in the card, and a later slot that leaves time to finish."""
         snap, slots, sc, last = w.snap, w.slots, w.sc, w.last
@@ -294,31 +211,19 @@ class SmartAdvisor:
         if away is not None:
             out.append(away)
         if profile.spread:
-            out += self._quiet(w)
+            out += self._quiet(w, scorer)
         return out
 
-    def _quiet(self, w: _Window) -> list[Wait]:
+    def _quiet(self, w: Window, scorer: Scorer) -> list[Wait]:
         """A quiet-minute plan per depth of `Policy.quiet_depths` (standard deviations of
         the departures below the forecast; a minute that deep comes with probability
-        Phi(-z)), all scored in one ONNX call."""
-        snap, stats, nominal, slots, extra, sc, last = (
-            w.snap, w.stats, w.nominal, w.slots, w.extra, w.sc, w.last
-        )  # fmt: skip
-        profile, tz = self.model.profile, self.model.tz
-        assert profile is not None
-        depths = self.policy.quiet_depths
-        picks = sorted({max(1, last // 3), max(1, 2 * last // 3), last})
-        rows, shares = [], []
-        for k in picks:
-            lead = (slots[k] - slots[0]).total_seconds() / 60.0
-            busy, gone, share = forecast(snap, profile, slots[k], tz)
-            for z in depths:
-                for state in (busy, gone):
-                    calm = with_load(quieter(state, profile, lead, z), extra[k])
-                    rows.append(features(calm, stats, nominal, slots[k], tz=tz))
-            shares.append(share)
-        p_raw, _ = self.model.predict(np.asarray(rows), w.job)
-        p_raw = p_raw.reshape(len(picks), len(depths), 2)
+        Phi(-z)), scored with the window (`Scorer.quiet`)."""
+        slots, sc, last, depths = w.slots, w.sc, w.last, self.policy.quiet_depths
+        profile, forecasts = self.model.profile, sc.forecasts
+        assert profile is not None and forecasts is not None
+        picks = quiet_picks(last)
+        p_raw = scorer.quiet(w, picks)
+        shares = [forecasts.at(slots[k])[2] for k in picks]
         weight = np.asarray(shares)[:, None]
         p_quiet = np.mean(weight * p_raw[:, :, 0] + (1 - weight) * p_raw[:, :, 1], axis=0)
         minutes = (slots[last] - slots[0]).total_seconds() / 60.0
@@ -330,7 +235,7 @@ class SmartAdvisor:
             out.append(quiet_plan(chance, float(p), float(sc.p[last]), a_mean, runtime))
         return out
 
-    def _doubt(self, sc: _Scores, k: int, costs: Costs, cores: float) -> float:
+    def _doubt(self, sc: Scores, k: int, costs: Costs, cores: float) -> float:
         """How much the unknown user state spreads slot k's cost: the standard deviation
         of P(success) between the active and away forecasts, times `uncertainty`."""
         if not self.policy.uncertainty or sc.busy is None or sc.away is None or k == 0:
@@ -340,7 +245,7 @@ class SmartAdvisor:
         return self.policy.uncertainty * spread * costs.fail
 
     @staticmethod
-    def _q(sc: _Scores, k: int) -> float:
+    def _q(sc: Scores, k: int) -> float:
         return min(1.0, max(0.0, sc.a[k]))
 
 
@@ -355,7 +260,7 @@ def _room(spec: Any, pol: Policy) -> timedelta:
     return margin or timedelta(0)
 
 
-def _outputs(sc: _Scores, slots: int) -> dict[str, float]:
+def _outputs(sc: Scores, slots: int) -> dict[str, float]:
     """What a decision records of the model's view of now."""
     return {
         "p_success": round(float(sc.p[0]), 4),

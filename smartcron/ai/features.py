@@ -24,6 +24,7 @@ from smartcron.ai.jobstats import job_stats as job_stats
 from smartcron.ai.profile import MINUTE_PRIOR as MINUTE_PRIOR  # re-exported (profile.py)
 from smartcron.ai.profile import PROFILE_PRIOR as PROFILE_PRIOR
 from smartcron.ai.profile import PROFILED as PROFILED
+from smartcron.ai.profile import Forecaster as Forecaster
 from smartcron.ai.profile import Profile as Profile
 from smartcron.ai.profile import active_table as active_table
 from smartcron.ai.profile import amended as amended

@@ -1,0 +1,169 @@
+"""A window's slots scored by the model: SmartAdvisor's view of each candidate start.
+
+`Scorer.score` builds one feature row per slot (two per later slot with a profile in the
+card: the user active then, or away, mixed by P(active)) and, in the same ONNX call, the
+rows of the quiet-minute plan (`quiet_rows`): one inference per decision, the cost issue
+13 bounds. Like the advisor: numpy and onnxruntime only, never pandas or scikit-learn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from smartcron.ai.features import (
+    Forecaster,
+    JobHistoryStats,
+    amended,
+    features,
+    hour_of_week,
+    p_active_at,
+    quieter,
+    state_features,
+    time_features,
+)
+from smartcron.ai.model import ACTIVE_IDLE_BELOW, LoadedModel
+from smartcron.ai.plan import with_load
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """A window's slots scored: P(success), runtime (s) and P(active) mixed over the
+    user's state; with a profile, also P(success) if active (`busy`) or `away` then
+    (later slots only), the slots' forecasts, and the quiet-minute rows' P(success) for
+    the slots `quiet_at` (shape: slots, depths, active/away)."""
+
+    p: np.ndarray
+    runtime: np.ndarray
+    a: list[float]
+    busy: np.ndarray | None = None
+    away: np.ndarray | None = None
+    forecasts: Forecaster | None = None
+    quiet_at: tuple[int, ...] = ()
+    quiet: np.ndarray | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One firing's scored window, as the waiting plans weigh it: the snapshot, the job's
+    stats, its nominal time, the slots, the plan's extra load per slot, their scores and
+    the last slot that leaves time to finish."""
+
+    snap: Any
+    stats: JobHistoryStats
+    nominal: datetime
+    slots: list[datetime]
+    extra: np.ndarray
+    sc: Scores
+    last: int
+    job: str
+
+
+def quiet_picks(last: int) -> tuple[int, ...]:
+    """The slots a quiet-minute plan is scored at: a third, two thirds and all the way."""
+    return tuple(sorted({max(1, last // 3), max(1, 2 * last // 3), last}))
+
+
+class Scorer:
+    """Scores a window's slots with `model` (see the module notes)."""
+
+    def __init__(self, model: LoadedModel, settle_s: float, depths: Sequence[float]) -> None:
+        self.model, self.settle_s, self.depths = model, settle_s, tuple(depths)
+
+    def p_active(self, snap: Any, at: datetime) -> float:
+        """P(user active at `at`); an away user not yet settled counts partly as active."""
+        profile, tz = self.model.profile, self.model.tz
+        assert profile is not None
+        a = p_active_at(profile, snap, at, tz)
+        idle, below = snap.idle_seconds, profile.idle_below
+        if idle is None or idle < below or idle >= self.settle_s:
+            return a
+        w = (idle - below) / max(1.0, self.settle_s - below)
+        busy = amended(snap, {"idle_seconds": 0.0})
+        return w * a + (1.0 - w) * p_active_at(profile, busy, at, tz)
+
+    def score(
+        self,
+        snap: Any,
+        stats: JobHistoryStats,
+        nominal: datetime,
+        slots: list[datetime],
+        extra: np.ndarray,
+        job: str,
+        quiet_at: tuple[int, ...] = (),
+    ) -> Scores:
+        """P(success), runtime (s) and P(user active during the run) per slot; `extra`:
+        the load1, load5 and load15 other smart runs add at each slot (beyond what `snap`
+        measured); `quiet_at`: the slots to score the quiet-minute plan at as well."""
+        tz, profile = self.model.tz, self.model.profile
+        rows = [features(with_load(snap, extra[0]), stats, nominal, slots[0], tz=tz)]
+        if profile is None:
+            rows += [
+                features(with_load(snap, x), stats, nominal, s, tz=tz)
+                for s, x in zip(slots[1:], extra[1:], strict=True)
+            ]
+            p, runtime = self.model.predict(np.asarray(rows), job)
+            active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
+            a = [1.0 if active_now else self._active(slots[0], runtime[0])]
+            a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
+            return Scores(p, runtime, a)
+        q, clocks, forecasts = [0.0], {}, Forecaster(snap, profile, tz)
+        for k, (slot, x) in enumerate(zip(slots[1:], extra[1:], strict=True), 1):
+            busy, away, share = forecasts.at(slot)
+            clock = clocks[k] = time_features(stats, nominal, slot, tz)  # = features()'s
+            rows += [state_features(with_load(busy, x)) + clock]
+            rows += [state_features(with_load(away, x)) + clock]
+            q.append(share)
+        n = len(rows)
+        rows += self.quiet_rows(forecasts, slots, extra, quiet_at, clocks)
+        p_all, rt_raw = self.model.predict(np.asarray(rows), job)
+        p_raw, rt_raw = p_all[:n], rt_raw[:n]
+        w = np.asarray(q[1:])
+        p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
+        runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
+        half = [timedelta(seconds=float(r) / 2) for r in runtime]
+        a = [self.p_active(snap, s + h) for s, h in zip(slots, half, strict=True)]
+        quiet = p_all[n:].reshape(len(quiet_at), len(self.depths), 2) if quiet_at else None
+        return Scores(p, runtime, a, p_raw[1::2], p_raw[2::2], forecasts, tuple(quiet_at), quiet)
+
+    def quiet_rows(
+        self,
+        forecasts: Forecaster,
+        slots: list[datetime],
+        extra: np.ndarray,
+        picks: Sequence[int],
+        clocks: dict[int, list[float]],
+    ) -> list[list[float]]:
+        """Per slot of `picks`, per depth of `depths`: the rows of a minute that much
+        quieter than the forecast, user active then away (features.quieter)."""
+        profile = forecasts.profile
+        rows = []
+        for k in picks:
+            lead = (slots[k] - slots[0]).total_seconds() / 60.0
+            busy, gone, _ = forecasts.at(slots[k])
+            for z in self.depths:
+                for state in (busy, gone):
+                    calm = with_load(quieter(state, profile, lead, z), extra[k])
+                    rows.append(state_features(calm) + clocks[k])
+        return rows
+
+    def quiet(self, w: Window, picks: tuple[int, ...]) -> np.ndarray:
+        """The quiet-minute rows' P(success) at `picks`, from the window's scores when
+        they were made for the same slots (the usual case), else by one more inference."""
+        sc = w.sc
+        if sc.quiet is not None and sc.quiet_at == picks:
+            return sc.quiet
+        assert sc.forecasts is not None
+        tz = self.model.tz
+        clocks = {k: time_features(w.stats, w.nominal, w.slots[k], tz) for k in picks}
+        rows = self.quiet_rows(sc.forecasts, w.slots, w.extra, picks, clocks)
+        p_raw, _ = self.model.predict(np.asarray(rows), w.job)
+        return p_raw.reshape(len(picks), len(self.depths), 2)
+
+    def _active(self, at: datetime, runtime_s: float) -> float:
+        mid = at + timedelta(seconds=runtime_s / 2)
+        return float(self.model.active[hour_of_week(mid, self.model.tz)])
