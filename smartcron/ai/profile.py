@@ -136,13 +136,18 @@ def _decay(lead_min: float, tau: float) -> float:
     return math.exp(-lead_min / tau) if tau > 0 else 0.0
 
 
-def p_active_at(profile: Profile, snap: Snapshot, at: datetime, tz: tzinfo) -> float:
+def p_active_at(
+    profile: Profile, snap: Snapshot, at: datetime, tz: tzinfo, *, active_now: bool | None = None
+) -> float:
     """P(user active at `at`) given the snapshot taken now: the hour-of-week share, plus
-    the current departure from it decaying with the lead time."""
+    the current departure from it decaying with the lead time. `active_now`: as if the
+    user were (True) or were not active now, whatever the snapshot's idle time says."""
     base = profile.p_active(at, tz)
     if snap.idle_seconds is None:
         return base
-    now_active = float(snap.idle_seconds < profile.idle_below)
+    if active_now is None:
+        active_now = snap.idle_seconds < profile.idle_below
+    now_active = float(active_now)
     lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
     departure = now_active - _share_now(profile, snap.at, tz)
     return min(1.0, max(0.0, base + departure * _decay(lead, profile.tau_min["active"])))

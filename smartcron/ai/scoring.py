@@ -18,7 +18,6 @@ import numpy as np
 from smartcron.ai.features import (
     Forecaster,
     JobHistoryStats,
-    amended,
     features,
     hour_of_week,
     p_active_at,
@@ -83,8 +82,7 @@ class Scorer:
         if idle is None or idle < below or idle >= self.settle_s:
             return a
         w = (idle - below) / max(1.0, self.settle_s - below)
-        busy = amended(snap, {"idle_seconds": 0.0})
-        return w * a + (1.0 - w) * p_active_at(profile, busy, at, tz)
+        return w * a + (1.0 - w) * p_active_at(profile, snap, at, tz, active_now=True)
 
     def score(
         self,
