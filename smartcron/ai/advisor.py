@@ -114,10 +114,15 @@ class SmartAdvisor:
             extra = self.commitments.loads(now, slots, key)
         costs, room = Costs.of(spec), _room(spec, pol)
         scorer = Scorer(self.model, pol.settle_s, pol.quiet_depths)
+        bound = self._last(slots, None, firing.deadline, room)  # the room alone
         try:  # the quiet-minute plan's rows in the same inference (one ONNX call)
-            quiet_at = self._quiet_at(slots, firing.deadline, room)
+            quiet_at = self._quiet_at(bound)
             sc = scorer.score(snap, stats, firing.nominal, slots, extra, firing.job_id, quiet_at)
-            last = self._last(slots, sc.runtime, firing.deadline, room)
+            last = (
+                self._last(slots, sc.runtime, firing.deadline, room)
+                if pol.runtime_factor
+                else bound
+            )
             w = Window(snap, stats, firing.nominal, slots, extra, sc, last, firing.job_id)
             waits = self._waits(w, scorer)
         except ModelFailure as err:
@@ -184,17 +189,15 @@ class SmartAdvisor:
             last = k
         return last
 
-    def _quiet_at(
-        self, slots: list[datetime], deadline: datetime, room: timedelta
-    ) -> tuple[int, ...]:
+    def _quiet_at(self, bound: int) -> tuple[int, ...]:
         """Where the quiet-minute plan will be scored, if it will (see `_waits`): its
-        slots for the last slot the room leaves, which is the last slot unless planned
-        runtimes cut the window (runtime_factor > 0: then `Scorer.quiet` asks again)."""
+        slots for `bound`, the last slot the room leaves, which is the last slot unless
+        planned runtimes cut the window (runtime_factor > 0: then `Scorer.quiet` asks
+        again)."""
         profile = self.model.profile
         if self.policy.recheck is None or profile is None or not profile.spread:
             return ()
-        last = self._last(slots, None, deadline, room)
-        return quiet_picks(last) if last else ()
+        return quiet_picks(bound) if bound else ()
 
     def _waits(self, w: Window, scorer: Scorer) -> list[Wait]:
         """The waiting plans (smartcron.ai.waiting) worth weighing: minute re-checks on,
