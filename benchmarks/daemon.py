@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +26,17 @@ class Daemon:
         return self.proc.pid
 
 
-def write_config(directory: Path, crontab: str) -> Path:
-    """A user-mode config in `directory`/etc. The daemon watches that directory (inotify),
-    so logs, stamps and traces must live elsewhere or every write would wake it."""
+def write_config(directory: Path, crontab: str, extra: str = "", companion: str = "") -> Path:
+    """A user-mode config in `directory`/etc (`extra`: more TOML lines; `companion`: the
+    crontab's .smart.yaml). The daemon watches that directory (inotify), so logs, stamps
+    and traces must live elsewhere or every write would wake it."""
     etc = directory / "etc"
     etc.mkdir(exist_ok=True)
     tab = etc / "crontab"
     tab.write_text(crontab)
     tab.chmod(0o600)  # Debian's rule for a user crontab
+    if companion:
+        (etc / "crontab.smart.yaml").write_text(companion)
     config = etc / "smartcron.toml"
     config.write_text(
         'user_crontab = "crontab"\n'
@@ -41,18 +44,27 @@ def write_config(directory: Path, crontab: str) -> Path:
         'run_dir = "../run"\n'
         'jobs_dir = "jobs"\n'
         f'mail_command = "{directory}/no-such-sendmail"\n'  # no MTA: output stays in history
+        + extra
     )
     return config
 
 
 @contextlib.contextmanager
-def running(directory: Path, crontab: str, ready_timeout: float = 30.0) -> Iterator[Daemon]:
-    """Start `smartcron --user -f` on `crontab`; always stopped (SIGTERM, then SIGKILL)."""
-    config = write_config(directory, crontab)
+def running(
+    directory: Path,
+    crontab: str,
+    ready_timeout: float = 30.0,
+    *,
+    args: Sequence[str] = (),
+    extra: str = "",
+    companion: str = "",
+) -> Iterator[Daemon]:
+    """Start `smartcron --user -f [args]` on `crontab`; always stopped (SIGTERM, then SIGKILL)."""
+    config = write_config(directory, crontab, extra, companion)
     log = directory / "daemon.log"
     with log.open("wb") as out:  # a file, not a pipe: a full pipe would block the daemon
         proc = subprocess.Popen(
-            [str(BIN / "smartcron"), "--user", "-f", "--config", str(config)],
+            [str(BIN / "smartcron"), "--user", "-f", "--config", str(config), *args],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

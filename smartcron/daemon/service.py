@@ -46,6 +46,7 @@ from smartcron.run.jobenv import parse_pam_env_file
 from smartcron.run.lifecycle import hostname
 from smartcron.run.mail import Mailer, SendmailMailer, default_mail_charset
 from smartcron.run.runcontext import RunContext, RunSettings
+from smartcron.smart import schemacheck
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import Firing
 from smartcron.smart.monitor import SystemMonitor
@@ -165,6 +166,7 @@ class ServeParts:
 def serve(config: Config, *, foreground: bool, parts: ServeParts | None = None) -> int:
     """Run the daemon until stopped. Returns the exit status."""
     parts = parts or ServeParts()
+    schemacheck.out_of_process(True)  # jsonschema's 7.5 MiB stays out of the daemon
     make_dirs(config)
     lock_fds = acquire_lock(config.lock_file)
     started = datetime.now(UTC)

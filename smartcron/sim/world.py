@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from smartcron.errors import SmartcronError
 from smartcron.sim.tracecolumns import ALL_COLUMNS as TRACE_COLUMNS
 from smartcron.sim.tracecolumns import NETWORK_COLUMNS, PRESSURE_COLUMNS
-from smartcron.smart import safeyaml
+from smartcron.smart import safeyaml, schemacheck
 from smartcron.smart.monitor import Snapshot
 
 MAX_BYTES = safeyaml.MAX_BYTES
@@ -244,7 +244,7 @@ def load_world(text: str, path: str = "<world>") -> World:
         raise WorldError(str(err)) from None
     if data is None:
         raise WorldError(f"{path}: empty world file")
-    errors = safeyaml.schema_errors(data, SCHEMA)
+    errors = schemacheck.schema_errors(data, SCHEMA)
     if errors:
         lines = [
             f"{safeyaml.where(path, root, list(keys))}: {safeyaml.keypath(keys)}: {e.message}"

@@ -8,7 +8,8 @@ numbers are not numbers, so ``22:00`` stays the string "22:00", which is what a 
 time means in our files (YAML 1.1 would read it as the integer 1320).
 
 Errors are `YamlError`: path, line (None when the whole file is at fault) and reason.
-Schema errors come back with the line of the node they are about (`locate`).
+Schema errors (smartcron.smart.schemacheck) are placed at the line of the node they are
+about (`locate`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from smartcron.errors import SmartcronError
 
 if TYPE_CHECKING:
     import yaml
-    from jsonschema import ValidationError
 
 MAX_BYTES = 2 * 1024 * 1024
 MAX_ALIASES = 200
@@ -217,14 +217,6 @@ def load_json(
     finally:
         loader.dispose()
     return data, root
-
-
-def schema_errors(data: Any, schema: dict[str, Any]) -> list[ValidationError]:
-    """Every JSON Schema error, in key-path order. jsonschema is imported only here."""
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
-    return sorted(validator.iter_errors(data), key=lambda e: [str(k) for k in e.absolute_path])
 
 
 def locate(root: yaml.Node | None, keys: Iterable[Any]) -> int | None:

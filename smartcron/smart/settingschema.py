@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from smartcron.errors import LineProblem
-from smartcron.smart import safeyaml
+from smartcron.smart import safeyaml, schemacheck
 from smartcron.smart.annotations import (
     CLOCK_PATTERN,
     DURATION_PATTERN,
@@ -94,7 +94,7 @@ def schema_problems(
 ) -> list[LineProblem]:
     """Schema errors as ``path:line: key.path: reason``; an unknown key gets a suggestion."""
     out: list[LineProblem] = []
-    for err in safeyaml.schema_errors(data, schema):
+    for err in schemacheck.schema_errors(data, schema):
         keys = list(err.absolute_path)
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             known = list(err.schema.get("properties", {}))
@@ -104,7 +104,7 @@ def schema_problems(
                 reason = f"{safeyaml.keypath(at)}: unknown key{hint}"
                 out.append(problem(path, safeyaml.locate(root, at), reason))
             continue
-        if "propertyNames" in err.relative_schema_path:
+        if "propertyNames" in err.schema_path:
             keys.append(err.instance)  # point at the bad key itself
         description = err.schema.get("description")
         if description and err.validator in _DESCRIBED:
