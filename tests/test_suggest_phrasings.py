@@ -196,6 +196,8 @@ PHRASINGS: list[tuple[str, str, dict[str, str]]] = [
     ("daily, if the laptop was off run it once when it's back", "0 0 * * *", {"catchup": "once"}),
     ("daily, catch up on every missed run", "0 0 * * *", {"catchup": "all"}),
     ("daily, don't catch up", "0 0 * * *", {"catchup": "no"}),
+    # hypothesis found it: "catch up within" must not take the words of "don't catch up"
+    ("daily, don't catch up within 3 hours", "0 0 * * *", {"catchup": "no", "window": "3h"}),
     (
         "daily, catch up within 12 hours",
         "0 0 * * *",

@@ -149,6 +149,9 @@ KEY_RULES: list[Rule] = [
         r"once (?:per|for the|across the) fleet"),
     _constant("fleet", "each",
         r"on (?:every|each|all) (?:hosts?|machines?|servers?|nodes?)(?: of the fleet)?"),
+    # before "catch up within": "don't catch up within 3 hours" is no catch-up and a window
+    _constant("catchup", "no",
+        r"(?:don't|do not|never) catch up", r"skip missed runs", r"no catch-?up"),
     rule(rf"catch up within ({DUR})")(_catchup_within),
     _constant("catchup", "once",
         r"if the (?:laptop|machine|computer) was (?:off|asleep|suspended|closed)(?: ,)?"
@@ -157,8 +160,6 @@ KEY_RULES: list[Rule] = [
     _constant("catchup", "all",
         r"catch up on (?:every|all|each) missed (?:runs?|firings?)",
         r"run (?:every|all) missed (?:runs?|firings?)"),
-    _constant("catchup", "no",
-        r"(?:don't|do not|never) catch up", r"skip missed runs", r"no catch-?up"),
     _constant("catchup", "once",
         r"catch up(?: after (?:sleep|a suspend|suspend|resume|being off|a power-?off))?",
         r"run (?:it )?once after (?:resume|boot|waking up)(?: if (?:it was )?missed)?",
