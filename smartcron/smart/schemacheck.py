@@ -15,8 +15,6 @@ document is validated in process: a file is never accepted or refused by acciden
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 import logging
 import pickle
@@ -53,11 +51,14 @@ def out_of_process(on: bool) -> None:
 
 def schema_errors(data: Any, schema: Mapping[str, Any]) -> list[SchemaIssue]:
     """Every JSON Schema error of `data`, in key-path order."""
-    blob = pickle.dumps((data, schema), protocol=pickle.HIGHEST_PROTOCOL)
-    raw = _from_child(blob) if _state["child"] else None
-    if raw is None:
-        raw = raw_errors(data, schema)
-    return [_issue(data, schema, record) for record in raw]
+    if _state["child"]:
+        raw = _from_child(pickle.dumps((data, schema), protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            if raw is not None:
+                return [_issue(data, schema, record) for record in raw]
+        except (KeyError, IndexError, TypeError, ValueError) as err:  # not about this document
+            log.warning("schema check in a child: unreadable answer (%r); checking in process", err)
+    return [_issue(data, schema, record) for record in raw_errors(data, schema)]
 
 
 def raw_errors(data: Any, schema: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -104,11 +105,9 @@ def _follow(node: Any, keys: Any) -> Any:
     return node
 
 
-@functools.lru_cache(maxsize=64)
 def _from_child(blob: bytes) -> list[dict[str, Any]] | None:
-    """The child's records for a pickled (data, schema); None when the child failed.
-    Cached by the document's bytes: a reload of an unchanged file starts no child."""
-    digest = hashlib.sha256(blob).hexdigest()[:12]
+    """The child's records for a pickled (data, schema); None when the child failed. Not
+    cached: the daemon reloads a file (and the profiles) only when its stamp changes."""
     try:
         done = subprocess.run(
             [sys.executable, *_CHILD_ARGS],
@@ -125,7 +124,7 @@ def _from_child(blob: bytes) -> list[dict[str, Any]] | None:
             raise ValueError("not a list")
         return records
     except (OSError, subprocess.SubprocessError, ValueError) as err:
-        log.warning("schema check %s in a child failed (%s); checking in process", digest, err)
+        log.warning("schema check in a child failed (%s); checking in process", err)
         return None
 
 
