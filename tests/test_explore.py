@@ -127,16 +127,58 @@ def test_explored_decisions_record_their_propensity():
         assert waiting.model is not None and waiting.model["propensity"] == 0.01
 
 
-def test_the_share_is_one_while_learning_then_decays_to_its_floor():
-    s = ExploreSettings()
+def test_the_share_is_one_while_learning_then_decays_to_its_floor_if_retraining():
+    s = ExploreSettings(after_learning=True)
     assert [share(n, s) for n in (0, 19)] == [1.0, 1.0]
     assert share(20, s) == 0.05 and share(40, s) == 0.025 and share(50, s) == 0.02
     assert share(10_000, s) == s.floor == 0.01
+    # A model in use and no retraining (the default): nothing would learn from a later
+    # exploration, so none; before the first model, the model to come will.
+    s = ExploreSettings()
+    assert [share(n, s, model_in_use=True) for n in (0, 19, 20, 10_000)] == [1, 1, 0, 0]
+    assert share(20, s) == 0.05 and share(10_000, s) == 0.01
+    retraining = ExploreSettings(after_learning=True)
+    assert share(20, retraining, model_in_use=True) == 0.05
+
+
+class Watch(Inner):
+    """The daemon's ModelWatch as the explorer sees it: a mode, smart while a model is in use."""
+
+    mode = "legacy"
+
+
+def test_a_job_past_its_learning_period_is_explored_only_until_a_model_is_in_use():
+    spec = SmartSpec(window=timedelta(hours=1))
+    watch = Watch()
+    explorer = Explorer(watch, Records(off=20))  # no retraining
+    explored = {"legacy": 0, "smart": 0}
+    for mode in explored:
+        watch.mode = mode
+        for day in range(2000):
+            f = firing(T0 + timedelta(days=day, hours=len(mode)), timedelta(hours=1))
+            verdict = explorer.advise(f, spec, sample_snapshot(f.nominal), f.nominal)
+            explored[mode] += verdict is not None and "explored" in verdict.reason
+    assert 60 <= explored["legacy"] <= 140 and explored["smart"] == 0  # 5 % of 2000 = 100
+    assert Explorer(None, Records(off=20)).model_in_use() is False
+    assert Explorer(Inner(), Records(off=20)).model_in_use() is True
+
+
+def test_a_daemon_explores_after_the_learning_period_only_while_it_retrains(tmp_path):
+    from smartcron.config import read_config
+    from smartcron.daemon.modes import exploring
+
+    history = object()  # read only when a firing is drawn
+    for retrain, after in (("off", False), ("weekly", True), ("0 3 * * 0", True)):
+        conf = tmp_path / "smartcron.toml"
+        conf.write_text(f'mode = "smart"\nretrain = "{retrain}"\n')
+        explorer = exploring(read_config(conf, user_mode=True), None, history)
+        assert isinstance(explorer, Explorer)
+        assert explorer.settings.after_learning is after, retrain
 
 
 def test_a_mature_job_explores_about_its_share_and_the_rest_goes_to_the_model():
     inner = Inner()
-    explorer = Explorer(inner, Records(off=20))  # share 5 %
+    explorer = Explorer(inner, Records(off=20), ExploreSettings(after_learning=True))  # 5 %
     spec = SmartSpec(window=timedelta(hours=1))
     explored = 0
     for day in range(4000):

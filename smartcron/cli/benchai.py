@@ -255,7 +255,7 @@ def gap_closed(p: dict[str, dict[str, Any]]) -> dict[str, float | None]:
 )  # fmt: skip
 @click.option(
     "--explore/--no-explore", default=True, show_default=True,
-    help="Smart keeps exploring (a decaying share) over the test days.",
+    help="Smart explores over the test days as the daemon does (jobs still learning).",
 )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @user_errors

@@ -61,9 +61,12 @@ def exploring(config: Config, advisor: Advisor | None, history: Any) -> Advisor 
     if not explores(config, history):
         return advisor
     from smartcron.ai.jobstats import HistoryStats
-    from smartcron.smart.explore import Explorer
+    from smartcron.smart.explore import Explorer, ExploreSettings
 
-    return Explorer(advisor, HistoryStats(history))
+    # With a model in use, exploring after the learning period only if retraining will
+    # learn from it (smart.explore).
+    settings = ExploreSettings(after_learning=config.retrain_spec is not None)
+    return Explorer(advisor, HistoryStats(history), settings)
 
 
 class Modes:

@@ -4,10 +4,12 @@ Cron's history shows a daily job at one hour only, so no model can learn from it
 the job fails at noon and succeeds at two. While a job has little history away from
 its nominal time (its learning period), each firing starts at a uniformly drawn minute
 of its window instead; afterwards a small share of firings still does (epsilon-greedy,
-decaying with the job's off-nominal runs), so the model keeps seeing what it would
-otherwise never try as the machine changes. ε-greedy rather than Thompson sampling: the
-forests have no posterior to sample from, and an ε-greedy start has an exact, recorded
-propensity (the probability it was chosen), which training needs to weight it.
+decaying with the job's off-nominal runs), so the next model keeps seeing what it would
+otherwise never try as the machine changes: before the first model, and with a model in
+use only in a daemon that retrains (nothing else would learn from it). ε-greedy rather
+than Thompson sampling: the forests have no posterior to sample from, and an ε-greedy
+start has an exact, recorded propensity (the probability it was chosen), which training
+needs to weight it.
 
 `Explorer` is a `gate.Advisor` wrapped around the model's (or none, while no model is
 usable): the gate asks it only when the hard constraints hold, so an explored firing
@@ -60,20 +62,28 @@ class Planner(Protocol):
 class ExploreSettings:
     """`learning_runs`: off-nominal runs that end a job's learning period (every firing
     explored until then); then the share decays as `after` x learning_runs / n down to
-    `floor`. Chosen on the training scenarios only (docs/ai.md)."""
+    `floor`, until a model is in use. Chosen on the training scenarios only (docs/ai.md).
+
+    With a model in use, the share after the learning period goes on only if
+    `after_learning` (a daemon that retrains, config `retrain`): an exploration pays
+    failures now for a model trained later, and without retraining no model learns from
+    it. Before the first model, that model will (docs/ai.md, sixth round)."""
 
     enabled: bool = True
     learning_runs: int = 20
+    after_learning: bool = False
     after: float = 0.05
     floor: float = 0.01
     seed: int = 0
     runtime_factor: float = 0.0  # room left after a drawn start, in mean runtimes
 
 
-def share(off_nominal: int, settings: ExploreSettings) -> float:
+def share(off_nominal: int, settings: ExploreSettings, *, model_in_use: bool = False) -> float:
     """The probability that a firing is explored, for a job with `off_nominal` runs."""
     if off_nominal < settings.learning_runs:
         return 1.0
+    if model_in_use and not settings.after_learning:
+        return 0.0
     decayed = settings.after * settings.learning_runs / max(1, off_nominal)
     return max(settings.floor, min(1.0, decayed))
 
@@ -140,7 +150,7 @@ class Explorer:
         record = self.history.stats(firing.job_id, firing.nominal)
         off = int(getattr(record, "off_nominal_runs", 0) or 0)
         runtime = getattr(record, "mean_runtime_s", None) or 0.0
-        p = share(off, self.settings)
+        p = share(off, self.settings, model_in_use=self.model_in_use())
         first = _minute_ceil(max(firing.nominal, firing.not_before or firing.nominal))
         room = timedelta(seconds=runtime * self.settings.runtime_factor)
         if spec.retry:
@@ -182,6 +192,11 @@ class Explorer:
         self._drawn.pop((firing.job_id, firing.nominal), None)
         reason = f"constraints hold (explored: a random start at {at}; {why})"
         return Verdict(action="run", until=None, reason=reason, model=drawn.outputs)
+
+    def model_in_use(self) -> bool:
+        """Whether the inner advisor has a model now (the daemon's ModelWatch says so by
+        its mode; any other inner advisor is a model's)."""
+        return self.inner is not None and getattr(self.inner, "mode", "smart") == "smart"
 
     def plan_start(self, firing: Firing, at: datetime) -> None:
         """A start at `at` into the inner advisor's machine-wide plan, if it keeps one
