@@ -1,11 +1,12 @@
 """JSON Schema validation of the files SmartCron reads, in this process or in a child.
 
-jsonschema (with `referencing`, `rpds` and the bundled meta-schemas) costs the daemon
-about 7.5 MiB of RSS for as long as it lives, though it validates only when a companion
-file or a profile changes. So the daemon validates in a short-lived child interpreter
-(`out_of_process(True)`) and never imports jsonschema; the CLIs and the simulator
-validate in process. Both paths run `raw_errors`, and the parent turns its plain
-records into `SchemaIssue`s against its own objects, so the two give the same issues.
+jsonschema (with `referencing`, `rpds` and the bundled meta-schemas) cost the daemon
+3.5-4.2 MiB of RSS for as long as it lived (benchmarks daemon-model), though it validates
+only when a companion file or a profile changes. So the daemon validates in a
+short-lived child interpreter (`out_of_process(True)`) and never imports jsonschema;
+the CLIs and the simulator validate in process. Both paths run `raw_errors`, and the
+parent turns its plain records into `SchemaIssue`s against its own objects, so the two
+give the same issues.
 
 The document goes to the child pickled (the parent's own objects, so the child sees
 exactly what the parent parsed); the answer comes back as JSON, never as a pickle. A
