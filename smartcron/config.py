@@ -60,6 +60,7 @@ class Config:
     inference_bound_ms: float = 50.0  # a slower inference counts as a model failure
     retrain: str = "off"  # off | daily | weekly | a cron expression
     explore: bool = True  # smart mode: random starts while a job learns (smart.explore)
+    presence: bool = True  # sample the user's idle time every fifth minute (daemon.presence)
     # A fleet's shared history (docs/fleet.md): a libpq URL without a password (~/.pgpass,
     # or history_password_file); fleet_host names this daemon there (default: hostname).
     history_url: str | None = None
@@ -304,7 +305,7 @@ def _validate(config: Config, where: Callable[[str], str]) -> list[str]:
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
             unit = units.get(key, "seconds")
             bad(key, f"must be a positive number of {unit}, not {value!r}")
-    for key in ("fqdn_in_subject", "explore"):
+    for key in ("fqdn_in_subject", "explore", "presence"):
         if not isinstance(getattr(config, key), bool):
             bad(key, "must be true or false")
     if not isinstance(config.mail_command, str):

@@ -13,40 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
+from smartcron.ai.activity import MIN_SAMPLES, ActivityForecast, fit
+from smartcron.ai.activity import active_table as active_table  # re-exported
+from smartcron.ai.activity import hour_of_week as hour_of_week
 from smartcron.smart.monitor import Snapshot
-
-
-def hour_of_week(at: datetime, tz: tzinfo = UTC) -> int:
-    """0 (Monday 00:xx) .. 167 (Sunday 23:xx), in `tz`."""
-    local = at.astimezone(tz)
-    return local.weekday() * 24 + local.hour
-
-
-def active_table(
-    samples: Iterable[tuple[datetime | None, float | None]],
-    tz: tzinfo,
-    idle_below: float,
-    prior: float = 2.0,
-) -> list[float]:
-    """P(user active: idle < `idle_below` s) per hour of week from (instant, idle s)
-    samples, one per minute, shrunk towards the overall share where samples are few."""
-    seen: dict[datetime, float] = {}
-    for at, idle in samples:
-        if at is not None and idle is not None:
-            seen.setdefault(at.replace(second=0, microsecond=0), idle)
-    counts, actives = [0] * 168, [0] * 168
-    for at, idle in seen.items():
-        how = hour_of_week(at, tz)
-        counts[how] += 1
-        actives[how] += idle < idle_below
-    share = sum(actives) / sum(counts) if seen else 0.5
-    return [
-        round((a + prior * share) / (n + prior), 4) for a, n in zip(actives, counts, strict=True)
-    ]
-
 
 # ------------------------------------------------------------------ forecasting a slot
 #
@@ -83,6 +56,9 @@ class Profile:
     # PROFILED column -> how far below its level a quiet minute is (the 16th percentile of
     # the departures, as a depth; {}: unknown, an older card)
     spread: dict[str, float] = field(default_factory=dict)
+    # P(active later) by how long the user has been away, from the presence samples
+    # (activity.py; None: a history without them, or an older card)
+    activity: ActivityForecast | None = None
 
     def level(self, column: str, at: datetime, tz: tzinfo) -> float:
         return self.level_local(column, at.astimezone(tz))
@@ -104,7 +80,7 @@ class Profile:
             "idle_below_s": self.idle_below,
             "active_idle_s": self.active_idle_s,
             "spread": self.spread,
-        }
+        } | ({"activity": self.activity.to_dict()} if self.activity is not None else {})
 
     @classmethod
     def from_dict(cls, data: dict, active: Sequence[float]) -> Profile:
@@ -129,6 +105,7 @@ class Profile:
             spread={
                 c: max(0.0, float(v)) for c, v in data.get("spread", {}).items() if c in PROFILED
             },
+            activity=ActivityForecast.from_dict(data["activity"]) if "activity" in data else None,
         )
 
 
@@ -147,8 +124,12 @@ def p_active_at(
         return base
     if active_now is None:
         active_now = snap.idle_seconds < profile.idle_below
-    now_active = float(active_now)
     lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
+    if profile.activity is not None:
+        idle = 0.0 if active_now else max(snap.idle_seconds, profile.idle_below)
+        share = _share_now(profile, snap.at, tz)
+        return profile.activity.p_active(base, share, idle, profile.idle_below, lead)
+    now_active = float(active_now)
     departure = now_active - _share_now(profile, snap.at, tz)
     return min(1.0, max(0.0, base + departure * _decay(lead, profile.tau_min["active"])))
 
@@ -250,7 +231,11 @@ def quieter(state: Snapshot, profile: Profile, lead_min: float, z: float = 1.0) 
 
 
 def state_profile(
-    snaps: Iterable[Snapshot], tz: tzinfo, idle_below: float, prior: float = PROFILE_PRIOR
+    snaps: Iterable[Snapshot],
+    tz: tzinfo,
+    idle_below: float,
+    prior: float = PROFILE_PRIOR,
+    presence: Sequence[tuple[datetime, float]] = (),
 ) -> Profile:
     """Learn a Profile from snapshots (one per minute counts; any order).
 
@@ -260,6 +245,8 @@ def state_profile(
     median offset of the minutes seen: a typical minute). Persistence: the correlation
     of departures from the levels between sample pairs, binned by lag up to MAX_LAG_MIN, fitted by
     exp(-lag / tau) (least squares over a fixed grid of tau, weighted by pair counts).
+    `presence`: the history's (instant, idle s) samples; with MIN_SAMPLES or more, P(user
+    active) by hour of week and the activity forecast (activity.py) are learnt from them.
     """
     seen: dict[datetime, Snapshot] = {}
     for snap in snaps:
@@ -279,13 +266,18 @@ def state_profile(
         how_tab[column], moh_tab[column] = how, moh
         departures[column] = [x - how[k[0]] - moh[k[2]] for x, k in zip(xs, keys, strict=True)]
     idle = [(s.at, s.idle_seconds) for s in ordered]
-    active = active_table(idle, tz, idle_below, prior)
+    # the presence samples, when the history has enough: an unbiased sample of the day
+    unbiased = len(presence) >= MIN_SAMPLES
+    seen_active = active_table(idle, tz, idle_below, prior)
+    active = active_table(presence, tz, idle_below, prior) if unbiased else seen_active
     known = [
         (s, k, s.idle_seconds)
         for s, k in zip(ordered, keys, strict=True)
         if s.idle_seconds is not None
     ]
-    acts = [float(idle < idle_below) - active[k[0]] for _, k, idle in known]
+    # the snapshots' departures from their own table: from the samples' table, the
+    # snapshots' bias (more often active) would read as a persistent departure
+    acts = [float(idle < idle_below) - seen_active[k[0]] for _, k, idle in known]
     tau = {c: _persistence(ordered, departures[c]) for c in PROFILED}
     tau["active"] = _persistence([s for s, _, _ in known], acts)
     while_active = sorted(idle for _, _, idle in known if idle < idle_below)
@@ -298,6 +290,9 @@ def state_profile(
         active=active,
         idle_below=float(idle_below),
         active_idle_s=float(typical),
+        activity=fit(presence, lambda at: active[hour_of_week(at, tz)], idle_below)
+        if unbiased
+        else None,
     )
 
 

@@ -74,13 +74,14 @@ class Scorer:
         self.model, self.settle_s, self.depths = model, settle_s, tuple(depths)
 
     def p_active(self, snap: Any, at: datetime) -> float:
-        """P(user active at `at`); an away user not yet settled counts partly as active."""
+        """P(user active at `at`); an away user not yet settled counts partly as active
+        (unless the card has an activity forecast, which knows by how long)."""
         profile, tz = self.model.profile, self.model.tz
         assert profile is not None
         a = p_active_at(profile, snap, at, tz)
         idle, below = snap.idle_seconds, profile.idle_below
-        if idle is None or idle < below or idle >= self.settle_s:
-            return a
+        if idle is None or idle < below or idle >= self.settle_s or profile.activity:
+            return a  # an activity forecast has learnt what a short pause means
         w = (idle - below) / max(1.0, self.settle_s - below)
         return w * a + (1.0 - w) * p_active_at(profile, snap, at, tz, active_now=True)
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from smartcron.ai.activity import MIN_SAMPLES
 from smartcron.ai.estimators import JOB_FOREST, PARAMS, SPLIT, Fitted, fit, metrics, to_onnx
 from smartcron.ai.features import (
     FEATURES,
@@ -55,7 +56,7 @@ from smartcron.ai.model import (
 )
 from smartcron.errors import SmartcronError
 from smartcron.smart.monitor import Snapshot
-from smartcron.store.history import from_db_time
+from smartcron.store.history import from_db_time, presence_samples
 
 # A model from less would mostly learn noise; 200 and 20 (the first choice) left a
 # machine with four daily jobs on the rules for 50 days: 100 and 10 were chosen on the
@@ -131,7 +132,7 @@ def _connect(db: str | os.PathLike[str]) -> sqlite3.Connection:
     return conn
 
 
-def _read(conn: sqlite3.Connection, name: str) -> tuple[Any, Any]:
+def _read(conn: sqlite3.Connection, name: str) -> tuple[Any, Any, list]:
     import pandas as pd
 
     runs_sql = (
@@ -146,13 +147,14 @@ def _read(conn: sqlite3.Connection, name: str) -> tuple[Any, Any]:
     try:
         runs = pd.read_sql(runs_sql, conn)
         decisions = pd.read_sql(decisions_sql, conn)
+        presence = presence_samples(conn)
     except (sqlite3.Error, pd.errors.DatabaseError) as err:
         text = str(err)
         why = "is locked; try again later" if "locked" in text else f"cannot be read: {text}"
         raise TrainError(f"{name}: history database {why}") from None
     finally:
         conn.close()
-    return runs, decisions
+    return runs, decisions, presence
 
 
 def _instant(text: str) -> datetime:
@@ -209,7 +211,7 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     import pandas as pd
 
     name = os.fspath(db)
-    runs, decisions = _read(_connect(db), name)
+    runs, decisions, presence = _read(_connect(db), name)
     if runs.empty:
         raise TrainError(f"{name}: no finished runs in the history")
     runs["started_t"] = pd.to_datetime(runs["started"], utc=True, format="ISO8601")
@@ -240,6 +242,8 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         ats.append(at)
     idle = zip(decisions["at"].map(from_db_time), decisions["snapshot"].map(_idle), strict=True)
     seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
+    profile = state_profile(seen, tz, ACTIVE_IDLE_BELOW, presence=presence)
+    unbiased = len(presence) >= MIN_SAMPLES  # then the profile's table is the presence's
     return Dataset(
         X=np.asarray(vectors, dtype=np.float32).reshape(-1, len(FEATURES)),
         ok=rows["ok"].to_numpy(dtype=np.int64),
@@ -248,8 +252,8 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         at=ats,
         jobs=[str(j) for j in rows["job_id"]],
         dropped=dropped,
-        active=active_table(idle, tz, ACTIVE_IDLE_BELOW),
-        profile=state_profile(seen, tz, ACTIVE_IDLE_BELOW),
+        active=profile.active if unbiased else active_table(idle, tz, ACTIVE_IDLE_BELOW),
+        profile=profile,
     )
 
 

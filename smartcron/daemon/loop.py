@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
 
 from smartcron.clock import STEP_THRESHOLD, Clock, Jump
@@ -19,9 +19,10 @@ from smartcron.cron import schedule
 from smartcron.daemon.clockwatch import ClockWatch
 from smartcron.daemon.loader import Database
 from smartcron.daemon.modes import Modes, SmartParts, explores, exploring, initial_mode
+from smartcron.daemon.presence import PresenceSampler
 from smartcron.daemon.recovery import recover
 from smartcron.daemon.steering import Steering
-from smartcron.daemon.ticker import Ticker, due, local_minute, wall_of
+from smartcron.daemon.ticker import Ticker, due, instant_of, local_minute
 from smartcron.daemon.wakeup import Sleeper
 from smartcron.run.executor import Runner, RunResult
 from smartcron.run.lifecycle import finish_job, start_job
@@ -127,6 +128,7 @@ class Daemon:
         )
         if self.mode != "cron":
             self.engine.resume(now)
+        self.presence = PresenceSampler(history, self.engine.snapshot_at, config.presence)
 
     # The run context's parts, as the service, the status document and tests read them.
     @property
@@ -211,7 +213,7 @@ class Daemon:
         seen = self.observations(now)
         for utc_minute, minute in seen:
             for tick in self.ticker.observe(minute, utc_minute):
-                scheduled = _instant_of(tick.minute, tick.utc_minute, self.zone)
+                scheduled = instant_of(tick.minute, tick.utc_minute, self.zone)
                 # cron.c runs minute M on the database as loaded at the top of M.
                 ready = [j for j in jobs if j.source not in fresh or fresh[j.source] < scheduled]
                 for job in due(ready, tick, self.zone):
@@ -235,6 +237,7 @@ class Daemon:
             started += self.engine.process(now)
         except Exception:  # the gate's trouble must not stop plain cron
             log.exception("the decision engine failed; carrying on")
+        self.presence.observe(now, self._gating())
         self._dropped(before, now)
         if self.modes.key() != before and self.on_status is not None:
             self.on_status()  # a model loaded, dropped or retrained
@@ -316,6 +319,10 @@ class Daemon:
         if self.waker is not None:
             self.waker.notify()
 
+    def _gating(self) -> bool:
+        """Smart jobs pass the gate (smart or legacy mode): presence is sampled."""
+        return self.mode != "cron" and any(job.smart is not None for job in self.db.jobs)
+
     def prune(self, now: datetime) -> None:
         """Retention by age (config history_days), at most once a day."""
         if self.history is None or now < self._next_prune:
@@ -348,8 +355,8 @@ class Daemon:
         pending = self.engine.next_eval()
         if pending is not None:
             best = min(best, max(pending, now))
-        for when in self.modes.next_wakes(now):
-            best = min(best, max(when, now))
+        for when in (*self.modes.next_wakes(now), self.presence.next_wake(now, self._gating())):
+            best = min(best, max(when, now)) if when is not None else best
         if not self.config.mtime_check or self.waker is None:
             return best
         if not self.waker.watches_files:
@@ -391,10 +398,3 @@ class Daemon:
 
     def request_reload(self, *_: object) -> None:
         self.reload_requested = True
-
-
-def _instant_of(minute: int, utc_minute: int | None, zone: tzinfo) -> datetime:
-    """The real instant of a tick (for history): its observed minute, else its wall time."""
-    if utc_minute is not None:
-        return datetime.fromtimestamp(utc_minute * 60, UTC)
-    return wall_of(minute).replace(tzinfo=zone).astimezone(UTC)

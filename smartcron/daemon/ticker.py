@@ -107,3 +107,10 @@ def due(jobs: Iterable[Job], tick: Tick, zone: tzinfo) -> list[Job]:
         if matches(spec, when):
             out.append(job)
     return out
+
+
+def instant_of(minute: int, utc_minute: int | None, zone: tzinfo) -> datetime:
+    """The real instant of a tick (for history): its observed minute, else its wall time."""
+    if utc_minute is not None:
+        return datetime.fromtimestamp(utc_minute * 60, UTC)
+    return wall_of(minute).replace(tzinfo=zone).astimezone(UTC)

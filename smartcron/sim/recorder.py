@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from smartcron.ai.activity import sampled
 from smartcron.sim.scenario import SimJob
+from smartcron.sim.timeline import Timeline
 from smartcron.smart.firings import FiringStore
 from smartcron.smart.gate import Firing
 from smartcron.smart.machine import Effect
@@ -95,6 +97,18 @@ class Recorder:
             ),
         )
         self.runs += 1
+
+    def presence(self, timeline: Timeline, lo: int, hi: int) -> None:
+        """The presence samples a daemon gating smart jobs takes (smartcron.ai.activity):
+        every sample minute of [lo, hi) the machine is awake and the idle time known."""
+        samples = []
+        for i in range(lo, hi):
+            at = timeline.instant(i)
+            if sampled(at) and not timeline.asleep_at(i):
+                idle = timeline.trace.at(at).idle_seconds
+                if idle is not None:
+                    samples.append((at, idle))
+        self.history.record_presence(samples)
 
     def close(self) -> None:
         self.history.close()

@@ -127,6 +127,8 @@ def simulate(
     began = time.perf_counter()
     try:
         stats = engine.run()
+        if recorder is not None and policy.admitted and any(j.smart for j in scenario.jobs):
+            recorder.presence(timeline, lo, hi)  # as the daemon samples while it gates
     finally:
         if recorder is not None:
             recorder.close()

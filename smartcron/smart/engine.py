@@ -88,6 +88,7 @@ class Engine:
     def __init__(self, context: EngineContext) -> None:
         self.context = context
         self._monitor = context.monitor
+        self._last: Snapshot | None = None  # the latest wake-up's snapshot (snapshot_at)
         self.advisor = context.advisor
         self.store = context.store
         # after= (smartcron.smart.depends): the machine that also waits for other jobs.
@@ -275,6 +276,12 @@ class Engine:
             self.journal.retain(self.slots)
         return started
 
+    def snapshot_at(self, now: datetime) -> Snapshot:
+        """The wake-up's snapshot if one was taken at `now`, else a new one (the presence
+        sample reads the idle time once a wake-up, as the gate does)."""
+        last = self._last
+        return last if last is not None and last.at == now else self.monitor.snapshot(now)
+
     def _snapshot(
         self, spec: SmartSpec, now: datetime, cache: dict[str, Snapshot], metered: bool
     ) -> Snapshot:
@@ -284,7 +291,7 @@ class Engine:
         if "" not in cache:
             if isinstance(monitor, SystemMonitor):
                 monitor.ask_metered = metered
-            cache[""] = monitor.snapshot(now)
+            cache[""] = self._last = monitor.snapshot(now)
         snap = cache[""]
         path = spec.disk_path
         if spec.min_disk is None or path == snap.disk_path:

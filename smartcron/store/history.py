@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import urllib.parse
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,7 +80,17 @@ _PRUNE = (
     "DELETE FROM decisions WHERE at < ?",
     "DELETE FROM runs WHERE started < ? AND status != 'running'",
     "DELETE FROM firings WHERE updated < ? AND state NOT IN ('pending', 'running')",
+    "DELETE FROM presence WHERE at < ?",
 )
+
+
+def presence_samples(conn: sqlite3.Connection) -> list[tuple[datetime, float]]:
+    """The presence table's (instant, idle s) samples, oldest first (smartcron.ai.activity);
+    none in a history from before it (a read-only reader does not migrate)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'presence'").fetchone():
+        return []
+    rows = conn.execute("SELECT at, idle_s FROM presence ORDER BY at").fetchall()
+    return [(at, float(idle)) for text, idle in rows if (at := from_db_time(text)) is not None]
 
 
 def _needs_immutable(conn: sqlite3.Connection, name: str) -> bool:
@@ -325,8 +335,20 @@ class HistoryStore(Guard):
         """On daemon start: earlier daemons' 'running' rows become 'interrupted'; how many."""
         return self._write(((_INTERRUPT, (reason, self.instance)),))
 
+    def record_presence(self, samples: Iterable[tuple[datetime, float]]) -> None:
+        """The user's idle time (s) at minutes `samples` name, in one transaction (the
+        daemon samples every few minutes while it gates smart jobs: smartcron.ai.activity)."""
+        sql = "INSERT OR REPLACE INTO presence (at, idle_s) VALUES (?, ?)"
+        ops = tuple(
+            (sql, (to_db_time(at.replace(second=0, microsecond=0)), float(idle)))
+            for at, idle in samples
+        )
+        if ops:
+            self._write(ops)
+
     def prune(self, older_than: timedelta, now: datetime) -> int:
-        """Delete finished runs, decisions and settled firings older than `now - older_than`."""
+        """Delete finished runs, decisions, settled firings and presence samples older than
+        `now - older_than`."""
         cutoff = (to_db_time(now - older_than),)
         return self._write(tuple((sql, cutoff) for sql in _PRUNE))
 

@@ -96,4 +96,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE journal ADD COLUMN boottime REAL;
         """,
     ),
+    # The user's activity sampled in smart mode whether or not a firing is decided
+    # (smartcron.ai.activity): decisions' snapshots alone are a biased sample of the day.
+    Migration(
+        name="0006_presence",
+        sql="""
+        CREATE TABLE presence (at TEXT PRIMARY KEY, idle_s REAL NOT NULL);
+        """,
+    ),
 )
