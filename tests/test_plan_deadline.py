@@ -3,6 +3,7 @@ machine-wide plan the other firings see (issue 13, third round)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -110,3 +111,34 @@ def test_a_four_minute_pause_still_counts_mostly_as_the_user_at_work(tmp_path: P
     share = (a[600.0, 240.0] - gone) / (active - gone)  # how much of an active user
     assert share == pytest.approx(1.0 - (240.0 - 60.0) / (600.0 - 60.0), abs=0.02)
     assert (a[300.0, 240.0] - gone) / (active - gone) == pytest.approx(0.25, abs=0.02)
+
+
+def test_a_pause_the_samples_say_nothing_about_is_settled_as_without_them(
+    tmp_path: Path,
+) -> None:
+    """With presence samples the settle gives way to what they taught, but only where
+    they taught something: an activity forecast with no cell at all gives the same
+    P(user active) as none, a four-minute pause counting mostly as the user at work;
+    with cells, a pause of 240 s and one of 700 s are what the cells say (here the
+    same), not a mix with an active user."""
+    from smartcron.ai.activity import ActivityForecast
+
+    model = _model(tmp_path)
+    profile = model.profile
+    assert profile is not None
+
+    def p_active(forecast: ActivityForecast | None, idle: float) -> float:
+        model.profile = replace(profile, activity=forecast)
+        advisor = SmartAdvisor(model, MemoryStats(), Policy())
+        snap = sample_snapshot(NOW, load1=1.0, idle_seconds=idle)
+        verdict = advisor.advise(firing("j", NOW), SPEC, snap, NOW)
+        assert verdict.model is not None
+        return float(verdict.model["p_active"])
+
+    rows, leads = 7, 48
+    empty = ActivityForecast(tuple(tuple(None for _ in range(leads)) for _ in range(rows)))
+    for idle in (10.0, 240.0, 700.0):
+        assert p_active(empty, idle) == p_active(None, idle)
+    assert p_active(None, 240.0) > p_active(None, 700.0) + 0.2  # the settle
+    flat = ActivityForecast(tuple(tuple((0.0, 0.0) for _ in range(leads)) for _ in range(rows)))
+    assert p_active(flat, 240.0) == p_active(flat, 700.0)

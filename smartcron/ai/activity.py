@@ -11,9 +11,11 @@ learnt from them lost 11 points of interference on the development seeds (docs/a
 
 where share is the hour-of-week P(active) (profile.active_table of the same samples).
 Away for 2 minutes at 15:00 is a break (the user is back soon); away for an hour at 15:00
-is a day that ended early. The cells tell them apart; a lead beyond MAX_LEAD_MIN, or a
-cell with fewer than MIN_PAIRS pairs, falls back to the hour's share; a lead shorter than
-the first cell's runs from the state now (known at lead 0) to that cell's forecast.
+is a day that ended early. The cells tell them apart. A lead beyond MAX_LEAD_MIN, or a
+cell with fewer than MIN_PAIRS pairs, says nothing (None): the forecast without samples
+stands (profile.p_active_at), not the bare hour's share, which on a server whose admin
+is rarely logged in would count a two-minute pause as gone for the day. A lead shorter
+than the first cell's runs from the state now (known at lead 0) to that cell's forecast.
 Pure: no clock, no I/O.
 """
 
@@ -98,17 +100,21 @@ class ActivityForecast:
 
     cells: tuple[tuple[Cell, ...], ...]
 
+    def cell(self, idle_s: float, idle_below: float, lead: float) -> Cell:
+        """The cell for a user idle `idle_s` seconds now, `lead` minutes ahead (None: the
+        samples say nothing there: a lead beyond MAX_LEAD_MIN, or too few pairs)."""
+        k = _lead_cell(lead)
+        return None if k is None else self.cells[away_bucket(idle_s, idle_below)][k]
+
     def p_active(
         self, share_then: float, share_now: float, idle_s: float, idle_below: float, lead: float
-    ) -> float:
-        """P(active `lead` minutes from now) for a user idle `idle_s` seconds now."""
-        k = _lead_cell(lead)
-        if k is None:
-            return share_then
-        bucket = away_bucket(idle_s, idle_below)
-        cell = self.cells[bucket][k]
+    ) -> float | None:
+        """P(active `lead` minutes from now) for a user idle `idle_s` seconds now; None
+        where the cell says nothing (the caller's forecast without samples stands)."""
+        cell = self.cell(idle_s, idle_below, lead)
         if cell is None:
-            return share_then
+            return None
+        bucket = away_bucket(idle_s, idle_below)
         beta, gamma = cell
         now = float(bucket == 0) - share_now
         p = min(1.0, max(0.0, share_then + beta * now + gamma))

@@ -128,7 +128,9 @@ def p_active_at(
     if profile.activity is not None:
         idle = 0.0 if active_now else max(snap.idle_seconds, profile.idle_below)
         share = _share_now(profile, snap.at, tz)
-        return profile.activity.p_active(base, share, idle, profile.idle_below, lead)
+        p = profile.activity.p_active(base, share, idle, profile.idle_below, lead)
+        if p is not None:
+            return p
     now_active = float(active_now)
     departure = now_active - _share_now(profile, snap.at, tz)
     return min(1.0, max(0.0, base + departure * _decay(lead, profile.tau_min["active"])))

@@ -75,13 +75,16 @@ class Scorer:
 
     def p_active(self, snap: Any, at: datetime) -> float:
         """P(user active at `at`); an away user not yet settled counts partly as active
-        (unless the card has an activity forecast, which knows by how long)."""
+        (unless the card's activity forecast has a cell for that pause and lead)."""
         profile, tz = self.model.profile, self.model.tz
         assert profile is not None
         a = p_active_at(profile, snap, at, tz)
         idle, below = snap.idle_seconds, profile.idle_below
-        if idle is None or idle < below or idle >= self.settle_s or profile.activity:
-            return a  # an activity forecast has learnt what a short pause means
+        if idle is None or idle < below or idle >= self.settle_s:
+            return a
+        lead = (at - snap.at).total_seconds() / 60.0
+        if profile.activity and profile.activity.cell(idle, below, lead) is not None:
+            return a  # the samples have taught what a pause this long means
         w = (idle - below) / max(1.0, self.settle_s - below)
         return w * a + (1.0 - w) * p_active_at(profile, snap, at, tz, active_now=True)
 
