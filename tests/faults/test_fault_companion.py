@@ -167,13 +167,13 @@ def test_the_real_daemon_sees_a_companion_and_a_jobs_directory_made_later_by_ino
     try:
         wait_for(status.exists, what="status.json (written once the watches are set)")
         side.write_text("jobs:\n  b:\n    min_battery: 30\n")
-        wait_for(lambda: logged(f"{side}: created, applied to 1 annotated job(s)"), 10, "log")
+        wait_for(lambda: logged(f"{side}: created, applied to 1 annotated job(s)"), 30, "log")
         (tmp_path / "jobs").mkdir()
         time.sleep(0.5)  # the daemon has rescanned for the mkdir; the file comes later
         (tmp_path / "jobs" / "x.yaml").write_text(
             "job_name: x\ncommand: 'true'\nschedule: '@daily'\n"
         )
-        wait_for(lambda: logged(f"{tmp_path / 'jobs' / 'x.yaml'}: loaded, 1 job(s)"), 10, "log")
+        wait_for(lambda: logged(f"{tmp_path / 'jobs' / 'x.yaml'}: loaded, 1 job(s)"), 30, "log")
         shown = subprocess.run(
             [str(BIN / "smartcronctl"), "status", "--user", "--config", str(config), "--json"],
             capture_output=True,
