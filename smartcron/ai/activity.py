@@ -114,12 +114,11 @@ class ActivityForecast:
         cell = self.cell(idle_s, idle_below, lead)
         if cell is None:
             return None
-        bucket = away_bucket(idle_s, idle_below)
         beta, gamma = cell
-        now = float(bucket == 0) - share_now
-        p = min(1.0, max(0.0, share_then + beta * now + gamma))
+        active = float(idle_s < idle_below)  # bucket 0 (away_bucket)
+        p = min(1.0, max(0.0, share_then + beta * (active - share_now) + gamma))
         if lead < LEAD_BIN_MIN:  # from the state now (lead 0) to the first cell's
-            p += (1.0 - lead / LEAD_BIN_MIN) * (float(bucket == 0) - p)
+            p += (1.0 - lead / LEAD_BIN_MIN) * (active - p)
         return p
 
     def to_dict(self) -> dict:

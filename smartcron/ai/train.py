@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from smartcron.ai.activity import MIN_SAMPLES
 from smartcron.ai.estimators import JOB_FOREST, PARAMS, SPLIT, Fitted, fit, metrics, to_onnx
 from smartcron.ai.features import (
     FEATURES,
@@ -243,7 +242,6 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     idle = zip(decisions["at"].map(from_db_time), decisions["snapshot"].map(_idle), strict=True)
     seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
     profile = state_profile(seen, tz, ACTIVE_IDLE_BELOW, presence=presence)
-    unbiased = len(presence) >= MIN_SAMPLES  # then the profile's table is the presence's
     return Dataset(
         X=np.asarray(vectors, dtype=np.float32).reshape(-1, len(FEATURES)),
         ok=rows["ok"].to_numpy(dtype=np.int64),
@@ -252,7 +250,8 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         at=ats,
         jobs=[str(j) for j in rows["job_id"]],
         dropped=dropped,
-        active=profile.active if unbiased else active_table(idle, tz, ACTIVE_IDLE_BELOW),
+        # with an activity forecast, the profile's table is the presence samples'
+        active=profile.active if profile.activity else active_table(idle, tz, ACTIVE_IDLE_BELOW),
         profile=profile,
     )
 
