@@ -11,7 +11,7 @@ import pytest
 
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.ai.model import LoadedModel, load_model
-from smartcron.ai.plan import Commitments, Costs, expected_costs
+from smartcron.ai.plan import KEEP, Commitments, Costs, expected_costs
 from smartcron.sim.timeline import Timeline
 from smartcron.sim.trace import load_trace
 from smartcron.sim.world import load_world
@@ -198,15 +198,20 @@ def test_planned_loads_rise_and_decay_as_the_simulators_job_load() -> None:
     plans = Commitments()
     plans.commit("a", NOW + 30 * MIN, 30 * 60.0, 2.0)
     minutes = [0, 29, 30, 34, 45, 59, 60, 61, 65, 90, 119]
-    ahead = plans.loads(NOW, [NOW + m * MIN for m in minutes], but="x")
-    for row, m in zip(ahead, minutes, strict=True):
+    ahead, starting = plans.loads(NOW, [NOW + m * MIN for m in minutes], but="x")
+    for row, cores, m in zip(ahead, starting, minutes, strict=True):
         got, was = timeline.snapshot(m), base[m]
         want = [got.load1 - was.load1, got.load5 - was.load5, got.load15 - was.load15]
-        assert row.tolist() == pytest.approx(want, abs=1e-9), m
-    later = plans.loads(NOW + 45 * MIN, [NOW + 45 * MIN, NOW + 65 * MIN], but="x")
+        if m == 30:  # its first minute: its cores are starting_cores, not load
+            assert want == pytest.approx((2.0 * (1.0 - KEEP)).tolist(), abs=1e-9)
+            assert row.tolist() == [0.0, 0.0, 0.0] and cores == 2.0
+        else:
+            assert row.tolist() == pytest.approx(want, abs=1e-9), m
+            assert cores == 0.0
+    later, _ = plans.loads(NOW + 45 * MIN, [NOW + 45 * MIN, NOW + 65 * MIN], but="x")
     at45, at65 = timeline.snapshot(45), timeline.snapshot(65)
     assert later[1].tolist() == pytest.approx(
         [at65.load1 - at45.load1, at65.load5 - at45.load5, at65.load15 - at45.load15]
     )
     assert later[0].tolist() == pytest.approx([0.0, 0.0, 0.0])
-    assert plans.loads(NOW, [NOW + 40 * MIN], but="a").tolist() == [[0.0, 0.0, 0.0]]
+    assert plans.loads(NOW, [NOW + 40 * MIN], but="a")[0].tolist() == [[0.0, 0.0, 0.0]]

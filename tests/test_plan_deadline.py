@@ -3,10 +3,12 @@ machine-wide plan the other firings see (issue 13, third round)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
@@ -142,3 +144,57 @@ def test_a_pause_the_samples_say_nothing_about_is_settled_as_without_them(
     assert p_active(None, 240.0) > p_active(None, 700.0) + 0.2  # the settle
     flat = ActivityForecast(tuple(tuple((0.0, 0.0) for _ in range(leads)) for _ in range(rows)))
     assert p_active(flat, 240.0) == p_active(flat, 700.0)
+
+
+def test_a_job_that_needs_the_user_away_keeps_a_good_minute(tmp_path: Path) -> None:
+    """The user away for 70 s now (an ``idle=1m`` job may start), at the keyboard 80 % of
+    this hour; P(success) 0.9 at every minute. Without the constraint the firing waits
+    for the user to step away for longer (less interference). With it, waiting can end
+    with the user back, the start held until the deadline and forced against the
+    constraint (counted a failure: waiting.held_back), which costs more: it runs now."""
+    from smartcron.ai.model import load_model
+    from tests.modelkit import card_profile, graph, install
+
+    active = {"idle_below_s": 60, "by_hour_of_week": [0.8] * 168}
+    blob = graph("load")
+    directory = install(tmp_path / "m", blob, profile=card_profile(spike=0.0), active=active)
+    model = load_model(directory, owner_uid=os.geteuid(), now=NOW)
+    assert isinstance(model, LoadedModel)
+    snap = sample_snapshot(NOW, idle_seconds=70.0, load1=1.0)
+    hour = SmartSpec(window=timedelta(hours=1))
+    one = firing("job", NOW)
+    one = replace(one, deadline=NOW + hour.window)  # type: ignore[operator]
+    cautious = Policy(runtime_factor=1.5, margin=0.03, uncertainty=0.5)  # as test_model's
+    free = SmartAdvisor(model, MemoryStats(), cautious).advise(one, hour, snap, NOW)
+    assert free.action == "defer" and "when the user steps away" in free.reason
+    needs_away = replace(hour, idle=timedelta(minutes=1))
+    held = SmartAdvisor(model, MemoryStats(), cautious).advise(one, needs_away, snap, NOW)
+    assert held.action == "run", held.reason
+
+
+def test_held_back_slots_succeed_only_if_the_user_leaves_in_time() -> None:
+    """A later slot's P(success) for an ``idle`` job: away's, times 1 - P(active) x P(still
+    active at the last slot); the away plan's fall-back (the busy branch) is a failure;
+    now is left as it is."""
+    from smartcron.ai.profile import Profile
+    from smartcron.ai.scoring import Scores
+    from smartcron.ai.waiting import held_back
+    from tests.modelkit import card_profile
+
+    slots = [NOW + k * 10 * MIN for k in range(4)]
+    sc = Scores(
+        p=np.asarray([0.9, 0.85, 0.85, 0.85]),
+        runtime=np.full(4, 600.0),
+        a=[0.5] * 4,
+        busy=np.full(3, 0.8),
+        away=np.full(3, 0.9),
+        share=np.asarray([0.5, 0.5, 0.5]),
+    )
+    profile = Profile.from_dict(card_profile(tau=10.0), [0.5] * 168)
+    out = held_back(sc, profile, slots, 3)
+    leave = 1.0 - np.exp(-0.5 * np.asarray([20.0, 10.0, 0.0]) / 10.0)
+    assert out.p.tolist() == pytest.approx([0.9, *(0.9 * (1.0 - 0.5 * (1.0 - leave)))])
+    assert out.p[3] == pytest.approx(0.45)  # at the last slot the user there stays
+    assert out.busy is not None and out.busy.tolist() == [0.0, 0.0, 0.0]
+    unmixed = replace(sc, share=None)  # scored without a profile: nothing to hold back
+    assert held_back(unmixed, profile, slots, 3) is unmixed

@@ -20,7 +20,7 @@ from smartcron.ai.jobstats import HistoryStats, MemoryStats, StatsReader
 from smartcron.ai.model import LoadedModel, ModelFailure, ModelUnavailable, load_model
 from smartcron.ai.plan import Commitments, Costs, cores_of, expected_costs
 from smartcron.ai.scoring import Scorer, Scores, Window, quiet_picks
-from smartcron.ai.waiting import Wait, away_plan, quiet_chance, quiet_plan
+from smartcron.ai.waiting import Wait, away_plan, held_back, quiet_chance, quiet_plan
 from smartcron.errors import SmartcronError
 
 # ------------------------------------------------------------------ the advisor
@@ -109,21 +109,25 @@ class SmartAdvisor:
         slots = self._slots(firing, spec, now)
         # the background: what was measured, less the other runs going (added per slot)
         extra = np.zeros((len(slots), 3))  # load1, load5, load15 per slot
+        starting = np.zeros(len(slots))  # cores of the runs starting in the slot's minute
         if pol.plan:
             self.commitments.prune(now)
-            extra = self.commitments.loads(now, slots, key)
+            extra, starting = self.commitments.loads(now, slots, key)
         costs, room = Costs.of(spec), _room(spec, pol)
         scorer = Scorer(self.model, pol.settle_s, pol.quiet_depths)
         bound = self._last(slots, None, firing.deadline, room)  # the room alone
         try:  # the quiet-minute plan's rows in the same inference (one ONNX call)
             quiet_at = self._quiet_at(bound)
-            sc = scorer.score(snap, stats, firing.nominal, slots, extra, firing.job_id, quiet_at)
+            plan = (extra, starting)
+            sc = scorer.score(snap, stats, firing.nominal, slots, plan, firing.job_id, quiet_at)
             last = (
                 self._last(slots, sc.runtime, firing.deadline, room)
                 if pol.runtime_factor
                 else bound
             )
-            w = Window(snap, stats, firing.nominal, slots, extra, sc, last, firing.job_id)
+            if getattr(spec, "idle", None):  # a later slot with the user there is held back
+                sc = held_back(sc, self.model.profile, slots, last)
+            w = Window(snap, stats, firing.nominal, slots, plan, sc, last, firing.job_id)
             waits = self._waits(w, scorer)
         except ModelFailure as err:
             return self._failed(err)

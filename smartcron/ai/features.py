@@ -64,6 +64,11 @@ FEATURES: tuple[str, ...] = (
     "job_weekday_rate",
     "job_hour_runs_log1p",
     "job_rate",
+    # cores of the other smart runs starting in the same minute: the plan's at decision
+    # time, in training those started after the decision's snapshot (plan.StartLog). A
+    # wake-up decides its firings on one snapshot, which cannot show them yet; the model
+    # learns from the runs whether they matter (they do if jobs load the machine).
+    "starting_cores",
 )
 # Partial pooling: rate = (ok + k * parent) / (n + k), SHRINK_RUNS = k pseudo-runs: a job
 # with 4 runs in an hour stays near its overall rate, one with 400 is trusted. k was tried
@@ -92,13 +97,20 @@ def _flag(value: bool | None, default: float) -> float:
 
 
 def features(
-    snap: Snapshot, stats: JobHistoryStats, nominal: datetime, now: datetime, *, tz: tzinfo = UTC
+    snap: Snapshot,
+    stats: JobHistoryStats,
+    nominal: datetime,
+    now: datetime,
+    *,
+    tz: tzinfo = UTC,
+    starting: float = 0.0,
 ) -> list[float]:
     """The vector for deciding at `now` about the firing nominally at `nominal`.
 
-    `tz` is the zone hour and weekday are read in (the model card's ``timezone``).
+    `tz` is the zone hour and weekday are read in (the model card's ``timezone``);
+    `starting`: the cores of the other smart runs starting in the same minute.
     """
-    return state_features(snap) + time_features(stats, nominal, now, tz)
+    return state_features(snap) + time_features(stats, nominal, now, tz, starting)
 
 
 def state_features(snap: Snapshot) -> list[float]:
@@ -123,10 +135,14 @@ def state_features(snap: Snapshot) -> list[float]:
 
 
 def time_features(
-    stats: JobHistoryStats, nominal: datetime, now: datetime, tz: tzinfo = UTC
+    stats: JobHistoryStats,
+    nominal: datetime,
+    now: datetime,
+    tz: tzinfo = UTC,
+    starting: float = 0.0,
 ) -> list[float]:
-    """The rest of `features`: the clock at `now` and the job's record (FEATURES from
-    hour on)."""
+    """The rest of `features`: the clock at `now`, the job's record and the runs starting
+    beside it (FEATURES from hour on)."""
     local = now.astimezone(tz)
     hour = local.hour + local.minute / 60.0
     runtime = stats.mean_runtime_s
@@ -141,4 +157,5 @@ def time_features(
         0.0 if runtime is None else math.log1p(max(0.0, runtime)),
         (now - nominal).total_seconds() / 60.0,
         *job_rates(stats, local),
+        max(0.0, starting),
     ]

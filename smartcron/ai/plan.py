@@ -26,7 +26,8 @@ waits), so a plan follows the machine. Like advisor.py: no pandas, no sklearn.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,20 +114,28 @@ class Commitments:
         if any(c.end + TAIL <= now for c in self._items.values()):
             self._items = {k: c for k, c in self._items.items() if c.end + TAIL > now}
 
-    def loads(self, now: datetime, slots: Sequence[datetime], but: Hashable) -> np.ndarray:
+    def loads(
+        self, now: datetime, slots: Sequence[datetime], but: Hashable
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(load1, load5, load15) the other runs add at each slot beyond what was measured
-        at `now` (a row per slot): their load at the slot, less the load of those started
-        before `now` at `now` (the snapshot has it). One numpy pass over all the runs."""
+        at `now` (a row per slot), and the cores of those starting in the slot's minute
+        (features' starting_cores; their load is not in the first). The load: theirs
+        at the slot, less that of the runs started before `now` at `now` (the snapshot
+        has it). One numpy pass over all the runs."""
         others = [c for k, c in self._items.items() if k != but]
         if not others:
-            return np.zeros((len(slots), 3))
+            return np.zeros((len(slots), 3)), np.zeros(len(slots))
         minute = 60.0
         at = np.asarray([*((s - now).total_seconds() / minute for s in slots), 0.0])
         start = np.asarray([(c.start - now).total_seconds() / minute for c in others])
         end = np.asarray([(c.end - now).total_seconds() / minute for c in others])
-        level = _load(at[:, None], start, end, np.asarray([c.cores for c in others]))
+        cores = np.asarray([c.cores for c in others])
+        level = _load(at[:, None], start, end, cores)
         measured = level[-1][start < 0].sum(axis=0)  # the last row: now
-        return level[:-1].sum(axis=1) - measured
+        lead = at[:-1, None] - start
+        first = (start >= 0) & (lead >= 0) & (lead < 1.0)  # (slots, runs): its first minute
+        level[:-1][first] = 0.0
+        return level[:-1].sum(axis=1) - measured, (first * cores).sum(axis=1)
 
     def running(self, now: datetime, but: Hashable) -> float:
         """Cores of the other runs started before `now` and going on: measured already."""
@@ -147,6 +156,35 @@ def _load(at: np.ndarray, start: np.ndarray, end: np.ndarray, cores: np.ndarray)
     level = (1.0 - KEEP ** steps_on[..., None]) * KEEP ** after[..., None]
     level[..., 0] = on
     return (cores * (at >= start))[..., None] * level
+
+
+class StartLog:
+    """Runs' starts, for what a decision's snapshot could not see (training's rows).
+
+    The advisor decides the firings of one wake-up in turn on one snapshot, and gives a
+    slot the cores of the runs it plans to start in that minute (`Commitments.loads`:
+    features' starting_cores). A training row must see the same: the runs started after
+    its decision's snapshot and before its own start (the same wake-up, earlier).
+    Without it, a job that always starts beside a heavy one learns that its nominal
+    minute fails, not why (issue 13, ninth round).
+    """
+
+    def __init__(self, starts: Iterable[tuple[datetime, int, float | None, float | None]]):
+        """`starts`: (started, run id, CPU seconds, runtime seconds) of each run."""
+        self._starts = sorted((at, i, _cores(cpu, rt)) for at, i, cpu, rt in starts)
+
+    def starting(self, at: datetime, started: datetime, run_id: int) -> float:
+        """The cores of the runs started in [at, started) and of those started at
+        `started` before run `run_id`."""
+        lo = bisect_left(self._starts, (at,))
+        hi = bisect_right(self._starts, (started, run_id))
+        return float(sum(c for _, i, c in self._starts[lo:hi] if i != run_id))
+
+
+def _cores(cpu_s: float | None, runtime_s: float | None) -> float:
+    if cpu_s is None or not runtime_s or not math.isfinite(cpu_s / runtime_s):
+        return 0.0
+    return max(0.0, cpu_s / runtime_s)
 
 
 def with_load(snap: Any, load: np.ndarray) -> Any:

@@ -44,19 +44,21 @@ class Scores:
     forecasts: Forecaster | None = None
     quiet_at: tuple[int, ...] = ()
     quiet: np.ndarray | None = None
+    share: np.ndarray | None = None  # P(user active) each later slot's p is mixed by
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
     """One firing's scored window, as the waiting plans weigh it: the snapshot, the job's
-    stats, its nominal time, the slots, the plan's extra load per slot, their scores and
-    the last slot that leaves time to finish."""
+    stats, its nominal time, the slots, the plan per slot (its extra load and the cores
+    starting then: `Scorer.score`), their scores and the last slot that leaves time to
+    finish."""
 
     snap: Any
     stats: JobHistoryStats
     nominal: datetime
     slots: list[datetime]
-    extra: np.ndarray
+    plan: tuple[np.ndarray, np.ndarray]
     sc: Scores
     last: int
     job: str
@@ -94,19 +96,22 @@ class Scorer:
         stats: JobHistoryStats,
         nominal: datetime,
         slots: list[datetime],
-        extra: np.ndarray,
+        plan: tuple[np.ndarray, np.ndarray],
         job: str,
         quiet_at: tuple[int, ...] = (),
     ) -> Scores:
-        """P(success), runtime (s) and P(user active during the run) per slot; `extra`:
+        """P(success), runtime (s) and P(user active during the run) per slot; `plan`:
         the load1, load5 and load15 other smart runs add at each slot (beyond what `snap`
-        measured); `quiet_at`: the slots to score the quiet-minute plan at as well."""
+        measured) and the cores of those starting in its minute (plan.Commitments.loads);
+        `quiet_at`: the slots to score the quiet-minute plan at as well."""
         tz, profile = self.model.tz, self.model.profile
-        rows = [features(with_load(snap, extra[0]), stats, nominal, slots[0], tz=tz)]
+        extra, starting = plan
+        s0 = float(starting[0])
+        rows = [features(with_load(snap, extra[0]), stats, nominal, slots[0], tz=tz, starting=s0)]
         if profile is None:
             rows += [
-                features(with_load(snap, x), stats, nominal, s, tz=tz)
-                for s, x in zip(slots[1:], extra[1:], strict=True)
+                features(with_load(snap, x), stats, nominal, s, tz=tz, starting=float(c))
+                for s, x, c in zip(slots[1:], extra[1:], starting[1:], strict=True)
             ]
             p, runtime = self.model.predict(np.asarray(rows), job)
             active_now = snap.idle_seconds is not None and snap.idle_seconds < ACTIVE_IDLE_BELOW
@@ -116,7 +121,7 @@ class Scorer:
         q, clocks, forecasts = [0.0], {}, Forecaster(snap, profile, tz)
         for k, (slot, x) in enumerate(zip(slots[1:], extra[1:], strict=True), 1):
             busy, away, share = forecasts.at(slot)
-            clock = clocks[k] = time_features(stats, nominal, slot, tz)  # = features()'s
+            clock = clocks[k] = time_features(stats, nominal, slot, tz, float(starting[k]))
             rows += [state_features(with_load(busy, x)) + clock]
             rows += [state_features(with_load(away, x)) + clock]
             q.append(share)
@@ -130,7 +135,8 @@ class Scorer:
         half = [timedelta(seconds=float(r) / 2) for r in runtime]
         a = [self.p_active(snap, s + h) for s, h in zip(slots, half, strict=True)]
         quiet = p_all[n:].reshape(len(quiet_at), len(self.depths), 2) if quiet_at else None
-        return Scores(p, runtime, a, p_raw[1::2], p_raw[2::2], forecasts, tuple(quiet_at), quiet)
+        p_busy, p_away = p_raw[1::2], p_raw[2::2]
+        return Scores(p, runtime, a, p_busy, p_away, forecasts, tuple(quiet_at), quiet, w)
 
     def quiet_rows(
         self,
@@ -160,9 +166,11 @@ class Scorer:
         if sc.quiet is not None and sc.quiet_at == picks:
             return sc.quiet
         assert sc.forecasts is not None
-        tz = self.model.tz
-        clocks = {k: time_features(w.stats, w.nominal, w.slots[k], tz) for k in picks}
-        rows = self.quiet_rows(sc.forecasts, w.slots, w.extra, picks, clocks)
+        tz, (extra, starting) = self.model.tz, w.plan
+        clocks = {
+            k: time_features(w.stats, w.nominal, w.slots[k], tz, float(starting[k])) for k in picks
+        }
+        rows = self.quiet_rows(sc.forecasts, w.slots, extra, picks, clocks)
         p_raw, _ = self.model.predict(np.asarray(rows), w.job)
         return p_raw.reshape(len(picks), len(self.depths), 2)
 

@@ -53,6 +53,7 @@ from smartcron.ai.model import (
     OUTPUT_RUNTIME,
     PKL_NAME,
 )
+from smartcron.ai.plan import StartLog
 from smartcron.errors import SmartcronError
 from smartcron.smart.monitor import Snapshot
 from smartcron.store.history import from_db_time, presence_samples
@@ -136,7 +137,7 @@ def _read(conn: sqlite3.Connection, name: str) -> tuple[Any, Any, list]:
 
     runs_sql = (
         "SELECT r.id, r.job_id, r.scheduled, r.started, r.ended, r.status, r.exit_code,"
-        " r.timed_out, r.runtime_s, r.cpu_s, f.nominal FROM runs r"
+        " r.timed_out, r.runtime_s, r.cpu_s, r.trigger, f.nominal FROM runs r"
         " LEFT JOIN firings f ON f.id = r.firing_id"
         " WHERE r.ended IS NOT NULL AND r.status IN ('ok', 'failed', 'timeout')"
     )
@@ -232,15 +233,19 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     dropped = int(rows["snapshot"].isna().sum())
     rows = rows.dropna(subset=["snapshot"]).sort_values(["at_t", "id"], kind="stable")
     past = _past(runs, tz)
+    gated = runs[runs["trigger"].isin(["smart", "retry"])]  # the starts the advisor plans
+    log = StartLog(gated[["started_t", "id", "cpu_s", "runtime_s"]].itertuples(index=False))
     vectors, ats = [], []
     for row in rows.itertuples():
         at = _instant(row.at)
         nominal = _time(row.scheduled) or _time(row.nominal) or at
         snap = Snapshot.from_dict(json.loads(row.snapshot))
-        vectors.append(features(snap, past[str(row.job_id)].stats(at), nominal, at, tz=tz))
+        starting = log.starting(at, _instant(row.started), int(row.id))
+        stats = past[str(row.job_id)].stats(at)
+        vectors.append(features(snap, stats, nominal, at, tz=tz, starting=starting))
         ats.append(at)
-    idle = zip(decisions["at"].map(from_db_time), decisions["snapshot"].map(_idle), strict=True)
     seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
+    idle = zip(decisions["at"].map(from_db_time), (s.idle_seconds for s in seen), strict=True)
     profile = state_profile(seen, tz, ACTIVE_IDLE_BELOW, presence=presence)
     return Dataset(
         X=np.asarray(vectors, dtype=np.float32).reshape(-1, len(FEATURES)),
@@ -254,10 +259,6 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         active=profile.active if profile.activity else active_table(idle, tz, ACTIVE_IDLE_BELOW),
         profile=profile,
     )
-
-
-def _idle(snapshot: str) -> float | None:
-    return json.loads(snapshot).get("idle_seconds")
 
 
 # ------------------------------------------------------------------ fitting

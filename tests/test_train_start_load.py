@@ -1,0 +1,99 @@
+"""A training row sees the cores of the runs started just before it in the same wake-up
+(features' starting_cores, from smartcron.ai.plan.StartLog), as the advisor's plan
+gives them at decision time: with the row's load, what the simulated world judged the
+start by, on every run."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from smartcron.ai import train
+from smartcron.ai.features import FEATURES
+from smartcron.ai.plan import KEEP, StartLog
+from smartcron.sim import simulator
+from smartcron.sim.timeline import Timeline
+from smartcron.sim.trace import read_trace
+from smartcron.sim.world import read_world
+from smartcron.store.history import from_db_time
+from tests.modelkit import FIXTURES
+
+T = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+# Two smart jobs due at the same minute, the heavy one first in the crontab (so first
+# in each wake-up); with job_load the world judges each start by the load then.
+CRONTAB = """\
+#@smart name=heavy window=1h
+0 * * * * heavy
+#@smart name=light window=1h
+0 * * * * light
+"""
+WORLD = """\
+seed: 1
+machine: {cores: 8, job_load: true}
+jobs:
+  heavy: {runtime: 20m, cpu: 4.0}
+  light: {runtime: 5m, cpu: 0.5}
+"""
+
+
+def test_the_start_log_counts_the_runs_started_since_the_snapshot_and_before_the_run() -> None:
+    log = StartLog(
+        [
+            (T - timedelta(seconds=1), 1, 60.0, 60.0),  # before the snapshot: measured
+            (T, 2, 240.0, 60.0),  # the same wake-up, earlier: 4 cores
+            (T, 3, 30.0, 60.0),  # the run itself
+            (T, 4, 120.0, 60.0),  # the same wake-up, later
+            (T, 5, None, 60.0),  # CPU unknown: counts nothing
+        ]
+    )
+    assert log.starting(T, T, 3) == 4.0
+    assert log.starting(T, T, 2) == 0.0
+    assert log.starting(T, T + timedelta(seconds=1), 9) == 4.0 + 0.5 + 2.0
+
+
+@pytest.mark.parametrize("policy", ["rules", "cron"])
+def test_each_training_row_has_the_load_the_world_judged_its_start_by(
+    policy: str, tmp_path: Path
+) -> None:
+    """Under the rules (the gate decides a wake-up's firings on one snapshot) the rows
+    add the runs started before them; under cron each start's snapshot has them."""
+    (tmp_path / "crontab").write_text(CRONTAB)
+    (tmp_path / "world.yaml").write_text(WORLD)
+    world = read_world(tmp_path / "world.yaml")
+    trace = read_trace(FIXTURES / "traces" / "laptop-8w.csv.gz")
+    scenario = simulator.load_scenario(tmp_path / "crontab", zone=UTC)
+    db = tmp_path / "h.db"
+    end = trace.start + timedelta(days=2)
+    simulator.simulate(scenario, trace, world, policy, end=end, history=str(db))
+
+    # The world's view: the engine's order of starts, each read before it occupies.
+    timeline, judged = Timeline(trace, world), {}
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT job_id, started, runtime_s FROM runs ORDER BY started, id")
+        for job, started, runtime in runs.fetchall():
+            at = from_db_time(started)
+            assert at is not None
+            minute = timeline.index(at)
+            judged[job, at] = timeline.snapshot(minute)
+            timeline.occupy(minute, runtime, world.law_for(job).cpu)
+
+    data = train.load_dataset(db)
+    assert sorted(set(data.jobs)) == ["heavy", "light"] and len(data.jobs) == 2 * 48
+    load1, load5 = FEATURES.index("load1"), FEATURES.index("load5")
+    starting = FEATURES.index("starting_cores")
+    for job, at, row in zip(data.jobs, data.at, data.X, strict=True):
+        seen = judged[job, at]
+        # what the row has, the load and the cores starting beside it, the world judged
+        got1 = row[load1] + row[starting]
+        got5 = row[load5] + row[starting] * (1.0 - KEEP[1])
+        assert got1 == pytest.approx(seen.load1, rel=1e-5), (job, at)
+        assert got5 == pytest.approx(seen.load5, rel=1e-5), (job, at)
+    lights = [row for job, row in zip(data.jobs, data.X, strict=True) if job == "light"]
+    heavies = [row for job, row in zip(data.jobs, data.X, strict=True) if job == "heavy"]
+    assert all(row[load1] + row[starting] >= 4.0 for row in lights)  # heavy started first
+    assert all(row[starting] == 0.0 for row in heavies)
+    # the gate decides a wake-up on one snapshot; cron's rows read it at each start
+    assert all(row[starting] == (4.0 if policy == "rules" else 0.0) for row in lights)
