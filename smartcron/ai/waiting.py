@@ -84,19 +84,21 @@ def quiet_plan(chance: float, p_quiet: float, p_last: float, a: float, runtime: 
 
 
 def held_back(sc: Any, profile: Profile | None, slots: Sequence[datetime], last: int) -> Any:
-    """Scores for a job with an ``idle`` constraint. The gate asks the advisor only while
-    the constraints hold, so now can always start; a later slot with the user active
-    cannot, and holds the start back: it succeeds only if the user steps away before the
-    last slot (then as away, with `away_plan`'s chance), else the gate starts it at the
-    deadline against the job's own constraint (or skips it), a start the model has
-    hardly seen: counted as a failure. So is the away plan's fall-back, the user still
-    there at the last slot. Without this a firing left a minute the user had stepped
-    away to wait for less interference, and lost it when they stayed (issue 13, ninth
-    round: seed 714's mirror_repo)."""
+    """Scores for a job with an ``idle`` constraint (`slots`: evenly spaced from now).
+
+    The gate asks the advisor only while the constraints hold, so now can always start;
+    a later slot with the user active cannot, and holds the start back: it succeeds
+    only if the user steps away before the last slot (then as away, with `away_plan`'s
+    chance), else the gate starts it at the deadline against the job's own constraint
+    (or skips it), a start the model has hardly seen: counted as a failure. So is the
+    away plan's fall-back, the user still there at the last slot. Without this a firing
+    left a minute the user had stepped away to wait for less interference, and lost it
+    when they stayed (issue 13, ninth round: seed 714's mirror_repo)."""
     if profile is None or sc.share is None or sc.away is None:
         return sc
     tau, w, away = profile.tau_min["active"], np.asarray(sc.share), np.asarray(sc.away)
-    left = np.asarray([max(0.0, (slots[last] - s).total_seconds() / 60.0) for s in slots[1:]])
+    step = (slots[1] - slots[0]).total_seconds() / 60.0 if len(slots) > 1 else 0.0
+    left = np.clip(last - np.arange(1, len(slots)), 0, None) * step  # the slots are even
     leave = 1.0 - np.exp(-(1.0 - w) * left / tau) if tau > 0 else 0.0 * w
     p = np.concatenate([sc.p[:1], away * (1.0 - w * (1.0 - leave))])
     return replace(sc, p=p, busy=np.zeros_like(away))
