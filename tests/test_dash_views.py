@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from smartcron.ai.features import FEATURES
 from smartcron.dash.data import DashQuery, collect, plain_english, smart_keys
 from smartcron.dash.page import render_page
 from tests.dashkit import SMART_JOBS, LaptopWeek, laptop_week
@@ -59,7 +60,7 @@ def test_jobs_view_modes_keys_and_the_model(smart_day):
     plain = [j for j in data.jobs if not j["smart"]]
     assert [j["mode"] for j in plain] == ["plain", "plain"]
     model = data.model
-    assert model["summary"].startswith("24 features, 1084 runs")
+    assert model["summary"].startswith(f"{len(FEATURES)} features, 1084 runs")
     assert model["training_jobs"]["photo_sync"] == {"runs": 672, "failures": 78}
     shipped = json.loads((Path(__file__).parents[1] / "models" / "model.json").read_text())
     pr_auc = shipped["metrics"]["holdout"]["pr_auc_failure"]  # the card's, as it is shipped
