@@ -63,10 +63,7 @@ class Costs:
 def cores_of(stats: Any, default: float) -> float:
     """The cores a job's run uses: its mean CPU seconds over its mean runtime (`default`
     while either is unknown)."""
-    cpu, runtime = getattr(stats, "mean_cpu_s", None), stats.mean_runtime_s
-    if cpu is None or not runtime:
-        return default
-    return max(0.0, float(cpu) / float(runtime))
+    return _cores(getattr(stats, "mean_cpu_s", None), stats.mean_runtime_s, default)
 
 
 def expected_costs(
@@ -181,10 +178,11 @@ class StartLog:
         return float(sum(c for _, i, c in self._starts[lo:hi] if i != run_id))
 
 
-def _cores(cpu_s: float | None, runtime_s: float | None) -> float:
-    if cpu_s is None or not runtime_s or not math.isfinite(cpu_s / runtime_s):
-        return 0.0
-    return max(0.0, cpu_s / runtime_s)
+def _cores(cpu_s: float | None, runtime_s: float | None, unknown: float = 0.0) -> float:
+    """CPU seconds over runtime seconds; `unknown` when either is missing (or NaN)."""
+    if cpu_s is None or not runtime_s or not math.isfinite(float(cpu_s) / float(runtime_s)):
+        return unknown
+    return max(0.0, float(cpu_s) / float(runtime_s))
 
 
 def with_load(snap: Any, load: np.ndarray) -> Any:
