@@ -198,3 +198,34 @@ def test_held_back_slots_succeed_only_if_the_user_leaves_in_time() -> None:
     assert out.busy is not None and out.busy.tolist() == [0.0, 0.0, 0.0]
     unmixed = replace(sc, share=None)  # scored without a profile: nothing to hold back
     assert held_back(unmixed, profile, slots, 3) is unmixed
+
+
+def test_a_longer_idle_constraint_holds_a_later_slot_back_longer() -> None:
+    """``idle=11m``: a later slot can start only if the user is away then and has been for
+    the 10 minutes beyond the model's own active threshold (the chain's dwell), and a
+    held-back start needs them to leave 10 minutes before the last slot."""
+    from smartcron.ai.profile import Profile
+    from smartcron.ai.scoring import Scores
+    from smartcron.ai.waiting import held_back
+    from tests.modelkit import card_profile
+
+    slots = [NOW + k * 10 * MIN for k in range(4)]
+    sc = Scores(
+        p=np.asarray([0.9, 0.85, 0.85, 0.85]),
+        runtime=np.full(4, 600.0),
+        a=[0.5] * 4,
+        busy=np.full(3, 0.8),
+        away=np.full(3, 0.9),
+        share=np.asarray([0.5, 0.5, 0.5]),
+    )
+    profile = Profile.from_dict(card_profile(tau=10.0), [0.5] * 168)
+    d = (11 * 60 - profile.idle_below) / 60.0
+    stays = np.exp(-0.5 * d / 10.0)
+    left = np.clip(np.asarray([20.0, 10.0, 0.0]) - d, 0.0, None)
+    leave = (1.0 - np.exp(-0.5 * left / 10.0)) * stays
+    holds = 0.5 * stays
+    out = held_back(sc, profile, slots, 3, idle_s=11 * 60)
+    assert out.p.tolist() == pytest.approx([0.9, *(0.9 * (holds + (1.0 - holds) * leave))])
+    short = held_back(sc, profile, slots, 3, idle_s=profile.idle_below)
+    assert (out.p[1:] < short.p[1:]).all()  # the 10 minutes cost every later slot
+    assert short.p.tolist() == held_back(sc, profile, slots, 3).p.tolist()

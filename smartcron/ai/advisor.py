@@ -125,8 +125,8 @@ class SmartAdvisor:
                 if pol.runtime_factor
                 else bound
             )
-            if getattr(spec, "idle", None):  # a later slot with the user there is held back
-                sc = held_back(sc, self.model.profile, slots, last)
+            if idle := getattr(spec, "idle", None):  # a later slot is held back by the user
+                sc = held_back(sc, self.model.profile, slots, last, idle.total_seconds())
             w = Window(snap, stats, firing.nominal, slots, plan, sc, last, firing.job_id)
             waits = self._waits(w, scorer)
         except ModelFailure as err:

@@ -83,22 +83,31 @@ def quiet_plan(chance: float, p_quiet: float, p_last: float, a: float, runtime: 
     return Wait(chance * p_quiet + (1.0 - chance) * p_last, a, runtime, "at a quiet minute")
 
 
-def held_back(sc: Any, profile: Profile | None, slots: Sequence[datetime], last: int) -> Any:
-    """Scores for a job with an ``idle`` constraint (`slots`: evenly spaced from now).
+def held_back(
+    sc: Any, profile: Profile | None, slots: Sequence[datetime], last: int, idle_s: float = 0.0
+) -> Any:
+    """Scores for a job with an ``idle`` constraint of `idle_s` seconds (`slots`: evenly
+    spaced from now).
 
     The gate asks the advisor only while the constraints hold, so now can always start;
-    a later slot with the user active cannot, and holds the start back: it succeeds
-    only if the user steps away before the last slot (then as away, with `away_plan`'s
-    chance), else the gate starts it at the deadline against the job's own constraint
-    (or skips it), a start the model has hardly seen: counted as a failure. So is the
-    away plan's fall-back, the user still there at the last slot. Without this a firing
-    left a minute the user had stepped away to wait for less interference, and lost it
-    when they stayed (issue 13, ninth round: seed 714's mirror_repo)."""
+    a later slot holds the start back unless the user is away then and has been for the
+    constraint's time (the chain's dwell: exp(-P(active) x d / tau) for the d minutes
+    beyond the model's own active threshold). A held-back start succeeds only if the user
+    steps away at least d minutes before the last slot (then as away), else the gate
+    starts it at the deadline against the job's own constraint (or skips it), a start the
+    model has hardly seen: counted as a failure. Without this a firing left a minute the
+    user had stepped away to wait for less interference, and lost it when they stayed
+    (issue 13, ninth round: seed 714's mirror_repo; tenth: dev seed 15's idle=10m)."""
     if profile is None or sc.share is None or sc.away is None:
         return sc
     tau, w, away = profile.tau_min["active"], np.asarray(sc.share), np.asarray(sc.away)
+    if tau <= 0:
+        return replace(sc, p=np.concatenate([sc.p[:1], away * (1.0 - w)]), busy=np.zeros_like(away))
+    d = max(0.0, idle_s - profile.idle_below) / 60.0
     step = (slots[1] - slots[0]).total_seconds() / 60.0 if len(slots) > 1 else 0.0
-    left = np.clip(last - np.arange(1, len(slots)), 0, None) * step  # the slots are even
-    leave = 1.0 - np.exp(-(1.0 - w) * left / tau) if tau > 0 else 0.0 * w
-    p = np.concatenate([sc.p[:1], away * (1.0 - w * (1.0 - leave))])
+    left = np.clip(last - np.arange(1, len(slots)), 0, None) * step - d  # the slots are even
+    stays = np.exp(-w * d / tau)  # away at the slot, and for the constraint's time
+    leave = (1.0 - np.exp(-(1.0 - w) * np.clip(left, 0.0, None) / tau)) * stays
+    holds = (1.0 - w) * stays
+    p = np.concatenate([sc.p[:1], away * (holds + (1.0 - holds) * leave)])
     return replace(sc, p=p, busy=np.zeros_like(away))
