@@ -229,3 +229,21 @@ def test_a_longer_idle_constraint_holds_a_later_slot_back_longer() -> None:
     short = held_back(sc, profile, slots, 3, idle_s=profile.idle_below)
     assert (out.p[1:] < short.p[1:]).all()  # the 10 minutes cost every later slot
     assert short.p.tolist() == held_back(sc, profile, slots, 3).p.tolist()
+
+
+def test_the_daemons_model_watch_passes_a_start_on_to_its_models_plan(tmp_path: Path) -> None:
+    """The daemon's engine asks a ModelWatch (ai.modelwatch), not the SmartAdvisor: an
+    explored or deadline start (plan_start) must reach the model's plan there too, as in
+    the simulator, which asks the SmartAdvisor itself. Without a model: nothing, no error."""
+    from smartcron.ai.modelwatch import ModelWatch
+    from tests.modelkit import card_profile, graph, install
+
+    nobody = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
+    directory = install(tmp_path / "m", graph("load"), profile=card_profile(), active=nobody)
+    watch = ModelWatch(directory, owner_uid=os.geteuid(), max_age=None)
+    firing = gate.Firing(id=None, job_id="a", nominal=NOW, deadline=NOW + 60 * MIN)
+    watch.plan_start(firing, NOW)  # no model loaded yet
+    assert watch.refresh(NOW) and watch.advisor is not None
+    explorer = Explorer(watch, MemoryStats())
+    explorer.plan_start(firing, NOW)  # as the gate's deadline start and the explorer tell it
+    assert watch.advisor.commitments.load_at(NOW, but="x") == 1.0  # the default cores

@@ -232,6 +232,12 @@ class ModelWatch:
         self._failed(error)
         return verdict
 
+    def plan_start(self, firing: Firing, at: datetime) -> None:
+        """A start decided elsewhere (explored, or the deadline's) into the model's
+        machine-wide plan (SmartAdvisor.plan_start), while there is a model."""
+        if self.advisor is not None:
+            self.advisor.plan_start(firing, at)
+
     def _failed(self, error: str) -> None:
         self._fallback(f"{self.source}: model failed: {error}", keep_card=True)
 
