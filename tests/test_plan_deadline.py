@@ -247,3 +247,29 @@ def test_the_daemons_model_watch_passes_a_start_on_to_its_models_plan(tmp_path: 
     explorer = Explorer(watch, MemoryStats())
     explorer.plan_start(firing, NOW)  # as the gate's deadline start and the explorer tell it
     assert watch.advisor.commitments.load_at(NOW, but="x") == 1.0  # the default cores
+
+
+def test_the_slots_reach_each_clock_hour_and_the_windows_last_minute(tmp_path: Path) -> None:
+    """Due 12:30 with a 91-minute window: the grid (every 7 minutes) ends at 13:54; the
+    first minute of 13:00 and 14:00 and the last minute (14:00) are slots too, so a job
+    that does better in a later hour (here P = hour / 24) can wait for 14:00."""
+    import os
+
+    from smartcron.ai.advisor import hour_starts
+    from smartcron.ai.model import load_model
+    from tests.modelkit import card_profile, graph, install
+
+    nobody = {"idle_below_s": 60, "by_hour_of_week": [0.0] * 168}
+    directory = install(tmp_path / "m", graph("hour"), profile=card_profile(), active=nobody)
+    model = load_model(directory, owner_uid=os.geteuid(), now=NOW)
+    assert isinstance(model, LoadedModel)
+    due = NOW.replace(hour=12, minute=30)
+    spec = SmartSpec(window=timedelta(minutes=91))
+    firing = gate.Firing(id=None, job_id="j", nominal=due, deadline=due + spec.window)  # type: ignore[operator]
+    verdict = SmartAdvisor(model, MemoryStats()).advise(firing, spec, sample_snapshot(due), due)
+    assert verdict.action == "defer" and " at 14:00 " in verdict.reason, verdict.reason
+    assert hour_starts(due, due + spec.window, UTC) == [
+        due.replace(hour=13, minute=0),
+        due.replace(hour=14, minute=0),
+    ]
+    assert hour_starts(due.replace(minute=0), due.replace(minute=0) + 60 * MIN, UTC) == []

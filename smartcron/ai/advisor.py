@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from itertools import takewhile
 from typing import Any
 
@@ -63,11 +63,26 @@ class Policy:
         return max(self.min_step, min(self.step, timedelta(minutes=minutes)))
 
 
+MINUTE = timedelta(minutes=1)
+
+
+def hour_starts(after: datetime, before: datetime, tz: tzinfo) -> list[datetime]:
+    """The first minutes of the clock hours (in `tz`) strictly between two instants."""
+    local = after.astimezone(tz)
+    at = after + timedelta(minutes=60 - local.minute, seconds=-local.second)
+    out = []
+    while at < before:
+        out.append(at)
+        at += timedelta(hours=1)
+    return out
+
+
 class SmartAdvisor:
     """gate.Advisor: the start that minimises the expected cost over the window.
 
-    Slots: now and every `Policy.step_for(deadline - now)` that still leaves the planned
-    runtime (and a retry's delay) before the deadline. With a profile in the card, a
+    Slots: now and every `Policy.step_for(deadline - now)`, each clock hour's first
+    minute and the window's last (`_slots`), that still leave the planned runtime (and a
+    retry's delay) before the deadline. With a profile in the card, a
     slot's state is `features.forecast`: load, CPU and RAM at their hour-of-week and
     minute-of-hour level plus today's departure from it, decaying with the lead time;
     the user active with P(active), so the slot is scored twice (active, away) and
@@ -96,9 +111,15 @@ class SmartAdvisor:
         return Verdict(action="run", until=None, reason=f"constraints hold (model: {err})")
 
     def _slots(self, firing: Any, spec: Any, now: datetime) -> list[datetime]:
+        """The grid, with the first minute of each clock hour the window reaches and its
+        last minute: a job's failures may change with the hour (the model learns its
+        hours), and a coarse grid steps over an hour the window reaches only at its end
+        (dev seed 10's virus_scan: due 12:30, fails at 12-13, window to 14:01)."""
         step = self.policy.step_for(firing.deadline - now)
         every = (now + k * step for k in range(self.policy.max_slots + 1))  # step > 0
-        return list(takewhile(lambda s: s < firing.deadline, every)) or [now]
+        grid = list(takewhile(lambda s: s < firing.deadline, every)) or [now]
+        edges = [firing.deadline - MINUTE, *hour_starts(now, firing.deadline, self.model.tz)]
+        return sorted({*grid, *(e for e in edges if now < e < firing.deadline)})
 
     def advise(self, firing: Any, spec: Any, snap: Any, now: datetime) -> Any:
         from smartcron.smart.gate import Verdict

@@ -86,8 +86,7 @@ def quiet_plan(chance: float, p_quiet: float, p_last: float, a: float, runtime: 
 def held_back(
     sc: Any, profile: Profile | None, slots: Sequence[datetime], last: int, idle_s: float = 0.0
 ) -> Any:
-    """Scores for a job with an ``idle`` constraint of `idle_s` seconds (`slots`: evenly
-    spaced from now).
+    """Scores for a job with an ``idle`` constraint of `idle_s` seconds (`slots` from now).
 
     The gate asks the advisor only while the constraints hold, so now can always start;
     a later slot holds the start back unless the user is away then and has been for the
@@ -104,8 +103,8 @@ def held_back(
     if tau <= 0:
         return replace(sc, p=np.concatenate([sc.p[:1], away * (1.0 - w)]), busy=np.zeros_like(away))
     d = max(0.0, idle_s - profile.idle_below) / 60.0
-    step = (slots[1] - slots[0]).total_seconds() / 60.0 if len(slots) > 1 else 0.0
-    left = np.clip(last - np.arange(1, len(slots)), 0, None) * step - d  # the slots are even
+    at = np.asarray([(s - slots[0]).total_seconds() / 60.0 for s in slots])
+    left = np.clip(at[last] - at[1:], 0.0, None) - d
     stays = np.exp(-w * d / tau)  # away at the slot, and for the constraint's time
     leave = (1.0 - np.exp(-(1.0 - w) * np.clip(left, 0.0, None) / tau)) * stays
     holds = (1.0 - w) * stays
