@@ -7,6 +7,7 @@ import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -172,13 +173,11 @@ def test_a_job_that_needs_the_user_away_keeps_a_good_minute(tmp_path: Path) -> N
     assert held.action == "run", held.reason
 
 
-def test_held_back_slots_succeed_only_if_the_user_leaves_in_time() -> None:
-    """A later slot's P(success) for an ``idle`` job: away's, times 1 - P(active) x P(still
-    active at the last slot); the away plan's fall-back (the busy branch) is a failure;
-    now is left as it is."""
+def _four_slots_half_active() -> tuple[list[datetime], Any, Any]:
+    """Now and three slots 10 minutes apart, P(active) 0.5 at each, tau 10 minutes: P
+    0.9 now, 0.9 later with the user away, 0.8 with them there."""
     from smartcron.ai.profile import Profile
     from smartcron.ai.scoring import Scores
-    from smartcron.ai.waiting import held_back
     from tests.modelkit import card_profile
 
     slots = [NOW + k * 10 * MIN for k in range(4)]
@@ -190,7 +189,16 @@ def test_held_back_slots_succeed_only_if_the_user_leaves_in_time() -> None:
         away=np.full(3, 0.9),
         share=np.asarray([0.5, 0.5, 0.5]),
     )
-    profile = Profile.from_dict(card_profile(tau=10.0), [0.5] * 168)
+    return slots, sc, Profile.from_dict(card_profile(tau=10.0), [0.5] * 168)
+
+
+def test_held_back_slots_succeed_only_if_the_user_leaves_in_time() -> None:
+    """A later slot's P(success) for an ``idle`` job: away's, times 1 - P(active) x P(still
+    active at the last slot); the away plan's fall-back (the busy branch) is a failure;
+    now is left as it is."""
+    from smartcron.ai.waiting import held_back
+
+    slots, sc, profile = _four_slots_half_active()
     out = held_back(sc, profile, slots, 3)
     leave = 1.0 - np.exp(-0.5 * np.asarray([20.0, 10.0, 0.0]) / 10.0)
     assert out.p.tolist() == pytest.approx([0.9, *(0.9 * (1.0 - 0.5 * (1.0 - leave)))])
@@ -204,21 +212,9 @@ def test_a_longer_idle_constraint_holds_a_later_slot_back_longer() -> None:
     """``idle=11m``: a later slot can start only if the user is away then and has been for
     the 10 minutes beyond the model's own active threshold (the chain's dwell), and a
     held-back start needs them to leave 10 minutes before the last slot."""
-    from smartcron.ai.profile import Profile
-    from smartcron.ai.scoring import Scores
     from smartcron.ai.waiting import held_back
-    from tests.modelkit import card_profile
 
-    slots = [NOW + k * 10 * MIN for k in range(4)]
-    sc = Scores(
-        p=np.asarray([0.9, 0.85, 0.85, 0.85]),
-        runtime=np.full(4, 600.0),
-        a=[0.5] * 4,
-        busy=np.full(3, 0.8),
-        away=np.full(3, 0.9),
-        share=np.asarray([0.5, 0.5, 0.5]),
-    )
-    profile = Profile.from_dict(card_profile(tau=10.0), [0.5] * 168)
+    slots, sc, profile = _four_slots_half_active()
     d = (11 * 60 - profile.idle_below) / 60.0
     stays = np.exp(-0.5 * d / 10.0)
     left = np.clip(np.asarray([20.0, 10.0, 0.0]) - d, 0.0, None)
