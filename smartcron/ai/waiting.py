@@ -100,13 +100,14 @@ def held_back(
     if profile is None or sc.share is None or sc.away is None:
         return sc
     tau, w, away = profile.tau_min["active"], np.asarray(sc.share), np.asarray(sc.away)
-    if tau <= 0:
-        return replace(sc, p=np.concatenate([sc.p[:1], away * (1.0 - w)]), busy=np.zeros_like(away))
     d = max(0.0, idle_s - profile.idle_below) / 60.0
     at = np.asarray([(s - slots[0]).total_seconds() / 60.0 for s in slots])
-    left = np.clip(at[last] - at[1:], 0.0, None) - d
-    stays = np.exp(-w * d / tau)  # away at the slot, and for the constraint's time
-    leave = (1.0 - np.exp(-(1.0 - w) * np.clip(left, 0.0, None) / tau)) * stays
+    left = np.clip(at[last] - at[1:] - d, 0.0, None)  # to leave in, before the last slot
+    stays: Any = 1.0  # away at the slot, and for the constraint's time
+    leave: Any = 0.0
+    if tau > 0:  # else no persistence was learnt: nobody is known to stay or leave
+        stays = np.exp(-w * d / tau)
+        leave = (1.0 - np.exp(-(1.0 - w) * left / tau)) * stays
     holds = (1.0 - w) * stays
     p = np.concatenate([sc.p[:1], away * (holds + (1.0 - holds) * leave)])
     return replace(sc, p=p, busy=np.zeros_like(away))
