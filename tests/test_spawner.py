@@ -252,3 +252,19 @@ def test_status_names_the_running_daemons_spawner_and_it_exits_with_the_daemon(t
     while _alive(spawner) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(spawner)
+
+
+@needs_clone3
+def test_a_job_starts_with_sighup_at_its_default_as_crons_do():
+    """Debian's cron catches SIGHUP, so its jobs start with the default whatever cron
+    inherited (a daemon started under nohup: tests/test_differential_daemon.py compares
+    SigIgn); a spawner started while SIGHUP was ignored must not hand the ignore on."""
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        runner = ProcessRunner()
+        result = run(runner, request("grep ^SigIgn /proc/self/status"))
+    finally:
+        signal.signal(signal.SIGHUP, old)
+    assert _uses_spawner(runner)
+    ignored = int(result.output.split()[1], 16)
+    assert not ignored & (1 << (signal.SIGHUP - 1)), result.output

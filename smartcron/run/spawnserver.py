@@ -61,7 +61,10 @@ def child(request: tuple, fds: list[int]) -> None:
         os.dup2(stdout, 2)
         os.closerange(3, errpipe)  # everything but the error pipe (close-on-exec)
         os.closerange(errpipe + 1, 1 << 20)
-        for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):  # Python ignores them: as Popen
+        # Python ignores SIGPIPE and SIGXFSZ (as Popen resets them); cron catches SIGHUP,
+        # so its jobs start with it at the default whatever cron inherited (nohup: the
+        # Debian differential test compares SigIgn)
+        for signum in (_signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGHUP):
             _signal.signal(signum, _signal.SIG_DFL)
         stage = "chdir"
         if cwd is not None:
