@@ -32,6 +32,16 @@ PROBE = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _sighup_caught_as_by_the_daemon():
+    """The daemon catches SIGHUP (daemon/service.py: reload), so a job it forks starts
+    with the default; a test process run under nohup ignores it, and its forked jobs
+    would inherit that where the spawner's do not."""
+    old = signal.signal(signal.SIGHUP, lambda *_: None)
+    yield
+    signal.signal(signal.SIGHUP, old)
+
+
 def _probe(runner: ProcessRunner, pw=None, **changes):
     env = dict(request("x", pw).env, DAEMON=str(os.getpid()), ODD="caf\udce9")
     req = request(PROBE, pw, env=env, stdin="line one\nline two\n", **changes)
