@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from smartcron.ai import activity
 from smartcron.ai.activity import MIN_SAMPLES, SAMPLE_EVERY_MIN, ActivityForecast, fit
-from smartcron.ai.profile import Profile, active_table, p_active_at, state_profile
+from smartcron.ai.forecasting import p_active_at
+from smartcron.ai.profile import Profile, active_table, state_profile
 from smartcron.testing import sample_snapshot
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)

@@ -43,7 +43,8 @@ def test_p_active_at_is_the_same_whatever_was_asked_before() -> None:
     between never returns a stale figure."""
     from zoneinfo import ZoneInfo
 
-    from smartcron.ai.profile import Profile, p_active_at
+    from smartcron.ai.forecasting import p_active_at
+    from smartcron.ai.profile import Profile
 
     def profile(shift: float) -> Profile:
         levels = {c: [0.0] * 168 for c in ("load1", "load5", "cpu_percent", "ram_percent")}

@@ -1,6 +1,7 @@
-"""A decision's cost (issue 13: p99 <= 1 ms): `profile.Forecaster` forecasts each slot once
-and `scoring.Scorer` scores the window and the quiet-minute plan in one inference. Both
-are speed only: the same floats and the same verdicts as forecasting and inferring apart."""
+"""A decision's cost (issue 13: p99 <= 1 ms): `forecasting.Forecaster` forecasts each slot
+once, `scoring.Scorer` builds the rows from its values without building the states and
+scores the window and the quiet-minute plan in one inference. All are speed only: the
+same floats and the same verdicts as forecasting, building and inferring apart."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
+from smartcron.ai.features import NO_STATS, features, state_features
+from smartcron.ai.forecasting import Forecaster, forecast, quieter
 from smartcron.ai.model import LoadedModel, load_model
-from smartcron.ai.profile import Forecaster, Profile, forecast
+from smartcron.ai.plan import with_load
+from smartcron.ai.profile import Profile
+from smartcron.ai.scoring import Scorer
 from smartcron.smart import gate
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
@@ -56,6 +62,47 @@ def test_a_forecaster_gives_forecasts_floats_and_forecasts_each_slot_once(tmp_pa
             slot = snap.at + lead * MIN
             assert forecasts.at(slot) == forecast(snap, profile, slot, model.tz)
             assert forecasts.at(slot) is forecasts.at(slot)  # remembered, not redone
+
+
+def test_the_scorers_rows_are_the_features_of_the_forecast_states(tmp_path: Path) -> None:
+    """Every row a decision infers (now, each later slot active and away, the quiet
+    minutes) equals `features` of the state built the long way: `forecast`, `quieter`,
+    then `with_load` of the plan's extra load (here 0.7 cores, and none at one slot)."""
+    model = _wandering_model(tmp_path)
+    profile = model.profile
+    assert isinstance(profile, Profile)
+    scorer, tz = Scorer(model, 600.0, (1.0,)), model.tz
+    for snap in _snapshots()[::5]:
+        slots = [snap.at + k * 10 * MIN for k in range(12)]
+        extra = np.full((12, 3), 0.7)
+        extra[4] = 0.0
+        starting = np.zeros(12)
+        seen: list = []
+        scorer.model = _Recording(model, seen)  # type: ignore[assignment]
+        scorer.score(snap, NO_STATS, snap.at, slots, (extra, starting), "j", (3, 7, 11))
+        want = [features(with_load(snap, extra[0]), NO_STATS, snap.at, slots[0], tz=tz)]
+        for k, slot in enumerate(slots[1:], 1):
+            for state in forecast(snap, profile, slot, tz)[:2]:
+                want.append(features(with_load(state, extra[k]), NO_STATS, snap.at, slot, tz=tz))
+        for k in (3, 7, 11):
+            lead = (slots[k] - snap.at).total_seconds() / 60.0
+            clock = features(snap, NO_STATS, snap.at, slots[k], tz=tz)[len(state_features(snap)) :]
+            for state in forecast(snap, profile, slots[k], tz)[:2]:
+                calm = with_load(quieter(state, profile, lead), extra[k])
+                want.append(state_features(calm) + clock)
+        assert seen == [want]
+
+
+class _Recording:
+    """A LoadedModel that records the rows it is asked about."""
+
+    def __init__(self, model: LoadedModel, seen: list) -> None:
+        self.model, self.seen = model, seen
+        self.tz, self.profile, self.active = model.tz, model.profile, model.active
+
+    def predict(self, rows, job=None):  # type: ignore[no-untyped-def]
+        self.seen.append(np.asarray(rows).tolist())
+        return self.model.predict(rows, job)
 
 
 def _verdicts(advisor: SmartAdvisor, spec: SmartSpec) -> list:

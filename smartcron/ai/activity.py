@@ -106,20 +106,17 @@ class ActivityForecast:
         k = _lead_cell(lead)
         return None if k is None else self.cells[away_bucket(idle_s, idle_below)][k]
 
+    def row(self, idle_s: float, idle_below: float) -> tuple[Cell, ...]:
+        """The cells (by lead) for a user idle `idle_s` seconds now."""
+        return self.cells[away_bucket(idle_s, idle_below)]
+
     def p_active(
         self, share_then: float, share_now: float, idle_s: float, idle_below: float, lead: float
     ) -> float | None:
         """P(active `lead` minutes from now) for a user idle `idle_s` seconds now; None
         where the cell says nothing (the caller's forecast without samples stands)."""
-        cell = self.cell(idle_s, idle_below, lead)
-        if cell is None:
-            return None
-        beta, gamma = cell
-        active = float(idle_s < idle_below)  # bucket 0 (away_bucket)
-        p = min(1.0, max(0.0, share_then + beta * (active - share_now) + gamma))
-        if lead < LEAD_BIN_MIN:  # from the state now (lead 0) to the first cell's
-            p += (1.0 - lead / LEAD_BIN_MIN) * (active - p)
-        return p
+        row, active = self.row(idle_s, idle_below), float(idle_s < idle_below)  # bucket 0
+        return p_from_row(row, active, share_then, share_now, lead)
 
     def to_dict(self) -> dict:
         return {
@@ -180,6 +177,22 @@ def fit(
             s[3] += x * x
             s[4] += x * y
     return ActivityForecast(tuple(tuple(_cell(s) for s in row) for row in sums))
+
+
+def p_from_row(
+    row: Sequence[Cell], active: float, share_then: float, share_now: float, lead: float
+) -> float | None:
+    """`ActivityForecast.p_active` from the pause's row of cells and whether the user is
+    active now (1.0) or not (0.0); None where the lead's cell says nothing."""
+    k = _lead_cell(lead)
+    cell = None if k is None else row[k]
+    if cell is None:
+        return None
+    beta, gamma = cell
+    p = min(1.0, max(0.0, share_then + beta * (active - share_now) + gamma))
+    if lead < LEAD_BIN_MIN:  # from the state now (lead 0) to the first cell's
+        p += (1.0 - lead / LEAD_BIN_MIN) * (active - p)
+    return p
 
 
 def _lead_cell(lead: float) -> int | None:

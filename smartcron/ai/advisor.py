@@ -18,7 +18,7 @@ import numpy as np
 
 from smartcron.ai.jobstats import HistoryStats, MemoryStats, StatsReader
 from smartcron.ai.model import LoadedModel, ModelFailure, ModelUnavailable, load_model
-from smartcron.ai.plan import Commitments, Costs, cores_of, expected_costs
+from smartcron.ai.plan import Commitments, Costs, cores_of, expected_cost, expected_costs
 from smartcron.ai.scoring import Scorer, Scores, Window, quiet_picks
 from smartcron.ai.waiting import Wait, away_plan, held_back, quiet_chance, quiet_plan
 from smartcron.errors import SmartcronError
@@ -163,9 +163,10 @@ class SmartAdvisor:
         p_best, a_best, rt_best = float(sc.p[best]), sc.a[best], float(sc.runtime[best])
         until, when = slots[best], f"at {slots[best].astimezone(self.model.tz):%H:%M}"
         for wait in waits:  # run at the first good minute: valued at the last slot's delay
-            c = expected_costs([wait.p], [wait.runtime], [wait.a], [delay_h[last]], cores, costs)
-            if float(c[0]) < min(bar, best_cost):
-                best, best_cost, p_best, a_best, rt_best = last, float(c[0]), *_pa(wait)
+            p, rt, a = (float(v) for v in (wait.p, wait.runtime, wait.a))  # not float32
+            c = expected_cost(p, rt, a, delay_h[last], cores, costs)
+            if c < min(bar, best_cost):
+                best, best_cost, p_best, a_best, rt_best = last, c, *_pa(wait)
                 until = slots[last]
                 when = f"{wait.when}, by {until.astimezone(self.model.tz):%H:%M}"
         outputs = _outputs(sc, len(slots)) | {"cost_now": round(float(cost[0]), 4)}
@@ -251,7 +252,7 @@ class SmartAdvisor:
         assert profile is not None and forecasts is not None
         picks = quiet_picks(last)
         p_raw = scorer.quiet(w, picks)
-        shares = [forecasts.at(slots[k])[2] for k in picks]
+        shares = [forecasts.values(slots[k])[3] for k in picks]
         weight = np.asarray(shares)[:, None]
         p_quiet = np.mean(weight * p_raw[:, :, 0] + (1 - weight) * p_raw[:, :, 1], axis=0)
         minutes = (slots[last] - slots[0]).total_seconds() / 60.0

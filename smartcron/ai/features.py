@@ -16,6 +16,12 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, tzinfo
 
+from smartcron.ai.forecasting import Forecaster as Forecaster
+from smartcron.ai.forecasting import amended as amended
+from smartcron.ai.forecasting import forecast as forecast
+from smartcron.ai.forecasting import p_active_at as p_active_at
+from smartcron.ai.forecasting import quieter as quieter
+from smartcron.ai.forecasting import quieter_values as quieter_values
 from smartcron.ai.jobstats import NO_STATS as NO_STATS  # re-exported: the features' inputs
 from smartcron.ai.jobstats import RECENT_RUNS as RECENT_RUNS
 from smartcron.ai.jobstats import JobHistoryStats as JobHistoryStats
@@ -24,14 +30,9 @@ from smartcron.ai.jobstats import job_stats as job_stats
 from smartcron.ai.profile import MINUTE_PRIOR as MINUTE_PRIOR  # re-exported (profile.py)
 from smartcron.ai.profile import PROFILE_PRIOR as PROFILE_PRIOR
 from smartcron.ai.profile import PROFILED as PROFILED
-from smartcron.ai.profile import Forecaster as Forecaster
 from smartcron.ai.profile import Profile as Profile
 from smartcron.ai.profile import active_table as active_table
-from smartcron.ai.profile import amended as amended
-from smartcron.ai.profile import forecast as forecast
 from smartcron.ai.profile import hour_of_week as hour_of_week
-from smartcron.ai.profile import p_active_at as p_active_at
-from smartcron.ai.profile import quieter as quieter
 from smartcron.ai.profile import state_profile as state_profile
 from smartcron.smart.monitor import Snapshot
 
@@ -117,13 +118,22 @@ def state_features(snap: Snapshot) -> list[float]:
     """The first part of `features`: the machine's state (FEATURES up to
     disk_free_percent). The advisor scores two states per slot, active and away, with one
     `time_features` for both."""
+    return state_row(
+        snap, snap.load1, snap.load5, snap.cpu_percent, snap.ram_percent, snap.idle_seconds
+    )
+
+
+def state_row(
+    snap: Snapshot, load1: float, load5: float, cpu: float, ram: float, idle: float | None
+) -> list[float]:
+    """`state_features` of `snap` with these loads, CPU, RAM and idle time: the row of a
+    forecast state without building it (scoring: a decision scores about 30)."""
     battery = snap.battery_percent
-    idle = snap.idle_seconds
     return [
-        snap.load1,
-        snap.load5,
-        snap.cpu_percent,
-        snap.ram_percent,
+        load1,
+        load5,
+        cpu,
+        ram,
         100.0 if battery is None else battery,
         0.0 if battery is None else 1.0,
         _flag(snap.charging, 0.0),

@@ -75,10 +75,23 @@ def expected_costs(
     costs: Costs,
 ) -> np.ndarray:
     """The expected cost of each slot (see the module notes)."""
-    fail = (1.0 - np.asarray(p_success, np.float64)) * costs.fail
-    cpu_min = cores * np.asarray(runtime_s, np.float64) / 60.0
-    interference = costs.interference * cpu_min * np.asarray(p_active, np.float64)
-    return fail + interference + costs.delay * np.asarray(delay_h, np.float64)
+    p, runtime, active, delay = (
+        np.asarray(v, np.float64) for v in (p_success, runtime_s, p_active, delay_h)
+    )
+    return np.asarray(_cost(p, runtime, active, delay, cores, costs))
+
+
+def expected_cost(
+    p_success: float, runtime_s: float, p_active: float, delay_h: float, cores: float, c: Costs
+) -> float:
+    """One slot's expected cost, from plain floats (a waiting plan's): `expected_costs`'s."""
+    return float(_cost(p_success, runtime_s, p_active, delay_h, cores, c))
+
+
+def _cost(p: Any, runtime_s: Any, active: Any, delay_h: Any, cores: float, c: Costs) -> Any:
+    """Floats or float64 arrays alike: the same operations in the same order."""
+    cpu_min = cores * runtime_s / 60.0
+    return (1.0 - p) * c.fail + c.interference * cpu_min * active + c.delay * delay_h
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +201,10 @@ def _cores(cpu_s: float | None, runtime_s: float | None, unknown: float = 0.0) -
 def with_load(snap: Any, load: np.ndarray) -> Any:
     """`snap` with `load` (load1, load5, load15) more or less from smart runs (a
     load15 tail below NEGLIGIBLE is left out: a decision builds one state per row)."""
-    one, five, fifteen = load.tolist()  # plain floats: three numpy calls cost more
-    if max(abs(one), abs(five), abs(fifteen)) < NEGLIGIBLE:
+    more = _felt(load)
+    if more is None:
         return snap
+    one, five, fifteen = more
     return amended(
         snap,
         {
@@ -199,3 +213,17 @@ def with_load(snap: Any, load: np.ndarray) -> Any:
             "load15": max(0.0, snap.load15 + fifteen),
         },
     )
+
+
+def loads_with(load1: float, load5: float, load: np.ndarray) -> tuple[float, float]:
+    """`with_load`'s load1 and load5, from the values instead of a state."""
+    more = _felt(load)
+    if more is None:
+        return load1, load5
+    return max(0.0, load1 + more[0]), max(0.0, load5 + more[1])
+
+
+def _felt(load: np.ndarray) -> list[float] | None:
+    """`load` as plain floats (three numpy calls cost more), None if negligible."""
+    values = load.tolist()
+    return None if max(map(abs, values)) < NEGLIGIBLE else values

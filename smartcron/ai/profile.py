@@ -1,10 +1,10 @@
-"""The machine's rhythm and the forecast of a later slot (SPEC 6; split from features.py).
+"""The machine's rhythm (SPEC 6; split from features.py).
 
 `state_profile` learns a `Profile` from the history's snapshots at training time (it is
-stored in the model card); `forecast`, `p_active_at` and `quieter` give the advisor the
-state expected at a later slot of a window. `hour_of_week` and `active_table` (P(user
-active) by hour of week) are shared with training. features.py re-exports every public
-name, so `smartcron.ai.features.forecast` and the like keep working.
+stored in the model card); forecasting.py forecasts a later slot from it. `hour_of_week`
+and `active_table` (P(user active) by hour of week) are shared with training.
+features.py re-exports every public name, so `smartcron.ai.features.Profile` and the
+like keep working.
 Pure: no clock, no I/O, no pandas or scikit-learn.
 """
 
@@ -14,25 +14,22 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
 
 from smartcron.ai.activity import MIN_SAMPLES, ActivityForecast, fit
 from smartcron.ai.activity import active_table as active_table  # re-exported
 from smartcron.ai.activity import hour_of_week as hour_of_week
 from smartcron.smart.monitor import Snapshot
 
-# ------------------------------------------------------------------ forecasting a slot
+# ------------------------------------------------------------------ the rhythm
 #
 # The advisor scores later slots of a window. What the machine will look like then is
 # not known at decision time; `Profile` is what the history taught about its rhythm
 # (learnt by `state_profile` at training time, stored in the model card): per column a
 # level by hour of week plus an offset by minute of hour, how long a departure from that
-# level persists (`tau_min`), and P(user active) by hour of week. `forecast` combines
-# them with the current snapshot: level(slot) + (now - level(now)) * exp(-lead / tau).
-# Battery, AC, charging and disk are held as they are now.
+# level persists (`tau_min`), and P(user active) by hour of week. forecasting.py combines
+# them with the current snapshot.
 
 PROFILED: tuple[str, ...] = ("load1", "load5", "cpu_percent", "ram_percent")
-_UPPER = {"cpu_percent": 100.0, "ram_percent": 100.0}
 PROFILE_PRIOR = 2.0  # pseudo-samples: a level with few samples leans on the coarser one
 # A minute-of-hour offset is a mean of contrasts within hours (_minute_offsets), shrunk
 # towards 0 by this many: a real pattern is seen every hour (a :00 spike, 600 samples in
@@ -107,129 +104,6 @@ class Profile:
             },
             activity=ActivityForecast.from_dict(data["activity"]) if "activity" in data else None,
         )
-
-
-def _decay(lead_min: float, tau: float) -> float:
-    return math.exp(-lead_min / tau) if tau > 0 else 0.0
-
-
-def p_active_at(
-    profile: Profile, snap: Snapshot, at: datetime, tz: tzinfo, *, active_now: bool | None = None
-) -> float:
-    """P(user active at `at`) given the snapshot taken now: the hour-of-week share, plus
-    the current departure from it decaying with the lead time. `active_now`: as if the
-    user were (True) or were not active now, whatever the snapshot's idle time says."""
-    base = profile.p_active(at, tz)
-    if snap.idle_seconds is None:
-        return base
-    if active_now is None:
-        active_now = snap.idle_seconds < profile.idle_below
-    lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
-    if profile.activity is not None:
-        idle = 0.0 if active_now else max(snap.idle_seconds, profile.idle_below)
-        share = _share_now(profile, snap.at, tz)
-        p = profile.activity.p_active(base, share, idle, profile.idle_below, lead)
-        if p is not None:
-            return p
-    now_active = float(active_now)
-    departure = now_active - _share_now(profile, snap.at, tz)
-    return min(1.0, max(0.0, base + departure * _decay(lead, profile.tau_min["active"])))
-
-
-# The last (profile, instant, zone) -> P(active) asked: a decision asks it for the same
-# snapshot once per slot. One tuple, replaced whole: safe to read from any thread.
-_LAST_SHARE: tuple[Any, Any, Any, float] = (None, None, None, 0.0)
-
-
-def _share_now(profile: Profile, at: datetime, tz: tzinfo) -> float:
-    global _LAST_SHARE
-    last = _LAST_SHARE
-    if last[0] is profile and last[2] is tz and last[1] == at:
-        return last[3]
-    share = profile.p_active(at, tz)
-    _LAST_SHARE = (profile, at, tz, share)
-    return share
-
-
-def forecast(
-    snap: Snapshot, profile: Profile, at: datetime, tz: tzinfo
-) -> tuple[Snapshot, Snapshot, float]:
-    """The state expected at `at` from the snapshot taken now: (if the user is active
-    then, if away then, P(active then)). Profiled columns follow level + decaying
-    departure; the rest is held. Away, idle is the current idle plus the lead when the
-    user is away now, else at least `idle_below` (half the lead: they left meanwhile)."""
-    return Forecaster(snap, profile, tz).at(at)
-
-
-class Forecaster:
-    """`forecast` for one snapshot at many slots: the departures from the levels now are
-    computed once, and each slot's forecast once (a decision asks for some twice: the
-    window's scores, then the quiet-minute plan). The same floats as `forecast`."""
-
-    __slots__ = ("_departure", "_memo", "profile", "snap", "tz")
-
-    def __init__(self, snap: Snapshot, profile: Profile, tz: tzinfo) -> None:
-        self.snap, self.profile, self.tz = snap, profile, tz
-        local_now = snap.at.astimezone(tz)
-        self._departure = [
-            (c, getattr(snap, c) - profile.level_local(c, local_now), profile.tau_min[c])
-            for c in PROFILED
-        ]
-        self._memo: dict[datetime, tuple[Snapshot, Snapshot, float]] = {}
-
-    def at(self, at: datetime) -> tuple[Snapshot, Snapshot, float]:
-        """(if the user is active at `at`, if away, P(active then)): see `forecast`."""
-        known = self._memo.get(at)
-        if known is None:
-            known = self._memo[at] = self._forecast(at)
-        return known
-
-    def _forecast(self, at: datetime) -> tuple[Snapshot, Snapshot, float]:
-        snap, profile, tz = self.snap, self.profile, self.tz
-        lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
-        local_at = at.astimezone(tz)
-        moved: dict[str, Any] = {"at": at}
-        for column, departure, tau in self._departure:
-            value = profile.level_local(column, local_at) + departure * _decay(lead, tau)
-            moved[column] = min(_UPPER.get(column, math.inf), max(0.0, value))
-        moved["load15"] = moved["load5"]
-        idle = snap.idle_seconds
-        if idle is None:
-            same = amended(snap, moved)
-            return same, same, profile.p_active(at, tz)
-        away_idle = idle + 60.0 * lead if idle >= profile.idle_below else 30.0 * lead
-        active = amended(snap, moved | {"idle_seconds": profile.active_idle_s})
-        away = amended(snap, moved | {"idle_seconds": max(profile.idle_below, away_idle)})
-        return active, away, p_active_at(profile, snap, at, tz)
-
-
-# (name, the slot's setter): a slot descriptor's __set__ skips the frozen dataclass's
-# __setattr__ and its lookup (amended: a decision builds about 40 states)
-_SNAPSHOT_SLOTS = tuple((name, getattr(Snapshot, name).__set__) for name in Snapshot.__slots__)
-
-
-def amended(snap: Snapshot, changes: dict[str, Any]) -> Snapshot:
-    """`dataclasses.replace(snap, **changes)` without its generic machinery and checks
-    (a decision builds one state per slot; the values come from a checked snapshot):
-    the same Snapshot, about three times faster (issue 13's decision cost)."""
-    new = object.__new__(Snapshot)
-    for name, put in _SNAPSHOT_SLOTS:
-        put(new, changes[name] if name in changes else getattr(snap, name))
-    return new
-
-
-def quieter(state: Snapshot, profile: Profile, lead_min: float, z: float = 1.0) -> Snapshot:
-    """`state` (a forecast `lead_min` ahead) with each profiled column lower by `z` times
-    its quiet depth (`Profile.spread`): a quiet minute, one in six, scaled for how much a
-    departure can grow that far ahead (1 - exp(-2 lead / tau) of its variance)."""
-    moved = {}
-    for column in PROFILED:
-        tau = profile.tau_min[column]
-        grown = 1.0 - _decay(2.0 * lead_min, tau) if tau > 0 else 1.0
-        sigma = profile.spread.get(column, 0.0) * math.sqrt(max(0.0, grown))
-        moved[column] = max(0.0, getattr(state, column) - z * sigma)
-    moved["load15"] = moved["load5"]
-    return amended(state, moved)
 
 
 def state_profile(

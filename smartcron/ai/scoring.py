@@ -8,7 +8,7 @@ rows of the quiet-minute plan (`quiet_rows`): one inference per decision, the co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,13 +20,13 @@ from smartcron.ai.features import (
     JobHistoryStats,
     features,
     hour_of_week,
-    p_active_at,
-    quieter,
-    state_features,
+    quieter_values,
+    state_row,
     time_features,
 )
+from smartcron.ai.forecasting import ActiveChance
 from smartcron.ai.model import ACTIVE_IDLE_BELOW, LoadedModel
-from smartcron.ai.plan import with_load
+from smartcron.ai.plan import loads_with, with_load
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,20 +75,26 @@ class Scorer:
     def __init__(self, model: LoadedModel, settle_s: float, depths: Sequence[float]) -> None:
         self.model, self.settle_s, self.depths = model, settle_s, tuple(depths)
 
-    def p_active(self, snap: Any, at: datetime) -> float:
-        """P(user active at `at`); an away user not yet settled counts partly as active
-        (unless the card's activity forecast has a cell for that pause and lead)."""
+    def chances(self, snap: Any) -> Callable[[datetime], float]:
+        """P(user active) at an instant, for the user `snap` shows (forecasting.ActiveChance);
+        an away user not yet settled counts partly as active (unless the card's activity
+        forecast has a cell for that pause and lead)."""
         profile, tz = self.model.profile, self.model.tz
         assert profile is not None
-        a = p_active_at(profile, snap, at, tz)
-        idle, below = snap.idle_seconds, profile.idle_below
+        chance = ActiveChance(profile, snap, tz)
+        idle, below, activity = snap.idle_seconds, profile.idle_below, profile.activity
         if idle is None or idle < below or idle >= self.settle_s:
-            return a
-        lead = (at - snap.at).total_seconds() / 60.0
-        if profile.activity and profile.activity.cell(idle, below, lead) is not None:
-            return a  # the samples have taught what a pause this long means
+            return chance
         w = (idle - below) / max(1.0, self.settle_s - below)
-        return w * a + (1.0 - w) * p_active_at(profile, snap, at, tz, active_now=True)
+        present = ActiveChance(profile, snap, tz, active_now=True)
+
+        def unsettled(at: datetime) -> float:
+            lead = (at - snap.at).total_seconds() / 60.0
+            if activity and activity.cell(idle, below, lead) is not None:
+                return chance(at)  # the samples have taught what a pause this long means
+            return w * chance(at) + (1.0 - w) * present(at)
+
+        return unsettled
 
     def score(
         self,
@@ -120,10 +126,11 @@ class Scorer:
             return Scores(p, runtime, a)
         q, clocks, forecasts = [0.0], {}, Forecaster(snap, profile, tz)
         for k, (slot, x) in enumerate(zip(slots[1:], extra[1:], strict=True), 1):
-            busy, away, share = forecasts.at(slot)
+            moved, *idles, share = forecasts.values(slot)  # idle if active then, if away
+            load1, load5 = loads_with(moved["load1"], moved["load5"], x)
+            cpu, ram = moved["cpu_percent"], moved["ram_percent"]
             clock = clocks[k] = time_features(stats, nominal, slot, tz, float(starting[k]))
-            rows += [state_features(with_load(busy, x)) + clock]
-            rows += [state_features(with_load(away, x)) + clock]
+            rows += [state_row(snap, load1, load5, cpu, ram, i) + clock for i in idles]
             q.append(share)
         n = len(rows)
         rows += self.quiet_rows(forecasts, slots, extra, quiet_at, clocks)
@@ -133,7 +140,8 @@ class Scorer:
         p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
         runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
         half = [timedelta(seconds=float(r) / 2) for r in runtime]
-        a = [self.p_active(snap, s + h) for s, h in zip(slots, half, strict=True)]
+        chance = self.chances(snap)
+        a = [chance(s + h) for s, h in zip(slots, half, strict=True)]
         quiet = p_all[n:].reshape(len(quiet_at), len(self.depths), 2) if quiet_at else None
         p_busy, p_away = p_raw[1::2], p_raw[2::2]
         return Scores(p, runtime, a, p_busy, p_away, forecasts, tuple(quiet_at), quiet, w)
@@ -148,15 +156,17 @@ class Scorer:
     ) -> list[list[float]]:
         """Per slot of `picks`, per depth of `depths`: the rows of a minute that much
         quieter than the forecast, user active then away (features.quieter)."""
-        profile = forecasts.profile
+        profile, snap = forecasts.profile, forecasts.snap
         rows = []
         for k in picks:
             lead = (slots[k] - slots[0]).total_seconds() / 60.0
-            busy, gone, _ = forecasts.at(slots[k])
+            moved, busy_idle, away_idle, _ = forecasts.values(slots[k])
             for z in self.depths:
-                for state in (busy, gone):
-                    calm = with_load(quieter(state, profile, lead, z), extra[k])
-                    rows.append(state_features(calm) + clocks[k])
+                calm = quieter_values(moved, profile, lead, z)
+                load1, load5 = loads_with(calm["load1"], calm["load5"], extra[k])
+                cpu, ram = calm["cpu_percent"], calm["ram_percent"]
+                for idle in (busy_idle, away_idle):
+                    rows.append(state_row(snap, load1, load5, cpu, ram, idle) + clocks[k])
         return rows
 
     def quiet(self, w: Window, picks: tuple[int, ...]) -> np.ndarray:
