@@ -96,8 +96,15 @@ class Forecaster:
         self.snap, self.profile, self.tz = snap, profile, tz
         self.chance = ActiveChance(profile, snap, tz)  # P(user active) at a slot
         local_now = snap.at.astimezone(tz)
-        self._departure = [
-            (c, getattr(snap, c) - profile.level_local(c, local_now), profile.tau_min[c])
+        self._departure = [  # and each column's tables, looked up once per slot
+            (
+                c,
+                getattr(snap, c) - profile.level_local(c, local_now),
+                profile.tau_min[c],
+                profile.hour_of_week[c],
+                profile.minute_of_hour[c],
+                _UPPER.get(c, math.inf),
+            )
             for c in PROFILED
         ]
         self._memo: dict[datetime, tuple[Snapshot, Snapshot, float]] = {}
@@ -130,10 +137,11 @@ class Forecaster:
         snap, profile, tz = self.snap, self.profile, self.tz
         lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
         local_at = at.astimezone(tz)
+        how, minute = local_at.weekday() * 24 + local_at.hour, local_at.minute
         moved: dict[str, Any] = {"at": at}
-        for column, departure, tau in self._departure:
-            value = profile.level_local(column, local_at) + departure * _decay(lead, tau)
-            moved[column] = min(_UPPER.get(column, math.inf), max(0.0, value))
+        for column, departure, tau, by_hour, by_minute, upper in self._departure:
+            level = by_hour[how] + by_minute[minute]  # Profile.level_local
+            moved[column] = min(upper, max(0.0, level + departure * _decay(lead, tau)))
         moved["load15"] = moved["load5"]
         idle = snap.idle_seconds
         if idle is None:
