@@ -58,13 +58,8 @@ def test_a_slow_machine_is_measured_not_refused(trained, timeline, monkeypatch):
     got = costs_of(trained, timeline)
     assert "error" not in got
     assert got["decisions"] == 20 and got["model_failures"] == 0
-    for key in ("decision_ms", "decision_sklearn_ms"):
-        first, best = got[key], got[key.replace("_ms", "_best_ms")]
-        assert first["p99"] >= first["median"] > 0
-        # each decision's fastest of three is at most its first timing, so every quantile
-        assert best["p99"] >= best["median"] > 0
-        assert best["p99"] <= first["p99"] and best["median"] <= first["median"]
-    assert got["repeat"] == 3
+    assert got["decision_ms"]["p99"] >= got["decision_ms"]["median"] > 0
+    assert got["decision_sklearn_ms"]["p99"] >= got["decision_sklearn_ms"]["median"] > 0
     assert got["onnx_one_row_ms"]["median"] > 0
 
 

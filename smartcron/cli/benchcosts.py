@@ -24,44 +24,23 @@ def unbounded(model: Any) -> Any:
     return replace(model, latency_bound_s=math.inf)
 
 
-REPEAT = 3  # timings per decision: the fastest is its own cost (see `costs`)
-
-
 def measure_costs(
-    model_dir: str,
-    models: Any,
-    timeline: Any,
-    start: datetime,
-    end: datetime,
-    n: int,
-    repeat: int = REPEAT,
+    model_dir: str, models: Any, timeline: Any, start: datetime, end: datetime, n: int
 ) -> dict[str, Any]:
     """`costs`, or the error that stopped it: a measurement never ends the benchmark."""
     try:
-        return costs(model_dir, models, timeline, start, end, n, repeat)
+        return costs(model_dir, models, timeline, start, end, n)
     except Exception as err:  # anything: what was simulated stays reported
         return {"decisions": n, "error": f"{type(err).__name__}: {err}"}
 
 
 def costs(
-    model_dir: str,
-    models: Any,
-    timeline: Any,
-    start: datetime,
-    end: datetime,
-    n: int,
-    repeat: int = REPEAT,
+    model_dir: str, models: Any, timeline: Any, start: datetime, end: datetime, n: int
 ) -> dict[str, Any]:
     """Median and p99 of a SmartAdvisor decision (features, forecasts, the waiting plans
     and ONNX over the window's slots), the same decisions with scikit-learn inference in
     their place, and on one row ONNX vs scikit-learn predict_proba; RSS with and without
-    the model. The latency bound is lifted (`unbounded`): a slow decision is measured.
-
-    Each decision is timed `repeat` times in a row (the same verdict: a firing's plan
-    replaces its own). `decision_ms` are the first timings, what a decision met on this
-    machine; `decision_best_ms` each decision's fastest, its own cost without the
-    interruptions of a shared machine (timeit's minimum, per decision: on a 2-CPU VM
-    the slowest 1 % of single timings were other decisions in each run, issue 13)."""
+    the model. The latency bound is lifted (`unbounded`): a slow decision is measured."""
     import numpy as np
 
     from smartcron.ai.advisor import SmartAdvisor, load_advisor
@@ -85,41 +64,31 @@ def costs(
     for i in picks:
         snap, now = timeline.snapshot(i), timeline.instant(i)
         firing = Firing(id=None, job_id=job, nominal=now, deadline=now + spec.window)
-        decide.append(_timed(advisor.advise, (firing, spec, snap, now), repeat))
+        t0 = time.perf_counter()
+        advisor.advise(firing, spec, snap, now)
         t1 = time.perf_counter()
         row = np.asarray([features(snap, NO_STATS, now, now)], np.float32)
         model.predict(row, job)
         t2 = time.perf_counter()
         models.p_success(row, [job])
         t3 = time.perf_counter()
-        decide_sk.append(_timed(with_sklearn.advise, (firing, spec, snap, now), repeat))
+        with_sklearn.advise(firing, spec, snap, now)
+        decide_sk.append(time.perf_counter() - t3)
+        decide.append(t1 - t0)
         onnx_one.append(t2 - t1)
         sk_one.append(t3 - t2)
     return {
         "decisions": n,
-        "repeat": repeat,
         "slots_per_decision": sum(
             1 for k in range(advisor.policy.max_slots + 1) if k * advisor.policy.step < window
         ),
-        "decision_ms": _quantiles([first for first, _ in decide]),
-        "decision_best_ms": _quantiles([best for _, best in decide]),
-        "decision_sklearn_ms": _quantiles([first for first, _ in decide_sk]),
-        "decision_sklearn_best_ms": _quantiles([best for _, best in decide_sk]),
+        "decision_ms": _quantiles(decide),
+        "decision_sklearn_ms": _quantiles(decide_sk),
         "onnx_one_row_ms": _quantiles(onnx_one),
         "sklearn_predict_proba_one_row_ms": _quantiles(sk_one),
         "model_failures": advisor.failures,  # fallbacks timed instead of decisions: 0
         "rss_mb": rss(model_dir),
     }
-
-
-def _timed(call: Any, args: tuple, repeat: int) -> tuple[float, float]:
-    """(the first, the fastest) of `repeat` timings of call(*args)."""
-    times = []
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        call(*args)
-        times.append(time.perf_counter() - t0)
-    return times[0], min(times)
 
 
 class SklearnModel:
