@@ -38,9 +38,9 @@ def test_the_two_parts_of_the_features_are_the_features() -> None:
 
 
 def test_p_active_at_is_the_same_whatever_was_asked_before() -> None:
-    """p_active_at remembers the share at the last snapshot's instant (a decision asks it
-    once per slot): asking about another snapshot, another profile or another zone in
-    between never returns a stale figure."""
+    """p_active_at (an ActiveChance per call; until the eleventh round, a cache of the
+    last snapshot's share): asking about another snapshot, another profile or another
+    zone in between never returns a stale figure."""
     from zoneinfo import ZoneInfo
 
     from smartcron.ai.forecasting import p_active_at
