@@ -75,13 +75,14 @@ class Scorer:
     def __init__(self, model: LoadedModel, settle_s: float, depths: Sequence[float]) -> None:
         self.model, self.settle_s, self.depths = model, settle_s, tuple(depths)
 
-    def chances(self, snap: Any) -> Callable[[datetime], float]:
+    def chances(self, snap: Any, chance: ActiveChance | None = None) -> Callable[[datetime], float]:
         """P(user active) at an instant, for the user `snap` shows (forecasting.ActiveChance);
         an away user not yet settled counts partly as active (unless the card's activity
-        forecast has a cell for that pause and lead)."""
+        forecast has a cell for that pause and lead). `chance`: the snapshot's ActiveChance,
+        if the caller has it (a Forecaster's)."""
         profile, tz = self.model.profile, self.model.tz
         assert profile is not None
-        chance = ActiveChance(profile, snap, tz)
+        chance = chance or ActiveChance(profile, snap, tz)
         idle, below, activity = snap.idle_seconds, profile.idle_below, profile.activity
         if idle is None or idle < below or idle >= self.settle_s:
             return chance
@@ -140,7 +141,7 @@ class Scorer:
         p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
         runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
         half = [timedelta(seconds=float(r) / 2) for r in runtime]
-        chance = self.chances(snap)
+        chance = self.chances(snap, forecasts.chance)
         a = [chance(s + h) for s, h in zip(slots, half, strict=True)]
         quiet = p_all[n:].reshape(len(quiet_at), len(self.depths), 2) if quiet_at else None
         p_busy, p_away = p_raw[1::2], p_raw[2::2]
