@@ -84,6 +84,10 @@ def test_bench_reports_not_done_for_every_policy_and_its_gap(bench):
     cron, smart, oracle = (p[n]["not_done"] for n in ("cron", "smart", "oracle"))
     assert gap["not_done"] == round((cron - smart) / (cron - oracle), 3)
     assert set(gap) == {"not_done", "failures", "interference_cpu_s"}
+    gated = p["gated-oracle"]["not_done"]  # the oracle keeping the rules: no better
+    assert gated >= p["oracle"]["not_done"]
+    if cron != gated:
+        assert bench["gap_closed_gated"]["not_done"] == round((cron - smart) / (cron - gated), 3)
     assert bench["smart_model_failures"] == 0
     assert bench["costs"]["decisions"] == 5
     # the training days are the daemon's learning period, and its cost is shown beside cron's

@@ -109,6 +109,7 @@ def test_bench_table_prints_no_exponent_and_separates_thousands(capsys):
         "test": {"from": "a", "to": "b"},
         "policies": {name: dict(row) for name in benchai.POLICIES},
         "gap_closed": dict.fromkeys(benchai.GAP_KEYS),
+        "gap_closed_gated": dict.fromkeys(benchai.GAP_KEYS),
     }
     benchai.print_bench(out)
     text = capsys.readouterr().out

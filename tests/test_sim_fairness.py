@@ -84,7 +84,7 @@ def test_the_oracle_retries_at_its_best_minute_after_the_backoff(tmp_path):
     assert random_ends[1][0] - random_ends[0][0] == 4 * MINUTE
 
 
-@pytest.mark.parametrize("policy", ["cron", "random", "rules", "oracle"])
+@pytest.mark.parametrize("policy", ["cron", "random", "rules", "oracle", "gated-oracle"])
 def test_not_done_is_bounded_by_firings_and_counts_every_miss_on_the_laptop(policy):
     sc = load_scenario(FIXTURES / "crontabs" / "laptop.crontab", zone=UTC, owner="alice")
     w = read_world(FIXTURES / "worlds" / "laptop.yaml")
@@ -94,3 +94,29 @@ def test_not_done_is_bounded_by_firings_and_counts_every_miss_on_the_laptop(poli
     assert out["not_done"] <= out["failures"] + out["window_misses"] + out["skipped"]
     if policy == "cron":  # no retries: a firing is not done exactly when its run failed
         assert out["not_done"] == out["failures"] > 0
+
+
+GATED = "#@smart name=backup window=20m max_load=1\n0 0 * * * backup.sh\n"
+
+
+def test_the_gated_oracle_picks_its_best_minute_among_those_that_keep_the_rules(tmp_path):
+    # the user is away from 00:05 (ACTIVE_FAILS: no failure from then on), but load5 is
+    # 3 at 00:05-00:07: the oracle runs at 00:05 all the same, the gated oracle at 00:08
+    high = {"load5": {5: 3.0, 6: 3.0, 7: 3.0}}
+    _, oracle_ends = run(tmp_path, GATED, ACTIVE_FAILS, "oracle", **high)
+    gated, gated_ends = run(tmp_path, GATED, ACTIVE_FAILS, "gated-oracle", **high)
+    assert oracle_ends == [(T0 + 7 * MINUTE, True)]
+    assert gated_ends == [(T0 + 10 * MINUTE, True)]
+    assert (gated["runs"], gated["failures"], gated["not_done"]) == (1, 0, 0)
+
+
+def test_the_gated_oracle_keeps_the_deadline_rule_when_no_minute_keeps_the_rules(tmp_path):
+    crontab = "#@smart name=backup window=10m max_load=0.05 on_deadline=skip\n0 0 * * * b\n"
+    world = "jobs:\n  backup: {runtime: 1m}\n"
+    gated, _ = run(tmp_path, crontab, world, "gated-oracle")
+    assert (gated["runs"], gated["skipped"], gated["not_done"]) == (0, 1, 1)
+    oracle, _ = run(tmp_path, crontab, world, "oracle")  # the oracle ignores max_load
+    assert (oracle["runs"], oracle["skipped"], oracle["not_done"]) == (1, 0, 0)
+    running = crontab.replace("on_deadline=skip", "on_deadline=run")
+    late, ends = run(tmp_path, running, world, "gated-oracle")
+    assert (late["runs"], late["not_done"]) == (1, 0) and ends[0][0] == T0 + 11 * MINUTE

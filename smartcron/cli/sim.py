@@ -17,7 +17,7 @@ from smartcron.cli.common import CONTEXT, instant_option, print_json, user_error
 from smartcron.cli.progress import plural, progress_bar
 from smartcron.errors import SmartcronError
 
-POLICIES = ("cron", "random", "rules", "oracle", "smart")
+POLICIES = ("cron", "random", "rules", "oracle", "gated-oracle", "smart")
 _UNNAMED = "runs for one minute, no CPU, never fails"
 
 
@@ -27,7 +27,10 @@ _UNNAMED = "runs for one minute, no CPU, never fails"
 @click.option("--jobs", "jobs_dir", metavar="DIR", help="Standalone job files (*.yaml, *.json).")
 @click.option("--trace", "trace_path", required=True, metavar="T", help="Trace CSV (.csv.gz too).")
 @click.option("--world", "world_path", required=True, metavar="W", help="World YAML.")
-@click.option("--policy", type=click.Choice(POLICIES), default="rules", show_default=True)
+@click.option(
+    "--policy", type=click.Choice(POLICIES), default="rules", show_default=True,
+    help="gated-oracle: the oracle keeping the jobs' hard constraints (smartcronctl(1)).",
+)  # fmt: skip
 @click.option("--from", "start", metavar="ISO", help="Period start (default: trace start).")
 @click.option("--to", "end", metavar="ISO", help="Period end, exclusive (default: trace end).")
 @click.option("--tz", "tz", default="UTC", show_default=True, help="The crontab's time zone.")

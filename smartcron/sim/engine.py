@@ -34,12 +34,13 @@ from smartcron.ai.jobstats import RunOutcome
 from smartcron.clock import Sleep
 from smartcron.cron.schedule import next_fires
 from smartcron.sim.metrics import JobMetrics
-from smartcron.sim.policies import SimPolicy, decide_step, oracle_minute, random_minute
+from smartcron.sim.policies import SimPolicy, oracle_minute, random_minute, step_for
 from smartcron.sim.recorder import Recorder
 from smartcron.sim.scenario import SimJob
 from smartcron.sim.timeline import Timeline
 from smartcron.sim.world import World
 from smartcron.smart import catchup, gate
+from smartcron.smart.constraints import constraint_failures
 from smartcron.smart.depends import DependentMachine
 from smartcron.smart.machine import Effect, Machine, RunOutcomeKind, Wakeup
 from smartcron.smart.monitor import Snapshot
@@ -106,12 +107,11 @@ class Simulation:
         return 0 if self.machine is None else self.machine.evaluations
 
     def _machine(self) -> Machine:
-        decide: Callable[..., gate.Verdict] = gate.evaluate
-        if self.policy is SimPolicy.RANDOM:
-            decide = decide_step("random", lambda f: self._choose(f, self._random))
-        elif self.policy is SimPolicy.ORACLE:  # its retries too start at its best minute
-            oracle = lambda f: self._choose(f, self._oracle)  # noqa: E731
-            decide = decide_step("oracle", oracle, retry=oracle)
+        decide = step_for(
+            self.policy,
+            lambda f: self._choose(f, self._random),
+            lambda f: self._choose(f, self._oracle),
+        )
         skip = self._skip if self.skip_ahead and self.policy.gated else None
         zone = self.timeline.start.tzinfo
         assert zone is not None
@@ -315,15 +315,12 @@ class Simulation:
         return random_minute(self.seed, firing.job_id, firing.nominal, first, last)
 
     def _oracle(self, firing: gate.Firing, first: int, last: int) -> int:
-        cpu, tl = self._by_id[firing.job_id].cpu, self.timeline
-        return oracle_minute(
-            self.world,
-            firing.job_id,
-            first,
-            last,
-            tl.snapshot,
-            lambda minute, runtime: cpu * tl.active_seconds(minute, runtime),
-        )
+        job, tl = self._by_id[firing.job_id], self.timeline
+        spec, keeps = job.job.smart, None
+        if self.policy is SimPolicy.GATED_ORACLE and spec is not None:
+            keeps = lambda snap: not constraint_failures(spec, snap)  # noqa: E731
+        cost = lambda minute, runtime: job.cpu * tl.active_seconds(minute, runtime)  # noqa: E731
+        return oracle_minute(self.world, firing.job_id, first, last, tl.snapshot, cost, keeps)
 
     def _window(self, firing: gate.Firing) -> tuple[int, int]:
         """The first and last minute a firing's run may start in its window (a retry: from

@@ -15,6 +15,11 @@ decision step (`decide_step`).
   others do (so not_done compares), a retry at the best minute by the same criterion
   between its backoff instant and the deadline. It minimises failures first: its
   interference is a reference, not a lower bound.
+* ``gated-oracle``: the oracle keeping the job's hard constraints, as every gated policy
+  must: its minute is picked among those where the trace's state keeps them (none: the
+  deadline), and from that minute on it is gated as ``rules`` is (the deadline's
+  on_deadline included). What a policy that keeps the rules could reach at best, beside
+  the oracle, which may run a ``max_load=4`` job at load 9.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import enum
 import math
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from smartcron.sim.world import World, draw
+from smartcron.smart import gate
 from smartcron.smart.gate import Firing, Verdict
 from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
@@ -36,6 +43,7 @@ class SimPolicy(enum.StrEnum):
     RULES = "rules"
     ORACLE = "oracle"
     SMART = "smart"
+    GATED_ORACLE = "gated-oracle"
 
     @property
     def gated(self) -> bool:
@@ -68,15 +76,18 @@ def oracle_minute(
     last: int,
     snapshot: Callable[[int], Snapshot],
     interference: Callable[[int, float], float],
+    keeps: Callable[[Snapshot], bool] | None = None,
 ) -> int:
     """The minute of [first, last] with the lowest P(fail), then interference, then earliest.
 
     `interference(minute, runtime_s)` is the CPU seconds a run started then would spend
-    in user-active minutes.
+    in user-active minutes. `keeps`: only minutes whose state it accepts (none: `last`).
     """
     best: tuple[float, float, int] | None = None
     for minute in range(first, max(first, last) + 1):
         snap = snapshot(minute)
+        if keeps is not None and not keeps(snap):
+            continue
         key = (
             round(world.p_fail(job, snap), 12),
             round(interference(minute, world.runtime_s(job, snap)), 6),
@@ -84,8 +95,7 @@ def oracle_minute(
         )
         if best is None or key < best:
             best = key
-    assert best is not None
-    return best[2]
+    return max(first, last) if best is None else best[2]
 
 
 def decide_step(
@@ -110,3 +120,34 @@ def decide_step(
         return Verdict(action="run", until=None, reason=f"{policy} policy")
 
     return decide
+
+
+def gated_step(chosen: Callable[[Firing], datetime]) -> Callable[..., Verdict]:
+    """The gated oracle's decision step: wait for `chosen(firing)` (a retry too), then
+    the gate, as the rules policy has it (no advisor)."""
+
+    def decide(
+        firing: Firing, spec: SmartSpec, snap: Snapshot, now: datetime, **kw: Any
+    ) -> Verdict:
+        at = chosen(firing)
+        if now < at:
+            when = at.astimezone(firing.nominal.tzinfo).strftime("%H:%M")
+            return Verdict(action="defer", until=at, reason=f"gated-oracle policy: at {when}")
+        return gate.evaluate(firing, spec, snap, now, recheck=kw.get("recheck", gate.RECHECK))
+
+    return decide
+
+
+def step_for(
+    policy: SimPolicy,
+    pick_random: Callable[[Firing], datetime],
+    pick_oracle: Callable[[Firing], datetime],
+) -> Callable[..., Verdict]:
+    """The machine's decision step under `policy` (gate.evaluate's signature)."""
+    if policy is SimPolicy.RANDOM:
+        return decide_step("random", pick_random)
+    if policy is SimPolicy.ORACLE:  # its retries too start at its best minute
+        return decide_step("oracle", pick_oracle, retry=pick_oracle)
+    if policy is SimPolicy.GATED_ORACLE:
+        return gated_step(pick_oracle)
+    return gate.evaluate
