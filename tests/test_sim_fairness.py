@@ -120,3 +120,15 @@ def test_the_gated_oracle_keeps_the_deadline_rule_when_no_minute_keeps_the_rules
     running = crontab.replace("on_deadline=skip", "on_deadline=run")
     late, ends = run(tmp_path, running, world, "gated-oracle")
     assert (late["runs"], late["not_done"]) == (1, 0) and ends[0][0] == T0 + 11 * MINUTE
+
+
+@pytest.mark.parametrize("policy", ["oracle", "gated-oracle"])
+def test_the_oracles_know_a_run_slowed_past_its_timeout_is_killed(tmp_path, policy):
+    # from 00:05 the user is away (no failure), but load5 1.0 at 00:05-00:07 slows the
+    # 2-minute run to 4 (> timeout 3m): killed there; at 00:08 (load 0.1) it takes 2.2
+    crontab = "#@smart name=backup window=20m timeout=3m\n0 0 * * * backup.sh\n"
+    world = ACTIVE_FAILS.replace("runtime: 2m", "runtime: 2m\n    slowdown_per_load: 1")
+    high = {"load5": {5: 1.0, 6: 1.0, 7: 1.0}}
+    out, ends = run(tmp_path, crontab, world, policy, **high)
+    assert (out["runs"], out["failures"], out["not_done"]) == (1, 0, 0)
+    assert T0 + 10 * MINUTE <= ends[0][0] <= T0 + 11 * MINUTE

@@ -320,7 +320,10 @@ class Simulation:
         if self.policy is SimPolicy.GATED_ORACLE and spec is not None:
             keeps = lambda snap: not constraint_failures(spec, snap)  # noqa: E731
         cost = lambda minute, runtime: job.cpu * tl.active_seconds(minute, runtime)  # noqa: E731
-        return oracle_minute(self.world, firing.job_id, first, last, tl.snapshot, cost, keeps)
+        timeout = None if spec is None or spec.timeout is None else spec.timeout.total_seconds()
+        return oracle_minute(
+            self.world, firing.job_id, first, last, tl.snapshot, cost, keeps, timeout_s=timeout
+        )
 
     def _window(self, firing: gate.Firing) -> tuple[int, int]:
         """The first and last minute a firing's run may start in its window (a retry: from

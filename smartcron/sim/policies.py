@@ -11,7 +11,8 @@ decision step (`decide_step`).
 * ``rules``: the daemon's legacy mode: the machine with ``gate.evaluate``, no advisor.
 * ``smart``: ``rules`` with a model advisor (``gate.Advisor``); needs one.
 * ``oracle``: knows the world and the future trace: the minute of the window with the
-  lowest P(fail), then the least interference, then the earliest. It retries as the
+  lowest P(fail) (1 where the load would slow the run past its timeout), then the least
+  interference, then the earliest. It retries as the
   others do (so not_done compares), a retry at the best minute by the same criterion
   between its backoff instant and the deadline. It minimises failures first: its
   interference is a reference, not a lower bound.
@@ -77,20 +78,25 @@ def oracle_minute(
     snapshot: Callable[[int], Snapshot],
     interference: Callable[[int, float], float],
     keeps: Callable[[Snapshot], bool] | None = None,
+    timeout_s: float | None = None,
 ) -> int:
     """The minute of [first, last] with the lowest P(fail), then interference, then earliest.
 
     `interference(minute, runtime_s)` is the CPU seconds a run started then would spend
     in user-active minutes. `keeps`: only minutes whose state it accepts (none: `last`).
+    `timeout_s`: the job's timeout; a run the load there would slow past it is killed
+    (the simulation's rule), so P(fail) there is 1.
     """
     best: tuple[float, float, int] | None = None
     for minute in range(first, max(first, last) + 1):
         snap = snapshot(minute)
         if keeps is not None and not keeps(snap):
             continue
+        runtime = world.runtime_s(job, snap)
+        killed = timeout_s is not None and runtime > timeout_s
         key = (
-            round(world.p_fail(job, snap), 12),
-            round(interference(minute, world.runtime_s(job, snap)), 6),
+            1.0 if killed else round(world.p_fail(job, snap), 12),
+            round(interference(minute, min(runtime, timeout_s or runtime)), 6),
             minute,
         )
         if best is None or key < best:
