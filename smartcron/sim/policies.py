@@ -19,8 +19,9 @@ decision step (`decide_step`).
 * ``gated-oracle``: the oracle keeping the job's hard constraints, as every gated policy
   must: its minute is picked among those where the trace's state keeps them (none: the
   deadline), and from that minute on it is gated as ``rules`` is (the deadline's
-  on_deadline included). What a policy that keeps the rules could reach at best, beside
-  the oracle, which may run a ``max_load=4`` job at load 9.
+  on_deadline included). Beside the oracle, which may run a ``max_load=4`` job at load
+  9: a reference for what keeping the rules costs. Not a bound either: it picks each
+  firing's minute alone, so under job load smart can do better.
 """
 
 from __future__ import annotations
