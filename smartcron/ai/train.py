@@ -61,7 +61,7 @@ from smartcron.store.history import from_db_time, presence_samples
 # A model from less would mostly learn noise; 200 and 20 (the first choice) left a
 # machine with four daily jobs on the rules for 50 days: 100 and 10 were chosen on the
 # development seeds (docs/ai.md), and retraining keeps a model only if no worse.
-MIN_RUNS, MIN_FAILURES = 100, 10
+MIN_RUNS, MIN_FAILURES = 50, 10
 HOLDOUT = 0.2
 MATCH = timedelta(minutes=5)  # a run's decision is at most this long before its start
 # An explored row counts up to W_MAX times (about 1 / the exploration share): the rare
