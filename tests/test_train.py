@@ -97,6 +97,15 @@ def test_thin_history_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     assert "too little history" in result.output and "No model written" in result.output
 
 
+def test_two_days_of_a_laptops_cron_history_are_enough(tmp_path: Path) -> None:
+    """78 runs and 11 failures: above the floor since the twelfth round (50 runs and 10
+    failures; 100 left three development seeds of 60 without a model for 28 days)."""
+    db = simulated_history(tmp_path / "two.db", 2)
+    assert train.MIN_RUNS <= len(train.load_dataset(db).ok) < 100
+    train.train(db, tmp_path / "out", params=TINY)
+    assert (tmp_path / "out" / "model.onnx").exists()
+
+
 def test_empty_history_is_refused(tmp_path: Path) -> None:
     HistoryStore.open(tmp_path / "empty.db").close()
     with pytest.raises(train.TrainError, match="no finished runs"):
