@@ -58,10 +58,10 @@ from smartcron.errors import SmartcronError
 from smartcron.smart.monitor import Snapshot
 from smartcron.store.history import from_db_time, presence_samples
 
-# A model from less would mostly learn noise; 200 and 20 (the first choice) left a
-# machine with four daily jobs on the rules for 50 days, 100 runs three development
-# seeds of 60 with a few daily jobs on them for 28: 50 and 10 were chosen on the
-# development seeds (docs/ai.md), and retraining keeps a model only if no worse.
+# A model from less would mostly learn noise. 200 and 20 (the first choice) left a
+# machine with four daily jobs on the rules for 50 days; 100 left three development
+# seeds of 60 (a few daily jobs each) on them for their 28 training days. 50 and 10 were
+# chosen on the development seeds (docs/ai.md); retraining keeps a model only if no worse.
 MIN_RUNS, MIN_FAILURES = 50, 10
 HOLDOUT = 0.2
 MATCH = timedelta(minutes=5)  # a run's decision is at most this long before its start
