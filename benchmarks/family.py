@@ -179,8 +179,10 @@ def _real_gap(row: dict[str, Any], bound: str = "oracle") -> bool:
     """The `bound`'s not_done at least REAL_GAP below cron's: a gap closed on it means
     something (docs/ai.md: where the oracle is within 10 % of cron, or worse, the ratio
     divides by ~0 or by a negative number). `bound`: the oracle or the gated oracle."""
+    from smartcron.cli.benchai import BOUNDS
+
     cron, oracle = (row["policies"][p]["not_done"] for p in ("cron", bound))
-    gap = row["gap_closed" if bound == "oracle" else "gap_closed_gated"]["not_done"]
+    gap = row[BOUNDS[bound]]["not_done"]
     return gap is not None and oracle <= (1.0 - REAL_GAP) * cron
 
 
