@@ -309,7 +309,7 @@ def test_an_active_user_is_waited_for_and_the_job_runs_when_they_step_away(
     first = at(0, 10.0)
     assert first.action == "defer"
     assert first.reason.startswith("model: success 0.24 now vs 0.58 when the user steps away,")
-    assert "by 01:45 (runtime ~10m, user active 0.87 vs 0.59, cost 1.20 vs 0.72)" in first.reason
+    assert "by 01:45 (runtime ~10m, user active 0.87 vs 0.59, cost 1.11 vs 0.67)" in first.reason
     assert "when the user steps away" in at(1, 5.0).reason
     blip = at(2, 61.0)  # away for a minute: not gone yet, so not worth starting
     assert blip.action == "defer"

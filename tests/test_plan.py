@@ -47,6 +47,13 @@ def test_the_costs_come_from_the_jobs_smart_keys() -> None:
     assert Costs.of(spec) == Costs(fail=3.0, interference=0.0, delay=0.01)
 
 
+def test_a_job_without_cost_keys_costs_what_smartcrontab5_says() -> None:
+    # the defaults live in SmartSpec alone; an object without the keys (a rules-only
+    # firing's spec) gets the same ones (man/smartcrontab.5: fail_cost, interference_cost)
+    plain = SmartSpec(window=timedelta(hours=1))
+    assert Costs.of(object()) == Costs.of(plain) == Costs(fail=1.0, interference=0.04)
+
+
 def test_commitments_count_the_other_runs_going_and_planned() -> None:
     plans = Commitments()
     plans.commit("a", NOW, 600, 4.0)  # 01:00-01:10

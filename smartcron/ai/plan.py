@@ -7,7 +7,7 @@ Cost of starting a firing at slot k (docs/ai.md, "Deciding"), in units of one fa
     + delay_cost x hours from the nominal time to k
 
 `fail_cost`, `interference_cost` and `delay_cost` are the job's ``#@smart`` keys (or
-its companion's, or the defaults in SmartSpec).
+its companion's, or the defaults in SmartSpec, which `Costs` takes as its own).
 
 `Commitments` is what makes the plan system-wide rather than per job: the advisor
 records each firing it starts (now, for its predicted runtime) and each one it defers
@@ -28,13 +28,14 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
 from smartcron.ai.features import amended
+from smartcron.smart.smartspec import SmartSpec
 
 MAX_COMMITMENTS = 4096  # then those that ended are dropped
 # Per minute, the share of load5 and load15 kept (Linux's EXP_5 and EXP_15 over 60 s).
@@ -43,11 +44,14 @@ NEGLIGIBLE = 0.005  # cores of planned load a state is not rebuilt for
 TAIL = timedelta(minutes=90)  # after its end a run's load15 is below 0.2 % of its cores
 
 
+_DEFAULT: dict[str, Any] = {f.name: f.default for f in fields(SmartSpec)}  # their one home
+
+
 @dataclass(frozen=True, kw_only=True)
 class Costs:
-    fail: float = 1.0
-    interference: float = 0.05  # per CPU-minute while the user is active
-    delay: float = 0.01  # per hour after the nominal time
+    fail: float = _DEFAULT["fail_cost"]
+    interference: float = _DEFAULT["interference_cost"]  # per CPU-minute, user active
+    delay: float = _DEFAULT["delay_cost"]  # per hour after the nominal time
 
     @classmethod
     def of(cls, spec: Any) -> Costs:
