@@ -71,10 +71,14 @@ class JobCgroup:
         except OSError:
             return False
 
-    def signal_all(self, sig: int) -> None:
+    def signal_all(self, sig: int, *, but_group: int | None = None) -> None:
+        """`sig` to every process in the cgroup but those of process group `but_group`:
+        the caller's killpg has reached them, and a second SIGTERM arriving while a job's
+        `trap ... TERM` runs would run it again (seen in CI: "got TERM" twice)."""
         for pid in self.pids():
             with contextlib.suppress(OSError):  # gone meanwhile
-                os.kill(pid, sig)
+                if but_group is None or os.getpgid(pid) != but_group:
+                    os.kill(pid, sig)
 
     def kill(self) -> None:
         """SIGKILL every process in the cgroup, and those it forks meanwhile."""

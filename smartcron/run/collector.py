@@ -124,8 +124,8 @@ class JobCollector:
         _killpg(self.pid, sig)
         if self.cg is not None and sig == signal.SIGKILL:
             self.cg.kill()
-        elif self.cg is not None:
-            self.cg.signal_all(sig)
+        elif self.cg is not None:  # those that left the group: once each
+            self.cg.signal_all(sig, but_group=self.pid)
 
     def _leftovers(self, now: float) -> bool:
         """After a timeout or stop, the run ends only when its cgroup is empty (bounded)."""
