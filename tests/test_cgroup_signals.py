@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,12 +25,17 @@ def test_the_cgroup_sweep_skips_the_process_group_killpg_reached(
         (tmp_path / "cgroup.procs").write_text(f"{in_group.pid}\n{left.pid}\n")
         group = JobCgroup(tmp_path, kill_file=False)
         sent: list[tuple[int, int]] = []
-        monkeypatch.setattr(cgroup.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+        # the module's os only: the real os.kill still ends the sleeps below
+        recording = SimpleNamespace(
+            getpgid=os.getpgid, kill=lambda pid, sig: sent.append((pid, sig))
+        )
+        monkeypatch.setattr(cgroup, "os", recording)
         group.signal_all(signal.SIGTERM, but_group=os.getpgid(in_group.pid))
         assert sent == [(left.pid, signal.SIGTERM)]
         sent.clear()
         group.signal_all(signal.SIGTERM)  # no group named: every process in it
         assert sent == [(in_group.pid, signal.SIGTERM), (left.pid, signal.SIGTERM)]
+        monkeypatch.undo()
         group.close()
     finally:
         for proc in (in_group, left):
