@@ -38,8 +38,9 @@ def simulated_history(path: Path, days: int) -> Path:
 
 
 def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
-    """A stand-in model: P(success) = hour / 24 (or NaN for positive loads), runtime from
-    log1p 600 s (or a Reshape that only works on one row: an inference error)."""
+    """A stand-in model: P(success) = hour / 24 (`p_success`: or by idle, by load1, a
+    step at load1 2, or NaN for positive loads), runtime from log1p 600 s (or a Reshape
+    that only works on one row: an inference error)."""
     x = helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, N])
     outs = [
         helper.make_tensor_value_info("p_success", TensorProto.FLOAT, [None, 2]),
@@ -63,6 +64,7 @@ def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
         helper.make_tensor("shape1", TensorProto.INT64, [2], [1, 1]),
         helper.make_tensor("l1", TensorProto.INT64, [1], [1]),
         helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0]),
+        helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
     ]
     nodes = [helper.make_node("Slice", ["features", "h0", "h1", "axis"], ["h"])]
     if p_success == "hour":
@@ -76,6 +78,10 @@ def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
         nodes.append(helper.make_node("Add", ["l", "s"], ["ls"]))
         nodes.append(helper.make_node("Div", ["ls", "ten"], ["lt"]))
         nodes.append(helper.make_node("Sub", ["one", "lt"], ["p"]))
+    elif p_success == "step":  # P(success) = 1 below a load1 of 2, else 0: a threshold law
+        nodes.append(helper.make_node("Slice", ["features", "c0", "l1", "axis"], ["l"]))
+        nodes.append(helper.make_node("Less", ["l", "two"], ["below"]))
+        nodes.append(helper.make_node("Cast", ["below"], ["p"], to=TensorProto.FLOAT))
     else:  # sqrt(-load1): NaN for any load above zero, 0 on the all-zero probe
         nodes.append(helper.make_node("Slice", ["features", "c0", "h0", "axis"], ["l0"]))
         nodes.append(helper.make_node("Slice", ["l0", "c0", "h1", "axis"], ["l"]))

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
+import numpy as np
+
 from smartcron.ai.activity import Cell, hour_of_week, p_from_row
 from smartcron.ai.profile import PROFILED, Profile
 from smartcron.smart.monitor import Snapshot
 
 _UPPER = {"cpu_percent": 100.0, "ram_percent": 100.0}  # percent columns stop at 100
+_UPPERS = np.asarray([_UPPER.get(c, np.inf) for c in PROFILED])
 
 
 def _decay(lead_min: float, tau: float) -> float:
@@ -164,6 +167,24 @@ def amended(snap: Snapshot, changes: dict[str, Any]) -> Snapshot:
     for name, put in _SNAPSHOT_SLOTS:
         put(new, changes[name] if name in changes else getattr(snap, name))
     return new
+
+
+def binned(values: np.ndarray, leads: np.ndarray, profile: Profile) -> np.ndarray:
+    """The forecast's spread: `values` (slots x PROFILED, the forecast's means at slots
+    `leads` minutes ahead) at each of the profile's bins of departures (`Profile.bins`:
+    the mean departure in each equal share), shape slots x bins x PROFILED.
+
+    A bin's departure is scaled by how much a departure can grow that far ahead
+    (sqrt(1 - exp(-2 lead / tau)) of its spread, as `quieter`); one share for every
+    column (a burst lifts load, CPU and RAM together). Scored bin by bin and averaged,
+    a slot is worth the mean P(success) over what the machine may look like then, not
+    P(success) at the mean: a job failing above a load threshold sees the calm third of
+    an hour whose mean is a burst (issue 13, fourteenth round)."""
+    assert profile.bin_table is not None, "a profile with bins"
+    bins, rate = profile.bin_table
+    grown = np.sqrt(-np.expm1(-leads[:, None] * rate))  # a few numpy calls: a decision's cost
+    moved = values[:, None, :] + grown[:, None, :] * bins
+    return np.minimum(np.maximum(moved, 0.0, out=moved), _UPPERS, out=moved)
 
 
 def quieter(state: Snapshot, profile: Profile, lead_min: float, z: float = 1.0) -> Snapshot:

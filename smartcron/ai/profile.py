@@ -14,6 +14,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from itertools import pairwise
+
+import numpy as np
 
 from smartcron.ai.activity import MIN_SAMPLES, ActivityForecast, fit
 from smartcron.ai.activity import active_table as active_table  # re-exported
@@ -38,6 +41,9 @@ MINUTE_PRIOR = 30.0
 MAX_LAG_MIN = 240.0  # anomaly persistence is measured on sample pairs up to this far apart
 _LAG_BIN_MIN = 5.0
 _TAUS = tuple(round(1.0 * 1.15**k, 3) for k in range(60))  # 1 min .. ~2.8 days
+# The forecast's spread is scored in this many equal shares of the departures (a calm,
+# a usual and a busy third: forecasting.binned); each share costs two rows per slot.
+BINS = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +62,27 @@ class Profile:
     # P(active later) by how long the user has been away, from the presence samples
     # (activity.py; None: a history without them, or an older card)
     activity: ActivityForecast | None = None
+    # PROFILED column -> the mean departure in each of BINS equal shares of the
+    # departures, lowest first ({}: unknown, an older card)
+    bins: dict[str, list[float]] = field(default_factory=dict)
+    # for forecasting.binned, found once: the bins (bins x PROFILED) and each column's
+    # 2 / tau (a departure's variance grows as 1 - exp(-2 lead / tau); no tau learnt:
+    # at once). None without bins.
+    bin_table: tuple[np.ndarray, np.ndarray] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if self.bins:
+            table = np.asarray([self.bins[c] for c in PROFILED], np.float64).T
+            taus = [self.tau_min[c] for c in PROFILED]
+            rate = np.asarray([2.0 / t if t > 0 else 1e9 for t in taus], np.float64)
+            object.__setattr__(self, "bin_table", (table, rate))
+
+    @property
+    def bin_count(self) -> int:
+        """How many shares of the departures the forecast's spread is scored in (1: none)."""
+        return len(self.bins["load1"]) if self.bins else 1
 
     def level(self, column: str, at: datetime, tz: tzinfo) -> float:
         return self.level_local(column, at.astimezone(tz))
@@ -77,6 +104,7 @@ class Profile:
             "idle_below_s": self.idle_below,
             "active_idle_s": self.active_idle_s,
             "spread": self.spread,
+            "bins": self.bins,
         } | ({"activity": self.activity.to_dict()} if self.activity is not None else {})
 
     @classmethod
@@ -103,7 +131,20 @@ class Profile:
                 c: max(0.0, float(v)) for c, v in data.get("spread", {}).items() if c in PROFILED
             },
             activity=ActivityForecast.from_dict(data["activity"]) if "activity" in data else None,
+            bins=_bins_from(data.get("bins", {})),
         )
+
+
+def _bins_from(data: dict) -> dict[str, list[float]]:
+    """The card's ``bins`` ({} for an older card); ValueError if malformed."""
+    if not data:
+        return {}
+    bins = {c: [float(v) for v in data[c]] for c in PROFILED}
+    if len({len(v) for v in bins.values()}) != 1 or len(bins["load1"]) < 2:
+        raise ValueError("profile.bins: as many shares (two or more) for every column expected")
+    if not all(math.isfinite(v) for vs in bins.values() for v in vs):
+        raise ValueError("profile.bins: non-finite value")
+    return bins
 
 
 def state_profile(
@@ -163,6 +204,9 @@ def state_profile(
         minute_of_hour={c: [round(v, 4) for v in moh_tab[c]] for c in PROFILED},
         tau_min={c: round(v, 3) for c, v in tau.items()},
         spread={c: round(_quiet_depth(departures[c]), 4) for c in PROFILED},
+        bins={c: [round(v, 4) for v in _bin_means(departures[c])] for c in PROFILED}
+        if len(ordered) >= BINS
+        else {},
         active=active,
         idle_below=float(idle_below),
         active_idle_s=float(typical),
@@ -228,6 +272,15 @@ def _quiet_depth(departures: Sequence[float]) -> float:
         return 0.0
     ordered = sorted(departures)
     return max(0.0, -ordered[int(0.1587 * (len(ordered) - 1))])
+
+
+def _bin_means(departures: Sequence[float], bins: int = BINS) -> list[float]:
+    """The mean departure in each of `bins` equal shares of the sorted departures (at
+    least `bins` of them): unlike quantiles, the shares' means keep the forecast's mean."""
+    ordered = sorted(departures)
+    n = len(ordered)
+    cuts = [round(n * k / bins) for k in range(bins + 1)]
+    return [sum(ordered[a:b]) / (b - a) for a, b in pairwise(cuts)]
 
 
 def _shrunk(values: Sequence[float], towards: float, prior: float) -> float:

@@ -24,9 +24,10 @@ from smartcron.ai.features import (
     state_row,
     time_features,
 )
-from smartcron.ai.forecasting import ActiveChance
+from smartcron.ai.forecasting import ActiveChance, binned
 from smartcron.ai.model import ACTIVE_IDLE_BELOW, LoadedModel
 from smartcron.ai.plan import loads_with, with_load
+from smartcron.ai.profile import PROFILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class Scorer:
             a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
             return Scores(p, runtime, a)
         q, clocks, forecasts = [0.0], {}, Forecaster(snap, profile, tz)
+        means, leads = [], []  # the profiled columns' forecast at each later slot
         for k, (slot, x) in enumerate(zip(slots[1:], extra[1:], strict=True), 1):
             moved, *idles, share = forecasts.values(slot)  # idle if active then, if away
             load1, load5 = loads_with(moved["load1"], moved["load5"], x)
@@ -133,10 +135,19 @@ class Scorer:
             clock = clocks[k] = time_features(stats, nominal, slot, tz, float(starting[k]))
             rows += [state_row(snap, load1, load5, cpu, ram, i) + clock for i in idles]
             q.append(share)
-        n = len(rows)
-        rows += self.quiet_rows(forecasts, slots, extra, quiet_at, clocks)
-        p_all, rt_raw = self.model.predict(np.asarray(rows), job)
-        p_raw, rt_raw = p_all[:n], rt_raw[:n]
+            means.append([moved[c] for c in PROFILED])
+            leads.append((slot - slots[0]).total_seconds() / 60.0)
+        table = np.asarray(rows, np.float64)
+        bins = profile.bin_count if len(rows) > 1 else 1
+        if bins > 1:  # each later slot's two rows once per bin of the forecast's spread
+            table = np.concatenate([table[:1], self._binned(table, means, leads, extra)])
+        n = len(table)
+        calm = self.quiet_rows(forecasts, slots, extra, quiet_at, clocks)
+        p_all, rt_all = self.model.predict(np.concatenate([table, calm]) if calm else table, job)
+        p_raw, rt_raw = (
+            np.concatenate([v[:1], v[1:n].reshape(-1, bins, 2).sum(axis=1).reshape(-1) / bins])
+            for v in (p_all, rt_all)
+        )
         w = np.asarray(q[1:])
         p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
         runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
@@ -146,6 +157,22 @@ class Scorer:
         quiet = p_all[n:].reshape(len(quiet_at), len(self.depths), 2) if quiet_at else None
         p_busy, p_away = p_raw[1::2], p_raw[2::2]
         return Scores(p, runtime, a, p_busy, p_away, forecasts, tuple(quiet_at), quiet, w)
+
+    def _binned(
+        self, table: np.ndarray, means: list[list[float]], leads: list[float], extra: np.ndarray
+    ) -> np.ndarray:
+        """The later slots' rows (two per slot in `table`, after now's) repeated once per
+        bin of the forecast's spread (forecasting.binned), the profiled columns (FEATURES'
+        first four) at that bin plus the other runs' load: slot, bin, user active/away."""
+        profile = self.model.profile
+        assert profile is not None
+        states = binned(np.asarray(means), np.asarray(leads), profile)
+        loads = states[:, :, :2]  # a view: the other runs' load on load1 and load5
+        np.maximum(np.add(loads, extra[1:, None, :2], out=loads), 0.0, out=loads)
+        later = table[1:].reshape(len(means), 1, 2, -1)
+        out = np.repeat(later, states.shape[1], axis=1)
+        out[:, :, :, : len(PROFILED)] = states[:, :, None, :]
+        return out.reshape(-1, table.shape[1])
 
     def quiet_rows(
         self,
