@@ -127,19 +127,20 @@ class Scorer:
             a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
             return Scores(p, runtime, a)
         q, clocks, forecasts = [0.0], {}, Forecaster(snap, profile, tz)
-        means, leads = [], []  # the profiled columns' forecast at each later slot
+        means: list[list[float]] = []  # the profiled columns' forecast at each later slot
+        bins = profile.bin_count if len(slots) > 1 else 1
         for k, (slot, x) in enumerate(zip(slots[1:], extra[1:], strict=True), 1):
             moved, *idles, share = forecasts.values(slot)  # idle if active then, if away
-            load1, load5 = loads_with(moved["load1"], moved["load5"], x)
-            cpu, ram = moved["cpu_percent"], moved["ram_percent"]
+            load1, load5, cpu, ram = values = [moved[c] for c in PROFILED]
+            if bins == 1:  # else _binned puts the plan's load on each bin
+                load1, load5 = loads_with(load1, load5, x)
             clock = clocks[k] = time_features(stats, nominal, slot, tz, float(starting[k]))
             rows += [state_row(snap, load1, load5, cpu, ram, i) + clock for i in idles]
             q.append(share)
-            means.append([moved[c] for c in PROFILED])
-            leads.append((slot - slots[0]).total_seconds() / 60.0)
+            means.append(values)
         table = np.asarray(rows, np.float64)
-        bins = profile.bin_count if len(rows) > 1 else 1
         if bins > 1:  # each later slot's two rows once per bin of the forecast's spread
+            leads = [(s - slots[0]).total_seconds() / 60.0 for s in slots[1:]]
             table = np.concatenate([table[:1], self._binned(table, means, leads, extra)])
         n = len(table)
         calm = self.quiet_rows(forecasts, slots, extra, quiet_at, clocks)
