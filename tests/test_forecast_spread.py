@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from smartcron.ai.advisor import MemoryStats, SmartAdvisor
-from smartcron.ai.features import NO_STATS
+from smartcron.ai.features import FEATURES, NO_STATS
 from smartcron.ai.forecasting import Forecaster, binned
 from smartcron.ai.model import LoadedModel, ModelUnavailable, load_model
 from smartcron.ai.profile import PROFILED, Profile, state_profile
@@ -120,6 +120,7 @@ def test_the_scorers_later_rows_are_the_forecast_at_each_share_with_the_plans_lo
     monkeypatch.setattr(LoadedModel, "predict", recording)
     sc = Scorer(model, 600.0, (1.0,)).score(snap, NO_STATS, NOW, slots, (extra, np.zeros(7)), "j")
     (rows,) = seen
+    assert FEATURES[: len(PROFILED)] == PROFILED  # the columns _binned overwrites
     assert len(rows) == 1 + 6 * 3 * 2
     forecasts = Forecaster(snap, profile, model.tz)
     for k in range(1, 7):

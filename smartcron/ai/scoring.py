@@ -1,7 +1,8 @@
 """A window's slots scored by the model: SmartAdvisor's view of each candidate start.
 
 `Scorer.score` builds one feature row per slot (two per later slot with a profile in the
-card: the user active then, or away, mixed by P(active)) and, in the same ONNX call, the
+card: the user active then, or away, mixed by P(active); those two once per share of the
+forecast's spread when the card has `bins`, averaged) and, in the same ONNX call, the
 rows of the quiet-minute plan (`quiet_rows`): one inference per decision, the cost issue
 13 bounds. Like the advisor: numpy and onnxruntime only, never pandas or scikit-learn.
 """
