@@ -194,8 +194,10 @@ def serve(config: Config, *, foreground: bool, parts: ServeParts | None = None) 
     waker.install_signal_wakeup()
     mode = parts.mode or ("user" if config.user_mode else "system")
     log.info("started (pid %d, %s mode, zone %s)", os.getpid(), mode, daemon.zone)
-    daemon.reload(force=True)
+    # Watch before the first read: a crontab written between the read and the watch
+    # would otherwise wait for the periodic rescan (an hour by default).
     waker.watch(watch_dirs(config) + ([] if models is None else models.watch_dirs()))
+    daemon.reload(force=True)
     publish()
     run_reboot_jobs(config, daemon)
     from smartcron.daemon.control import start_control  # smartcrontab's socket; stops at exit
