@@ -111,9 +111,15 @@ JOB_DUMPS = ("input", "plain")  # the two jobs that describe themselves, with an
 # A job's shell describing itself in {view}/job/NAME.*: its environment and argv as
 # exec'd (/proc/$$: the shell, which cannot have exec'd away with commands left to run),
 # its process attributes, its stdin; `.done` last, when everything has been written.
+# The signal masks first, with builtins only: dash blocks every signal around each
+# vfork and clears its mask after, so once it has forked /proc/$$ shows either that
+# window (a probe that caught it saw "SigBlk: fffffffe7ffbfeff") or an empty mask,
+# never what the job inherited.
 DUMP = (
+    'while IFS= read -r l; do case $l in Sig[BI]*) echo "$l";; esac; done '
+    "</proc/$$/status >{job}.signals; "
     "cat /proc/$$/environ >{job}.environ; cat /proc/$$/cmdline >{job}.cmdline; "
-    "{probe} $$ >{job}.probe; cat >{job}.stdin; : >{job}.done"
+    "{probe} $$ {job}.signals >{job}.probe; cat >{job}.stdin; : >{job}.done"
 )
 MAILED = 5  # env; echo out / cat / exit 3 / to ops / unsafe MAILFROM
 
@@ -127,15 +133,17 @@ A=overridden by the crontab
 DEFAULT_LOCALE = "LANG=C.UTF-8\n"
 
 # Describes process $1 (a job's shell) in a form that does not change between runs:
-# ids, umask, signal masks, capabilities, session and process group, what fds 0-2 are,
-# limits, nice value. Not compared, on purpose: the audit login uid (/proc/PID/loginuid).
-# Debian's /etc/pam.d/cron runs pam_loginuid, so its jobs carry the owner's uid there;
-# SmartCron opens no PAM session (a documented difference, see smartcron(8)).
+# ids, umask, signal masks (file $2: as the shell inherited them), capabilities,
+# session and process group, what fds 0-2 are, limits, nice value. Not compared, on
+# purpose: the audit login uid (/proc/PID/loginuid). Debian's /etc/pam.d/cron runs
+# pam_loginuid, so its jobs carry the owner's uid there; SmartCron opens no PAM session
+# (a documented difference, see smartcron(8)).
 PROBE = r"""#!/bin/sh
 p=$1
 s=/proc/$p
 echo "cwd=$(readlink "$s/cwd")"
-grep -E '^(Umask|Uid|Gid|Groups|SigBlk|SigIgn|NoNewPrivs|Cap(Inh|Prm|Eff|Bnd|Amb)):' "$s/status"
+grep -E '^(Umask|Uid|Gid|Groups|NoNewPrivs|Cap(Inh|Prm|Eff|Bnd|Amb)):' "$s/status"
+cat "$2"
 set -- $(sed 's/^.*) //' "$s/stat")
 [ "$3" = "$p" ] && echo "process group leader" || echo "not process group leader"
 [ "$4" = "$p" ] && echo "session leader" || echo "not session leader"
@@ -467,6 +475,9 @@ def test_smartcron_runs_a_minute_exactly_as_debians_cron_daemon():
             f"Debian's cron sent {sorted(debian.mails)}" + _logs(work)
         )
         assert all(debian.jobs[d].get("done") is not None for d in JOB_DUMPS), _logs(work)
+        # ... and described what is compared: the masks the shell was started with
+        probe = debian.jobs[JOB_DUMPS[0]].get("probe", b"")
+        assert b"\nSigBlk:\t" in probe and b"\nSigIgn:\t" in probe, probe
         differences = _compare(debian, smartcron)
         assert not differences, "SmartCron differs from Debian's cron:\n" + "\n".join(differences)
     finally:
