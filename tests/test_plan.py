@@ -222,3 +222,21 @@ def test_planned_loads_rise_and_decay_as_the_simulators_job_load() -> None:
     )
     assert later[0].tolist() == pytest.approx([0.0, 0.0, 0.0])
     assert plans.loads(NOW, [NOW + 40 * MIN], but="a")[0].tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_runs_planned_after_the_last_slot_change_no_slot_and_are_skipped() -> None:
+    """A run starting after the window's last slot adds nothing at any slot: loads()
+    leaves it out (a daemon's deferred firings are planned hours ahead), to the bit."""
+    near, far = Commitments(), Commitments()
+    for plans in (near, far):
+        plans.commit("before", NOW - 20 * MIN, 50 * 60.0, 1.5)  # measured already, going on
+        plans.commit("in", NOW + 7 * MIN, 30 * 60.0, 2.0)
+    for k in range(12):  # planned beyond the window, some at its very edge
+        far.commit(("later", k), NOW + (61 + 17 * k) * MIN, 600.0, 1.0)
+    far.commit("edge", NOW + 60 * MIN + timedelta(microseconds=1), 600.0, 3.0)
+    slots = [NOW + m * MIN for m in (0, 5, 7, 20, 45, 60)]
+    want, got = near.loads(NOW, slots, but="x"), far.loads(NOW, slots, but="x")
+    assert [a.tolist() for a in got] == [a.tolist() for a in want]
+    assert want[0][-1].tolist() != [0.0, 0.0, 0.0]  # the two runs in it do count
+    far.commit("last", NOW + 60 * MIN, 600.0, 3.0)  # starts at the last slot: it counts
+    assert far.loads(NOW, slots, but="x")[1][-1] == 3.0

@@ -15,10 +15,10 @@ import pytest
 
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.ai.features import NO_STATS, features, state_features
-from smartcron.ai.forecasting import Forecaster, forecast, quieter
+from smartcron.ai.forecasting import Forecaster, forecast, p_active_at, quieter
 from smartcron.ai.model import LoadedModel, load_model
 from smartcron.ai.plan import with_load
-from smartcron.ai.profile import Profile
+from smartcron.ai.profile import PROFILED, Profile
 from smartcron.ai.scoring import Scorer
 from smartcron.smart import gate
 from smartcron.smart.smartspec import SmartSpec
@@ -44,11 +44,11 @@ def _wandering_model(tmp_path: Path) -> LoadedModel:
 
 
 def _snapshots() -> list:
-    """Loads, idle times (active, settling, away) and hours of a week."""
+    """Loads, idle times (active, settling, away, no idle source) and hours of a week."""
     return [
         sample_snapshot(NOW + k * 97 * MIN, load1=0.3 * (k % 11), idle_seconds=idle)
         for k in range(60)
-        for idle in (5.0, 300.0, 3600.0)
+        for idle in (5.0, 300.0, 3600.0, None)
     ]
 
 
@@ -62,6 +62,41 @@ def test_a_forecaster_gives_forecasts_floats_and_forecasts_each_slot_once(tmp_pa
             slot = snap.at + lead * MIN
             assert forecasts.at(slot) == forecast(snap, profile, slot, model.tz)
             assert forecasts.at(slot) is forecasts.at(slot)  # remembered, not redone
+
+
+def test_a_forecast_is_each_columns_level_plus_its_decaying_departure(tmp_path: Path) -> None:
+    """`Forecaster.many` (a decision's slots at once, as arrays) gives, to the bit, the
+    forecast's definition slot by slot: level(slot) + (now - level(now)) * exp(-lead /
+    tau), at least 0 and percentages at most 100; the idle times the user would have;
+    P(active) as `p_active_at`. `values` of one slot, batched or alone, agrees."""
+    model = _wandering_model(tmp_path)
+    profile, tz = model.profile, model.tz
+    assert isinstance(profile, Profile)
+    for snap in _snapshots()[::4]:
+        slots = [snap.at + k * 13 * MIN for k in range(15)]
+        forecasts = Forecaster(snap, profile, tz)
+        later = forecasts.many(slots)
+        idle = snap.idle_seconds
+        if idle is None:
+            assert later.active_idle is None and later.away_idle is None
+        else:
+            assert later.active_idle == profile.active_idle_s and later.away_idle is not None
+        local_now = snap.at.astimezone(tz)
+        for i, slot in enumerate(slots):
+            lead = (slot - snap.at).total_seconds() / 60.0
+            for j, column in enumerate(PROFILED):
+                departure = getattr(snap, column) - profile.level_local(column, local_now)
+                tau = profile.tau_min[column]
+                moved = profile.level(column, slot, tz) + departure * math.exp(-lead / tau)
+                want = min(100.0, max(0.0, moved)) if "percent" in column else max(0.0, moved)
+                assert later.values[i, j] == want, (column, lead)
+            if later.away_idle is not None:
+                away = idle + 60.0 * lead if idle >= profile.idle_below else 30.0 * lead
+                assert later.away_idle[i] == max(profile.idle_below, away)
+            assert later.share[i] == p_active_at(profile, snap, slot, tz)
+            alone = Forecaster(snap, profile, tz).values(slot)
+            assert forecasts.values(slot) == alone
+            assert alone[0]["load1"] == later.values[i, 0] and alone[0]["at"] == slot
 
 
 def test_the_scorers_rows_are_the_features_of_the_forecast_states(tmp_path: Path) -> None:

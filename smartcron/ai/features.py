@@ -138,10 +138,14 @@ def state_row(
         0.0 if battery is None else 1.0,
         _flag(snap.charging, 0.0),
         _flag(snap.on_ac, 1.0 if battery is None else 0.0),
-        0.0 if idle is None else math.log1p(max(0.0, idle)),
-        0.0 if idle is None else 1.0,
+        *idle_columns(idle),
         100.0 if snap.disk_free_percent is None else snap.disk_free_percent,
     ]
+
+
+def idle_columns(idle: float | None) -> tuple[float, float]:
+    """idle_log1p and idle_known of an idle time in seconds (None: no idle source)."""
+    return (0.0, 0.0) if idle is None else (math.log1p(max(0.0, idle)), 1.0)
 
 
 def time_features(

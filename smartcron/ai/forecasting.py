@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -64,9 +65,10 @@ class ActiveChance:
             self._active = float(idle < profile.idle_below)
             self._share_now = share_now
 
-    def __call__(self, at: datetime) -> float:
+    def __call__(self, at: datetime, how: int | None = None) -> float:
+        """P(active at `at`); `how`: its hour of the week, if the caller has it."""
         profile = self.profile
-        base = profile.active[hour_of_week(at, self.tz)]
+        base = profile.active[hour_of_week(at, self.tz) if how is None else how]
         if self._departure is None:
             return base
         lead = max(0.0, (at - self.snap.at).total_seconds() / 60.0)
@@ -87,29 +89,34 @@ def forecast(
     return Forecaster(snap, profile, tz).at(at)
 
 
+@dataclass(frozen=True, slots=True)
+class Later:
+    """The forecast at many slots (`Forecaster.many`), as a decision's rows need it."""
+
+    values: np.ndarray  # slots x PROFILED
+    active_idle: float | None  # the idle time if the user is active then (None: no source)
+    away_idle: list[float] | None  # per slot, if away then
+    share: list[float]  # P(user active) per slot
+
+
 class Forecaster:
     """`forecast` for one snapshot at many slots: the departures from the levels now are
-    computed once, and each slot's forecast once (a decision asks for some twice: the
-    window's scores, then the quiet-minute plan). The same floats as `forecast`;
-    `values` gives them without building the states (a decision's feature rows)."""
+    computed once, and a decision's slots in one pass (`many`: arrays, no state or dict
+    per slot). The same floats as `forecast`; `values` gives one slot's without building
+    the states, from the last `many` when it holds the slot (the quiet-minute plan)."""
 
-    __slots__ = ("_departure", "_memo", "_values", "chance", "profile", "snap", "tz")
+    __slots__ = ("_batch", "_departure", "_memo", "_taus", "_values", "chance", "profile",
+                 "snap", "tz")  # fmt: skip
 
     def __init__(self, snap: Snapshot, profile: Profile, tz: tzinfo) -> None:
         self.snap, self.profile, self.tz = snap, profile, tz
         self.chance = ActiveChance(profile, snap, tz)  # P(user active) at a slot
         local_now = snap.at.astimezone(tz)
-        self._departure = [  # and each column's tables, looked up once per slot
-            (
-                c,
-                getattr(snap, c) - profile.level_local(c, local_now),
-                profile.tau_min[c],
-                profile.hour_of_week[c],
-                profile.minute_of_hour[c],
-                _UPPER.get(c, math.inf),
-            )
-            for c in PROFILED
-        ]
+        self._departure = np.asarray(
+            [getattr(snap, c) - profile.level_local(c, local_now) for c in PROFILED]
+        )
+        self._taus = [profile.tau_min[c] for c in PROFILED]
+        self._batch: tuple[dict[datetime, int], Later] = ({}, _NO_LATER)
         self._memo: dict[datetime, tuple[Snapshot, Snapshot, float]] = {}
         self._values: dict[datetime, tuple[dict[str, Any], float | None, float | None, float]]
         self._values = {}
@@ -133,25 +140,41 @@ class Forecaster:
         active then and if away (None, None: no idle source), and P(active then)."""
         known = self._values.get(at)
         if known is None:
-            known = self._values[at] = self._forecast(at)
+            index, later = self._batch
+            i = index.get(at)
+            if i is None:
+                i, later = 0, self.many([at], keep=False)
+            moved: dict[str, Any] = dict(zip(PROFILED, later.values[i].tolist(), strict=True))
+            moved |= {"at": at, "load15": moved["load5"]}
+            away = None if later.away_idle is None else later.away_idle[i]
+            known = self._values[at] = (moved, later.active_idle, away, later.share[i])
         return known
 
-    def _forecast(self, at: datetime) -> tuple[dict[str, Any], float | None, float | None, float]:
-        snap, profile, tz = self.snap, self.profile, self.tz
-        lead = max(0.0, (at - snap.at).total_seconds() / 60.0)
-        local_at = at.astimezone(tz)
-        how, minute = local_at.weekday() * 24 + local_at.hour, local_at.minute
-        moved: dict[str, Any] = {"at": at}
-        for column, departure, tau, by_hour, by_minute, upper in self._departure:
-            level = by_hour[how] + by_minute[minute]  # Profile.level_local
-            moved[column] = min(upper, max(0.0, level + departure * _decay(lead, tau)))
-        moved["load15"] = moved["load5"]
-        idle = snap.idle_seconds
+    def many(self, slots: Sequence[datetime], *, keep: bool = True) -> Later:
+        """The forecast at each of `slots`, for `values` to answer from too (`keep`)."""
+        snap, profile = self.snap, self.profile
+        leads = [max(0.0, (at - snap.at).total_seconds() / 60.0) for at in slots]
+        local = [at.astimezone(self.tz) for at in slots]
+        how = [t.weekday() * 24 + t.hour for t in local]
+        by_hour, by_minute = profile.level_tables
+        level = by_hour[:, how] + by_minute[:, [t.minute for t in local]]  # level_local
+        decay = np.asarray([[_decay(lead, tau) for lead in leads] for tau in self._taus])
+        moved = level + self._departure[:, None] * decay.reshape(level.shape)
+        values = np.minimum(_UPPERS[:, None], np.maximum(0.0, moved)).T
+        idle, below = snap.idle_seconds, profile.idle_below
         if idle is None:
-            return moved, None, None, profile.p_active(at, tz)
-        away_idle = idle + 60.0 * lead if idle >= profile.idle_below else 30.0 * lead
-        away = max(profile.idle_below, away_idle)
-        return moved, profile.active_idle_s, away, self.chance(at)
+            later = Later(values, None, None, [profile.active[h] for h in how])
+        else:
+            away = [max(below, idle + 60.0 * lead if idle >= below else 30.0 * lead)
+                    for lead in leads]  # fmt: skip
+            share = [self.chance(at, h) for at, h in zip(slots, how, strict=True)]
+            later = Later(values, profile.active_idle_s, away, share)
+        if keep:
+            self._batch = ({at: i for i, at in enumerate(slots)}, later)
+        return later
+
+
+_NO_LATER = Later(np.zeros((0, len(PROFILED))), None, None, [])
 
 
 # (name, the slot's setter): a slot descriptor's __set__ skips the frozen dataclass's

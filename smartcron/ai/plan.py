@@ -135,8 +135,10 @@ class Commitments:
         at `now` (a row per slot), and the cores of those starting in the slot's minute
         (features' starting_cores; their load is not in the first). The load: theirs
         at the slot, less that of the runs started before `now` at `now` (the snapshot
-        has it). One numpy pass over all the runs."""
-        others = [c for k, c in self._items.items() if k != but]
+        has it). One numpy pass over the runs that start by the last slot (a later one
+        adds nothing at any slot: a daemon's deferred firings are planned hours ahead)."""
+        until = max(slots)
+        others = [c for k, c in self._items.items() if k != but and c.start <= until]
         if not others:
             return np.zeros((len(slots), 3)), np.zeros(len(slots))
         minute = 60.0

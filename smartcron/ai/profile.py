@@ -71,8 +71,14 @@ class Profile:
     bin_table: tuple[np.ndarray, np.ndarray] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    # hour_of_week and minute_of_hour as arrays (PROFILED x 168, x 60), found once: a
+    # forecast looks a decision's slots up in one pass (forecasting.Forecaster.many)
+    level_tables: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        by_hour, by_minute = (np.asarray([table[c] for c in PROFILED], np.float64)
+                              for table in (self.hour_of_week, self.minute_of_hour))  # fmt: skip
+        object.__setattr__(self, "level_tables", (by_hour, by_minute))
         if self.bins:
             table = np.asarray([self.bins[c] for c in PROFILED], np.float64).T
             taus = [self.tau_min[c] for c in PROFILED]

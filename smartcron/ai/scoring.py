@@ -17,18 +17,23 @@ from typing import Any
 import numpy as np
 
 from smartcron.ai.features import (
+    FEATURES,
     Forecaster,
     JobHistoryStats,
     features,
     hour_of_week,
+    idle_columns,
     quieter_values,
     state_row,
     time_features,
 )
-from smartcron.ai.forecasting import ActiveChance, binned
+from smartcron.ai.forecasting import ActiveChance, Later, binned
 from smartcron.ai.model import ACTIVE_IDLE_BELOW, LoadedModel
 from smartcron.ai.plan import loads_with, with_load
 from smartcron.ai.profile import PROFILED
+
+_IDLE = FEATURES.index("idle_log1p")  # then idle_known: features.idle_columns
+_CLOCK = FEATURES.index("hour")  # time_features' first column
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,22 +132,15 @@ class Scorer:
             a = [1.0 if active_now else self._active(slots[0], runtime[0])]
             a += [self._active(s, r) for s, r in zip(slots[1:], runtime[1:], strict=True)]
             return Scores(p, runtime, a)
-        q, clocks, forecasts = [0.0], {}, Forecaster(snap, profile, tz)
-        means: list[list[float]] = []  # the profiled columns' forecast at each later slot
+        forecasts = Forecaster(snap, profile, tz)
+        later = forecasts.many(slots[1:])
+        clocks = {
+            k: time_features(stats, nominal, slot, tz, float(starting[k]))
+            for k, slot in enumerate(slots[1:], 1)
+        }
         bins = profile.bin_count if len(slots) > 1 else 1
-        for k, (slot, x) in enumerate(zip(slots[1:], extra[1:], strict=True), 1):
-            moved, *idles, share = forecasts.values(slot)  # idle if active then, if away
-            load1, load5, cpu, ram = values = [moved[c] for c in PROFILED]
-            if bins == 1:  # else _binned puts the plan's load on each bin
-                load1, load5 = loads_with(load1, load5, x)
-            clock = clocks[k] = time_features(stats, nominal, slot, tz, float(starting[k]))
-            rows += [state_row(snap, load1, load5, cpu, ram, i) + clock for i in idles]
-            q.append(share)
-            means.append(values)
-        table = np.asarray(rows, np.float64)
-        if bins > 1:  # each later slot's two rows once per bin of the forecast's spread
-            leads = [(s - slots[0]).total_seconds() / 60.0 for s in slots[1:]]
-            table = np.concatenate([table[:1], self._binned(table, means, leads, extra)])
+        first = np.asarray(rows, np.float64)
+        table = np.concatenate([first, self._later(snap, later, clocks, slots, extra)])
         n = len(table)
         calm = self.quiet_rows(forecasts, slots, extra, quiet_at, clocks)
         p_all, rt_all = self.model.predict(np.concatenate([table, calm]) if calm else table, job)
@@ -150,7 +148,7 @@ class Scorer:
             np.concatenate([v[:1], v[1:n].reshape(-1, bins, 2).sum(axis=1).reshape(-1) / bins])
             for v in (p_all, rt_all)
         )
-        w = np.asarray(q[1:])
+        w = np.asarray(later.share)
         p = np.concatenate([p_raw[:1], w * p_raw[1::2] + (1 - w) * p_raw[2::2]])
         runtime = np.concatenate([rt_raw[:1], w * rt_raw[1::2] + (1 - w) * rt_raw[2::2]])
         half = [timedelta(seconds=float(r) / 2) for r in runtime]
@@ -160,21 +158,50 @@ class Scorer:
         p_busy, p_away = p_raw[1::2], p_raw[2::2]
         return Scores(p, runtime, a, p_busy, p_away, forecasts, tuple(quiet_at), quiet, w)
 
-    def _binned(
-        self, table: np.ndarray, means: list[list[float]], leads: list[float], extra: np.ndarray
+    def _later(
+        self,
+        snap: Any,
+        later: Later,
+        clocks: dict[int, list[float]],
+        slots: list[datetime],
+        extra: np.ndarray,
     ) -> np.ndarray:
-        """The later slots' rows (two per slot in `table`, after now's) repeated once per
-        bin of the forecast's spread (forecasting.binned), the profiled columns (FEATURES'
-        first four) at that bin plus the other runs' load: slot, bin, user active/away."""
+        """The later slots' rows: per slot, per bin of the forecast's spread (`binned`;
+        one without bins), the user active then and away. A row is `state_row` at the
+        forecast's profiled columns (plus the other runs' load) and idle time, then the
+        slot's `time_features`: built as arrays, a decision has about 80."""
+        n, width = len(slots) - 1, len(FEATURES)
+        if not n:
+            return np.empty((0, width))
+        pairs = np.empty((n, 2, width))  # slot, active / away, column
+        pairs[:, :, :_CLOCK] = state_row(snap, 0.0, 0.0, 0.0, 0.0, None)
+        pairs[:, :, _CLOCK:] = np.asarray([clocks[k] for k in range(1, n + 1)])[:, None, :]
+        pairs[:, 0, _IDLE : _IDLE + 2] = idle_columns(later.active_idle)
+        if later.away_idle is None:  # no idle source: both rows alike
+            pairs[:, 1, _IDLE : _IDLE + 2] = idle_columns(None)
+        else:
+            pairs[:, 1, _IDLE : _IDLE + 2] = [idle_columns(a) for a in later.away_idle]
+        states = self._states(later.values, slots, extra)
+        out = np.repeat(pairs[:, None], states.shape[1], axis=1)
+        out[:, :, :, : len(PROFILED)] = states[:, :, None, :]
+        return out.reshape(-1, width)
+
+    def _states(self, values: np.ndarray, slots: list[datetime], extra: np.ndarray) -> np.ndarray:
+        """The profiled columns at each later slot and bin (slots x bins x PROFILED): the
+        forecast's `values` at each bin of its spread (forecasting.binned) plus the other
+        runs' load; without bins, `values` with that load as `loads_with` adds it."""
         profile = self.model.profile
         assert profile is not None
-        states = binned(np.asarray(means), np.asarray(leads), profile)
+        if profile.bin_count == 1:
+            states = values.copy()
+            for row, x in zip(states, extra[1:], strict=True):
+                row[0], row[1] = loads_with(float(row[0]), float(row[1]), x)
+            return states[:, None, :]
+        leads = [(s - slots[0]).total_seconds() / 60.0 for s in slots[1:]]
+        states = binned(values, np.asarray(leads), profile)
         loads = states[:, :, :2]  # a view: the other runs' load on load1 and load5
         np.maximum(np.add(loads, extra[1:, None, :2], out=loads), 0.0, out=loads)
-        later = table[1:].reshape(len(means), 1, 2, -1)
-        out = np.repeat(later, states.shape[1], axis=1)
-        out[:, :, :, : len(PROFILED)] = states[:, :, None, :]
-        return out.reshape(-1, table.shape[1])
+        return states
 
     def quiet_rows(
         self,
