@@ -17,6 +17,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+PLAN_RUNS = 3  # other smart runs in each timed decision's window (7 smart jobs: laptop's)
+
 
 def unbounded(model: Any) -> Any:
     """The model without its inference latency bound: in a simulation or a measurement,
@@ -37,10 +39,11 @@ def measure_costs(
 def costs(
     model_dir: str, models: Any, timeline: Any, start: datetime, end: datetime, n: int
 ) -> dict[str, Any]:
-    """Median and p99 of a SmartAdvisor decision (features, forecasts, the waiting plans
-    and ONNX over the window's slots), the same decisions with scikit-learn inference in
-    their place, and on one row ONNX vs scikit-learn predict_proba; RSS with and without
-    the model. The latency bound is lifted (`unbounded`): a slow decision is measured."""
+    """Median and p99 of a SmartAdvisor decision (features, forecasts, the plan with
+    PLAN_RUNS other runs in the window, the waiting plans and ONNX over the window's
+    slots), the same decisions with scikit-learn inference in their place, and on one row
+    ONNX vs scikit-learn predict_proba; RSS with and without the model. The latency bound
+    is lifted (`unbounded`): a slow decision is measured."""
     import numpy as np
 
     from smartcron.ai.advisor import SmartAdvisor, load_advisor
@@ -59,11 +62,16 @@ def costs(
     minutes = max(1, int((end - start).total_seconds() // 60) - 180)
     rng = np.random.default_rng(0)
     picks = [timeline.index(start) + int(i) for i in rng.integers(0, minutes, n)]
+    # each decision's plan: PLAN_RUNS other smart runs starting in its window (minutes
+    # from now, runtime minutes), so every decision weighs a plan, as a busy daemon's does
+    others = rng.uniform((0.0, 5.0), (window.total_seconds() / 60.0, 60.0), (n, PLAN_RUNS, 2))
     decide, decide_sk, onnx_one, sk_one = [], [], [], []
     job = next(iter(models.jobs), "bench")  # a job with a forest of its own, if any
-    for i in picks:
+    for i, plan in zip(picks, others.tolist(), strict=True):
         snap, now = timeline.snapshot(i), timeline.instant(i)
         firing = Firing(id=None, job_id=job, nominal=now, deadline=now + spec.window)
+        for a in (advisor, with_sklearn):
+            a.commitments = _planned(now, plan)
         t0 = time.perf_counter()
         advisor.advise(firing, spec, snap, now)
         t1 = time.perf_counter()
@@ -82,6 +90,7 @@ def costs(
         "slots_per_decision": sum(
             1 for k in range(advisor.policy.max_slots + 1) if k * advisor.policy.step < window
         ),
+        "plan_runs": PLAN_RUNS,
         "decision_ms": _quantiles(decide),
         "decision_sklearn_ms": _quantiles(decide_sk),
         "onnx_one_row_ms": _quantiles(onnx_one),
@@ -89,6 +98,16 @@ def costs(
         "model_failures": advisor.failures,  # fallbacks timed instead of decisions: 0
         "rss_mb": rss(model_dir),
     }
+
+
+def _planned(now: datetime, plan: list[list[float]]) -> Any:
+    """Commitments holding the other runs of a decision's plan (see `costs`)."""
+    from smartcron.ai.plan import Commitments
+
+    out = Commitments()
+    for j, (start, runtime) in enumerate(plan):
+        out.commit(("other", j), now + timedelta(minutes=start), runtime * 60.0, 1.0)
+    return out
 
 
 class SklearnModel:
