@@ -129,7 +129,9 @@ class LoadedModel:
         if spent > self.latency_bound_s:
             bound = self.latency_bound_s * 1000
             raise ModelFailure(f"inference too slow: {spent * 1000:.1f} ms > {bound:g} ms")
-        return np.clip(p_ok, 0.0, 1.0), np.maximum(runtime, 0.0)
+        # maximum and minimum, not np.clip: the same floats here (no NaN), without its
+        # Python-level checks (a decision's cost)
+        return np.minimum(np.maximum(p_ok, 0.0), 1.0), np.maximum(runtime, 0.0)
 
 
 def load_model(

@@ -165,13 +165,14 @@ class Commitments:
 def _load(at: np.ndarray, start: np.ndarray, end: np.ndarray, cores: np.ndarray) -> np.ndarray:
     """(load1, load5, load15) at the minutes `at` (a column) of runs of `cores` over
     [start, end) (rows), as the simulator's Timeline.occupy and Linux's damped averages
-    count it: shape (slots, runs, 3)."""
-    on = (at >= start) & (at < end)
-    steps_on = np.clip(np.floor(np.minimum(at, end) - start) + on, 0.0, None)
-    after = np.clip(np.floor(at - end) + 1.0, 0.0, None) * (at >= end)
+    count it: shape (slots, runs, 3). np.maximum, not np.clip (slower): a decision's cost."""
+    started = at >= start
+    on = started & (at < end)
+    steps_on = np.maximum(np.floor(np.minimum(at, end) - start) + on, 0.0)
+    after = np.maximum(np.floor(at - end) + 1.0, 0.0) * (at >= end)
     level = (1.0 - KEEP ** steps_on[..., None]) * KEEP ** after[..., None]
     level[..., 0] = on
-    return (cores * (at >= start))[..., None] * level
+    return (cores * started)[..., None] * level
 
 
 class StartLog:

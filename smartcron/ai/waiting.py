@@ -102,7 +102,7 @@ def held_back(
     tau, w, away = profile.tau_min["active"], np.asarray(sc.share), np.asarray(sc.away)
     d = max(0.0, idle_s - profile.idle_below) / 60.0
     at = np.asarray([(s - slots[0]).total_seconds() / 60.0 for s in slots])
-    left = np.clip(at[last] - at[1:] - d, 0.0, None)  # to leave in, before the last slot
+    left = np.maximum(at[last] - at[1:] - d, 0.0)  # to leave in, before the last slot
     stays: Any = 1.0  # away at the slot, and for the constraint's time
     leave: Any = 0.0
     if tau > 0:  # else no persistence was learnt: nobody is known to stay or leave
