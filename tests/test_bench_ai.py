@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -61,6 +62,8 @@ def test_a_slow_machine_is_measured_not_refused(trained, timeline, monkeypatch):
     assert got["decision_ms"]["p99"] >= got["decision_ms"]["median"] > 0
     assert got["decision_sklearn_ms"]["p99"] >= got["decision_sklearn_ms"]["median"] > 0
     assert got["onnx_one_row_ms"]["median"] > 0
+    card = json.loads((trained / "model.json").read_text())
+    assert got["job_forests"] == len(card.get("job_models") or [])  # the model it timed
 
 
 def test_a_failing_cost_step_is_reported_not_raised(trained, timeline):

@@ -347,7 +347,8 @@ def _print_costs(c: dict[str, Any] | None) -> None:
         return
     click.echo(
         f"decision (features + ONNX, {c['slots_per_decision']} slots,"
-        f" {c.get('plan_runs', 0)} other runs planned): median"
+        f" {c.get('plan_runs', 0)} other runs planned, {c.get('job_forests', 0)} job"
+        " forests in the model): median"
         f" {c['decision_ms']['median']} ms, p99 {c['decision_ms']['p99']} ms;"
         f" the same with scikit-learn: median {c['decision_sklearn_ms']['median']} ms,"
         f" p99 {c['decision_sklearn_ms']['p99']} ms;"

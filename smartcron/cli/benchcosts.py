@@ -91,6 +91,8 @@ def costs(
             1 for k in range(advisor.policy.max_slots + 1) if k * advisor.policy.step < window
         ),
         "plan_runs": PLAN_RUNS,
+        # a row visits the root of every forest's trees: more job forests, dearer rows
+        "job_forests": len(model.jobs or {}),
         "decision_ms": _quantiles(decide),
         "decision_sklearn_ms": _quantiles(decide_sk),
         "onnx_one_row_ms": _quantiles(onnx_one),
