@@ -160,11 +160,12 @@ def make(
     outcomes: Mapping[str, list[FakeOutcome]] | None = None,
     history: HistoryStore | None = None,
     advisor: object = None,
+    load: bool = True,
     **settings: object,
 ) -> Harness:
     """A user-mode daemon on `crontab`; `outcomes` by command, one per run (the last
     repeats). `clock` defaults to a FakeClock at `start` (pass one to restart a daemon
-    on the same boot)."""
+    on the same boot). `load=False`: the test makes the first load (`reload(force=True)`)."""
     cfg = user_config(tmp_path, crontab, **settings)
     clock = clock or FakeClock(start)
     plan = {cmd: list(items) for cmd, items in (outcomes or {}).items()}
@@ -189,7 +190,8 @@ def make(
         smart=SmartParts(monitor=monitor, advisor=advisor),  # type: ignore[arg-type]
         waker=FakeWaker(clock, runner),
     )
-    daemon.reload(force=True)
+    if load:
+        daemon.reload(force=True)
     return Harness(daemon, clock, runner, mailer, store, monitor, plan)
 
 

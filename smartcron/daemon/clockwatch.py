@@ -72,6 +72,11 @@ class ClockWatch:
         self.utc_minute = utc_minute
         return seen, stepped
 
+    def behind(self, now: datetime) -> bool:
+        """Whether a minute began since the last reading (only the start's can lag: each
+        wake-up observes)."""
+        return math.floor(now.timestamp() / 60) > self.utc_minute
+
     def jumped(self, start: datetime, end: datetime) -> None:
         """A forward step from `start` to `end` (seen running, or across a restart)."""
         self.jumps = [*self.jumps[-(MAX_JUMPS - 1) :], Jump(start, end)]

@@ -293,6 +293,14 @@ class Database:
     def jobs(self) -> list[Job]:
         return [job for loaded in self.files.values() for job in loaded.jobs]
 
+    def ctimes(self, key: str) -> list[int]:
+        """The status-change times (ns) of a loaded file and of its companion."""
+        loaded = self.files.get(key)
+        if loaded is None:
+            return []
+        stamps = [loaded.stamp, getattr(loaded.companion, "stamp", loaded.companion)]
+        return [stamp[1] for stamp in stamps if stamp is not None]
+
 
 def _side_stamp(source: Source) -> Stamp | None:
     return None if source.job_file else _stamp_of(companion_path(source.path))

@@ -166,13 +166,11 @@ class Daemon:
     def reload(self, force: bool = False) -> list[str]:
         changed = self.db.refresh(force=force)
         now = self.clock.now()
-        for key in changed:
-            loaded = self.db.files.get(key)
-            companion = None if loaded is None else loaded.companion
-            stamps = (
-                [] if loaded is None else [loaded.stamp, getattr(companion, "stamp", companion)]
-            )
-            changes = [self.clock.file_time(st[1]) for st in stamps if st is not None]  # ctime
+        # Not at the first load, cron.c's load_database() before its first minute: every
+        # minute after the start runs on it, whatever the stamps (a crontab stamped
+        # ahead of the clock would lose the minute begun between the start and now).
+        for key in changed if not self._recovering else []:
+            changes = [self.clock.file_time(ns) for ns in self.db.ctimes(key)]
             self._fresh[key] = min([now, max(changes, default=now)])
         if self._recovering:
             self._recovering = False
@@ -343,6 +341,8 @@ class Daemon:
     def next_wake(self) -> datetime:
         """The next instant anything is due (at most MAX_SLEEP away)."""
         now = self.clock.now()
+        if self.watch.behind(now):  # cron.c wakes at the first top after its start
+            return now
         horizon = now + MAX_SLEEP
         best = horizon
         for job in self.db.jobs:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from smartcron.store.journal import CLOSED, DOWN, RESTARTED, Journal
 from smartcron.testing import FakeClock
@@ -151,3 +151,32 @@ def test_a_crontab_changed_before_the_top_of_a_minute_fires_in_it_even_if_notice
     # while asleep since 00:31:30, nothing is replayed for 00:32 and 00:33 either
     run_until(daemon, clock, at("00:35:30"))
     assert rec.runs == [("every-minute", "00:34Z"), ("every-minute", "00:35Z")]
+
+
+class FilesAhead(FakeClock):
+    """A clock set back after the files were written: their stamps are an hour ahead."""
+
+    def file_time(self, stamp_ns: int) -> datetime:
+        return super().file_time(stamp_ns) + timedelta(hours=1)
+
+
+def test_the_first_load_after_the_top_of_the_first_minute_runs_that_minute(tmp_path):
+    # The kill -9 loop found it (libfaketime's clock is behind the files' stamps): a
+    # daemon started at 00:57:59.5 whose first load came at 00:58:00.5 took its files
+    # for changed in 00:58, so neither the plain line nor the smart firing of 00:58 was
+    # ever made; and it slept to 00:59 before looking at 00:58 at all. cron.c loads its
+    # database before its first minute and wakes at that minute's top; so does the daemon.
+    crontab = "#@smart window=1h\n* * * * * smart\n* * * * * plain\n"
+    h = make(tmp_path, crontab, clock=FilesAhead(at("00:57:59.500")), load=False)
+    h.clock.advance(timedelta(seconds=1))
+    h.daemon.reload(force=True)  # as smartcron.daemon.service does once the daemon is made
+    h.run_until(at("00:58:30"))
+    assert sorted(h.starts) == [("plain", "00:58Z"), ("smart", "00:58Z")]
+    assert [s.firing.nominal for s in h.firings("smart")] == [at("00:58:00")]
+    # a later change is still first used in the minute after it (finding 9)
+    h.clock.advance(at("00:59:00.500") - h.clock.now())
+    time.sleep(0.02)
+    (tmp_path / "crontab").write_text("* * * * * other\n")
+    h.daemon._next_rescan = h.clock.now()
+    h.run_until(at("01:00:30"))
+    assert h.starts[2:] == [("other", "01:00Z")]
