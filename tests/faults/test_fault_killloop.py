@@ -125,9 +125,9 @@ def test_kill_9_loop_doubles_nothing_and_loses_nothing_outside_crons_rules(tmp_p
             time.sleep(rng.uniform(0.0, 0.5))
             lives.append(start(config, clock, log))
         clock.sleep_until(clock.now() + timedelta(minutes=2, seconds=30))
+        lives[-1].killed = clock.now()  # a stopping daemon starts no new minute
         lives[-1].proc.send_signal(signal.SIGTERM)
         lives[-1].proc.wait(timeout=30)
-        lives[-1].killed = clock.now()
     finally:
         for life in lives:
             if life.proc.poll() is None:
