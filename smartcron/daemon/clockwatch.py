@@ -41,6 +41,7 @@ class ClockWatch:
         self.utc_minute = math.floor(self.last_wall / 60)  # the last minute observed
         self.jumps: list[Jump] = []
         self.sleep: Sleep | None = None  # the suspend seen by the last observe(), if one
+        self._asked = False  # behind()
 
     def observe(self, now: datetime) -> tuple[list[tuple[int, int]], bool]:
         """The (utc, local) minutes cron would have woken in since the last reading, and
@@ -73,9 +74,12 @@ class ClockWatch:
         return seen, stepped
 
     def behind(self, now: datetime) -> bool:
-        """Whether a minute began since the last reading (only the start's can lag: each
-        wake-up observes)."""
-        return math.floor(now.timestamp() / 60) > self.utc_minute
+        """At the first call only: whether a minute began since the start (cron.c wakes at
+        the first top after its start). Never again, so a wake-up failing before it
+        observes cannot make the loop spin."""
+        late = not self._asked and math.floor(now.timestamp() / 60) > self.utc_minute
+        self._asked = True
+        return late
 
     def jumped(self, start: datetime, end: datetime) -> None:
         """A forward step from `start` to `end` (seen running, or across a restart)."""

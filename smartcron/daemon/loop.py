@@ -341,7 +341,7 @@ class Daemon:
     def next_wake(self) -> datetime:
         """The next instant anything is due (at most MAX_SLEEP away)."""
         now = self.clock.now()
-        if self.watch.behind(now):  # cron.c wakes at the first top after its start
+        if self.watch.behind(now):  # the first top after the start has passed
             return now
         horizon = now + MAX_SLEEP
         best = horizon

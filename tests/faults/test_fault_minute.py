@@ -177,6 +177,19 @@ def test_the_first_load_after_the_top_of_the_first_minute_runs_that_minute(tmp_p
     h.clock.advance(at("00:59:00.500") - h.clock.now())
     time.sleep(0.02)
     (tmp_path / "crontab").write_text("* * * * * other\n")
-    h.daemon._next_rescan = h.clock.now()
+    h.daemon._next_rescan = h.clock.now()  # inotify woke the loop (Daemon.run does this)
+    h.daemon.step()
     h.run_until(at("01:00:30"))
     assert h.starts[2:] == [("other", "01:00Z")]
+
+
+def test_the_first_wake_up_is_at_once_when_a_minute_began_during_the_start_and_only_once(
+    tmp_path,
+):
+    h = make(tmp_path, "* * * * * plain\n", start=at("00:57:59.500"), load=False)
+    h.clock.advance(timedelta(seconds=1))
+    h.daemon.reload(force=True)
+    assert h.daemon.next_wake() == at("00:58:00.500")  # 00:58 began since the start
+    # asked again (as after a wake-up that failed before it observed): the next fire,
+    # never "at once" again, so such a failure cannot make the loop spin
+    assert h.daemon.next_wake() == at("00:59:00")
