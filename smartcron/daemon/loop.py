@@ -166,9 +166,9 @@ class Daemon:
     def reload(self, force: bool = False) -> list[str]:
         changed = self.db.refresh(force=force)
         now = self.clock.now()
-        # Not at the first load, cron.c's load_database() before its first minute: every
-        # minute after the start runs on it, whatever the stamps (a crontab stamped
-        # ahead of the clock would lose the minute begun between the start and now).
+        # A later load counts from when each file changed. The first is cron.c's
+        # load_database() before its first minute, whatever the stamps say (a crontab
+        # stamped ahead of the clock lost the minute begun between the start and now).
         for key in changed if not self._recovering else []:
             changes = [self.clock.file_time(ns) for ns in self.db.ctimes(key)]
             self._fresh[key] = min([now, max(changes, default=now)])
