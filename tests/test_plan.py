@@ -134,6 +134,29 @@ def test_a_firing_runs_now_when_no_slot_beats_the_margin(tmp_path: Path) -> None
     assert keen.advise(f, spec, sample_snapshot(NOW, load1=1.2), NOW).action == "defer"
 
 
+def test_a_trade_of_success_for_less_interference_is_capped_by_max_loss(tmp_path: Path) -> None:
+    """load1 0 now (P 1.0) with the user at the keyboard; later the load is back at its
+    level 1 (P 0.9) and the user gone. At an interference cost of 1 a CPU-minute, the
+    10-minute run costs 10 now and about 0.1 later: the advisor trades 0.1 of P(success)
+    for it, unless max_loss forbids a trade that large (then it runs now)."""
+    model = _model(tmp_path)
+    spec = SmartSpec(window=timedelta(hours=2), interference_cost=1.0)
+    snap = sample_snapshot(NOW, load1=0.0, load5=0.0, idle_seconds=0.0)
+    f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+    verdicts = {}
+    for cap in (None, 0.2, 0.05):
+        advisor = SmartAdvisor(model, MemoryStats(), Policy(max_loss=cap))
+        verdicts[cap] = advisor.advise(f, spec, snap, NOW)
+    assert verdicts[None].action == verdicts[0.2].action == "defer"
+    assert verdicts[0.2].model is not None
+    assert verdicts[0.2].model["best_p_success"] == pytest.approx(0.9, abs=0.01)
+    assert verdicts[0.05].action == "run", verdicts[0.05].reason
+    assert verdicts[0.05].reason.endswith(
+        "now is the lowest of those giving up at most 0.05 of success)"
+    )
+    assert Policy().max_loss == pytest.approx(0.25)  # docs/ai.md, round 20
+
+
 def test_the_failure_cost_weighs_against_the_delay_cost(tmp_path: Path) -> None:
     """load1 1.5 now, 1 later: 0.05 more P(success) from the first later slot (01:10).
     At delay_cost 0.5 per hour, the 10 minutes cost 0.08: run now. A failure worth 10

@@ -47,6 +47,11 @@ class Policy:
     # re-planning already takes back a deferral that stops paying.
     margin: float = 0.0
     uncertainty: float = 0.0
+    # The most P(success) a later start may give up against now's for less interference
+    # (a slot or waiting plan below now's by more is not a candidate). Each such trade
+    # pays in the model's estimates; on the development seeds the trades past this
+    # lost runs to the rules' fixed start on some machines (docs/ai.md, round 20).
+    max_loss: float | None = 0.25
     # An away user counts as gone only after this much idle (partly before); 600, not 300:
     # a pause no longer starts a heavy job into the user's load (docs/ai.md, round 3)
     settle_s: float = 600.0
@@ -156,7 +161,10 @@ class SmartAdvisor:
         cost = expected_costs(sc.p, sc.runtime, sc.a, delay_h, cores, costs)
         bar = float(cost[0]) - pol.margin * costs.fail
         best, best_cost = 0, float(cost[0])
+        floor = -math.inf if pol.max_loss is None else float(sc.p[0]) - pol.max_loss
         for k in range(1, last + 1):
+            if float(sc.p[k]) < floor:
+                continue
             doubted = float(cost[k]) + self._doubt(sc, k, costs, cores)
             if doubted < min(bar, best_cost):
                 best, best_cost = k, doubted
@@ -165,7 +173,7 @@ class SmartAdvisor:
         for wait in waits:  # run at the first good minute: valued at the last slot's delay
             p, rt, a = (float(v) for v in (wait.p, wait.runtime, wait.a))  # not float32
             c = expected_cost(p, rt, a, delay_h[last], cores, costs)
-            if c < min(bar, best_cost):
+            if p >= floor and c < min(bar, best_cost):
                 best, best_cost, p_best, a_best, rt_best = last, c, *_pa(wait)
                 until = slots[last]
                 when = f"{wait.when}, by {until.astimezone(self.model.tz):%H:%M}"
@@ -174,7 +182,8 @@ class SmartAdvisor:
             self.commitments.commit(key, now, float(sc.runtime[0]), cores)
             reason = (
                 f"constraints hold (model: success {sc.p[0]:.2f} now, runtime"
-                f" ~{_mins(sc.runtime[0])}, cost {cost[0]:.2f} now is the lowest)"
+                f" ~{_mins(sc.runtime[0])}, cost {cost[0]:.2f} now is the lowest"
+                f"{_capped(sc.p, cost, last, floor, pol.max_loss)})"
             )
             return Verdict(action="run", until=None, reason=reason, model=outputs)
         self.commitments.commit(key, until, rt_best, cores)
@@ -282,6 +291,14 @@ def _mean(values: np.ndarray) -> Any:
     """np.mean over the first axis, the same floats without its generic checks (a
     decision takes three means of a dozen values)."""
     return np.add.reduce(values, axis=0) / len(values)
+
+
+def _capped(p: np.ndarray, cost: np.ndarray, last: int, floor: float, cap: float | None) -> str:
+    """What a run-now reason adds when a cheaper later slot was barred by
+    `Policy.max_loss` (explain shows why the firing did not wait for it)."""
+    if cap is None or not any(p[k] < floor and cost[k] < cost[0] for k in range(1, last + 1)):
+        return ""
+    return f" of those giving up at most {cap:.2f} of success"
 
 
 def _pa(wait: Wait) -> tuple[float, float, float]:
