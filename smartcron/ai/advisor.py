@@ -162,8 +162,10 @@ class SmartAdvisor:
         bar = float(cost[0]) - pol.margin * costs.fail
         best, best_cost = 0, float(cost[0])
         floor = -math.inf if pol.max_loss is None else float(sc.p[0]) - pol.max_loss
+        barred = False  # a cheaper slot that max_loss kept from being chosen
         for k in range(1, last + 1):
             if float(sc.p[k]) < floor:
+                barred = barred or float(cost[k]) < float(cost[0])
                 continue
             doubted = float(cost[k]) + self._doubt(sc, k, costs, cores)
             if doubted < min(bar, best_cost):
@@ -180,10 +182,11 @@ class SmartAdvisor:
         outputs = _outputs(sc, len(slots)) | {"cost_now": round(float(cost[0]), 4)}
         if best == 0:
             self.commitments.commit(key, now, float(sc.runtime[0]), cores)
+            capped = f" of those giving up at most {pol.max_loss:.2f} of success" if barred else ""
             reason = (
                 f"constraints hold (model: success {sc.p[0]:.2f} now, runtime"
                 f" ~{_mins(sc.runtime[0])}, cost {cost[0]:.2f} now is the lowest"
-                f"{_capped(sc.p, cost, last, floor, pol.max_loss)})"
+                f"{capped})"
             )
             return Verdict(action="run", until=None, reason=reason, model=outputs)
         self.commitments.commit(key, until, rt_best, cores)
@@ -291,14 +294,6 @@ def _mean(values: np.ndarray) -> Any:
     """np.mean over the first axis, the same floats without its generic checks (a
     decision takes three means of a dozen values)."""
     return np.add.reduce(values, axis=0) / len(values)
-
-
-def _capped(p: np.ndarray, cost: np.ndarray, last: int, floor: float, cap: float | None) -> str:
-    """What a run-now reason adds when a cheaper later slot was barred by
-    `Policy.max_loss` (explain shows why the firing did not wait for it)."""
-    if cap is None or not any(p[k] < floor and cost[k] < cost[0] for k in range(1, last + 1)):
-        return ""
-    return f" of those giving up at most {cap:.2f} of success"
 
 
 def _pa(wait: Wait) -> tuple[float, float, float]:
