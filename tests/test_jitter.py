@@ -142,18 +142,20 @@ def test_status_and_explain_show_the_offset_this_host_chose(tmp_path, monkeypatc
     assert f"jitter: on this host each firing starts {seconds} s into its window" in text
 
 
-def test_the_daemon_does_not_load_openssl_for_its_hashes():
+def test_the_daemon_does_not_load_openssl_for_its_hashes_with_or_without_a_model():
     # hashlib maps OpenSSL's libcrypto, about 3.5 MB of the daemon's 30 MB idle budget
-    # (benchmarks daemon-idle): jitter, exploration's draws and job ids hash without it.
+    # (benchmarks daemon-idle): jitter, exploration's draws, job ids and the model's
+    # checksum hash without it.
     import subprocess
     import sys
 
     code = (
         "import sys, smartcron.cli.daemon, smartcron.daemon.service, smartcron.smart.jitter\n"
-        "import smartcron.smart.explore\n"
+        "import smartcron.smart.explore, smartcron.ai.model, smartcron.ai.advisor\n"
         "from datetime import timedelta\n"
         "smartcron.smart.jitter.jitter_offset(timedelta(hours=1), 'job', 'host')\n"
         "smartcron.smart.explore.uniform(7, 'job', 'nominal')\n"
+        "smartcron.ai.model.sha256(b'model').hexdigest()\n"
         "print(sorted(m for m in ('hashlib', '_hashlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
