@@ -14,6 +14,18 @@ from smartcron.run.mail import SendmailMailer
 from tests.pgkit import PgServer
 
 
+@pytest.fixture(autouse=True)
+def _schemas_checked_in_process() -> Iterator[None]:
+    """serve() checks schemas in a child interpreter for the rest of its process (the
+    daemon's memory: smartcron.smart.schemacheck). A test that runs serve() in this
+    process must not leave every later test starting a Python per check: two property
+    tests of tests/test_smartspec_files.py took 54 s instead of 1 s after one did."""
+    from smartcron.smart import schemacheck
+
+    yield
+    schemacheck.out_of_process(False)
+
+
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model, trained once per session: eight days of simulated cron history on
