@@ -26,21 +26,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-try:  # CPython's own SHA-256 (3.12 on: _sha2; 3.11: _sha256), not hashlib's, which would
-    # map OpenSSL's libcrypto (3.4 MB of RSS, benchmarks daemon-model) into the daemon
-    from _sha2 import sha256
-except ImportError:  # pragma: no cover - depends on the interpreter
-    try:
-        from _sha256 import sha256
-    except ImportError:
-        from hashlib import sha256
-
 import numpy as np
 
 from smartcron.ai.features import (
     FEATURES,
     Profile,
 )
+from smartcron.hashes import sha256  # not hashlib: no OpenSSL in the daemon
 
 CARD_NAME, ONNX_NAME, PKL_NAME = "model.json", "model.onnx", "model.pkl"
 CARD_FORMAT = 1

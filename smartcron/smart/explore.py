@@ -26,12 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-try:  # hashlib's BLAKE2 is CPython's own _blake2: the same digests without hashlib, which
-    # would map OpenSSL's libcrypto (about 3.5 MB) into the daemon (smartcron.smart.jobids)
-    from _blake2 import blake2b
-except ImportError:  # pragma: no cover - another interpreter
-    from hashlib import blake2b
-
+from smartcron.hashes import blake2b  # not hashlib: no OpenSSL in the daemon
 from smartcron.smart.gate import Advisor, Firing, Verdict
 from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
