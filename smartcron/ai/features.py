@@ -14,6 +14,7 @@ values with ``runs = 0``. Pure: no clock, no I/O, no pandas or scikit-learn.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 
 from smartcron.ai.forecasting import Forecaster as Forecaster
@@ -58,7 +59,7 @@ FEATURES: tuple[str, ...] = (
     "runs",  # how many of those there are (0..RECENT_RUNS)
     "runtime_log1p",  # log1p(mean runtime s of those runs): also tells jobs apart
     "minutes_late",  # minutes since the nominal time
-    # the job's identity, partially pooled (see job_rates): its success rate at the hour
+    # the job's identity, partially pooled (see time_rows): its success rate at the hour
     # and weekday of `now` (the slot's, not the firing's), the runs behind the hour's
     # estimate, and its overall rate over the last LOOKBACK_RUNS
     "job_hour_rate",
@@ -80,17 +81,6 @@ FEATURES: tuple[str, ...] = (
 SHRINK_RUNS = 10.0
 PRIOR_RATE = 0.9
 _TAU = 2.0 * math.pi
-
-
-def job_rates(stats: JobHistoryStats, local: datetime) -> tuple[float, float, float, float]:
-    """(hour rate, weekday rate, log1p(runs in the hour), overall rate) at local time
-    `local`: the overall rate shrunk toward PRIOR_RATE, the hour and weekday rates toward it."""
-    k = SHRINK_RUNS
-    overall = (stats.total_ok + k * PRIOR_RATE) / (stats.total_runs + k)
-    h, d = local.hour, local.weekday()
-    hour = (stats.hour_ok[h] + k * overall) / (stats.hour_runs[h] + k)
-    weekday = (stats.weekday_ok[d] + k * overall) / (stats.weekday_runs[d] + k)
-    return hour, weekday, math.log1p(stats.hour_runs[h]), overall
 
 
 def _flag(value: bool | None, default: float) -> float:
@@ -157,19 +147,50 @@ def time_features(
 ) -> list[float]:
     """The rest of `features`: the clock at `now`, the job's record and the runs starting
     beside it (FEATURES from hour on)."""
-    local = now.astimezone(tz)
-    hour = local.hour + local.minute / 60.0
+    return time_rows(stats, nominal, (now,), tz, (starting,))[0]
+
+
+def time_rows(
+    stats: JobHistoryStats,
+    nominal: datetime,
+    instants: Sequence[datetime],
+    tz: tzinfo = UTC,
+    starting: Sequence[float] = (),
+) -> list[list[float]]:
+    """`time_features` at each of `instants` (with the cores `starting` then, 0 where
+    not given): what the record alone gives is found once, as a decision asks about a
+    dozen slots. The job's rates: the overall one shrunk toward PRIOR_RATE, the hour's
+    and the weekday's toward it."""
+    k = SHRINK_RUNS
+    overall = (stats.total_ok + k * PRIOR_RATE) / (stats.total_runs + k)
     runtime = stats.mean_runtime_s
-    return [
-        float(local.hour),
-        math.sin(_TAU * hour / 24.0),
-        math.cos(_TAU * hour / 24.0),
-        float(local.weekday()),
+    record = (
         _flag(stats.last_ok, 0.5),
         0.5 if stats.success_rate is None else stats.success_rate,
         float(stats.runs),
         0.0 if runtime is None else math.log1p(max(0.0, runtime)),
-        (now - nominal).total_seconds() / 60.0,
-        *job_rates(stats, local),
-        max(0.0, starting),
-    ]
+    )
+    hour_ok, hour_runs = stats.hour_ok, stats.hour_runs
+    day_ok, day_runs = stats.weekday_ok, stats.weekday_runs
+    cores = list(starting) + [0.0] * (len(instants) - len(starting))
+    rows = []
+    for now, c in zip(instants, cores, strict=True):
+        local = now.astimezone(tz)
+        h, d = local.hour, local.weekday()
+        hour = h + local.minute / 60.0
+        rows.append(
+            [
+                float(h),
+                math.sin(_TAU * hour / 24.0),
+                math.cos(_TAU * hour / 24.0),
+                float(d),
+                *record,
+                (now - nominal).total_seconds() / 60.0,
+                (hour_ok[h] + k * overall) / (hour_runs[h] + k),
+                (day_ok[d] + k * overall) / (day_runs[d] + k),
+                math.log1p(hour_runs[h]),
+                overall,
+                max(0.0, c),
+            ]
+        )
+    return rows

@@ -25,7 +25,7 @@ from smartcron.ai.features import (
     idle_columns,
     quieter_values,
     state_row,
-    time_features,
+    time_rows,
 )
 from smartcron.ai.forecasting import ActiveChance, Later, binned
 from smartcron.ai.model import ACTIVE_IDLE_BELOW, LoadedModel
@@ -33,7 +33,7 @@ from smartcron.ai.plan import loads_with, with_load
 from smartcron.ai.profile import PROFILED
 
 _IDLE = FEATURES.index("idle_log1p")  # then idle_known: features.idle_columns
-_CLOCK = FEATURES.index("hour")  # time_features' first column
+_CLOCK = FEATURES.index("hour")  # time_rows' first column
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +134,7 @@ class Scorer:
             return Scores(p, runtime, a)
         forecasts = Forecaster(snap, profile, tz)
         later = forecasts.many(slots[1:])
-        clocks = {
-            k: time_features(stats, nominal, slot, tz, float(starting[k]))
-            for k, slot in enumerate(slots[1:], 1)
-        }
+        clocks = dict(enumerate(time_rows(stats, nominal, slots[1:], tz, starting[1:].tolist()), 1))
         bins = profile.bin_count if len(slots) > 1 else 1
         first = np.asarray(rows, np.float64)
         table = np.concatenate([first, self._later(snap, later, clocks, slots, extra)])
@@ -169,7 +166,7 @@ class Scorer:
         """The later slots' rows: per slot, per bin of the forecast's spread (`binned`;
         one without bins), the user active then and away. A row is `state_row` at the
         forecast's profiled columns (plus the other runs' load) and idle time, then the
-        slot's `time_features`: built as arrays, a decision has about 80."""
+        slot's `time_rows`: built as arrays, a decision has about 80."""
         n, width = len(slots) - 1, len(FEATURES)
         if not n:
             return np.empty((0, width))
@@ -234,9 +231,8 @@ class Scorer:
             return sc.quiet
         assert sc.forecasts is not None
         tz, (extra, starting) = self.model.tz, w.plan
-        clocks = {
-            k: time_features(w.stats, w.nominal, w.slots[k], tz, float(starting[k])) for k in picks
-        }
+        at, cores = [w.slots[k] for k in picks], [float(starting[k]) for k in picks]
+        clocks = dict(zip(picks, time_rows(w.stats, w.nominal, at, tz, cores), strict=True))
         rows = self.quiet_rows(sc.forecasts, w.slots, extra, picks, clocks)
         p_raw, _ = self.model.predict(np.asarray(rows), w.job)
         return p_raw.reshape(len(picks), len(self.depths), 2)
