@@ -20,6 +20,8 @@ from smartcron.ai.features import (
     RunOutcome,
     features,
     job_stats,
+    time_features,
+    time_rows,
 )
 from smartcron.store.history import from_db_time, to_db_time
 from smartcron.testing import sample_snapshot
@@ -105,6 +107,27 @@ def test_a_job_hour_with_few_runs_stays_near_the_job_and_one_with_many_is_truste
     assert value(few, "job_hour_rate") > 0.65 and value(many, "job_hour_rate") < 0.02
     assert value(few, "job_hour_runs_log1p") == pytest.approx(math.log1p(4))
     assert value(many, "job_weekday_rate") < 0.02  # all 400 Wednesday runs failed too
+
+
+def test_a_decisions_rows_at_many_instants_are_each_instants_own_row() -> None:
+    # time_rows works the record out once for a decision's slots: no slot may see
+    # another's hour, weekday or cores
+    stats = _job(400, 0, 800, 400)
+    instants = [T + timedelta(minutes=m) for m in (0, 45, 150, 24 * 60 * 4 + 5)]
+    cores = [0.0, 2.5, -1.0, 1.0]
+    rows = time_rows(stats, T, instants, UTC, cores)
+    assert rows == [
+        time_features(stats, T, at, UTC, c) for at, c in zip(instants, cores, strict=True)
+    ]
+    clock = FEATURES.index("hour")
+    assert [r[FEATURES.index("minutes_late") - clock] for r in rows] == [0.0, 45.0, 150.0, 5765.0]
+    assert [r[-1] for r in rows] == [0.0, 2.5, 0.0, 1.0]  # starting_cores, never below 0
+    hour_rate = FEATURES.index("job_hour_rate") - clock
+    assert rows[0][hour_rate] < 0.02 and rows[2][hour_rate] > 0.4  # 13:xx failed, 16:xx unseen
+    assert rows[3][FEATURES.index("weekday") - clock] == 6.0  # Sunday
+    assert time_rows(stats, T, instants[:2]) == [
+        time_features(stats, T, at) for at in instants[:2]
+    ]  # no cores given: 0
 
 
 def test_the_hour_features_follow_the_slot_not_the_nominal_time() -> None:
