@@ -19,7 +19,6 @@ graph, float32 too, routes every row as scikit-learn does (see docs/ai.md).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -34,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from smartcron.ai.estimators import JOB_FOREST, PARAMS, SPLIT, Fitted, fit, metrics, to_onnx
+from smartcron.ai.card import model_card, weight_summary
+from smartcron.ai.estimators import PARAMS, SPLIT, Fitted, fit, metrics, to_onnx
 from smartcron.ai.features import (
     FEATURES,
     Profile,
@@ -44,15 +44,7 @@ from smartcron.ai.features import (
     state_profile,
 )
 from smartcron.ai.jobstats import JobRecord
-from smartcron.ai.model import (
-    ACTIVE_IDLE_BELOW,
-    CARD_FORMAT,
-    CARD_NAME,
-    ONNX_NAME,
-    OUTPUT_P,
-    OUTPUT_RUNTIME,
-    PKL_NAME,
-)
+from smartcron.ai.model import ACTIVE_IDLE_BELOW, CARD_NAME, ONNX_NAME, PKL_NAME
 from smartcron.ai.plan import StartLog
 from smartcron.errors import SmartcronError
 from smartcron.smart.monitor import Snapshot
@@ -276,21 +268,6 @@ def _check(data: Dataset, name: str, min_runs: int, min_failures: int) -> None:
         )
 
 
-# ------------------------------------------------------------------ exporting
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _versions() -> dict[str, str]:
-    import importlib
-
-    names = {"scikit-learn": "sklearn", "onnx": "onnx", "skl2onnx": "skl2onnx"}
-    names |= {"onnxruntime": "onnxruntime", "numpy": "numpy"}
-    return {key: importlib.import_module(mod).__version__ for key, mod in names.items()}
-
-
 def train(
     db: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -327,7 +304,9 @@ def train(
         (staged / ONNX_NAME).write_bytes(blob)
         joblib.dump(models, staged / PKL_NAME)
         settings = SPLIT | (params or PARAMS) | {"random_state": seed}
-        card = _card(data, cut, scores, tz, settings, now, staged) | {
+        weights = weight_summary(data.weight, W_MAX)
+        measured = {"holdout": scores, "weights": weights}
+        card = model_card(data, cut, measured, tz, settings, now, staged) | {
             "job_models": list(models.jobs)
         }
         (staged / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n")
@@ -337,64 +316,3 @@ def train(
     say(f"wrote {target}")
     rows, jobs = data.X[last], data.jobs[last]  # the held-out rows, for the tests
     return Result(out=target, card=card, models=models, holdout=rows, holdout_jobs=jobs)
-
-
-def _weight_summary(weight: np.ndarray) -> dict[str, Any]:
-    """How much the explored rows count (holdout metrics are unweighted)."""
-    explored = weight[weight != 1.0]
-    return {
-        "w_max": W_MAX,
-        "weighted_rows": len(explored),
-        "at_w_max": int((weight >= W_MAX).sum()),
-        "mean": round(float(weight.mean()), 4) if len(weight) else None,
-        "max": round(float(weight.max()), 4) if len(weight) else None,
-    }
-
-
-def _card(
-    data: Dataset, cut: int, scores: dict, tz: Any, params: dict, now: datetime | None, dir: Path
-) -> dict[str, Any]:
-    jobs = np.asarray(data.jobs)
-    per_job = {
-        str(j): {
-            "runs": int((jobs == j).sum()),
-            "failures": int(((jobs == j) & (data.ok == 0)).sum()),
-        }
-        for j in sorted(set(data.jobs))
-    }
-    return {
-        "format": CARD_FORMAT,
-        "features": list(FEATURES),
-        "timezone": str(tz),
-        "inputs": {
-            "features": f"float32 [N, {len(FEATURES)}]",
-            "job": "int64 scalar: the index of the job's own forest in job_models, -1 for none",
-        },
-        "outputs": {
-            OUTPUT_P: "float32 [N, 2]: column 1 is P(success)",
-            OUTPUT_RUNTIME: "float32 [N, 1]: log1p(runtime seconds)",
-        },
-        "estimators": {
-            "success": "CalibratedClassifierCV(RandomForestClassifier, sigmoid, cv=3),"
-            " one over every job and one per job in job_models (job_forest)",
-            "job_forest": JOB_FOREST,
-            "runtime": "RandomForestRegressor on log1p(runtime_s)",
-            "params": params,
-        },
-        "versions": _versions(),
-        "training": {
-            "from": data.at[0].isoformat(),
-            "to": data.at[-1].isoformat(),
-            "rows": len(data.ok),
-            "failures": int((data.ok == 0).sum()),
-            "train_rows": cut,
-            "holdout_rows": len(data.ok) - cut,
-            "runs_without_decision": data.dropped,
-            "jobs": per_job,
-        },
-        "metrics": {"holdout": scores, "weights": _weight_summary(data.weight)},
-        "active": {"idle_below_s": ACTIVE_IDLE_BELOW, "by_hour_of_week": data.active},
-        "profile": data.profile.to_dict(),
-        "sha256": {ONNX_NAME: _sha256(dir / ONNX_NAME), PKL_NAME: _sha256(dir / PKL_NAME)},
-        "created": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
-    }
