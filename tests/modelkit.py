@@ -47,14 +47,11 @@ def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
         helper.make_tensor_value_info("runtime_log1p", TensorProto.FLOAT, [None, 1]),
     ]
     hour, idle = FEATURES.index("hour"), FEATURES.index("idle_log1p")
-    start = FEATURES.index("starting_cores")
     inits = [
         helper.make_tensor("h0", TensorProto.INT64, [1], [hour]),
         helper.make_tensor("h1", TensorProto.INT64, [1], [hour + 1]),
         helper.make_tensor("i0", TensorProto.INT64, [1], [idle]),
         helper.make_tensor("i1", TensorProto.INT64, [1], [idle + 1]),
-        helper.make_tensor("s0", TensorProto.INT64, [1], [start]),
-        helper.make_tensor("s1", TensorProto.INT64, [1], [start + 1]),
         helper.make_tensor("c0", TensorProto.INT64, [1], [0]),
         helper.make_tensor("c2", TensorProto.INT64, [1], [2]),
         helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
@@ -72,11 +69,9 @@ def graph(p_success: str = "hour", runtime: str = "plain") -> bytes:
     elif p_success == "idle":  # P(success) = idle_log1p / 10: the user away helps
         nodes.append(helper.make_node("Slice", ["features", "i0", "i1", "axis"], ["i"]))
         nodes.append(helper.make_node("Div", ["i", "ten"], ["p"]))
-    elif p_success == "load":  # P(success) = 1 - (load1 + starting_cores) / 10
+    elif p_success == "load":  # P(success) = 1 - load1 / 10 (the runs starting beside in it)
         nodes.append(helper.make_node("Slice", ["features", "c0", "l1", "axis"], ["l"]))
-        nodes.append(helper.make_node("Slice", ["features", "s0", "s1", "axis"], ["s"]))
-        nodes.append(helper.make_node("Add", ["l", "s"], ["ls"]))
-        nodes.append(helper.make_node("Div", ["ls", "ten"], ["lt"]))
+        nodes.append(helper.make_node("Div", ["l", "ten"], ["lt"]))
         nodes.append(helper.make_node("Sub", ["one", "lt"], ["p"]))
     elif p_success == "step":  # P(success) = 1 below a load1 of 2, else 0: a threshold law
         nodes.append(helper.make_node("Slice", ["features", "c0", "l1", "axis"], ["l"]))
@@ -160,7 +155,7 @@ def card_profile(spike: float = 5.0, tau: float = 5.0, spread: float = 0.0) -> d
 
 
 def load_model_p_is_one_minus_load_over_ten(tmp_path: Path, now: datetime) -> object:
-    """A model with P(success) = 1 - (load1 + starting_cores) / 10, runtime 10 minutes, a
+    """A model with P(success) = 1 - load1 / 10, runtime 10 minutes, a
     flat load1 profile of 1 and nobody at the keyboard (test_plan, test_plan_deadline): a
     LoadedModel."""
     from smartcron.ai.model import LoadedModel, load_model

@@ -137,6 +137,8 @@ def test_the_card_lists_the_jobs_forests_in_the_graphs_order(tmp_path: Path) -> 
     shown = CliRunner().invoke(main, ["model", "--dir", str(tmp_path / "out")])
     own = ", ".join(result.card["job_models"])
     assert f"jobs with a forest of their own: {own}; the others share one" in shown.output
+    share = result.card["load_share"]
+    assert f"load share: {share:.2f} of a run's cores shows in this machine's load" in shown.output
 
 
 def test_a_job_code_out_of_range_gets_the_forest_over_every_job(

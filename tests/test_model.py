@@ -63,6 +63,22 @@ def test_corrupt_card_is_refused(tmp_path: Path) -> None:
     assert "corrupt card" in refused(d)
 
 
+@pytest.mark.parametrize("share", [-0.1, 1.5, "1", True, None])
+def test_a_card_with_a_load_share_outside_zero_to_one_is_refused(
+    share: object, tmp_path: Path
+) -> None:
+    assert "load_share" in refused(install(tmp_path / "m", graph(), load_share=share))
+
+
+def test_the_cards_load_share_is_the_models_and_an_older_card_counts_the_load_whole(
+    tmp_path: Path,
+) -> None:
+    half = load(install(tmp_path / "h", graph(), load_share=0.25))
+    older = load(install(tmp_path / "o", graph()))
+    assert isinstance(half, LoadedModel) and isinstance(older, LoadedModel)
+    assert (half.load_share, older.load_share) == (0.25, 1.0)
+
+
 def test_stale_model_is_refused(tmp_path: Path) -> None:
     d = install(tmp_path / "m", graph(), created=(NOW - timedelta(days=400)).isoformat())
     assert "stale" in refused(d)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.ai.model import LoadedModel, load_model
-from smartcron.ai.plan import KEEP, Commitments, Costs, expected_costs
+from smartcron.ai.plan import FIRST_MINUTE, Commitments, Costs, expected_costs
 from smartcron.sim.timeline import Timeline
 from smartcron.sim.trace import load_trace
 from smartcron.sim.world import load_world
@@ -93,6 +94,24 @@ def test_two_heavy_firings_due_together_are_planned_apart(tmp_path: Path) -> Non
     assert alone.advise(firing("b"), spec, snap, NOW).action == "run"
     unplanned = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0, plan=False))
     assert [unplanned.advise(firing(j), spec, snap, NOW).action for j in "ab"] == ["run", "run"]
+
+
+@pytest.mark.parametrize(("share", "p_now", "action"), [(0.0, 0.9, "run"), (0.5, 0.7, "defer")])
+def test_the_plan_counts_the_other_runs_load_by_the_models_load_share(
+    share: float, p_now: float, action: str, tmp_path: Path
+) -> None:
+    """A machine whose load does not move with its runs (a load share of 0, learnt from
+    its history: loadshare) gets no load planned for them: the second of two 4-core
+    firings due together sees load 1 (P 0.9) and runs; with a share of 0.5, load 3."""
+    model = dataclasses.replace(_model(tmp_path), load_share=share)
+    spec = SmartSpec(window=timedelta(hours=2))
+    snap = sample_snapshot(NOW, load1=1.0, load5=1.0)
+    advisor = SmartAdvisor(model, MemoryStats(), Policy(default_cores=4.0))
+    for job in "ab":
+        firing = gate.Firing(id=None, job_id=job, nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
+        verdict = advisor.advise(firing, spec, snap, NOW)
+    assert verdict.action == action and verdict.model is not None
+    assert verdict.model["p_success"] == pytest.approx(p_now)
 
 
 def test_an_explored_start_is_in_the_plan_the_other_firings_see(tmp_path: Path) -> None:
@@ -218,7 +237,8 @@ def test_commitments_forget_runs_whose_load_has_died_away() -> None:
 def test_planned_loads_rise_and_decay_as_the_simulators_job_load() -> None:
     """Commitments.loads gives the load1, load5, load15 a run adds as Timeline.occupy
     (and Linux's damped averages) does: a 2-core run over minutes 30-59, seen from minute
-    0, then from minute 45 (the part measured by then is taken out)."""
+    0, then from minute 45 (the part measured by then is taken out). In its first minute
+    its cores are starting_cores as well; a load share scales the load, not the cores."""
     timeline = Timeline(
         load_trace(trace_text(120).splitlines(), "t.csv"),
         load_world(WORLD + "machine: {cores: 4, job_load: true}\n", "w.yaml"),
@@ -232,12 +252,12 @@ def test_planned_loads_rise_and_decay_as_the_simulators_job_load() -> None:
     for row, cores, m in zip(ahead, starting, minutes, strict=True):
         got, was = timeline.snapshot(m), base[m]
         want = [got.load1 - was.load1, got.load5 - was.load5, got.load15 - was.load15]
-        if m == 30:  # its first minute: its cores are starting_cores, not load
-            assert want == pytest.approx((2.0 * (1.0 - KEEP)).tolist(), abs=1e-9)
-            assert row.tolist() == [0.0, 0.0, 0.0] and cores == 2.0
-        else:
-            assert row.tolist() == pytest.approx(want, abs=1e-9), m
-            assert cores == 0.0
+        assert row.tolist() == pytest.approx(want, abs=1e-9), m
+        if m == 30:  # its first minute: the world judges a start beside it by this load
+            assert want == pytest.approx((2.0 * FIRST_MINUTE).tolist(), abs=1e-9)
+        assert cores == (2.0 if m == 30 else 0.0)
+    half, cores_too = plans.loads(NOW, [NOW + m * MIN for m in minutes], "x", share=0.5)
+    assert np.allclose(half, ahead / 2) and (cores_too == starting).all()
     later, _ = plans.loads(NOW + 45 * MIN, [NOW + 45 * MIN, NOW + 65 * MIN], but="x")
     at45, at65 = timeline.snapshot(45), timeline.snapshot(65)
     assert later[1].tolist() == pytest.approx(

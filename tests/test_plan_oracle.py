@@ -48,6 +48,7 @@ class TrueLaw:
     tz: object = UTC
     profile: None = None
     active: list[float] = field(default_factory=lambda: [0.0] * 168)
+    load_share: float = 1.0
 
     def predict(self, rows: np.ndarray, job: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         hours = np.asarray(rows)[:, HOUR]

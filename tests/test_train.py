@@ -68,6 +68,8 @@ def test_card_has_what_spec_6_lists(trained: train.Result) -> None:
     assert set(prof["tau_min"]) == {*prof["columns"], "active"}
     loaded = load_model(trained.out, owner_uid=0, now=NOW)
     assert isinstance(loaded, LoadedModel) and loaded.profile is not None
+    # the share of a run's cores the history's load showed: the daemon's plan uses it
+    assert 0.0 <= card["load_share"] <= 1.0 and loaded.load_share == card["load_share"]
 
 
 def test_holdout_is_the_last_fifth_in_time_order(history: Path) -> None:

@@ -1,7 +1,8 @@
 """A training row sees the cores of the runs started just before it in the same wake-up
-(features' starting_cores, from smartcron.ai.plan.StartLog), as the advisor's plan
-gives them at decision time: with the row's load, what the simulated world judged the
-start by, on every run."""
+(features' starting_cores, from smartcron.ai.plan.StartLog), and their load times the
+load share (smartcron.ai.loadshare), as the advisor's plan gives them at decision time:
+the row's load is what the simulated world judged the start by, on every run; where the
+jobs do not load the machine, the history shows it and the rows add nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from smartcron.ai import train
 from smartcron.ai.features import FEATURES
-from smartcron.ai.plan import KEEP, StartLog
+from smartcron.ai.plan import StartLog
 from smartcron.sim import simulator
 from smartcron.sim.timeline import Timeline
 from smartcron.sim.trace import read_trace
@@ -82,18 +83,50 @@ def test_each_training_row_has_the_load_the_world_judged_its_start_by(
 
     data = train.load_dataset(db)
     assert sorted(set(data.jobs)) == ["heavy", "light"] and len(data.jobs) == 2 * 48
+    assert data.load_share == 1.0  # no two snapshots 15 minutes apart: the prior
     load1, load5 = FEATURES.index("load1"), FEATURES.index("load5")
     starting = FEATURES.index("starting_cores")
     for job, at, row in zip(data.jobs, data.at, data.X, strict=True):
         seen = judged[job, at]
-        # what the row has, the load and the cores starting beside it, the world judged
-        got1 = row[load1] + row[starting]
-        got5 = row[load5] + row[starting] * (1.0 - KEEP[1])
-        assert got1 == pytest.approx(seen.load1, rel=1e-5), (job, at)
-        assert got5 == pytest.approx(seen.load5, rel=1e-5), (job, at)
+        # the row's load, the cores starting beside it included, is what the world judged
+        assert row[load1] == pytest.approx(seen.load1, rel=1e-5), (job, at)
+        assert row[load5] == pytest.approx(seen.load5, rel=1e-5), (job, at)
     lights = [row for job, row in zip(data.jobs, data.X, strict=True) if job == "light"]
     heavies = [row for job, row in zip(data.jobs, data.X, strict=True) if job == "heavy"]
-    assert all(row[load1] + row[starting] >= 4.0 for row in lights)  # heavy started first
+    assert all(row[load1] >= 4.0 for row in lights)  # heavy started first
     assert all(row[starting] == 0.0 for row in heavies)
     # the gate decides a wake-up on one snapshot; cron's rows read it at each start
     assert all(row[starting] == (4.0 if policy == "rules" else 0.0) for row in lights)
+
+
+@pytest.mark.parametrize("job_load", [True, False])
+def test_the_load_share_is_learnt_from_the_history_and_the_rows_keep_the_worlds_load(
+    job_load: bool, tmp_path: Path
+) -> None:
+    """heavy (4 cores, 20 minutes) starts at :00, light at :10: the snapshot at :10
+    shows heavy's cores where jobs load the machine and not where they do not. The
+    share learnt is near 1 or 0 (the trace's own load wanders), and every row's load is
+    still what the world judged."""
+    crontab = CRONTAB.replace("0 * * * * light", "10 * * * * light")
+    world = WORLD if job_load else WORLD.replace("machine: {cores: 8, job_load: true}\n", "")
+    (tmp_path / "crontab").write_text(crontab)
+    (tmp_path / "world.yaml").write_text(world)
+    trace = read_trace(FIXTURES / "traces" / "laptop-8w.csv.gz")
+    scenario = simulator.load_scenario(tmp_path / "crontab", zone=UTC)
+    db = tmp_path / "h.db"
+    end = trace.start + timedelta(days=2)
+    loaded = read_world(tmp_path / "world.yaml")
+    simulator.simulate(scenario, trace, loaded, "rules", end=end, history=str(db))
+    data = train.load_dataset(db)
+    assert data.load_share == pytest.approx(1.0 if job_load else 0.0, abs=0.15)
+    timeline, load1 = Timeline(trace, loaded), FEATURES.index("load1")
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT job_id, started, runtime_s FROM runs ORDER BY started, id")
+        judged = {}
+        for job, started, runtime in runs.fetchall():
+            minute = timeline.index(from_db_time(started))  # type: ignore[arg-type]
+            judged[job, from_db_time(started)] = timeline.snapshot(minute).load1
+            if job_load:  # as the simulator does
+                timeline.occupy(minute, runtime, loaded.law_for(job).cpu)
+    for job, at, row in zip(data.jobs, data.at, data.X, strict=True):
+        assert row[load1] == pytest.approx(judged[job, at], rel=1e-5), (job, at)

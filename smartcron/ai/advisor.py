@@ -138,7 +138,7 @@ class SmartAdvisor:
         starting = np.zeros(len(slots))  # cores of the runs starting in the slot's minute
         if pol.plan:
             self.commitments.prune(now)
-            extra, starting = self.commitments.loads(now, slots, key)
+            extra, starting = self.commitments.loads(now, slots, key, self.model.load_share)
         costs, room = Costs.of(spec), _room(spec, pol)
         scorer = Scorer(self.model, pol.settle_s, pol.quiet_depths)
         bound = self._last(slots, None, firing.deadline, room)  # the room alone

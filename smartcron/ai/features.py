@@ -68,8 +68,9 @@ FEATURES: tuple[str, ...] = (
     "job_rate",
     # cores of the other smart runs starting in the same minute: the plan's at decision
     # time, in training those started after the decision's snapshot (plan.StartLog). A
-    # wake-up decides its firings on one snapshot, which cannot show them yet; the model
-    # learns from the runs whether they matter (they do if jobs load the machine).
+    # wake-up decides its firings on one snapshot, which cannot show them yet; their load
+    # is added to the load columns by the machine's load share (loadshare), and the
+    # cores stay here: the model learns from the runs whether they matter.
     "starting_cores",
 )
 # Partial pooling: rate = (ok + k * parent) / (n + k), SHRINK_RUNS = k pseudo-runs: a job

@@ -107,6 +107,8 @@ class LoadedModel:
     latency_bound_s: float = LATENCY_BOUND_S
     # job id -> its own forest's index; None: a model from before the job input
     jobs: Mapping[str, int] | None = field(default_factory=dict)
+    # the share of a run's cores this machine's load shows (loadshare; 1: older cards)
+    load_share: float = 1.0
 
     def predict(self, rows: np.ndarray, job: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(P(success), runtime s) per row, every row a state of `job` (its own forest
@@ -185,6 +187,7 @@ def load_model(
         return ModelUnavailable(f"{root / ONNX_NAME}: corrupt ONNX: {err}")
     try:
         jobs = _job_models(card) if with_jobs else None
+        share = _load_share(card)
     except ValueError as err:  # the card's fault, not the graph's
         return ModelUnavailable(f"{root / CARD_NAME}: corrupt card: {err}")
     model = LoadedModel(
@@ -196,6 +199,7 @@ def load_model(
         active=active,
         profile=profile,
         latency_bound_s=latency_bound_s,
+        load_share=share,
     )
     try:  # a first call: signature, finiteness (not timed: the first run warms up)
         model.latency_bound_s = math.inf
@@ -251,6 +255,14 @@ def _job_models(card: Mapping[str, Any]) -> dict[str, int]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError("job_models: a list of job ids expected")
     return {name: k for k, name in enumerate(names)}
+
+
+def _load_share(card: Mapping[str, Any]) -> float:
+    """The card's ``load_share`` (cards written before it: 1, the load counted whole)."""
+    share = card.get("load_share", 1.0)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+        raise ValueError("load_share: a share between 0 and 1 expected")
+    return float(share)
 
 
 def _session(blob: bytes) -> tuple[Any, bool]:

@@ -40,6 +40,7 @@ from smartcron.smart.smartspec import SmartSpec
 MAX_COMMITMENTS = 4096  # then those that ended are dropped
 # Per minute, the share of load5 and load15 kept (Linux's EXP_5 and EXP_15 over 60 s).
 KEEP = np.asarray([0.0, math.exp(-1.0 / 5.0), math.exp(-1.0 / 15.0)])
+FIRST_MINUTE = 1.0 - KEEP  # per core, a run's load1, load5, load15 in its first minute
 NEGLIGIBLE = 0.005  # cores of planned load a state is not rebuilt for
 TAIL = timedelta(minutes=90)  # after its end a run's load15 is below 0.2 % of its cores
 
@@ -67,7 +68,7 @@ class Costs:
 def cores_of(stats: Any, default: float) -> float:
     """The cores a job's run uses: its mean CPU seconds over its mean runtime (`default`
     while either is unknown)."""
-    return _cores(getattr(stats, "mean_cpu_s", None), stats.mean_runtime_s, default)
+    return run_cores(getattr(stats, "mean_cpu_s", None), stats.mean_runtime_s, default)
 
 
 def expected_costs(
@@ -129,14 +130,16 @@ class Commitments:
             self._items = {k: c for k, c in self._items.items() if c.end + TAIL > now}
 
     def loads(
-        self, now: datetime, slots: Sequence[datetime], but: Hashable
+        self, now: datetime, slots: Sequence[datetime], but: Hashable, share: float = 1.0
     ) -> tuple[np.ndarray, np.ndarray]:
         """(load1, load5, load15) the other runs add at each slot beyond what was measured
         at `now` (a row per slot), and the cores of those starting in the slot's minute
-        (features' starting_cores; their load is not in the first). The load: theirs
-        at the slot, less that of the runs started before `now` at `now` (the snapshot
-        has it). One numpy pass over the runs that start by the last slot (a later one
-        adds nothing at any slot: a daemon's deferred firings are planned hours ahead)."""
+        (features' starting_cores). The load: theirs at the slot, those starting in its
+        minute included (the world judges a start by the load of the runs started before
+        it, StartLog), less that of the runs started before `now` at `now` (the snapshot
+        has it), times `share`: how much of a run's cores the machine's load shows
+        (loadshare). One numpy pass over the runs that start by the last slot (a later
+        one adds nothing at any slot: a daemon's deferred firings are planned hours ahead)."""
         until = max(slots)
         others = [c for k, c in self._items.items() if k != but and c.start <= until]
         if not others:
@@ -150,8 +153,7 @@ class Commitments:
         measured = level[-1][start < 0].sum(axis=0)  # the last row: now
         lead = at[:-1, None] - start
         first = (start >= 0) & (lead >= 0) & (lead < 1.0)  # (slots, runs): its first minute
-        level[:-1][first] = 0.0
-        return level[:-1].sum(axis=1) - measured, (first * cores).sum(axis=1)
+        return share * (level[:-1].sum(axis=1) - measured), (first * cores).sum(axis=1)
 
     def running(self, now: datetime, but: Hashable) -> float:
         """Cores of the other runs started before `now` and going on: measured already."""
@@ -179,16 +181,18 @@ class StartLog:
     """Runs' starts, for what a decision's snapshot could not see (training's rows).
 
     The advisor decides the firings of one wake-up in turn on one snapshot, and gives a
-    slot the cores of the runs it plans to start in that minute (`Commitments.loads`:
-    features' starting_cores). A training row must see the same: the runs started after
-    its decision's snapshot and before its own start (the same wake-up, earlier).
-    Without it, a job that always starts beside a heavy one learns that its nominal
-    minute fails, not why (issue 13, ninth round).
+    slot the cores of the runs it plans to start in that minute and their load, times
+    the load share (`Commitments.loads`: features' starting_cores). A training row must
+    see the same: the runs started after its decision's snapshot and before its own
+    start (the same wake-up, earlier), as cores and, by the share, as load. Without
+    it, a job that always starts beside a heavy one learns that its nominal minute
+    fails, not why (issue 13, ninth round); without the load, a model that learnt the
+    load a job fails at cannot see two jobs planned into one minute (25th round).
     """
 
     def __init__(self, starts: Iterable[tuple[datetime, int, float | None, float | None]]):
         """`starts`: (started, run id, CPU seconds, runtime seconds) of each run."""
-        self._starts = sorted((at, i, _cores(cpu, rt)) for at, i, cpu, rt in starts)
+        self._starts = sorted((at, i, run_cores(cpu, rt)) for at, i, cpu, rt in starts)
 
     def starting(self, at: datetime, started: datetime, run_id: int) -> float:
         """The cores of the runs started in [at, started) and of those started at
@@ -198,7 +202,7 @@ class StartLog:
         return float(sum(c for _, i, c in self._starts[lo:hi] if i != run_id))
 
 
-def _cores(cpu_s: float | None, runtime_s: float | None, unknown: float = 0.0) -> float:
+def run_cores(cpu_s: float | None, runtime_s: float | None, unknown: float = 0.0) -> float:
     """CPU seconds over runtime seconds; `unknown` when either is missing (or NaN)."""
     if cpu_s is None or not runtime_s or not math.isfinite(float(cpu_s) / float(runtime_s)):
         return unknown

@@ -44,8 +44,9 @@ from smartcron.ai.features import (
     state_profile,
 )
 from smartcron.ai.jobstats import JobRecord
+from smartcron.ai.loadshare import load_share
 from smartcron.ai.model import ACTIVE_IDLE_BELOW, CARD_NAME, ONNX_NAME, PKL_NAME
-from smartcron.ai.plan import StartLog
+from smartcron.ai.plan import FIRST_MINUTE, StartLog, run_cores, with_load
 from smartcron.errors import SmartcronError
 from smartcron.smart.monitor import Snapshot
 from smartcron.store.history import from_db_time, presence_samples
@@ -78,6 +79,7 @@ class Dataset:
     dropped: int  # finished runs without a decision snapshot
     active: list[float]  # P(user active) by hour of week
     profile: Profile  # the machine's rhythm, for forecasting later slots
+    load_share: float = 1.0  # how much of a run's cores the load shows (loadshare)
 
     def part(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, ok, runtime_s) of a slice of the rows."""
@@ -228,16 +230,18 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     past = _past(runs, tz)
     gated = runs[runs["trigger"].isin(["smart", "retry"])]  # the starts the advisor plans
     log = StartLog(gated[["started_t", "id", "cpu_s", "runtime_s"]].itertuples(index=False))
+    seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
+    share = load_share(_spans(runs), ((s.at.timestamp(), s.load1) for s in seen))
     vectors, ats = [], []
     for row in rows.itertuples():
         at = _instant(row.at)
         nominal = _time(row.scheduled) or _time(row.nominal) or at
         snap = Snapshot.from_dict(json.loads(row.snapshot))
         starting = log.starting(at, _instant(row.started), int(row.id))
+        snap = with_load(snap, share * starting * FIRST_MINUTE)  # as Commitments.loads
         stats = past[str(row.job_id)].stats(at)
         vectors.append(features(snap, stats, nominal, at, tz=tz, starting=starting))
         ats.append(at)
-    seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
     idle = zip(decisions["at"].map(from_db_time), (s.idle_seconds for s in seen), strict=True)
     profile = state_profile(seen, tz, ACTIVE_IDLE_BELOW, presence=presence)
     return Dataset(
@@ -251,7 +255,16 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
         # with an activity forecast, the profile's table is the presence samples'
         active=profile.active if profile.activity else active_table(idle, tz, ACTIVE_IDLE_BELOW),
         profile=profile,
+        load_share=share,
     )
+
+
+def _spans(runs: Any) -> list[tuple[float, float, float]]:
+    """(start, end, cores) of each finished run, in epoch seconds (loadshare)."""
+    ends = (_instant(text).timestamp() for text in runs["ended"])
+    cores = (run_cores(c, r) for c, r in zip(runs["cpu_s"], runs["runtime_s"], strict=True))
+    starts = (t.timestamp() for t in runs["started_t"])
+    return list(zip(starts, ends, cores, strict=True))
 
 
 # ------------------------------------------------------------------ fitting

@@ -131,6 +131,9 @@ def _show_card(card: dict[str, Any], where: str) -> None:
         need = f"each needs {JOB_MIN_ROWS} runs, {JOB_MIN_EACH} of each outcome"
         names = ", ".join(map(str, own)) if own else f"none ({need})"
         click.echo(f"  jobs with a forest of their own: {names}; the others share one")
+    share = card.get("load_share")
+    if isinstance(share, int | float):  # cards before it count the other runs' load whole
+        click.echo(f"  load share: {share:.2f} of a run's cores shows in this machine's load")
     click.echo(f"  holdout (the last {t['holdout_rows']} runs, unseen while fitting):")
     for line in metric_lines(m):
         click.echo(f"    {line}")

@@ -118,6 +118,7 @@ class SklearnModel:
 
     def __init__(self, model: Any, models: Any) -> None:
         self.tz, self.profile, self.active = model.tz, model.profile, model.active
+        self.load_share = model.load_share
         self.models = models
 
     def predict(self, rows: Any, job: str | None = None) -> tuple[Any, Any]:
