@@ -130,3 +130,31 @@ def test_the_load_share_is_learnt_from_the_history_and_the_rows_keep_the_worlds_
                 timeline.occupy(minute, runtime, loaded.law_for(job).cpu)
     for job, at, row in zip(data.jobs, data.at, data.X, strict=True):
         assert row[load1] == pytest.approx(judged[job, at], rel=1e-5), (job, at)
+
+
+def test_in_a_fleets_history_a_row_sees_only_its_own_hosts_starts(tmp_path: Path) -> None:
+    """A fleet's copy keys job ids by host (web-1/heavy): light on another host gets no
+    cores and no load from heavy starting in the same minute on web-1."""
+    (tmp_path / "crontab").write_text(CRONTAB)
+    (tmp_path / "world.yaml").write_text(WORLD)
+    trace = read_trace(FIXTURES / "traces" / "laptop-8w.csv.gz")
+    scenario = simulator.load_scenario(tmp_path / "crontab", zone=UTC)
+    db = tmp_path / "h.db"
+    world = read_world(tmp_path / "world.yaml")
+    simulator.simulate(
+        scenario, trace, world, "rules", end=trace.start + timedelta(days=2), history=str(db)
+    )
+    one = train.load_dataset(db)
+    with sqlite3.connect(db) as conn:
+        for table in ("runs", "decisions"):
+            conn.execute(f"UPDATE {table} SET job_id = 'web-1/' || job_id WHERE job_id = 'heavy'")
+            conn.execute(f"UPDATE {table} SET job_id = 'db-1/' || job_id WHERE job_id = 'light'")
+    fleet = train.load_dataset(db)
+    load1, starting = FEATURES.index("load1"), FEATURES.index("starting_cores")
+    assert sorted(set(fleet.jobs)) == ["db-1/light", "web-1/heavy"]
+    for job, row, alone in zip(fleet.jobs, fleet.X, one.X, strict=True):
+        if job == "db-1/light":  # on one machine: heavy's 4 cores beside it
+            assert (alone[starting], row[starting]) == (4.0, 0.0)
+            assert row[load1] == pytest.approx(alone[load1] - 4.0, abs=1e-5)
+        else:
+            assert row.tolist() == alone.tolist()

@@ -28,20 +28,43 @@ PRIOR_WEIGHT = 1.0  # squared cores of pseudo-evidence for PRIOR_SHARE
 
 
 def load_share(
-    runs: Iterable[tuple[float, float, float]], samples: Iterable[tuple[float, float]]
+    runs: Iterable[tuple[str, float, float, float]], samples: Iterable[tuple[str, float, float]]
 ) -> float:
-    """The share of a run's cores that shows in load1, to 4 decimals: `runs` are (start,
-    end, cores), `samples` (instant, load1) from the decisions' snapshots, all in epoch
-    seconds (one sample per instant: the last). A run counts at an instant strictly
-    inside it: a snapshot taken as a run starts does not show it yet (its wake-up's
-    own), nor one taken as it ends."""
-    seen = dict(samples)
-    t = np.asarray(sorted(seen), np.float64)
-    y = np.asarray([seen[x] for x in sorted(seen)], np.float64)
-    table = np.asarray(list(runs), np.float64).reshape(-1, 3)
-    if len(t) < 2 or not len(table):
-        return PRIOR_SHARE
-    start, end, cores = table.T
+    """The share of a run's cores that shows in load1, to 4 decimals: `runs` are (host,
+    start, end, cores), `samples` (host, instant, load1) from the decisions' snapshots,
+    instants in epoch seconds (one sample per host and instant: the last). Snapshots are
+    paired, and runs counted, within a host only (a fleet's history: `host_of`). A run
+    counts at an instant strictly inside it: a snapshot taken as a run starts does not
+    show it yet (its wake-up's own), nor one taken as it ends."""
+    spans: dict[str, list[tuple[float, float, float]]] = {}
+    for host, start, end, cores in runs:
+        spans.setdefault(host, []).append((start, end, cores))
+    seen: dict[str, dict[float, float]] = {}
+    for host, at, load in samples:
+        seen.setdefault(host, {})[at] = load
+    moved = weight = 0.0
+    for host, loads in seen.items():
+        dy, dg = _pairs(spans.get(host, []), loads)
+        moved, weight = moved + float(dy @ dg), weight + float(dg @ dg)
+    share = (moved + PRIOR_WEIGHT * PRIOR_SHARE) / (weight + PRIOR_WEIGHT)
+    return round(min(1.0, max(0.0, share)), 4)
+
+
+def host_of(job_id: str) -> str:
+    """The host of a job id: a fleet's history prefixes them (``web-1/backup``); a job id
+    of one machine has no '/' (names are letters, digits, '_', '.' and '-')."""
+    return job_id.split("/", 1)[0] if "/" in job_id else ""
+
+
+def _pairs(
+    spans: list[tuple[float, float, float]], loads: dict[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The changes in load1 and in the cores going between snapshots at most GAP_S apart."""
+    t = np.asarray(sorted(loads), np.float64)
+    y = np.asarray([loads[x] for x in sorted(loads)], np.float64)
+    if len(t) < 2 or not spans:
+        return np.zeros(0), np.zeros(0)
+    start, end, cores = np.asarray(spans, np.float64).T
     by_start, by_end = np.argsort(start), np.argsort(end)
     began = np.concatenate([[0.0], np.cumsum(cores[by_start])])
     ended = np.concatenate([[0.0], np.cumsum(cores[by_end])])
@@ -50,6 +73,4 @@ def load_share(
         - ended[np.searchsorted(end[by_end], t, "right")]
     )
     near = np.diff(t) <= GAP_S
-    dy, dg = np.diff(y)[near], np.diff(going)[near]
-    share = (float(dy @ dg) + PRIOR_WEIGHT * PRIOR_SHARE) / (float(dg @ dg) + PRIOR_WEIGHT)
-    return round(min(1.0, max(0.0, share)), 4)
+    return np.diff(y)[near], np.diff(going)[near]

@@ -44,7 +44,7 @@ from smartcron.ai.features import (
     state_profile,
 )
 from smartcron.ai.jobstats import JobRecord
-from smartcron.ai.loadshare import load_share
+from smartcron.ai.loadshare import host_of, load_share
 from smartcron.ai.model import ACTIVE_IDLE_BELOW, CARD_NAME, ONNX_NAME, PKL_NAME
 from smartcron.ai.plan import FIRST_MINUTE, StartLog, run_cores, with_load
 from smartcron.errors import SmartcronError
@@ -228,16 +228,18 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     dropped = int(rows["snapshot"].isna().sum())
     rows = rows.dropna(subset=["snapshot"]).sort_values(["at_t", "id"], kind="stable")
     past = _past(runs, tz)
-    gated = runs[runs["trigger"].isin(["smart", "retry"])]  # the starts the advisor plans
-    log = StartLog(gated[["started_t", "id", "cpu_s", "runtime_s"]].itertuples(index=False))
+    logs = _start_logs(runs)
     seen = [Snapshot.from_dict(json.loads(text)) for text in decisions["snapshot"]]
-    share = load_share(_spans(runs), ((s.at.timestamp(), s.load1) for s in seen))
+    hosts = [host_of(str(j)) for j in decisions["job_id"]]
+    samples = ((h, s.at.timestamp(), s.load1) for h, s in zip(hosts, seen, strict=True))
+    share = load_share(_spans(runs), samples)
     vectors, ats = [], []
     for row in rows.itertuples():
         at = _instant(row.at)
         nominal = _time(row.scheduled) or _time(row.nominal) or at
         snap = Snapshot.from_dict(json.loads(row.snapshot))
-        starting = log.starting(at, _instant(row.started), int(row.id))
+        log = logs.get(host_of(str(row.job_id)))
+        starting = log.starting(at, _instant(row.started), int(row.id)) if log else 0.0
         snap = with_load(snap, share * starting * FIRST_MINUTE)  # as Commitments.loads
         stats = past[str(row.job_id)].stats(at)
         vectors.append(features(snap, stats, nominal, at, tz=tz, starting=starting))
@@ -259,12 +261,22 @@ def load_dataset(db: str | os.PathLike[str], *, tz: Any = UTC) -> Dataset:
     )
 
 
-def _spans(runs: Any) -> list[tuple[float, float, float]]:
-    """(start, end, cores) of each finished run, in epoch seconds (loadshare)."""
+def _spans(runs: Any) -> list[tuple[str, float, float, float]]:
+    """(host, start, end, cores) of each finished run, in epoch seconds (loadshare)."""
+    hosts = (host_of(str(j)) for j in runs["job_id"])
     ends = (_instant(text).timestamp() for text in runs["ended"])
     cores = (run_cores(c, r) for c, r in zip(runs["cpu_s"], runs["runtime_s"], strict=True))
     starts = (t.timestamp() for t in runs["started_t"])
-    return list(zip(starts, ends, cores, strict=True))
+    return list(zip(hosts, starts, ends, cores, strict=True))
+
+
+def _start_logs(runs: Any) -> dict[str, StartLog]:
+    """A StartLog per host of the runs the advisor plans (trigger smart or retry): a
+    fleet's hosts do not load each other."""
+    gated = runs[runs["trigger"].isin(["smart", "retry"])]
+    by_host = gated.groupby(gated["job_id"].astype(str).map(host_of), sort=False)
+    columns = ["started_t", "id", "cpu_s", "runtime_s"]
+    return {str(h): StartLog(part[columns].itertuples(index=False)) for h, part in by_host}
 
 
 # ------------------------------------------------------------------ fitting
