@@ -94,7 +94,7 @@ def model_card(
         "metrics": metrics,
         "active": {"idle_below_s": ACTIVE_IDLE_BELOW, "by_hour_of_week": data.active},
         "profile": data.profile.to_dict(),
-        "load_share": round(data.load_share, 4),
+        "load_share": data.load_share,  # to 4 decimals already (loadshare)
         "sha256": {ONNX_NAME: sha256_of(dir / ONNX_NAME), PKL_NAME: sha256_of(dir / PKL_NAME)},
         "created": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
     }
