@@ -92,3 +92,13 @@ def test_the_firing_store_creates_once_and_moves_only_from_the_expected_state():
     assert [d.at for d in store.decisions(first.firing.id)] == [utc("01:01")]  # type: ignore[arg-type]
     (stored,) = store.open_firings()
     assert (stored.firing.state, stored.firing.attempt) == ("running", 1)
+
+
+def test_a_minutes_smart_jobs_start_in_crontab_order(tmp_path):
+    """As cron starts a minute's jobs: in file order, not by job id or name."""
+    crontab = "".join(
+        f"#@smart name={name}\n0 2 * * * {name}\n" for name in ("zeta", "alpha", "mid")
+    )
+    h = make(tmp_path, crontab)
+    h.run_until(utc("01:05"))
+    assert h.starts == [("zeta", "01:00Z"), ("alpha", "01:00Z"), ("mid", "01:00Z")]

@@ -297,6 +297,18 @@ def test_admission_starts_higher_priority_then_earlier_nominal_up_to_the_cap():
     assert (full.start, len(full.wait)) == ([], 1)
 
 
+def test_admission_keeps_ties_in_the_order_given():
+    """Same priority and nominal: the order given (the machine's: crontab order), not
+    the job ids' (cron starts a minute's jobs in file order)."""
+    items = [ready("zeta"), ready("alpha"), ready("mid")]
+    got = admit(items, running={}, running_total=0, max_concurrent=2)
+    assert [f.job_id for f, _ in got.start] == ["zeta", "alpha"]
+    assert [f.job_id for f, _ in got.wait] == ["mid"]
+    owners = {"zeta": "bob", "alpha": "alice", "mid": "alice"}
+    fair = admit(items, running={}, running_total=0, max_concurrent=3, owners=owners)
+    assert [f.job_id for f, _ in fair.start] == ["zeta", "alpha", "mid"]
+
+
 @pytest.mark.parametrize(
     ("overlap", "started", "waiting", "skipped"),
     [("allow", 2, 0, 0), ("skip", 0, 0, 2), ("queue", 0, 2, 0)],

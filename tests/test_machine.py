@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from smartcron.smart import gate
 from smartcron.smart.machine import Machine, Wakeup
 from smartcron.smart.smartspec import SmartSpec
 from smartcron.testing import sample_snapshot
@@ -128,3 +129,27 @@ def test_the_gates_shortcut_answers_as_its_pipeline():
                                           failures=fails)  # fmt: skip
                         piped = next(v for step in gate.PIPELINE if (v := step(case)))
                         assert gate.evaluate(f, spec, snap, now, advisor=adv) == piped
+
+
+def test_a_minutes_firings_are_evaluated_and_started_in_crontab_order():
+    """Cron starts a minute's jobs in file order (Debian cron's job queue): so does the
+    machine, whatever the ids; the decide step sees them in that order too (the plan
+    counts the starts decided before)."""
+    spec = SmartSpec(window=timedelta(hours=1))
+    jobs = [Job(name, spec) for name in ("zeta", "alpha", "mid")]  # crontab order
+    seen: list[str] = []
+
+    def decide(firing, spec, snap, now, **_):
+        seen.append(firing.job_id)
+        return gate.evaluate(firing, spec, snap, now)
+
+    machine = Machine(UTC, decide=decide)
+    for job in reversed(jobs):
+        opened(machine, job)
+    effects = wake(machine, T0, *jobs, cap=8)
+    assert [(e.kind, e.firing.job_id) for e in effects] == [
+        ("start", "zeta"),
+        ("start", "alpha"),
+        ("start", "mid"),
+    ]
+    assert seen == ["zeta", "alpha", "mid"]

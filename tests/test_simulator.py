@@ -316,3 +316,34 @@ def test_minutes_repeating_a_capacity_wait_are_counted_not_replayed(tmp_path, mo
     assert fast[3] < slow[3] == slow[2]
     kinds = [kind for _, kind, _, _ in fast[1]]
     assert "wait" in kinds and "defer" in kinds and fast[0]["runs"] == 4
+
+
+SAME_MINUTE_CRONTAB = """\
+#@smart name=zeta window=30m
+*/30 * * * * zeta.sh
+#@smart name=alpha window=30m max_load=9
+0 * * * * alpha.sh
+"""
+SAME_MINUTE_WORLD = """\
+machine: {cores: 4, job_load: true}
+jobs:
+  zeta: {runtime: 10m, cpu: 3}
+  alpha: {runtime: 1m, cpu: 0.1, fail: [{when: {load1: ">2"}, p: 1}]}
+"""
+
+
+@pytest.mark.parametrize("policy", ["cron", "rules"])
+def test_a_minutes_starts_are_in_crontab_order_gated_or_not(tmp_path, policy):
+    """The world judges a start with the runs begun before it in the same minute, so the
+    order matters: every policy starts a minute's firings as cron does, in file order
+    (here zeta's 3 cores are then under alpha's start: alpha fails under cron and rules),
+    also when their ticks were queued in another order (01:00: alpha's before zeta's)."""
+    sc, tl, w = scenario(tmp_path, SAME_MINUTE_CRONTAB, SAME_MINUTE_WORLD, minutes=90)
+    ran: list[tuple[str, datetime]] = []
+    out = simulate(
+        sc, tl, w, policy, end=T0 + timedelta(minutes=61),
+        on_run=lambda job, o: ran.append((job, o.started)),
+    ).metrics()  # fmt: skip
+    for at in (T0, T0 + timedelta(hours=1)):
+        assert [job for job, started in ran if started == at] == ["zeta", "alpha"]
+    assert out["jobs"]["alpha"]["failures"] == 2

@@ -57,6 +57,7 @@ class _Job:
     cpu: float
     stats: JobMetrics
     fires: Iterator[datetime]
+    rank: int  # its place in the crontab: a minute's ticks go in file order, as the daemon's
 
 
 @dataclass(slots=True, eq=False)
@@ -127,10 +128,10 @@ class Simulation:
         if self.world.job_load:  # a Timeline shared by several simulations: start clean
             self.timeline.clear_overlay()
         t0 = self.timeline.instant(self.start) - timedelta(seconds=1)
-        for sim in self.jobs:
+        for rank, sim in enumerate(self.jobs):
             gated = sim.smart is not None and self.policy is not SimPolicy.CRON
-            cpu = self.world.law_for(sim.id).cpu
-            job = _Job(sim, gated, cpu, JobMetrics(), next_fires(sim.timespec, t0, sim.zone))
+            fires = next_fires(sim.timespec, t0, sim.zone)
+            job = _Job(sim, gated, self.world.law_for(sim.id).cpu, JobMetrics(), fires, rank)
             self.stats[sim.id] = job.stats
             self._by_id[sim.id] = job
             self._next_nominal(job)
@@ -230,7 +231,7 @@ class Simulation:
         for instant in job.fires:
             minute = self.timeline.index(instant)
             if minute < self.end:
-                self._push(minute, _NOMINAL, job)
+                heapq.heappush(self._heap, (minute, _NOMINAL, job.rank, job))  # crontab order
             return
 
     def _nominal(self, job: _Job, minute: int) -> None:
@@ -385,10 +386,9 @@ class Simulation:
             done = RunOutcome(ended=ends, ok=not failed, runtime_s=runtime, started=began,
                               nominal=firing.nominal, cpu_s=cpu_s)  # fmt: skip
             self.on_run(sim.id, done)
+        what = f"exit {int(failed)} in {runtime:.0f} s"
         if timed_out:
             what = f"timed out after {runtime:.0f} s"
-        else:
-            what = f"exit {int(failed)} in {runtime:.0f} s"
         if self.recorder is not None:
             trigger = "cron" if start is None else start.trigger
             self.recorder.run(sim, firing, began, ends, cpu_s=job.cpu * runtime,

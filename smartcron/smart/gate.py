@@ -250,9 +250,11 @@ class Admission:
         return self.why.get((firing.job_id, firing.nominal))
 
 
-def _order(item: tuple[Firing, SmartSpec]) -> tuple[int, datetime, str]:
-    """Priority order: higher priority first, then earlier nominal (then job id)."""
-    return (-item[1].priority, item[0].nominal, item[0].job_id)
+def _order(item: tuple[Firing, SmartSpec]) -> tuple[int, datetime]:
+    """Priority order: higher priority first, then earlier nominal; a stable sort keeps
+    ties as given (the machine's order: crontab order, as the daemon starts a minute's
+    plain lines)."""
+    return (-item[1].priority, item[0].nominal)
 
 
 def _overlap(out: Admission, firing: Firing, spec: SmartSpec, counts: Mapping[str, int]) -> bool:
@@ -328,6 +330,7 @@ def admit(
         return owners.get(job_id, "") if owners is not None else ""
 
     held, late, queues = _partition(ready, running, owner_of, now)
+    rank = {(f.job_id, f.nominal): i for i, (f, _) in enumerate(sorted(ready, key=_order))}
     for firing, spec in late:
         if _overlap(out, firing, spec, counts):
             continue
@@ -348,7 +351,7 @@ def admit(
             while items and _overlap(out, *items[0], counts):
                 items.pop(0)
             if items:
-                heads.append((held[who], _order(items[0]), who))
+                heads.append((held[who], rank[items[0][0].job_id, items[0][0].nominal], who))
         if not heads:
             break
         who = min(heads)[2]

@@ -215,7 +215,11 @@ class Machine:
             return []
         out: list[Effect] = []
         ready: dict[Key, tuple[Slot, Any, Verdict, Snapshot]] = {}
-        for slot in sorted(due, key=lambda s: (s.firing.nominal, s.firing.job_id)):
+        # Earlier nominal first, then crontab order (`wake.jobs`' order), as the daemon
+        # starts a minute's plain lines: a plan counts the starts decided before it, and
+        # gate.admit keeps this order among equal priorities.
+        place = {job_id: i for i, job_id in enumerate(wake.jobs)}
+        for slot in sorted(due, key=lambda s: (s.firing.nominal, place.get(s.firing.job_id, -1))):
             firing = slot.firing
             job = wake.jobs.get(firing.job_id)
             # A forward clock step over the deadline is not downtime: on_deadline applies.
