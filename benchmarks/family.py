@@ -12,7 +12,8 @@ scenario that fails (generation, training, a day count beyond the trace) is repo
 with its error and the others go on. Per training length: a table per scenario, then
 the mean, minimum and spread (stdev) of the gap closed across scenarios.
 
-Develop on seeds 1-20; 101-120 are the report seeds (docs/ai.md): run them once, at the end.
+Develop on seeds 1-60 (and the seeds already reported); report on seeds never generated
+before, once, at the end (docs/ai.md lists the seeds seen).
 """
 
 from __future__ import annotations

@@ -244,7 +244,7 @@ def trace_gen_cmd(
 ) -> None:  # fmt: skip
     """Write a synthetic minute-level trace (deterministic for a seed), or with --family N
     the scenario family's members for seeds S..S+N-1: each a crontab, a world and a trace
-    in DIR/seed-S/, one line per member on stdout (seeds 101-120 are the report seeds).
+    in DIR/seed-S/, one line per member on stdout (docs/ai.md: which seeds report).
     A progress bar goes to stderr when it is a terminal.
 
     \b
