@@ -320,7 +320,8 @@ def admit(
       share has a firing waiting, and a slot no one below it can use goes round again
       (never idle while a firing waits). Runs going are never stopped: an owner may
       hold more than its share from before others came; it gets no slot until they do.
-    - Within an owner: priority (higher first), then earlier nominal.
+    - Within an owner: priority (higher first), then earlier nominal, then as given (the
+      machine gives a wake-up's firings in crontab order).
     """
     out = Admission(start=[], wait=[], skip=[])
     counts = dict(running)
