@@ -95,7 +95,7 @@ def test_the_firing_store_creates_once_and_moves_only_from_the_expected_state():
 
 
 def test_a_minutes_smart_jobs_start_in_crontab_order(tmp_path):
-    """As cron starts a minute's jobs: in file order, not by job id or name."""
+    """As the daemon starts a minute's plain lines: in file order, not by job id or name."""
     crontab = "".join(
         f"#@smart name={name}\n0 2 * * * {name}\n" for name in ("zeta", "alpha", "mid")
     )

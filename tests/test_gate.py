@@ -299,7 +299,7 @@ def test_admission_starts_higher_priority_then_earlier_nominal_up_to_the_cap():
 
 def test_admission_keeps_ties_in_the_order_given():
     """Same priority and nominal: the order given (the machine's: crontab order), not
-    the job ids' (cron starts a minute's jobs in file order)."""
+    the job ids'."""
     items = [ready("zeta"), ready("alpha"), ready("mid")]
     got = admit(items, running={}, running_total=0, max_concurrent=2)
     assert [f.job_id for f, _ in got.start] == ["zeta", "alpha"]

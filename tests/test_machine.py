@@ -132,9 +132,9 @@ def test_the_gates_shortcut_answers_as_its_pipeline():
 
 
 def test_a_minutes_firings_are_evaluated_and_started_in_crontab_order():
-    """Cron starts a minute's jobs in file order (Debian cron's job queue): so does the
-    machine, whatever the ids; the decide step sees them in that order too (the plan
-    counts the starts decided before)."""
+    """The daemon starts a minute's plain lines in file order: the machine starts a
+    minute's firings so, whatever the ids; the decide step sees them in that order too
+    (the plan counts the starts decided before)."""
     spec = SmartSpec(window=timedelta(hours=1))
     jobs = [Job(name, spec) for name in ("zeta", "alpha", "mid")]  # crontab order
     seen: list[str] = []

@@ -335,9 +335,10 @@ jobs:
 @pytest.mark.parametrize("policy", ["cron", "rules"])
 def test_a_minutes_starts_are_in_crontab_order_gated_or_not(tmp_path, policy):
     """The world judges a start with the runs begun before it in the same minute, so the
-    order matters: every policy starts a minute's firings as cron does, in file order
-    (here zeta's 3 cores are then under alpha's start: alpha fails under cron and rules),
-    also when their ticks were queued in another order (01:00: alpha's before zeta's)."""
+    order matters: every policy starts a minute's firings as the cron policy does, in
+    file order (here zeta's 3 cores are then under alpha's start: alpha fails under cron
+    and rules), also when their ticks were queued in another order (01:00: alpha's
+    first)."""
     sc, tl, w = scenario(tmp_path, SAME_MINUTE_CRONTAB, SAME_MINUTE_WORLD, minutes=90)
     ran: list[tuple[str, datetime]] = []
     out = simulate(
