@@ -270,7 +270,7 @@ def _overlap(out: Admission, firing: Firing, spec: SmartSpec, counts: Mapping[st
 
 
 def _partition(
-    ready: Sequence[tuple[Firing, SmartSpec]],
+    ranked: Sequence[tuple[Firing, SmartSpec]],
     running: Mapping[str, int],
     owner_of: Callable[[str], str],
     now: datetime | None,
@@ -278,7 +278,8 @@ def _partition(
     dict[str, int], list[tuple[Firing, SmartSpec]], dict[str, list[tuple[Firing, SmartSpec]]]
 ]:
     """(runs held by owner, firings at or past their deadline, the others queued by
-    owner), each list in priority order; every owner with a firing ready is in `held`."""
+    owner), each list in the order of `ranked` (priority order); every owner with a
+    firing ready is in `held`."""
     held: dict[str, int] = {}
     for job_id, count in running.items():
         if count > 0:
@@ -286,7 +287,7 @@ def _partition(
             held[who] = held.get(who, 0) + count
     late: list[tuple[Firing, SmartSpec]] = []
     queues: dict[str, list[tuple[Firing, SmartSpec]]] = {}
-    for item in sorted(ready, key=_order):
+    for item in ranked:
         who = owner_of(item[0].job_id)
         held.setdefault(who, 0)
         if now is not None and now >= item[0].deadline:
@@ -330,8 +331,9 @@ def admit(
     def owner_of(job_id: str) -> str:
         return owners.get(job_id, "") if owners is not None else ""
 
-    held, late, queues = _partition(ready, running, owner_of, now)
-    rank = {(f.job_id, f.nominal): i for i, (f, _) in enumerate(sorted(ready, key=_order))}
+    ranked = sorted(ready, key=_order)
+    rank = {(f.job_id, f.nominal): i for i, (f, _) in enumerate(ranked)}
+    held, late, queues = _partition(ranked, running, owner_of, now)
     for firing, spec in late:
         if _overlap(out, firing, spec, counts):
             continue
