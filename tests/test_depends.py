@@ -95,6 +95,31 @@ def test_a_firing_waits_while_its_dependency_is_pending_then_running_and_starts_
     assert go.reason == "backup succeeded at 01:40; constraints hold"
 
 
+def test_a_chain_is_decided_dependency_first_whatever_the_windows_and_lines():
+    """A wake-up decides the earliest deadline first, but never a dependent before the job
+    it waits for, however the windows and the crontab order them: the records read in
+    chain order. A cycle (which smartcrontab -T reports) still gets an order."""
+    one = SmartSpec(name="one", window=3 * H, max_load=1.0)
+    two = SmartSpec(name="two", window=2 * H, after=("one",))
+    three = SmartSpec(name="three", window=H, after=("two",))
+    jobs = (Job("3", three), Job("2", two), Job("1", one))  # the crontab's order
+    machine = DependentMachine(UTC)
+    opened(machine, *jobs)
+    first = wake(machine, T0, *jobs, load=3.0)  # one defers: the others wait for it
+    assert [(e.firing.job_id, e.reason) for e in first] == [
+        ("1", "load5 3 > max_load 1"),
+        ("2", "waiting for one (due 01:00, not started yet)"),
+        ("3", "waiting for two (due 01:00, not started yet)"),
+    ]
+    assert [machine.depth(job.id) for job in jobs] == [2, 1, 0]
+    ping = Job("p", SmartSpec(name="ping", after=("pong",)))
+    pong = Job("q", SmartSpec(name="pong", after=("ping",)))
+    machine = DependentMachine(UTC)
+    opened(machine, ping, pong)
+    assert len(wake(machine, T0, ping, pong)) == 2
+    assert sorted(machine.depth(job.id) for job in (ping, pong)) == [1, 2]
+
+
 @pytest.mark.parametrize(
     ("on_deadline", "kind", "reason"),
     [

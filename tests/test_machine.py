@@ -153,3 +153,31 @@ def test_a_minutes_firings_are_evaluated_and_started_in_crontab_order():
         ("start", "mid"),
     ]
     assert seen == ["zeta", "alpha", "mid"]
+
+
+def test_a_minutes_firings_go_earliest_deadline_first_then_in_crontab_order():
+    """Among firings of one nominal the least slack is decided (and started) first: the
+    plan counts the starts decided before, so the firing with the shorter window claims
+    the room; equal deadlines keep crontab order."""
+    hour, day, ten = timedelta(hours=1), timedelta(hours=24), timedelta(minutes=10)
+    windows = {"long": day, "b": hour, "short": ten, "a": hour}  # the crontab's order
+    jobs = [Job(name, SmartSpec(window=window)) for name, window in windows.items()]
+    seen: list[str] = []
+
+    def decide(firing, spec, snap, now, **_):
+        seen.append(firing.job_id)
+        return gate.evaluate(firing, spec, snap, now)
+
+    machine = Machine(UTC, decide=decide)
+    for job in jobs:
+        opened(machine, job)
+    opened(machine, Job("earlier", SmartSpec(window=day)), minutes(-1))
+    effects = wake(machine, T0, *jobs, Job("earlier", SmartSpec(window=day)), cap=2)
+    assert seen == ["earlier", "short", "b", "a", "long"]  # an earlier nominal still first
+    assert [(e.kind, e.firing.job_id) for e in effects] == [
+        ("start", "earlier"),
+        ("start", "short"),
+        ("wait", "b"),
+        ("wait", "a"),
+        ("wait", "long"),
+    ]

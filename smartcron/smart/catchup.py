@@ -30,9 +30,10 @@ from typing import Any
 from smartcron.clock import Sleep
 from smartcron.cron.crontab import TimeSpec
 from smartcron.smart.constraints import duration_text, window_for
+from smartcron.smart.firingtimes import hhmm
 from smartcron.smart.gate import Firing
 from smartcron.smart.jitter import window_span
-from smartcron.smart.machine import Effect, Key, Machine, hhmm
+from smartcron.smart.machine import Effect, Key, Machine
 from smartcron.smart.smartspec import SmartSpec
 
 __all__ = ["LOOKBACK", "MAX_ALL", "Plan", "apply", "catchup_window", "plan", "wake_up"]

@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Any
 
 from smartcron.smart.dependgraph import resolve_name
+from smartcron.smart.firingtimes import hhmm
 from smartcron.smart.gate import Firing, Verdict
-from smartcron.smart.machine import Effect, Machine, RunOutcomeKind, SmartJob, Wakeup, hhmm
+from smartcron.smart.machine import Effect, Machine, RunOutcomeKind, SmartJob, Wakeup
 
 _KEEP = 16  # outcomes kept per job: a dependency is the latest firing due before one
 # The effects that change a firing's state (defer and wait do not), and the state each
@@ -85,6 +86,7 @@ class DependentMachine(Machine):
         self.outcomes: dict[str, dict[datetime, Outcome]] = {}
         self.jobs: Mapping[str, Any] = {}  # the last wake-up's smart jobs, by id
         self._named: dict[str, list[Any]] | None = None
+        self._depths: dict[str, int] = {}
         self._now: datetime | None = None
         inner = self.decide
         self.decide = lambda *a, **k: self._decide(inner, *a, **k)
@@ -124,7 +126,7 @@ class DependentMachine(Machine):
 
     def process(self, wake: Wakeup) -> list[Effect]:
         if wake.jobs is not self.jobs:
-            self.jobs, self._named = wake.jobs, None
+            self.jobs, self._named, self._depths = wake.jobs, None, {}
         self._now = wake.now
         effects = super().process(wake)
         self._observe(effects, wake.now)
@@ -156,13 +158,28 @@ class DependentMachine(Machine):
 
     # ------------------------------------------------------------ deciding
 
-    def statuses(self, job: Any, firing: Firing) -> list[Status]:
-        """Each after= name of `job` for its `firing`, in the order written."""
+    def named(self) -> dict[str, list[Any]]:
+        """The loaded smart jobs by name=."""
         if self._named is None:
             self._named = {}
             for other in self.jobs.values():
                 if other.smart is not None and other.smart.name:
                     self._named.setdefault(other.smart.name, []).append(other)
+        return self._named
+
+    def depth(self, job_id: str) -> int:
+        """The longest chain of after= names from `job_id`'s job: a wake-up evaluates a
+        job's firing before those of the jobs waiting for it (a cycle counts once)."""
+        if job_id not in self._depths:
+            self._depths[job_id] = 0  # while it is being computed: a cycle ends here
+            job = self.jobs.get(job_id)
+            after = () if job is None or job.smart is None else job.smart.after
+            deps = [resolve_name(name, job, self.named()) for name in after]
+            self._depths[job_id] = max((1 + self.depth(d.id) for d in deps if d), default=0)
+        return self._depths[job_id]
+
+    def statuses(self, job: Any, firing: Firing) -> list[Status]:
+        """Each after= name of `job` for its `firing`, in the order written."""
         zone = self.zone_of(job)
         return [self._status(name, job, firing.nominal, zone) for name in job.smart.after]
 
@@ -177,8 +194,7 @@ class DependentMachine(Machine):
         return best
 
     def _status(self, name: str, job: Any, nominal: datetime, zone: Any) -> Status:
-        assert self._named is not None
-        dep = resolve_name(name, job, self._named)
+        dep = resolve_name(name, job, self.named())
         if dep is None:
             return Status(name, "none", "", f"after {name}: no smart job named {name} loaded")
         seen = self._latest(dep.id, nominal)

@@ -19,6 +19,10 @@ from smartcron.smart.jitter import jitter_offset
 from smartcron.smart.smartspec import SmartSpec
 
 
+def hhmm(instant: datetime, zone: tzinfo) -> str:
+    return instant.astimezone(zone).strftime("%H:%M")
+
+
 def start_and_deadline(
     spec: SmartSpec, job_id: str, nominal: datetime, zone: tzinfo, host: str | None
 ) -> tuple[datetime, datetime]:

@@ -252,8 +252,8 @@ class Admission:
 
 def _order(item: tuple[Firing, SmartSpec]) -> tuple[int, datetime]:
     """Priority order: higher priority first, then earlier nominal; a stable sort keeps
-    ties as given (the machine's order: crontab order, as the daemon starts a minute's
-    plain lines)."""
+    ties as given (the machine's order: a job before those waiting for it, the earlier
+    deadline, then crontab order, as the daemon starts a minute's plain lines)."""
     return (-item[1].priority, item[0].nominal)
 
 
@@ -322,7 +322,8 @@ def admit(
       (never idle while a firing waits). Runs going are never stopped: an owner may
       hold more than its share from before others came; it gets no slot until they do.
     - Within an owner: priority (higher first), then earlier nominal, then as given (the
-      machine gives a wake-up's firings in crontab order).
+      machine's order: after= dependencies first, then the earlier deadline, then
+      crontab order).
     """
     out = Admission(start=[], wait=[], skip=[])
     counts = dict(running)

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 from smartcron.clock import Jump
 from smartcron.smart import gate
-from smartcron.smart.firingtimes import in_zone, restored, start_and_deadline
+from smartcron.smart.firingtimes import hhmm, in_zone, restored, start_and_deadline
 from smartcron.smart.gate import RECHECK, Advisor, Firing, Verdict, retry_at
 from smartcron.smart.monitor import Snapshot
 from smartcron.smart.smartspec import SmartSpec
@@ -112,10 +112,6 @@ class Wakeup:
     max_concurrent: int
     advisor: Advisor | None = None
     jump_over: Callable[[datetime], Jump | None] = field(default=lambda _: None)
-
-
-def hhmm(instant: datetime, zone: tzinfo) -> str:
-    return instant.astimezone(zone).strftime("%H:%M")
 
 
 class Machine:
@@ -215,11 +211,8 @@ class Machine:
             return []
         out: list[Effect] = []
         ready: dict[Key, tuple[Slot, Any, Verdict, Snapshot]] = {}
-        # Earlier nominal first, then crontab order (`wake.jobs`' order), as the daemon
-        # starts a minute's plain lines: a plan counts the starts decided before it, and
-        # gate.admit keeps this order among equal priorities.
         place = {job_id: i for i, job_id in enumerate(wake.jobs)}
-        for slot in sorted(due, key=lambda s: (s.firing.nominal, place.get(s.firing.job_id, -1))):
+        for slot in sorted(due, key=lambda s: self._rank(s.firing, place)):
             firing = slot.firing
             job = wake.jobs.get(firing.job_id)
             # A forward clock step over the deadline is not downtime: on_deadline applies.
@@ -251,6 +244,17 @@ class Machine:
         if not out and len(ready) == len(due) and all(slot.waiting for slot in due):
             self.quiet = due  # each waited already, was gated `run` and waits still
         return out
+
+    def _rank(self, firing: Firing, place: Mapping[str, int]) -> tuple[Any, ...]:
+        """Earlier nominal first; then a job before those waiting for it (`depth`), the
+        earlier deadline (least slack first claims the plan's room), and crontab order
+        (`place`, as plain lines start). gate.admit keeps it among equal priorities."""
+        job = firing.job_id
+        return firing.nominal, self.depth(job), firing.deadline, place.get(job, -1)
+
+    def depth(self, job_id: str) -> int:
+        """The longest chain of after= names from `job_id` (smart.depends): 0 here."""
+        return 0
 
     def repeat_quiet(self, until: datetime, times: int) -> None:
         """The driver knows the next `times` wake-ups (a `recheck` apart) repeat the last,
