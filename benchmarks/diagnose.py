@@ -231,7 +231,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 # The seeds one may look at as often as needed (docs/ai.md, "The procedure"): the
 # development sets and the report draws already seen, never a draw still to come.
 DEVELOPMENT = (range(1, 61), range(1701, 1721), range(1801, 1821), range(1901, 1921),
-               range(2001, 2021), range(2101, 2121), range(2201, 2221))  # fmt: skip
+               range(2001, 2021), range(2101, 2121), range(2201, 2221),
+               range(2301, 2321))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
