@@ -174,8 +174,9 @@ class DependentMachine(Machine):
             self._depths[job_id] = 0  # while it is being computed: a cycle ends here
             job = self.jobs.get(job_id)
             after = () if job is None or job.smart is None else job.smart.after
-            deps = [resolve_name(name, job, self.named()) for name in after]
-            self._depths[job_id] = max((1 + self.depth(d.id) for d in deps if d), default=0)
+            found = (resolve_name(name, job, self.named()) for name in after)
+            deps = [dep.id for dep in found if dep is not None]
+            self._depths[job_id] = max((1 + self.depth(dep) for dep in deps), default=0)
         return self._depths[job_id]
 
     def statuses(self, job: Any, firing: Firing) -> list[Status]:
