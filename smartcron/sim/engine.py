@@ -223,15 +223,15 @@ class Simulation:
 
     # ------------------------------------------------------------ events
 
-    def _push(self, minute: int, kind: int, item: object) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (minute, kind, self._seq, item))
+    def _push(self, minute: int, kind: int, item: object, tie: int | None = None) -> None:
+        self._seq += 1  # one minute's events of a kind go by `tie`, else as pushed
+        heapq.heappush(self._heap, (minute, kind, self._seq if tie is None else tie, item))
 
     def _next_nominal(self, job: _Job) -> None:
         for instant in job.fires:
             minute = self.timeline.index(instant)
             if minute < self.end:
-                heapq.heappush(self._heap, (minute, _NOMINAL, job.rank, job))  # crontab order
+                self._push(minute, _NOMINAL, job, tie=job.rank)  # crontab order
             return
 
     def _nominal(self, job: _Job, minute: int) -> None:
