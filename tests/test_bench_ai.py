@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from smartcron.ai import advisor as advisor_module
-from smartcron.cli import benchai
+from smartcron.cli import benchai, benchcosts
 from smartcron.cli.ai import bench_ai_cmd
 from smartcron.errors import SmartcronError
 from smartcron.sim.simulator import Timeline
@@ -62,8 +63,34 @@ def test_a_slow_machine_is_measured_not_refused(trained, timeline, monkeypatch):
     assert got["decision_ms"]["p99"] >= got["decision_ms"]["median"] > 0
     assert got["decision_sklearn_ms"]["p99"] >= got["decision_sklearn_ms"]["median"] > 0
     assert got["onnx_one_row_ms"]["median"] > 0
+    assert got["passes"] == benchcosts.PASSES >= 3
     card = json.loads((trained / "model.json").read_text())
     assert got["job_forests"] == len(card.get("job_models") or [])  # the model it timed
+
+
+def test_a_burst_in_one_pass_shows_in_the_raw_p99_not_in_each_decisions_median(
+    trained, timeline, monkeypatch
+):
+    """The host slowing every decision of one pass (a burst) reaches `decision_ms`'s p99
+    but not `decision_steady_ms`'s: each decision's median over the passes drops it. A
+    decision slow in every pass stays slow in both."""
+    real, calls = advisor_module.SmartAdvisor.advise, []
+
+    def advise(self, firing, *args):
+        if not isinstance(self.model, benchcosts.SklearnModel):
+            calls.append(firing.nominal)
+            if len(calls) <= 20:  # the first pass (20 decisions): a burst, 60 ms each
+                time.sleep(0.06)
+            elif firing.nominal == calls[0]:  # the first decision: slow in every pass
+                time.sleep(0.02)
+        return real(self, firing, *args)
+
+    monkeypatch.setattr(advisor_module.SmartAdvisor, "advise", advise)
+    got = costs_of(trained, timeline, n=20)
+    assert len(calls) == 20 * benchcosts.PASSES
+    assert got["decision_ms"]["p99"] >= 20 and got["decision_ms"]["median"] < 20
+    # a mean over the passes would keep a third of the burst (20 ms) in every decision
+    assert got["decision_steady_ms"]["p99"] >= 20 > got["decision_steady_ms"]["median"]
 
 
 def test_a_failing_cost_step_is_reported_not_raised(trained, timeline):
