@@ -71,9 +71,9 @@ def test_a_slow_machine_is_measured_not_refused(trained, timeline, monkeypatch):
 def test_a_burst_in_one_pass_shows_in_the_raw_p99_not_in_each_decisions_median(
     trained, timeline, monkeypatch
 ):
-    """The host slowing every decision of one pass (a burst) reaches `decision_ms`'s p99
-    but not `decision_steady_ms`'s: each decision's median over the passes drops it. A
-    decision slow in every pass stays slow in both."""
+    """The host slowing every decision of one pass (a burst) is in `decision_ms`, every
+    timing, and drops out of `decision_steady_ms`, each decision's median over the
+    passes; a decision slow in every pass stays in both p99s."""
     real, calls = advisor_module.SmartAdvisor.advise, []
 
     def advise(self, firing, *args):
