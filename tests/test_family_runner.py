@@ -26,6 +26,7 @@ def row(name: str, days: int, gap_nd: float | None, gap_it: float | None, **extr
         "smart_above_random": not_done[3] > not_done[1],
         "smart_above_rules": not_done[3] > not_done[2],
         "decision_p99_ms": extra.pop("p99", 0.5),
+        "decision_steady_p99_ms": extra.pop("steady", 0.4),
     }  # fmt: skip
 
 
@@ -39,7 +40,7 @@ def test_seeds_and_training_days_parse_ranges_and_lists():
 def test_summary_gives_mean_minimum_and_spread_and_names_flags_and_errors():
     rows = [
         row("seed-1", 28, 0.5, 0.25),
-        row("seed-2", 28, 0.75, 0.5, not_done=(10, 3, 6, 4, 2, 3), misses=1.5, p99=0.9),
+        row("seed-2", 28, 0.75, 0.5, not_done=(10, 3, 6, 4, 2, 3), misses=1.5, p99=0.9, steady=0.7),
         row("seed-3", 28, None, 0.75),  # no cron -> oracle gap on not_done
         {"name": "seed-4", "kind": "?", "train_days": 28, "error": "TrainError: thin"},
         row("seed-1", 7, 0.25, 0.0),
@@ -52,6 +53,7 @@ def test_summary_gives_mean_minimum_and_spread_and_names_flags_and_errors():
     assert (s["no_gap"], s["errors"], s["scenarios"]) == (1, ["seed-4"], 4)
     assert s["smart_above_random"] == ["seed-2"] and s["smart_above_rules"] == []
     assert (s["max_smart_misses_pct"], s["max_decision_p99_ms"]) == (1.5, 0.9)
+    assert s["max_decision_steady_p99_ms"] == 0.7
     assert summary[7]["gap_not_done"] == {"n": 1, "mean": 0.25, "min": 0.25, "stdev": 0.0}
     assert s["gap_not_done_real"] == {"n": 2, "mean": 0.625, "min": 0.5, "stdev": 0.177}
     table = family.markdown(rows, summary)
@@ -102,6 +104,7 @@ def test_a_scenario_that_fails_is_reported_and_the_others_run(tmp_path, capsys):
     assert "exceed the trace" in by_days[60]["error"]
     ran = by_days[7]
     assert "error" not in ran and ran["decision_p99_ms"] is None  # no costs asked
+    assert ran["decision_steady_p99_ms"] is None
     cron = ran["policies"]["cron"]
     assert cron["not_done"] == cron["failures"] and cron["firings"] > 0
     assert data["summary"]["60"]["errors"] == ["laptop"]
