@@ -159,8 +159,6 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
     for days, group in sorted(by_days.items()):
         ok = [r for r in group if "error" not in r]
         gaps = {k: [r["gap_closed"][k] for r in ok] for k in ("not_done", "interference_cpu_s")}
-        p99s = [r["decision_p99_ms"] for r in ok if r["decision_p99_ms"] is not None]
-        steady = [r.get("decision_steady_p99_ms") for r in ok]
         real = [r["gap_closed"]["not_done"] for r in ok if _real_gap(r)]
         gated = [r["gap_closed_gated"]["not_done"] for r in ok if _real_gap(r, "gated-oracle")]
         out[days] = {
@@ -174,10 +172,15 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "smart_above_random": [r["name"] for r in ok if r["smart_above_random"]],
             "smart_above_rules": [r["name"] for r in ok if r["smart_above_rules"]],
             "max_smart_misses_pct": max((r["smart_misses_pct"] for r in ok), default=None),
-            "max_decision_p99_ms": max(p99s, default=None),
-            "max_decision_steady_p99_ms": max((v for v in steady if v is not None), default=None),
+            "max_decision_p99_ms": _worst(ok, "decision_p99_ms"),
+            "max_decision_steady_p99_ms": _worst(ok, "decision_steady_p99_ms"),
         }
     return out
+
+
+def _worst(rows: list[dict[str, Any]], key: str) -> float | None:
+    """The largest `key` among the rows that have it (None: no costs were timed)."""
+    return max((r[key] for r in rows if r.get(key) is not None), default=None)
 
 
 def _real_gap(row: dict[str, Any], bound: str = "oracle") -> bool:
@@ -259,7 +262,7 @@ def _summary_line(s: dict[str, Any]) -> str:
         f" smart's not_done above random's: {len(s['smart_above_random'])},"
         f" above rules': {len(s['smart_above_rules'])}; worst smart misses"
         f" {s['max_smart_misses_pct']} %; worst decision p99 {s['max_decision_p99_ms']} ms"
-        f" (each decision's median over the passes: {s.get('max_decision_steady_p99_ms')} ms)."
+        f" (each decision's median over the passes: {s['max_decision_steady_p99_ms']} ms)."
     )
     real = s["gap_not_done_real"]
     text += (

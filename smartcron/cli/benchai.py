@@ -341,7 +341,7 @@ def number(key: str, value: float) -> str:
 
 def _steady(c: dict[str, Any], key: str) -> str:
     """The p99 of each decision's median over the passes (benchcosts.costs)."""
-    return f"each decision's median over {c.get('passes', 1)} passes: p99 {c[key]['p99']} ms"
+    return f"each decision's median over {c['passes']} passes: p99 {c[key]['p99']} ms"
 
 
 def _print_costs(c: dict[str, Any] | None) -> None:
