@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -64,6 +65,8 @@ def test_a_slow_machine_is_measured_not_refused(trained, timeline, monkeypatch):
     assert got["decision_sklearn_ms"]["p99"] >= got["decision_sklearn_ms"]["median"] > 0
     assert got["onnx_one_row_ms"]["median"] > 0
     assert got["passes"] == benchcosts.PASSES >= 3
+    version, prefix = got["python"].rstrip(")").split(" (")  # who timed it, and which build
+    assert version == platform.python_version() and Path(prefix, "lib").is_dir()
     card = json.loads((trained / "model.json").read_text())
     assert got["job_forests"] == len(card.get("job_models") or [])  # the model it timed
 
@@ -138,6 +141,18 @@ def test_bench_ai_prints_not_done_and_the_oracle_as_a_reference(bench, monkeypat
     assert row.split()[1:] == [str(bench["policies"][n]["not_done"]) for n in benchai.POLICIES]
     assert "a reference, not a bound" in done.output
     assert "decision costs not measured: ModelFailure: inference too slow" in lines
+
+
+def test_bench_ai_prints_the_interpreter_its_decisions_were_timed_on(bench, monkeypatch):
+    """Two builds of one Python version time a decision differently: the cost line says
+    which one timed it (the run's own, from its costs)."""
+    monkeypatch.setattr(benchai, "run_bench", lambda *a, **k: bench)
+    args = ["--crontab", LAPTOP[0], "--trace", LAPTOP[1], "--world", LAPTOP[2]]
+    done = CliRunner().invoke(bench_ai_cmd, args)
+    assert done.exit_code == 0, done.output
+    cost = next(line for line in done.output.splitlines() if line.startswith("decision ("))
+    assert cost.endswith(f"(timed on Python {bench['costs']['python']})")
+    assert platform.python_version() in cost
 
 
 def test_a_training_policy_other_than_cron_reports_cron_beside_it(tmp_path):

@@ -361,6 +361,7 @@ def _print_costs(c: dict[str, Any] | None) -> None:
         f" ({_steady(c, 'decision_sklearn_steady_ms')});"
         f" one row ONNX p99 {c['onnx_one_row_ms']['p99']} ms vs scikit-learn"
         f" predict_proba p99 {c['sklearn_predict_proba_one_row_ms']['p99']} ms"
+        f" (timed on Python {c.get('python', '?')})"
     )
     r = c["rss_mb"]
     if "error" in r:

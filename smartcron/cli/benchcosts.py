@@ -9,6 +9,7 @@ A measurement measures: the model's latency bound (a daemon safeguard) is lifted
 from __future__ import annotations
 
 import math
+import platform
 import statistics
 import subprocess
 import sys
@@ -112,8 +113,15 @@ def costs(
         "onnx_one_row_ms": _quantiles(onnx_one),
         "sklearn_predict_proba_one_row_ms": _quantiles(sk_one),
         "model_failures": advisor.failures,  # fallbacks timed instead of decisions: 0
+        "python": python(),
         "rss_mb": rss(model_dir),
     }
+
+
+def python() -> str:
+    """The interpreter the decisions were timed on: its version and installation (two
+    builds of one version can differ by a third on pure Python: docs/benchmarks.md)."""
+    return f"{platform.python_version()} ({sys.base_prefix})"
 
 
 def _planned(now: datetime, plan: list[list[float]]) -> Any:
