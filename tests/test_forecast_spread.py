@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartcron.ai.advisor import MemoryStats, SmartAdvisor
+from smartcron.ai.advisor import MemoryStats, Policy, SmartAdvisor
 from smartcron.ai.features import FEATURES, NO_STATS
 from smartcron.ai.forecasting import Forecaster, binned
 from smartcron.ai.model import LoadedModel, ModelUnavailable, load_model
@@ -140,7 +140,8 @@ def test_a_threshold_job_waits_for_the_calm_third_a_mean_forecast_hides(tmp_path
     spec = SmartSpec(window=timedelta(hours=1))
     f = gate.Firing(id=None, job_id="j", nominal=NOW, deadline=NOW + spec.window)  # type: ignore[operator]
     snap = sample_snapshot(NOW, load1=5.0)
-    plain = SmartAdvisor(_model(tmp_path, "step"), MemoryStats()).advise(f, spec, snap, NOW)
+    alone = Policy(hopeless=0.0)  # the bins' effect alone: no bar on a hopeless start
+    plain = SmartAdvisor(_model(tmp_path, "step"), MemoryStats(), alone).advise(f, spec, snap, NOW)
     assert plain.action == "run"
     bursty = SmartAdvisor(_model(tmp_path / "b", "step", bins=BURSTY), MemoryStats())
     waits = bursty.advise(f, spec, snap, NOW)

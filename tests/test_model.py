@@ -174,9 +174,10 @@ def test_slow_inference_falls_back_to_the_rules(tmp_path: Path) -> None:
 
 SPEC = SmartSpec(window=timedelta(hours=6))
 # The first design's constants (a run must end 1.5 runtimes before the deadline; a later
-# slot must win by 0.03 plus half the user-state spread): these tests check those
-# mechanisms; tests/test_plan.py checks the defaults.
-CAUTIOUS = Policy(runtime_factor=1.5, margin=0.03, uncertainty=0.5)
+# slot must win by 0.03 plus half the user-state spread), and no bar on a hopeless start
+# (the stand-in's P(success) is hour / 24: 0.04 at 01:00; tests/test_hopeless.py): these
+# tests check those mechanisms; tests/test_plan.py checks the defaults.
+CAUTIOUS = Policy(runtime_factor=1.5, margin=0.03, uncertainty=0.5, hopeless=0.0)
 
 
 def advise(model: LoadedModel, snap: object, spec: SmartSpec = SPEC) -> gate.Verdict:

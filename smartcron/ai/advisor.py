@@ -60,6 +60,12 @@ class Policy:
     # The quiet-minute plans: how far below the forecast (in the departures' standard
     # deviations) a minute must be; one plan each (docs/ai.md, the second round).
     quiet_depths: tuple[float, ...] = (1.0,)
+    # Optimal stopping when now is hopeless: a start the model gives less than this
+    # P(success) is not taken while a later slot leaves time, even if no later slot is
+    # scored better (the forecast of a later slot regresses toward the hour's level and
+    # cannot see a burst end); re-planned each minute, the firing runs at the first
+    # minute that reaches it, or at the last slot (docs/ai.md, round 29).
+    hopeless: float = 0.3
 
     def step_for(self, left: timedelta) -> timedelta:
         """The slot spacing for `left` time to the deadline: left / per_window, in whole
@@ -146,11 +152,9 @@ class SmartAdvisor:
             quiet_at = self._quiet_at(bound)
             plan = (extra, starting)
             sc = scorer.score(snap, stats, firing.nominal, slots, plan, firing.job_id, quiet_at)
-            last = (
-                self._last(slots, sc.runtime, firing.deadline, room)
-                if pol.runtime_factor
-                else bound
-            )
+            last = bound
+            if pol.runtime_factor:  # planned runtimes may end the window sooner
+                last = self._last(slots, sc.runtime, firing.deadline, room)
             if idle := getattr(spec, "idle", None):  # a later slot is held back by the user
                 sc = held_back(sc, self.model.profile, slots, last, idle.total_seconds())
             w = Window(snap, stats, firing.nominal, slots, plan, sc, last, firing.job_id)
@@ -179,6 +183,10 @@ class SmartAdvisor:
                 best, best_cost, p_best, a_best, rt_best = last, c, *_pa(wait)
                 until = slots[last]
                 when = f"{wait.when}, by {until.astimezone(self.model.tz):%H:%M}"
+        if best == 0 and last and float(sc.p[0]) < pol.hopeless:
+            best, best_cost, until = last, float(cost[last]), slots[last]
+            p_best, a_best, rt_best = float(sc.p[last]), sc.a[last], float(sc.runtime[last])
+            when = f"by {until.astimezone(self.model.tz):%H:%M} (now below {pol.hopeless:.2f})"
         outputs = _outputs(sc, len(slots)) | {"cost_now": round(float(cost[0]), 4)}
         if best == 0:
             self.commitments.commit(key, now, float(sc.runtime[0]), cores)
