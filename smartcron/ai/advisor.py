@@ -174,7 +174,7 @@ class SmartAdvisor:
             doubted = float(cost[k]) + self._doubt(sc, k, costs, cores)
             if doubted < min(bar, best_cost):
                 best, best_cost = k, doubted
-        p_best, a_best, rt_best = float(sc.p[best]), sc.a[best], float(sc.runtime[best])
+        p_best, a_best, rt_best = _slot(sc, best)
         until, when = slots[best], f"at {slots[best].astimezone(self.model.tz):%H:%M}"
         for wait in waits:  # run at the first good minute: valued at the last slot's delay
             p, rt, a = (float(v) for v in (wait.p, wait.runtime, wait.a))  # not float32
@@ -185,7 +185,7 @@ class SmartAdvisor:
                 when = f"{wait.when}, by {until.astimezone(self.model.tz):%H:%M}"
         if best == 0 and last and float(sc.p[0]) < pol.hopeless:
             best, best_cost, until = last, float(cost[last]), slots[last]
-            p_best, a_best, rt_best = float(sc.p[last]), sc.a[last], float(sc.runtime[last])
+            p_best, a_best, rt_best = _slot(sc, last)
             when = f"by {until.astimezone(self.model.tz):%H:%M} (now below {pol.hopeless:.2f})"
         outputs = _outputs(sc, len(slots)) | {"cost_now": round(float(cost[0]), 4)}
         if best == 0:
@@ -306,6 +306,11 @@ def _mean(values: np.ndarray) -> Any:
 
 def _pa(wait: Wait) -> tuple[float, float, float]:
     return wait.p, wait.a, wait.runtime
+
+
+def _slot(sc: Scores, k: int) -> tuple[float, float, float]:
+    """Slot k's P(success), P(active) and runtime, as a chosen start reports them."""
+    return float(sc.p[k]), sc.a[k], float(sc.runtime[k])
 
 
 def _room(spec: Any, pol: Policy) -> timedelta:
